@@ -1,0 +1,98 @@
+#include "host/align/align_pipeline.hpp"
+
+#include <htslib/sam.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <future>
+#include <memory>
+
+#include "host/align/backend_select.hpp"
+#include "host/align/mapper.hpp"
+#include "host/common/error.hpp"
+#include "host/common/parallel.hpp"
+#include "host/io/bam_output.hpp"
+#include "host/io/read_source.hpp"
+
+namespace omicsd {
+
+AlignStats run_align(const AlignOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const int threads = resolve_threads(o.threads);
+  const Reference ref = Reference::load(o.reference);
+  spdlog::info("reference {}: {} contigs, {} bases", o.reference, ref.contigs().size(), ref.total_length());
+  const MinimizerIndex index = MinimizerIndex::open_or_build(ref, o.index);
+
+  ReadInputSpec spec;
+  spec.path1 = o.reads1;
+  spec.path2 = o.reads2;
+  spec.interleaved = o.interleaved;
+  spec.reference = &ref;
+  auto source = open_read_source(spec);
+
+  std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads);
+
+  sam_hdr_t* header = build_bam_header(ref, o.read_group, o.command_line);
+  BamOutputOptions bo;
+  bo.path = o.output;
+  bo.cram = o.cram;
+  bo.reference_fasta = o.reference;
+  bo.sort_memory_bytes = o.sort_memory_bytes;
+  bo.tmp_dir = o.tmp_dir;
+  bo.threads = threads;
+  std::unique_ptr<SortedBamWriter> writer;
+  try {
+    writer = std::make_unique<SortedBamWriter>(bo, header);
+  } catch (...) {
+    sam_hdr_destroy(header);
+    throw;
+  }
+  sam_hdr_destroy(header);
+
+  MapperOptions mo;
+  mo.scoring = o.scoring;
+  mo.min_score = o.min_score;
+  mo.threads = threads;
+  mo.read_group_id = read_group_id(o.read_group);
+  Mapper mapper(ref, index, *backend, mo);
+
+  // The next batch is read while the current one is mapped; memory holds two batches.
+  ReadBatch current, next;
+  bool have = source->next(current, o.batch_reads);
+  if (!have) throw InputError(o.reads1 + ": no reads in input");
+  uint64_t reads = 0;
+  while (have) {
+    auto prefetch = std::async(std::launch::async, [&] { return source->next(next, o.batch_reads); });
+    try {
+      const auto& records = mapper.map_batch(current);
+      for (size_t i = 0; i < current.size(); ++i) writer->add(records[i]);
+    } catch (...) {
+      prefetch.wait();
+      throw;
+    }
+    have = prefetch.get();
+    reads += current.size();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("aligned {} reads ({:.0f} reads/s)", reads, reads / std::max(secs, 1e-9));
+    std::swap(current, next);
+  }
+  writer->finish();
+
+  AlignStats st;
+  const auto& c = mapper.counters();
+  st.reads = c.reads;
+  st.mapped = c.mapped;
+  st.paired = source->paired() ? c.reads : 0;
+  st.proper_pairs = c.proper;
+  st.insert_mean = mapper.insert_model().mean;
+  st.insert_sd = mapper.insert_model().sd;
+  st.backend = backend->name();
+  st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("{}: {} reads, {:.2f}% mapped, {:.2f}% properly paired, insert {:.0f} +- {:.0f}, {:.1f} s ({} backend)",
+               o.output, st.reads, 100.0 * st.mapped / std::max<uint64_t>(st.reads, 1),
+               100.0 * st.proper_pairs / std::max<uint64_t>(st.reads, 1), st.insert_mean, st.insert_sd, st.seconds,
+               st.backend);
+  return st;
+}
+
+}  // namespace omicsd

@@ -1,0 +1,38 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "host/align/scoring.hpp"
+#include "host/index/minimizer_index.hpp"
+
+namespace omicsd {
+
+struct AlignOptions {
+  std::string reference;        // FASTA; index <fasta>.omi built on first use
+  std::string reads1, reads2;   // FASTQ (1 or 2 files) or one BAM/CRAM
+  bool interleaved = false;
+  std::string output;           // BAM (or CRAM with `cram`), coordinate-sorted and indexed
+  bool cram = false;
+  std::string read_group;       // bwa -R style @RG line
+  std::string command_line;     // for @PG
+  int threads = 0;              // 0: all cores
+  size_t batch_reads = 200000;  // reads per batch: bounds memory
+  size_t sort_memory_bytes = size_t(768) << 20;
+  std::string tmp_dir;
+  std::string backend = "auto"; // auto | cpu | cuda
+  IndexParams index;
+  ScoringParams scoring;
+  int min_score = 30;           // alignments scoring below are reported unmapped (bwa -T)
+};
+
+struct AlignStats {
+  uint64_t reads = 0, mapped = 0, paired = 0, proper_pairs = 0, mapq_ge_30 = 0;
+  double insert_mean = 0, insert_sd = 0;
+  double seconds = 0;
+  std::string backend;
+};
+
+AlignStats run_align(const AlignOptions& options);
+
+}  // namespace omicsd

@@ -1,0 +1,392 @@
+#include "host/align/mapper.hpp"
+
+#include <htslib/sam.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "host/align/mapq.hpp"
+#include "host/align/sam_tags.hpp"
+#include "host/common/dna.hpp"
+#include "host/common/error.hpp"
+#include "host/common/parallel.hpp"
+
+namespace omicsd {
+namespace {
+
+// Alignments scoring at most this are no evidence of another placement (bwa: min seed length).
+constexpr int32_t kSubScoreFloor = 20;
+constexpr size_t kMaxPlacements = 8;
+constexpr int64_t kMaxInsertForModel = 10000;
+
+// Where a backend task came from, to turn its result into a Placement.
+struct TaskOrigin {
+  uint32_t read;
+  int32_t contig;
+  int64_t window_begin;  // contig coordinate of target base 0
+  uint8_t reverse;
+  uint32_t coverage;
+};
+
+bool overlaps_same_locus(const Placement& a, const Placement& b) {
+  if (a.contig != b.contig) return false;
+  const int64_t ov = std::min(a.end, b.end) - std::max(a.pos, b.pos);
+  if (ov <= 0) return false;
+  const int64_t shorter = std::min(a.end - a.pos, b.end - b.pos);
+  return ov * 2 >= shorter;
+}
+
+void add_placement(std::vector<Placement>& out, const AlignResultBatch& res, size_t t, const TaskOrigin& o,
+                   int32_t min_score) {
+  if (res.score[t] == kNegInf || res.score[t] < min_score) return;
+  Placement p;
+  p.contig = o.contig;
+  p.pos = o.window_begin + res.target_begin[t];
+  p.end = o.window_begin + res.target_end[t];
+  p.reverse = o.reverse;
+  p.score = res.score[t];
+  p.objective = res.objective[t];
+  p.qbeg = res.query_begin[t];
+  p.qend = res.query_end[t];
+  p.coverage = o.coverage;
+  const uint32_t* c = res.cigar.data() + res.cigar_offset[t];
+  p.cigar.assign(c, c + res.cigar_length[t]);
+  out.push_back(std::move(p));
+}
+
+struct ProperPairRule {
+  const InsertSizeModel& model;
+  // Forward-reverse pairs on one contig whose insert (reverse end - forward start) is in range.
+  bool operator()(const Placement& a, const Placement& b, int64_t* insert) const {
+    if (a.contig != b.contig || a.reverse == b.reverse) return false;
+    const Placement& f = a.reverse ? b : a;
+    const Placement& r = a.reverse ? a : b;
+    if (f.pos > r.end) return false;
+    *insert = r.end - f.pos;
+    return *insert >= model.low && *insert <= model.high;
+  }
+};
+
+std::string cigar_string(const std::vector<uint32_t>& cigar) {
+  std::string s;
+  for (uint32_t op : cigar) {
+    s += std::to_string(op >> 4);
+    s += BAM_CIGAR_STR[op & 0xf];
+  }
+  return s;
+}
+
+}  // namespace
+
+Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend, const MapperOptions& options)
+    : ref_(ref), index_(index), backend_(backend), opt_(options) {}
+
+Mapper::~Mapper() {
+  for (bam1_t* b : records_) bam_destroy1(b);
+}
+
+const uint8_t* Mapper::read_codes(size_t read, bool reverse) const {
+  return (reverse ? rev_codes_.data() : fwd_codes_.data()) + offsets_[read];
+}
+
+void Mapper::encode(const ReadBatch& batch) {
+  const size_t n = batch.size();
+  offsets_.assign(batch.base_offsets.begin(), batch.base_offsets.end());
+  fwd_codes_.resize(batch.bases.size());
+  rev_codes_.resize(batch.bases.size());
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t b = offsets_[i], e = offsets_[i + 1], len = e - b;
+    for (uint32_t j = 0; j < len; ++j) {
+      const uint8_t c = base_code(batch.bases[b + j]);
+      fwd_codes_[b + j] = c;
+      rev_codes_[e - 1 - j] = complement_code(c);
+    }
+  }
+}
+
+void Mapper::seed_and_extend(const ReadBatch& batch) {
+  const size_t n = batch.size();
+  std::vector<std::vector<Chain>> chains(n);
+  parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
+    Seeder seeder(ref_, index_, opt_.seeding);
+    for (size_t i = begin; i < end; ++i)
+      seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i]);
+  });
+
+  AlignTaskBatch tasks;
+  std::vector<TaskOrigin> origin;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t len = offsets_[i + 1] - offsets_[i];
+    for (const Chain& c : chains[i]) {
+      const Contig& contig = ref_.contigs()[c.contig];
+      const int64_t cbeg = int64_t(contig.offset), cend = cbeg + contig.length;
+      const int64_t wbeg = std::max(cbeg, c.diag_min - opt_.band_margin);
+      const int64_t wend = std::min(cend, c.diag_max + int64_t(len) + opt_.band_margin);
+      if (wend <= wbeg) continue;
+      const int32_t lo = int32_t(c.diag_min - wbeg - opt_.band_margin);
+      const int32_t hi = int32_t(c.diag_max - wbeg + opt_.band_margin);
+      tasks.add(read_codes(i, c.reverse), len, ref_.codes() + wbeg, uint32_t(wend - wbeg), lo, hi);
+      origin.push_back({uint32_t(i), c.contig, wbeg - cbeg, c.reverse, c.coverage});
+    }
+  }
+  counters_.tasks += tasks.size();
+  AlignResultBatch results;
+  backend_.align(tasks, opt_.scoring, results);
+
+  hits_.assign(n, ReadHits{});
+  for (size_t t = 0; t < tasks.size(); ++t)
+    add_placement(hits_[origin[t].read].placements, results, t, origin[t], opt_.min_score);
+  parallel_for(n, opt_.threads, 1024, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) finish_hits(i);
+  });
+}
+
+// Orders a read's placements best first, keeps one per locus, and computes its single-end MAPQ.
+void Mapper::finish_hits(size_t read) {
+  ReadHits& h = hits_[read];
+  auto& p = h.placements;
+  std::stable_sort(p.begin(), p.end(), [](const Placement& a, const Placement& b) {
+    if (a.objective != b.objective) return a.objective > b.objective;
+    if (a.contig != b.contig) return a.contig < b.contig;
+    if (a.pos != b.pos) return a.pos < b.pos;
+    return a.reverse < b.reverse;
+  });
+  std::vector<Placement> kept;
+  for (auto& x : p) {
+    bool dup = false;
+    for (const auto& k : kept) dup = dup || overlaps_same_locus(k, x);
+    if (!dup) kept.push_back(std::move(x));
+    if (kept.size() >= kMaxPlacements) break;
+  }
+  p = std::move(kept);
+  h.sub_score = 0;
+  h.sub_count = 0;
+  h.mapq = 0;
+  if (p.empty()) return;
+  if (p.size() > 1) {
+    h.sub_score = p[1].objective;
+    for (size_t i = 1; i < p.size(); ++i) h.sub_count += p[i].objective >= h.sub_score ? 1 : 0;
+    h.sub_count -= 1;
+  }
+  const Placement& best = p[0];
+  const int32_t aligned = int32_t(std::max<int64_t>(best.qend - best.qbeg, best.end - best.pos));
+  h.mapq = mapq_single_end(best.objective, std::max(h.sub_score, kSubScoreFloor), h.sub_count, best.coverage,
+                           aligned, opt_.scoring.match, opt_.scoring.mismatch);
+}
+
+void Mapper::pair_and_rescue(const ReadBatch& batch) {
+  const size_t pairs = batch.size() / 2;
+  // 1. Insert size model from this batch's confidently and uniquely placed pairs.
+  std::vector<int64_t> inserts;
+  for (size_t p = 0; p < pairs; ++p) {
+    const ReadHits &a = hits_[2 * p], &b = hits_[2 * p + 1];
+    if (a.placements.empty() || b.placements.empty() || a.mapq < 20 || b.mapq < 20) continue;
+    const Placement &x = a.placements[0], &y = b.placements[0];
+    if (x.contig != y.contig || x.reverse == y.reverse) continue;
+    const Placement& f = x.reverse ? y : x;
+    const Placement& r = x.reverse ? x : y;
+    if (f.pos <= r.end && r.end - f.pos <= kMaxInsertForModel) inserts.push_back(r.end - f.pos);
+  }
+  insert_model_.estimate(std::move(inserts));
+  const ProperPairRule proper{insert_model_};
+
+  // 2. Mate rescue: for the top placements of one end with no properly paired placement of the
+  // other, align the other end in the window where its mate should be.
+  AlignTaskBatch tasks;
+  std::vector<TaskOrigin> origin;
+  const int64_t reach = std::min<int64_t>(insert_model_.high, opt_.max_rescue_window);
+  for (size_t p = 0; p < pairs; ++p) {
+    for (int end = 0; end < 2; ++end) {
+      const size_t xr = 2 * p + end, yr = 2 * p + 1 - end;
+      const auto& xs = hits_[xr].placements;
+      const auto& ys = hits_[yr].placements;
+      for (size_t i = 0; i < xs.size() && i < 2; ++i) {
+        const Placement& x = xs[i];
+        if (x.objective + opt_.unpaired_penalty < xs[0].objective) break;
+        bool paired = false;
+        int64_t ins;
+        for (const auto& y : ys) paired = paired || proper(x, y, &ins);
+        if (paired) continue;
+        const Contig& contig = ref_.contigs()[x.contig];
+        const int64_t clen = contig.length;
+        const int64_t wbeg = x.reverse ? std::max<int64_t>(0, x.end - reach) : x.pos;
+        const int64_t wend = x.reverse ? x.end : std::min<int64_t>(clen, x.pos + reach);
+        const uint32_t mlen = offsets_[yr + 1] - offsets_[yr];
+        if (wend - wbeg < int64_t(mlen) / 2 || mlen == 0) continue;
+        const uint8_t mate_reverse = x.reverse ? 0 : 1;
+        tasks.add(read_codes(yr, mate_reverse), mlen, ref_.codes() + contig.offset + wbeg, uint32_t(wend - wbeg),
+                  -int32_t(mlen), int32_t(wend - wbeg));
+        origin.push_back({uint32_t(yr), x.contig, wbeg, mate_reverse, 0});
+      }
+    }
+  }
+  counters_.rescue_tasks += tasks.size();
+  if (tasks.size() > 0) {
+    AlignResultBatch results;
+    backend_.align(tasks, opt_.scoring, results);
+    std::vector<uint8_t> touched(batch.size(), 0);
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      const size_t before = hits_[origin[t].read].placements.size();
+      add_placement(hits_[origin[t].read].placements, results, t, origin[t], opt_.min_score);
+      if (hits_[origin[t].read].placements.size() > before) touched[origin[t].read] = 1;
+    }
+    for (size_t i = 0; i < batch.size(); ++i)
+      if (touched[i]) finish_hits(i);
+  }
+
+  // 3. Choose the pair: the best properly paired combination unless two unpaired placements beat it
+  // by more than the unpaired penalty.
+  parallel_for(pairs, opt_.threads, 512, [&](size_t begin, size_t end) {
+    for (size_t p = begin; p < end; ++p) {
+      const size_t ar = 2 * p, br = 2 * p + 1;
+      const auto& A = hits_[ar].placements;
+      const auto& B = hits_[br].placements;
+      chosen_[ar] = A.empty() ? -1 : 0;
+      chosen_[br] = B.empty() ? -1 : 0;
+      final_mapq_[ar] = hits_[ar].mapq;
+      final_mapq_[br] = hits_[br].mapq;
+      proper_[ar] = proper_[br] = 0;
+      if (A.empty() || B.empty()) continue;
+      constexpr int64_t kNone = std::numeric_limits<int64_t>::min() / 4;
+      int64_t best = kNone, second = kNone, best_dev = 0;
+      int bi = -1, bj = -1;
+      for (size_t i = 0; i < A.size(); ++i) {
+        for (size_t j = 0; j < B.size(); ++j) {
+          int64_t ins;
+          if (!proper(A[i], B[j], &ins)) continue;
+          const int64_t s = int64_t(A[i].objective) + B[j].objective;
+          const int64_t dev = int64_t(std::abs(double(ins) - insert_model_.mean));
+          if (s > best || (s == best && dev < best_dev)) {
+            second = std::max(second, best);
+            best = s;
+            best_dev = dev;
+            bi = int(i);
+            bj = int(j);
+          } else {
+            second = std::max(second, s);
+          }
+        }
+      }
+      const int64_t unpaired = int64_t(A[0].objective) + B[0].objective - opt_.unpaired_penalty;
+      if (bi < 0 || best < unpaired) continue;  // keep each end's best, not a proper pair
+      chosen_[ar] = bi;
+      chosen_[br] = bj;
+      proper_[ar] = proper_[br] = 1;
+      // The best alternative to the chosen pair: another proper pair, or an end moved elsewhere.
+      int64_t alt = second;
+      for (size_t i = 0; i < A.size(); ++i)
+        if (int(i) != bi) alt = std::max(alt, int64_t(A[i].objective) + B[bj].objective - opt_.unpaired_penalty);
+      for (size_t j = 0; j < B.size(); ++j)
+        if (int(j) != bj) alt = std::max(alt, int64_t(A[bi].objective) + B[j].objective - opt_.unpaired_penalty);
+      const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt));
+      const int qa = bi == 0 ? hits_[ar].mapq : 0;
+      const int qb = bj == 0 ? hits_[br].mapq : 0;
+      final_mapq_[ar] = std::clamp(std::max(qa, std::min(q_pe, qa + 40)), 0, 60);
+      final_mapq_[br] = std::clamp(std::max(qb, std::min(q_pe, qb + 40)), 0, 60);
+    }
+  });
+}
+
+void Mapper::build_records(const ReadBatch& batch) {
+  const size_t n = batch.size();
+  while (records_.size() < n) records_.push_back(bam_init1());
+  for (size_t i = records_.size(); i > n; --i) {
+    bam_destroy1(records_.back());
+    records_.pop_back();
+  }
+  parallel_for(n, opt_.threads, 512, [&](size_t begin, size_t end) {
+    std::string seq, qual;
+    std::vector<uint8_t> ref_window;
+    for (size_t i = begin; i < end; ++i) {
+      const Placement* me = chosen_[i] >= 0 ? &hits_[i].placements[chosen_[i]] : nullptr;
+      const Placement* mate = nullptr;
+      uint16_t flag = 0;
+      if (batch.paired) {
+        const size_t m = i ^ 1;
+        mate = chosen_[m] >= 0 ? &hits_[m].placements[chosen_[m]] : nullptr;
+        flag |= BAM_FPAIRED | ((i & 1) ? BAM_FREAD2 : BAM_FREAD1);
+        if (proper_[i]) flag |= BAM_FPROPER_PAIR;
+        if (!mate) flag |= BAM_FMUNMAP;
+        if (mate && mate->reverse) flag |= BAM_FMREVERSE;
+      }
+      if (!me) flag |= BAM_FUNMAP;
+      if (me && me->reverse) flag |= BAM_FREVERSE;
+
+      const std::string_view s = batch.seq(i), q = batch.qual(i);
+      const bool has_qual = q.empty() || uint8_t(q[0]) != 0xff;
+      seq.assign(s);
+      qual.resize(q.size());
+      for (size_t j = 0; j < q.size(); ++j) qual[j] = char(uint8_t(q[j]) - 33);
+      if (me && me->reverse) {
+        seq = reverse_complement(seq);
+        std::reverse(qual.begin(), qual.end());
+      }
+      // Unmapped reads take their mapped mate's coordinates so they sort next to it (SAM convention).
+      const Placement* anchor = me ? me : mate;
+      const int32_t tid = anchor ? anchor->contig : -1;
+      const int64_t pos = anchor ? anchor->pos : -1;
+      const Placement* mate_anchor = mate ? mate : (batch.paired ? me : nullptr);
+      const int32_t mtid = mate_anchor ? mate_anchor->contig : -1;
+      const int64_t mpos = mate_anchor ? mate_anchor->pos : -1;
+      int64_t tlen = 0;
+      if (me && mate && me->contig == mate->contig) {
+        const int64_t left = std::min(me->pos, mate->pos), right = std::max(me->end, mate->end);
+        const bool leftmost = me->pos < mate->pos || (me->pos == mate->pos && !(i & 1));
+        tlen = leftmost ? right - left : -(right - left);
+      }
+      const std::string_view name = batch.name(i);
+      bam1_t* b = records_[i];
+      const int rc = bam_set1(b, name.size(), name.data(), flag, tid, pos, uint8_t(me ? final_mapq_[i] : 0),
+                              me ? me->cigar.size() : 0, me ? me->cigar.data() : nullptr, mtid, mpos, tlen,
+                              seq.size(), seq.data(), has_qual ? qual.data() : nullptr, 64);
+      if (rc < 0) throw Error("cannot build BAM record for read " + std::string(name));
+      if (me) {
+        const uint8_t* rq = read_codes(i, me->reverse);
+        const uint8_t* rr = ref_.codes() + ref_.contigs()[me->contig].offset + me->pos;
+        const EditSummary es = compute_nm_md(rq, rr, me->cigar.data(), uint32_t(me->cigar.size()));
+        bam_aux_update_int(b, "NM", es.nm);
+        bam_aux_append(b, "MD", 'Z', int(es.md.size() + 1), reinterpret_cast<const uint8_t*>(es.md.c_str()));
+        bam_aux_update_int(b, "AS", me->score);
+        if (hits_[i].placements.size() > 1) {
+          const auto& ps = hits_[i].placements;
+          bam_aux_update_int(b, "XS", ps[chosen_[i] == 0 ? 1 : 0].score);
+        }
+      }
+      if (mate) {
+        const std::string mc = cigar_string(mate->cigar);
+        bam_aux_append(b, "MC", 'Z', int(mc.size() + 1), reinterpret_cast<const uint8_t*>(mc.c_str()));
+      }
+      if (!opt_.read_group_id.empty())
+        bam_aux_append(b, "RG", 'Z', int(opt_.read_group_id.size() + 1),
+                       reinterpret_cast<const uint8_t*>(opt_.read_group_id.c_str()));
+    }
+  });
+}
+
+const std::vector<bam1_t*>& Mapper::map_batch(const ReadBatch& batch) {
+  const size_t n = batch.size();
+  encode(batch);
+  seed_and_extend(batch);
+  chosen_.assign(n, -1);
+  proper_.assign(n, 0);
+  final_mapq_.assign(n, 0);
+  if (batch.paired) {
+    pair_and_rescue(batch);
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      chosen_[i] = hits_[i].placements.empty() ? -1 : 0;
+      final_mapq_[i] = hits_[i].mapq;
+    }
+  }
+  build_records(batch);
+  counters_.reads += n;
+  for (size_t i = 0; i < n; ++i) {
+    counters_.mapped += chosen_[i] >= 0;
+    counters_.proper += proper_[i];
+  }
+  return records_;
+}
+
+}  // namespace omicsd

@@ -1,0 +1,58 @@
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "host/index/minimizer.hpp"
+#include "host/index/minimizer_index.hpp"
+#include "host/io/reference.hpp"
+
+namespace omicsd {
+
+struct SeedParams {
+  uint32_t max_occurrences = 500;   // minimizers more frequent than this are repeats: skipped
+  uint32_t rescue_occurrences = 20000;  // used only when a read has no other seed (MAPQ will be 0)
+  int32_t max_diag_gap = 40;        // hits further apart in diagonal start a new chain (indel size)
+  uint32_t max_chains = 6;          // chains kept per read and strand-agnostic
+  double min_chain_fraction = 0.3;  // chains covering less than this share of the best are dropped
+};
+
+// A set of co-linear seed hits on one strand of one contig: a candidate placement of the read.
+// Diagonals are global reference offset minus read offset, in the read's aligned orientation
+// (reverse = the reverse complement of the read aligns).
+struct Chain {
+  uint8_t reverse = 0;
+  int32_t contig = -1;
+  int64_t diag_min = 0, diag_max = 0;
+  uint32_t coverage = 0;  // read bases covered by the chain's k-mers
+  uint32_t hits = 0;
+};
+
+struct SeedSummary {
+  uint32_t minimizers = 0;      // of the read
+  uint32_t repetitive = 0;      // skipped for exceeding max_occurrences
+};
+
+// Finds candidate chains for one read (codes 0..4), best first. Deterministic. Uses `mins` and
+// `scratch` as reusable buffers.
+class Seeder {
+ public:
+  Seeder(const Reference& ref, const MinimizerIndex& index, const SeedParams& params)
+      : ref_(ref), index_(index), params_(params) {}
+  SeedSummary find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains);
+
+ private:
+  struct Hit {
+    uint64_t key;  // strand and diagonal, for sorting
+    int64_t diag;
+    uint64_t rpos;
+    uint32_t qpos;
+    uint8_t reverse;
+  };
+  const Reference& ref_;
+  const MinimizerIndex& index_;
+  SeedParams params_;
+  std::vector<Minimizer> mins_;
+  std::vector<Hit> hits_;
+};
+
+}  // namespace omicsd

@@ -9,7 +9,9 @@
 //   M(i,j) = max(H(i-1,j-1), S(i-1)) + s(q[i-1], t[j-1])      S(0) = 0, S(i>0) = -clip5
 //   H(i,j) = max(M, E, F)
 // S lets an alignment start after any number of clipped read bases at the cost of clip5 and at any
-// target position for free; the end is the best M cell, less clip3 unless i == m. The returned
+// target position for free; the end is the best M cell, less clip3 unless i == m (any M(i,j), also
+// where H(i,j) is a gap: with a large clip3 an alignment ending at the read's last base can be the
+// best even though a gap scores more in that cell). The returned
 // `score` is the alignment's own score (bwa's AS), without clip penalties.
 //
 // Ties are broken by fixed rules so every backend gives the same alignment: M before E before F,
@@ -42,7 +44,8 @@ OMICSD_HD uint32_t max_cigar_ops(int32_t m) { return uint32_t(2 * m + 4); }
 OMICSD_HD int32_t max2(int32_t a, int32_t b) { return a > b ? a : b; }
 
 // Fills the band. Workspace: h and f hold band_width + 1 int32 each; dir holds m * band_width bytes
-// (bits 0-1: source of H: 0 start, 1 diagonal, 2 E, 3 F; bit 2: E extended; bit 3: F extended).
+// (bits 0-1: source of H: 0 start, 1 diagonal, 2 E, 3 F; bit 2: E extended; bit 3: F extended;
+// bit 4: M itself starts here, from S, rather than continuing from H(i-1,j-1)).
 // Returns the best end cell in (*best_i, *best_j) and its objective, or kNegInf when no cell exists.
 OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int32_t n, int32_t lo,
                               int32_t hi, const ScoringParams& p, int32_t* h, int32_t* f, uint8_t* dir,
@@ -83,18 +86,16 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
       uint8_t src = from_start ? 0 : 1;
       if (ev > hv) { hv = ev; src = 2; }
       if (fv > hv) { hv = fv; src = 3; }
-      drow[k] = uint8_t(src | ((e_ext > e_open) << 2) | ((f_ext > f_open) << 3));
+      drow[k] = uint8_t(src | ((e_ext > e_open) << 2) | ((f_ext > f_open) << 3) | (from_start << 4));
       h[k] = hv;
       f[k] = fv;
       e = ev;
       h_left = hv;
-      if (src <= 1) {
-        const int32_t cand = mv - end_penalty;
-        if (cand > best || (cand == best && i > bi)) {
-          best = cand;
-          bi = i;
-          bj = j;
-        }
+      const int32_t cand = mv - end_penalty;
+      if (cand > best || (cand == best && i > bi)) {
+        best = cand;
+        bi = i;
+        bj = j;
       }
     }
   }
@@ -125,10 +126,12 @@ OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8
   cigar_push(cigar, &n, kCigarS, uint32_t(m - bi));
   int32_t i = bi, j = bj, state = 0;  // 0: H, 1: E, 2: F
   int32_t raw = 0;
+  bool end_cell = true;  // the end is an M cell even where H(bi, bj) came from a gap
   for (;;) {
     const uint8_t d = dir[int64_t(i - 1) * w + (j - i - lo)];
     if (state == 0) {
-      const uint8_t src = d & 3;
+      const uint8_t src = end_cell ? uint8_t(((d >> 4) & 1) ? 0 : 1) : uint8_t(d & 3);
+      end_cell = false;
       if (src <= 1) {
         raw += substitution_score(q[i - 1], t[j - 1], p);
         cigar_push(cigar, &n, kCigarM, 1);

@@ -1,7 +1,7 @@
 #pragma once
 #include <cstdint>
-#include <string>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -13,7 +13,7 @@ struct Contig {
   std::string name;
   uint64_t offset = 0;  // start of this contig in Reference::codes()
   uint32_t length = 0;
-  std::string md5;      // SAM @SQ M5: MD5 of the upper-cased sequence (refget style)
+  std::string md5;  // SAM @SQ M5: MD5 of the upper-cased sequence (refget style)
 };
 
 // A reference genome held in memory as one concatenated array of base codes (0..3, 4 = N/IUPAC).

@@ -1,0 +1,71 @@
+#pragma once
+// Private to host/io: reads from a SAM/BAM/CRAM file (aligned or not). Used by read_source.cpp.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "host/io/read_source.hpp"
+
+struct htsFile;
+struct sam_hdr_t;
+struct bam1_t;
+
+namespace omicsd {
+
+// Pairing policy: the input is paired when its FIRST primary record carries the paired flag (0x1).
+//  - paired: read 1 (0x40) and read 2 (0x80) of a name become one pair, read 1 first. A coordinate-
+//    sorted input does not keep mates together, so a read waits in a map keyed by name until its
+//    mate arrives (the map only holds reads whose mate is still pending). Reads whose mate never
+//    appears (orphans), and primary records without the paired flag or with neither/both of 0x40
+//    and 0x80, are dropped: a ReadBatch is all-paired or all-single. One spdlog warning at the end
+//    of input gives their count (samtools fastq likewise separates such singletons).
+//  - single: every primary record is one read, whatever its flags.
+// Secondary (0x100) and supplementary (0x800) records are skipped. Reverse-strand (0x10) records
+// are reverse-complemented (qualities reversed) back into sequencer orientation. A record without
+// qualities (QUAL '*', 0xff in BAM) gets all '\xff' quality bytes, as ReadBatch documents.
+class BamReadsSource : public ReadSource {
+ public:
+  // Takes ownership of `fp` (closed by the destructor, also when the constructor throws). Reads the
+  // header, checks @SQ lines against spec.reference and peeks at the first primary record.
+  BamReadsSource(const ReadInputSpec& spec, htsFile* fp);
+  ~BamReadsSource() override;
+
+  bool next(ReadBatch& batch, size_t max_reads) override;
+  bool paired() const override { return paired_; }
+  std::string read_group_lines() const override { return rg_lines_; }
+
+ private:
+  struct Pending {
+    bool read1 = false;
+    std::string bases;
+    std::string quals;
+  };
+  using PendingMap = std::unordered_map<std::string, Pending>;
+
+  void setup_cram_reference(const Reference& ref);
+  void check_reference(const Reference& ref);
+  // Reads the next primary record into b_; false at EOF.
+  bool read_primary();
+  [[noreturn]] void fail_record(const std::string& what) const;
+  void finish();  // at EOF: orphan warning, "no reads"
+
+  std::string path_;
+  htsFile* fp_ = nullptr;
+  sam_hdr_t* hdr_ = nullptr;
+  bam1_t* b_ = nullptr;
+  bool paired_ = false;
+  bool have_record_ = false;  // b_ holds a primary record not yet consumed
+  bool eof_ = false;
+  bool finished_ = false;
+  uint64_t records_ = 0;      // records read, all kinds (1-based number of the current one)
+  uint64_t emitted_ = 0;      // reads handed out
+  uint64_t unpaired_ = 0;     // primary records dropped in paired mode: no usable pairing flags
+  std::string rg_lines_;
+  PendingMap pending_;
+  std::vector<PendingMap::node_type> spare_nodes_;  // recycled map nodes: no per-record allocation
+  std::string name_;                                // scratch
+};
+
+}  // namespace omicsd

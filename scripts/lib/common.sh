@@ -1,0 +1,108 @@
+# shellcheck shell=bash
+# Helpers shared by the scripts in scripts/ (sourced, not run).
+# Usage: source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+#
+# Environment understood by every script:
+#   OMICSD_BUILD_DIR  build directory, relative to the repo root or absolute (default: build)
+#   OMICSD_BIN        the omicsd binary (default: $OMICSD_BUILD_DIR/service/omicsd)
+#   OMICSD_DATA_DIR   cache for generated data and peer indexes
+#                     (default: ${XDG_CACHE_HOME:-$HOME/.cache}/omicsd)
+#   THREADS           threads for every aligner (default: nproc)
+#   KEEP=1            keep the temporary work directory
+
+# shellcheck disable=SC2034  # used by the scripts that source this file
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SCRIPTS_DIR="$REPO_ROOT/scripts"
+# shellcheck disable=SC2034
+LIB_DIR="$SCRIPTS_DIR/lib"
+PROG="$(basename "$0")"
+
+log() { printf '[%s] %s\n' "$PROG" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# Run as root, or through sudo when not root.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root (or sudo) to run: $*"
+  fi
+}
+
+need_tools() {
+  local t missing=()
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 || missing+=("$t")
+  done
+  ((${#missing[@]} == 0)) || die "missing tools: ${missing[*]} (run scripts/setup.sh)"
+}
+
+build_dir() {
+  local d="${OMICSD_BUILD_DIR:-build}"
+  [[ $d == /* ]] || d="$REPO_ROOT/$d"
+  printf '%s\n' "$d"
+}
+
+# Print the omicsd binary path; fail with one clear line if it is missing.
+omicsd_bin() {
+  local b="${OMICSD_BIN:-$(build_dir)/service/omicsd}"
+  [[ -x $b ]] || die "omicsd binary not found at $b: build it with scripts/build.sh (or set OMICSD_BIN)"
+  printf '%s\n' "$b"
+}
+
+threads() { printf '%s\n' "${THREADS:-$(nproc)}"; }
+
+data_dir() { printf '%s\n' "${OMICSD_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd}"; }
+
+# make_workdir VAR: create a temp dir, store its path in VAR, remove it at exit unless KEEP=1.
+make_workdir() {
+  local d
+  d="$(mktemp -d "${TMPDIR:-/tmp}/omicsd-${PROG%.sh}.XXXXXX")"
+  printf -v "$1" '%s' "$d"
+  if [[ ${KEEP:-0} == 1 ]]; then
+    log "work dir (kept): $d"
+  else
+    # shellcheck disable=SC2064  # expand $d now
+    trap "rm -rf '$d'" EXIT
+  fi
+}
+
+# timed OUT.time CMD...: run CMD under GNU time -v, writing the report to OUT.time.
+timed() {
+  local out="$1"; shift
+  /usr/bin/time -v -o "$out" "$@"
+}
+
+# wall_s OUT.time / rss_mb OUT.time: wall seconds and peak RSS (MB) from a GNU time -v report.
+wall_s() {
+  awk -F': ' '/Elapsed \(wall clock\)/ {
+      n = split($2, p, ":"); s = 0
+      for (i = 1; i <= n; i++) s = s * 60 + p[i]
+      printf "%.2f\n", s }' "$1"
+}
+rss_mb() {
+  awk -F': ' '/Maximum resident set size/ { printf "%.0f\n", $2 / 1024 }' "$1"
+}
+
+# bwa_index REF.fa: build the bwa index next to REF.fa unless it is newer than REF.fa.
+bwa_index() {
+  local ref="$1"
+  if [[ -s $ref.bwt && -s $ref.sa && $ref.sa -nt $ref ]]; then
+    return 0
+  fi
+  log "bwa index $ref"
+  bwa index "$ref" 2>"$ref.bwa-index.log" || die "bwa index failed (see $ref.bwa-index.log)"
+}
+
+# omicsd_index OMICSD REF.fa: build REF.fa.omi unless it is newer than both REF.fa and the
+# binary (a rebuilt binary may have a new index format).
+omicsd_index() {
+  local bin="$1" ref="$2"
+  if [[ -s $ref.omi && $ref.omi -nt $ref && $ref.omi -nt $bin ]]; then
+    return 0
+  fi
+  log "omicsd index $ref"
+  "$bin" index "$ref" || die "omicsd index $ref failed"
+}

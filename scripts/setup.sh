@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install every Debian 12 package that the build, the tests, the demo and the benchmarks need.
+# Idempotent: when all packages are already installed it does nothing (no apt-get update).
+# Runs apt-get as root, or through sudo when not root. The CUDA toolkit is optional and is
+# not installed here: the script only reports whether nvcc was found.
+#
+# Usage: scripts/setup.sh
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+
+PACKAGES=(
+  # build
+  build-essential cmake ninja-build pkg-config git
+  # libraries
+  libhts-dev libboost-dev libboost-system-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libcli11-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libdeflate-dev zlib1g-dev libssl-dev
+  # peers, simulators, data and tools for tests, demo and benchmarks
+  samtools bcftools tabix bwa minimap2 dwgsim bowtie-examples time python3
+)
+
+# One dpkg-query for all packages (it exits 1 when some are unknown: that is expected).
+declare -A installed=()
+while read -r name status; do
+  [[ $status == installed ]] && installed[$name]=1
+done < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ -n ${installed[$p]:-} ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  log "all ${#PACKAGES[@]} packages already installed"
+else
+  log "installing ${#missing[@]} package(s): ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+  log "installed: ${missing[*]}"
+fi
+
+nvcc=""
+if command -v nvcc >/dev/null 2>&1; then
+  nvcc="$(command -v nvcc)"
+elif [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  nvcc=/usr/local/cuda/bin/nvcc
+fi
+if [[ -n $nvcc ]]; then
+  log "CUDA: nvcc found at $nvcc ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
+else
+  log "CUDA: nvcc not found; the build will have the CPU backend only"
+fi

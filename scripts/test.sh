@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The project's test command (what CI runs): install packages, build, run the GoogleTest
+# suites with ctest, then the acceptance check on real reads (omicsd vs bwa mem on NA12878,
+# scripts/eval-align-real.sh --check). Exits non-zero when any stage fails; runs every test
+# stage even after a failure so one run shows all of them.
+#
+# Usage: scripts/test.sh
+#   OMICSD_BUILD_DIR, OMICSD_CUDA   as for scripts/build.sh
+#   OMICSD_SHARED_DATA              test data (default: <repo>/../shared/data)
+#   CTEST_JOBS                      ctest parallelism (default: 2)
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+
+t0=$SECONDS
+bash "$SCRIPTS_DIR/setup.sh"
+bash "$SCRIPTS_DIR/build.sh" >/dev/null  # build.sh prints the binary path on stdout
+log "build done in $((SECONDS - t0)) s"
+BUILD="$(build_dir)"
+export OMICSD_BIN="${OMICSD_BIN:-$BUILD/service/omicsd}"
+
+failed=()      # names of the failed stages
+passed=0       # tests passed (ctest tests + the acceptance check)
+n_fail=0       # tests failed
+
+# Unit and integration tests. --no-tests=error: a build that registers no test is a failure.
+ctest_log="$(mktemp)"
+trap 'rm -f "$ctest_log"' EXIT
+set +e
+ctest --test-dir "$BUILD" --output-on-failure --no-tests=error -j "${CTEST_JOBS:-2}" 2>&1 \
+  | tee "$ctest_log"
+ctest_rc=${PIPESTATUS[0]}
+set -e
+# "100% tests passed, 0 tests failed out of 12" -> passed += 12 - 0
+read -r n_failed n_total < <(sed -n \
+  's/.*tests passed, \([0-9]*\) tests\{0,1\} failed out of \([0-9]*\).*/\1 \2/p' "$ctest_log" \
+  | tail -1) || true
+if [[ -n ${n_total:-} ]]; then
+  passed=$((passed + n_total - n_failed))
+fi
+if ((ctest_rc != 0)); then
+  failed+=("ctest${n_failed:+ ($n_failed failed)}")
+  n_fail=$((n_fail + ${n_failed:-0}))
+  [[ ${n_failed:-0} -gt 0 ]] || n_fail=$((n_fail + 1))  # ctest itself failed (no tests?)
+fi
+
+# Acceptance on real reads.
+if bash "$SCRIPTS_DIR/eval-align-real.sh" --check; then
+  passed=$((passed + 1))
+else
+  failed+=("eval-align-real.sh --check")
+  n_fail=$((n_fail + 1))
+fi
+
+log "finished in $((SECONDS - t0)) s"
+if ((${#failed[@]})); then
+  log "FAILED: ${failed[*]}"
+  echo "test.sh: $passed passed, $n_fail failed"
+  exit 1
+fi
+echo "test.sh: $passed passed, 0 failed"

@@ -24,7 +24,7 @@ std::vector<GpuDevice> list_gpu_devices(std::string* why_none) {
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     why = cuda_error_text("cudaGetDeviceCount", err);
-    cudaGetLastError();  // clear the sticky-free error so later runtime calls start clean
+    cudaGetLastError();  // reset the runtime's last-error state (these errors are not sticky)
     count = 0;
   } else if (count == 0) {
     why = "cudaGetDeviceCount: 0 CUDA devices visible";

@@ -1,5 +1,6 @@
 #include "service/logging.hpp"
 
+#include <htslib/hts.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,9 @@ void setup_logging(bool json, const char* level) {
   }
   logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
+  // htslib prints its own lines on stderr; the engine already turns its failures into one error line
+  // naming the file and record, so htslib speaks only when debugging.
+  hts_set_log_level(logger->level() <= spdlog::level::debug ? HTS_LOG_WARNING : HTS_LOG_OFF);
 }
 
 }  // namespace omicsd

@@ -77,6 +77,7 @@ AlignStats run_align(const AlignOptions& o) {
     std::swap(current, next);
   }
   writer->finish();
+  spdlog::debug("alignment tasks: {} extension, {} mate rescue", mapper.counters().tasks, mapper.counters().rescue_tasks);
 
   AlignStats st;
   const auto& c = mapper.counters();

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <vector>
 
 #include "host/align/align_backend.hpp"
@@ -14,28 +15,33 @@ class CpuAlignBackend final : public AlignBackend {
   void align(const AlignTaskBatch& tasks, const ScoringParams& params, AlignResultBatch& out) override {
     const size_t n = tasks.size();
     out.resize(n);
-    // CIGAR slots are reserved per task up front (worst case), then compacted, so threads never share
-    // a growing vector.
-    std::vector<uint32_t> slot(n + 1, 0);
-    for (size_t i = 0; i < n; ++i) slot[i + 1] = slot[i] + max_cigar_ops(int32_t(tasks.query_length[i]));
-    std::vector<uint32_t> scratch(slot[n]);
-    parallel_for(n, threads_, 64, [&](size_t begin, size_t end) {
+    // Each chunk of tasks writes its CIGARs into its own buffer; chunks are contiguous task ranges,
+    // so concatenating the buffers in chunk order gives the CIGARs in task order.
+    constexpr size_t kGrain = 64;
+    std::vector<std::vector<uint32_t>> chunk_cigars((n + kGrain - 1) / kGrain);
+    parallel_for(n, threads_, kGrain, [&](size_t begin, size_t end) {
       std::vector<int32_t> h, f;
       std::vector<uint8_t> dir;
+      std::vector<uint32_t> cigar;
+      std::vector<uint32_t>& local = chunk_cigars[begin / kGrain];
       for (size_t i = begin; i < end; ++i) {
         const int32_t m = int32_t(tasks.query_length[i]);
         const int32_t tn = int32_t(tasks.target_length[i]);
         const int32_t lo = tasks.diag_lo[i], hi = tasks.diag_hi[i];
         const int32_t w = band_width(lo, hi);
+        out.cigar_offset[i] = uint32_t(local.size());
         if (m == 0 || w <= 0) continue;
-        h.resize(size_t(w) + 1);
-        f.resize(size_t(w) + 1);
-        dir.resize(size_t(m) * size_t(w));
+        if (h.size() < size_t(w) + 1) {
+          h.resize(size_t(w) + 1);
+          f.resize(size_t(w) + 1);
+        }
+        if (dir.size() < size_t(m) * size_t(w)) dir.resize(size_t(m) * size_t(w));
+        if (cigar.size() < max_cigar_ops(m)) cigar.resize(max_cigar_ops(m));
         const uint8_t* q = tasks.query.data() + tasks.query_offset[i];
         const uint8_t* t = tasks.target.data() + tasks.target_offset[i];
         int32_t bi = 0, bj = 0;
         const int32_t obj = banded_fill(q, m, t, tn, lo, hi, params, h.data(), f.data(), dir.data(), &bi, &bj);
-        const BandedResult r = banded_traceback(q, m, t, lo, hi, params, dir.data(), obj, bi, bj, scratch.data() + slot[i]);
+        const BandedResult r = banded_traceback(q, m, t, lo, hi, params, dir.data(), obj, bi, bj, cigar.data());
         out.score[i] = r.score;
         out.objective[i] = r.objective;
         out.query_begin[i] = r.qbeg;
@@ -43,12 +49,17 @@ class CpuAlignBackend final : public AlignBackend {
         out.target_begin[i] = r.tbeg;
         out.target_end[i] = r.tend;
         out.cigar_length[i] = r.n_cigar;
+        local.insert(local.end(), cigar.begin(), cigar.begin() + r.n_cigar);
       }
     });
     out.cigar.clear();
-    for (size_t i = 0; i < n; ++i) {
-      out.cigar_offset[i] = uint32_t(out.cigar.size());
-      out.cigar.insert(out.cigar.end(), scratch.begin() + slot[i], scratch.begin() + slot[i] + out.cigar_length[i]);
+    size_t total = 0;
+    for (const auto& c : chunk_cigars) total += c.size();
+    out.cigar.reserve(total);
+    for (size_t c = 0; c < chunk_cigars.size(); ++c) {
+      const uint32_t base = uint32_t(out.cigar.size());
+      for (size_t i = c * kGrain; i < std::min(n, (c + 1) * kGrain); ++i) out.cigar_offset[i] += base;
+      out.cigar.insert(out.cigar.end(), chunk_cigars[c].begin(), chunk_cigars[c].end());
     }
   }
 

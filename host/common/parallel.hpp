@@ -16,7 +16,9 @@ inline int resolve_threads(int threads) {
 }
 
 // Runs fn(begin, end) over [0, n) in chunks of `grain` on up to `threads` threads (the caller's
-// thread included). Chunks are claimed dynamically; the first exception thrown is rethrown here.
+// thread included). Every call covers exactly one chunk [c * grain, min(n, (c + 1) * grain)), whatever
+// the thread count, so callers may keep per-chunk state. Chunks are claimed dynamically; the first
+// exception thrown is rethrown here.
 template <class Fn>
 void parallel_for(size_t n, int threads, size_t grain, Fn&& fn) {
   if (n == 0) return;
@@ -24,7 +26,7 @@ void parallel_for(size_t n, int threads, size_t grain, Fn&& fn) {
   const size_t chunks = (n + grain - 1) / grain;
   const int nt = int(std::min<size_t>(size_t(std::max(threads, 1)), chunks));
   if (nt <= 1) {
-    fn(size_t(0), n);
+    for (size_t c = 0; c < chunks; ++c) fn(c * grain, std::min(n, (c + 1) * grain));
     return;
   }
   std::atomic<size_t> next{0};

@@ -192,24 +192,39 @@ bool BamReadsSource::read_primary() {
 
 void BamReadsSource::finish() {
   finished_ = true;
+  for (auto& [name, p] : pending_) singles_.push_back({p.record, name, std::move(p.bases), std::move(p.quals)});
   const uint64_t orphans = pending_.size();
-  if (orphans > 0 || unpaired_ > 0) {
+  std::sort(singles_.begin(), singles_.end(), [](const Single& a, const Single& b) { return a.record < b.record; });
+  if (!singles_.empty()) {
     std::string what;
     if (orphans > 0) what = std::to_string(orphans) + " reads whose mate is not in the input";
     if (unpaired_ > 0)
       what += (what.empty() ? "" : " and ") + std::to_string(unpaired_) +
               " primary records without usable pairing flags (0x1 with exactly one of 0x40/0x80)";
-    spdlog::warn("{}: read as pairs; dropped {}", path_, what);
+    spdlog::info("{}: {} are aligned as single-end reads", path_, what);
   }
   pending_.clear();
   spare_nodes_.clear();
+}
+
+bool BamReadsSource::next_singles(ReadBatch& batch, size_t max_reads) {
+  batch.paired = false;
+  const size_t limit = std::max<size_t>(max_reads, 1);
+  while (singles_next_ < singles_.size() && batch.size() < limit) {
+    Single& s = singles_[singles_next_++];
+    batch.add(s.name, s.bases, s.quals);
+    std::string().swap(s.bases);
+    std::string().swap(s.quals);
+  }
+  emitted_ += batch.size();
+  return !batch.empty();
 }
 
 bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
   batch.clear();
   batch.paired = paired_;
   batch.first_index = emitted_;
-  if (finished_) return false;
+  if (finished_) return next_singles(batch, max_reads);
   const size_t step = paired_ ? 2 : 1;
   const size_t limit = std::max(max_reads, step);  // a batch holds at least one read or pair
   while (batch.size() + step <= limit && batch.bases.size() < kMaxBatchBytes &&
@@ -233,6 +248,9 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
     const bool r2 = (flag & BAM_FREAD2) != 0;
     if (!(flag & BAM_FPAIRED) || r1 == r2) {
       ++unpaired_;
+      Single single{records_, name_, {}, {}};
+      append_read(b, single.bases, single.quals);
+      singles_.push_back(std::move(single));
       continue;
     }
     auto it = pending_.find(name_);
@@ -240,6 +258,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
       // Wait for the mate. Recycled nodes keep their string capacity.
       if (spare_nodes_.empty()) {
         Pending p;
+        p.record = records_;
         p.read1 = r1;
         append_read(b, p.bases, p.quals);
         pending_.emplace(name_, std::move(p));
@@ -248,6 +267,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
         spare_nodes_.pop_back();
         node.key() = name_;
         Pending& p = node.mapped();
+        p.record = records_;
         p.read1 = r1;
         p.bases.clear();
         p.quals.clear();
@@ -282,11 +302,13 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
     if (spare_nodes_.size() < kMaxSpareNodes) spare_nodes_.push_back(std::move(node));
   }
   emitted_ += batch.size();
-  if (finished_ && emitted_ == 0)
+  if (finished_ && emitted_ == 0 && singles_.empty())
     throw InputError(path_ + ": no reads" +
                      (records_ > 0 ? " (no primary record" + std::string(paired_ ? " with its mate" : "") +
                                          " among " + std::to_string(records_) + " records)"
                                    : ""));
+  // The pairs are done: reads without a mate follow in their own single-end batches.
+  if (finished_ && batch.empty()) return next_singles(batch, max_reads);
   return !batch.empty();
 }
 

@@ -19,8 +19,9 @@ namespace omicsd {
 //    sorted input does not keep mates together, so a read waits in a map keyed by name until its
 //    mate arrives (the map only holds reads whose mate is still pending). Reads whose mate never
 //    appears (orphans), and primary records without the paired flag or with neither/both of 0x40
-//    and 0x80, are dropped: a ReadBatch is all-paired or all-single. One spdlog warning at the end
-//    of input gives their count (samtools fastq likewise separates such singletons).
+//    and 0x80, are not lost: after the last pair they come out as single-end batches (a ReadBatch
+//    is all-paired or all-single), in input order, with one log line giving their count. So every
+//    primary read of the input is aligned and written, as `samtools fastq -s` keeps singletons.
 //  - single: every primary record is one read, whatever its flags.
 // Secondary (0x100) and supplementary (0x800) records are skipped. Reverse-strand (0x10) records
 // are reverse-complemented (qualities reversed) back into sequencer orientation. A record without
@@ -38,6 +39,7 @@ class BamReadsSource : public ReadSource {
 
  private:
   struct Pending {
+    uint64_t record = 0;  // record number, to emit orphans in input order
     bool read1 = false;
     std::string bases;
     std::string quals;
@@ -49,7 +51,12 @@ class BamReadsSource : public ReadSource {
   // Reads the next primary record into b_; false at EOF.
   bool read_primary();
   [[noreturn]] void fail_record(const std::string& what) const;
-  void finish();  // at EOF: orphan warning, "no reads"
+  void finish();  // at EOF: orphans become singles, "no reads"
+  struct Single {
+    uint64_t record;
+    std::string name, bases, quals;
+  };
+  bool next_singles(ReadBatch& batch, size_t max_reads);
 
   std::string path_;
   htsFile* fp_ = nullptr;
@@ -61,7 +68,9 @@ class BamReadsSource : public ReadSource {
   bool finished_ = false;
   uint64_t records_ = 0;      // records read, all kinds (1-based number of the current one)
   uint64_t emitted_ = 0;      // reads handed out
-  uint64_t unpaired_ = 0;     // primary records dropped in paired mode: no usable pairing flags
+  uint64_t unpaired_ = 0;     // primary records in paired mode without usable pairing flags
+  std::vector<Single> singles_;  // paired mode: reads without a mate, emitted after the pairs
+  size_t singles_next_ = 0;
   std::string rg_lines_;
   PendingMap pending_;
   std::vector<PendingMap::node_type> spare_nodes_;  // recycled map nodes: no per-record allocation

@@ -29,6 +29,8 @@ class ReadSource {
   // Fills `batch` (cleared first) with up to max_reads reads (a pair counts as two; pairs are never
   // split across batches). Returns false at the end of input. Throws InputError naming the file and
   // record number (1-based) and what is wrong with it.
+  // A paired BAM/CRAM input ends with single-end batches (batch.paired false) holding the reads whose
+  // mate is not in the file, so no read is lost; FASTQ batches are all paired or all single.
   virtual bool next(ReadBatch& batch, size_t max_reads) = 0;
   virtual bool paired() const = 0;
   // @RG lines found in a BAM/CRAM input header (empty for FASTQ), so re-alignment can keep them.

@@ -77,7 +77,8 @@ AlignStats run_align(const AlignOptions& o) {
     std::swap(current, next);
   }
   writer->finish();
-  spdlog::debug("alignment tasks: {} extension, {} mate rescue", mapper.counters().tasks, mapper.counters().rescue_tasks);
+  spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells", mapper.counters().tasks,
+                mapper.counters().rescue_tasks, mapper.counters().cells);
 
   AlignStats st;
   const auto& c = mapper.counters();

@@ -42,6 +42,7 @@ OMICSD_HD int32_t band_width(int32_t lo, int32_t hi) { return hi - lo + 1; }
 OMICSD_HD uint32_t max_cigar_ops(int32_t m) { return uint32_t(2 * m + 4); }
 
 OMICSD_HD int32_t max2(int32_t a, int32_t b) { return a > b ? a : b; }
+OMICSD_HD int32_t min2(int32_t a, int32_t b) { return a < b ? a : b; }
 
 // Fills the band. Workspace: h and f hold band_width + 1 int32 each; dir holds m * band_width bytes
 // (bits 0-1: source of H: 0 start, 1 diagonal, 2 E, 3 F; bit 2: E extended; bit 3: F extended;
@@ -62,17 +63,23 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
     const int32_t restart = (i == 1) ? 0 : -p.clip5;
     const int32_t end_penalty = (i == m) ? 0 : p.clip3;
     uint8_t* drow = dir + int64_t(i - 1) * w;
+    // Cells of this row inside the target, 0 <= kb <= k <= ke < w; the others are -inf. Cell k reads
+    // the previous row's h[k], h[k+1], f[k+1] before overwriting h[k], f[k], so the -inf prefix can
+    // be written first and the suffix after.
+    const int32_t kb = max2(0, 1 - i - lo);
+    const int32_t ke = min2(w - 1, n - i - lo);
+    for (int32_t k = 0; k < kb && k < w; ++k) {
+      h[k] = kNegInf;
+      f[k] = kNegInf;
+      drow[k] = 0;
+    }
+    // Substitution scores of this row's read base against each target code (a query profile).
+    int32_t sub[5];
+    for (uint8_t c = 0; c < 5; ++c) sub[c] = substitution_score(qb, c, p);
+    const uint8_t* trow = t + (i + lo - 1);  // trow[k] = t[j - 1]
     int32_t e = kNegInf, h_left = kNegInf;
-    for (int32_t k = 0; k < w; ++k) {
-      const int32_t j = i + lo + k;
-      if (j < 1 || j > n) {
-        h[k] = kNegInf;
-        f[k] = kNegInf;
-        drow[k] = 0;
-        e = kNegInf;
-        h_left = kNegInf;
-        continue;
-      }
+    int32_t row_best = kNegInf, row_j = 0;
+    for (int32_t k = kb; k <= ke; ++k) {
       const int32_t h_diag = h[k];      // H(i-1, j-1)
       const int32_t h_up = h[k + 1];    // H(i-1, j)
       const int32_t f_up = f[k + 1];    // F(i-1, j)
@@ -81,7 +88,8 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
       const int32_t e_open = h_left - gap_open, e_ext = e - p.gap_extend;
       const int32_t ev = max2(e_open, e_ext);
       const bool from_start = restart > h_diag;
-      const int32_t mv = (from_start ? restart : h_diag) + substitution_score(qb, t[j - 1], p);
+      const uint8_t tc = trow[k];
+      const int32_t mv = (from_start ? restart : h_diag) + sub[tc < 5 ? tc : 4];
       int32_t hv = mv;
       uint8_t src = from_start ? 0 : 1;
       if (ev > hv) { hv = ev; src = 2; }
@@ -91,12 +99,23 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
       f[k] = fv;
       e = ev;
       h_left = hv;
+      // The row's best end: its first column with the highest M score.
       const int32_t cand = mv - end_penalty;
-      if (cand > best || (cand == best && i > bi)) {
-        best = cand;
-        bi = i;
-        bj = j;
+      if (cand > row_best) {
+        row_best = cand;
+        row_j = i + lo + k;
       }
+    }
+    for (int32_t k = max2(ke + 1, kb); k < w; ++k) {
+      h[k] = kNegInf;
+      f[k] = kNegInf;
+      drow[k] = 0;
+    }
+    // Equal ends: the later row wins (the earlier column within a row was kept above).
+    if (ke >= kb && row_best >= best) {
+      best = row_best;
+      bi = i;
+      bj = row_j;
     }
   }
   *best_i = bi;

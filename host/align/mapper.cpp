@@ -132,6 +132,8 @@ void Mapper::seed_and_extend(const ReadBatch& batch) {
     }
   }
   counters_.tasks += tasks.size();
+  for (size_t t = 0; t < tasks.size(); ++t)
+    counters_.cells += uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
   AlignResultBatch results;
   backend_.align(tasks, opt_.scoring, results);
 
@@ -223,6 +225,8 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
     }
   }
   counters_.rescue_tasks += tasks.size();
+  for (size_t t = 0; t < tasks.size(); ++t)
+    counters_.cells += uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
   if (tasks.size() > 0) {
     AlignResultBatch results;
     backend_.align(tasks, opt_.scoring, results);

@@ -43,7 +43,8 @@ struct ReadHits {
 };
 
 struct MapperCounters {
-  uint64_t reads = 0, mapped = 0, proper = 0, rescued = 0, tasks = 0, rescue_tasks = 0;
+  uint64_t reads = 0, mapped = 0, proper = 0, tasks = 0, rescue_tasks = 0;
+  uint64_t cells = 0;  // DP cells in the bands of all tasks (the work the backend did)
 };
 
 // Maps batches of reads: seed and chain on the CPU, extend every candidate through the

@@ -12,7 +12,7 @@
 # its largest process (GNU time reports the maximum over the processes, not their sum).
 #
 # Usage: scripts/bench-align.sh [--peers-only] [N_PAIRS] [THREADS]
-#   N_PAIRS default 200000; THREADS default nproc
+#   N_PAIRS default 200000; THREADS default $THREADS or nproc
 #   --peers-only       skip omicsd (peer timings only, e.g. before omicsd is built)
 #   BENCH_DIR          work dir (default: a new /tmp/omicsd-bench.XXXXXX); it is kept, the
 #                      alignment outputs in it are deleted unless KEEP=1
@@ -26,13 +26,13 @@ pos=()
 for a in "$@"; do
   case $a in
     --peers-only) PEERS_ONLY=1 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     [0-9]*) pos+=("$a") ;;
     *) die "unknown argument '$a' (usage: $0 [--peers-only] [N_PAIRS] [THREADS])" ;;
   esac
 done
 N_PAIRS="${pos[0]:-200000}"
-T="${pos[1]:-$(nproc)}"
+T="${pos[1]:-$(threads)}"
 [[ $T =~ ^[1-9][0-9]*$ ]] || die "THREADS must be a positive integer, got '$T'"
 
 need_tools samtools bwa minimap2 python3

@@ -13,7 +13,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 N_PAIRS="${1:-100000}"
 [[ $N_PAIRS =~ ^[1-9][0-9]*$ ]] || die "N_PAIRS must be a positive integer, got '$N_PAIRS'"
 

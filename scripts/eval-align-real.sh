@@ -19,7 +19,7 @@ CHECK=0
 for a in "$@"; do
   case $a in
     --check) CHECK=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$a' (usage: $0 [--check])" ;;
   esac
 done

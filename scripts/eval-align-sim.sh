@@ -20,7 +20,7 @@ N_PAIRS=200000
 for a in "$@"; do
   case $a in
     --check) CHECK=1 ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
     [0-9]*) N_PAIRS="$a" ;;
     *) die "unknown argument '$a' (usage: $0 [--check] [N_PAIRS])" ;;
   esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (what CI runs): install packages, build, run the GoogleTest
-# suites with ctest, then the acceptance check on real reads (omicsd vs bwa mem on NA12878,
-# scripts/eval-align-real.sh --check). Exits non-zero when any stage fails; runs every test
+# suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
+# scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
+# scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000). Exits non-zero when any stage fails; runs every test
 # stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
@@ -12,7 +13,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
 t0=$SECONDS
 bash "$SCRIPTS_DIR/setup.sh"
@@ -51,6 +52,15 @@ if bash "$SCRIPTS_DIR/eval-align-real.sh" --check; then
   passed=$((passed + 1))
 else
   failed+=("eval-align-real.sh --check")
+  n_fail=$((n_fail + 1))
+fi
+
+# Acceptance on simulated reads with known origin (>= 5 Mb reference with repeats, planted SNPs
+# and indels): omicsd's fraction placed correctly at MAPQ >= 20 must be at least bwa mem's.
+if bash "$SCRIPTS_DIR/eval-align-sim.sh" --check "${OMICSD_SIM_PAIRS:-200000}"; then
+  passed=$((passed + 1))
+else
+  failed+=("eval-align-sim.sh --check")
   n_fail=$((n_fail + 1))
 fi
 

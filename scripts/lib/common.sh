@@ -106,3 +106,8 @@ omicsd_index() {
   log "omicsd index $ref"
   "$bin" index "$ref" || die "omicsd index $ref failed"
 }
+
+# usage: print the calling script's header comment (line 2 up to the first non-comment line).
+usage() {
+  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}

@@ -2,13 +2,14 @@
 # The project's test command (what CI runs): install packages, build, run the GoogleTest
 # suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
 # scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
-# scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000). Exits non-zero when any stage fails; runs every test
-# stage even after a failure so one run shows all of them.
+# scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000). Exits non-zero
+# when any stage fails; runs every test stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
 #   OMICSD_BUILD_DIR, OMICSD_CUDA   as for scripts/build.sh
 #   OMICSD_SHARED_DATA              test data (default: <repo>/../shared/data)
 #   CTEST_JOBS                      ctest parallelism (default: 2)
+#   OMICSD_SIM_PAIRS                simulated read pairs for the accuracy check (default 200000)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   const std::vector<omicsd::CliAction> actions = {
       omicsd::add_index_command(app),
       omicsd::add_align_command(app, command_line),
+      omicsd::add_call_command(app, command_line),
   };
 
   try {

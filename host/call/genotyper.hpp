@@ -1,0 +1,49 @@
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "host/call/call_options.hpp"
+#include "host/call/candidates.hpp"
+#include "host/call/genotype_backend.hpp"
+#include "host/call/vcf_writer.hpp"
+
+namespace omicsd {
+
+// Candidates close enough to share reads, genotyped together through haplotypes built from the
+// reference window [begin, end) with every compatible combination of the candidate alleles.
+struct CallWindow {
+  int32_t contig = 0;
+  int64_t begin = 0, end = 0;
+  std::vector<Candidate> candidates;  // sorted by allele
+};
+
+// Groups sorted candidates of one contig: a candidate joins the open group when it starts within
+// params.cluster_distance of the group's last changed base; groups are cut at max_cluster_alleles.
+std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Candidate>& sorted,
+                                     const CallParams& params);
+
+struct GenotypeCounters {
+  uint64_t windows = 0, haplotypes = 0, reads = 0, hmm_pairs = 0, hmm_cells = 0;
+};
+
+// Genotypes windows: builds haplotypes and trimmed reads, scores every read against every
+// haplotype of its window in ONE GenotypeBackend batch, then computes per-site genotype likelihoods
+// (reads marginalised to the site's alleles, as GATK HaplotypeCaller does), GT, GQ, PL, AD, DP and
+// QUAL, and appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
+class WindowGenotyper {
+ public:
+  WindowGenotyper(const Reference& ref, GenotypeBackend& backend, const CallParams& params, int threads)
+      : ref_(ref), backend_(backend), params_(params), threads_(threads) {}
+  void genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
+                std::vector<VcfRecord>& out);
+  const GenotypeCounters& counters() const { return counters_; }
+
+ private:
+  const Reference& ref_;
+  GenotypeBackend& backend_;
+  CallParams params_;
+  int threads_;
+  GenotypeCounters counters_;
+};
+
+}  // namespace omicsd

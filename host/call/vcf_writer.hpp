@@ -1,0 +1,100 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host/io/reference.hpp"
+
+namespace omicsd {
+
+// A FILTER the caller may set on records (besides PASS, which is always declared).
+struct VcfFilterDef {
+  std::string id, description;
+};
+
+// One variant record of the single sample. Alleles are indexed 0 = ref, 1.. = alts (in gVCF mode the
+// writer appends <NON_REF> after the given alts; callers never pass it).
+struct VcfRecord {
+  int32_t contig = -1;  // index into Reference::contigs()
+  int64_t pos = -1;     // 0-based position of the first REF base
+  std::string ref;      // A/C/G/T/N, upper case; must match the reference (N where the reference has N/IUPAC)
+  std::vector<std::string> alts;  // A/C/G/T/N strings or "*"; distinct, none equal to ref
+  float qual = 0;                 // NaN: missing
+  std::vector<std::string> filters;  // empty: PASS; otherwise ids declared in VcfWriterOptions::filters
+  int gt[2] = {-1, -1};              // allele indices, -1 = missing
+  bool phased = false;               // written as a|b
+  int gq = -1, dp = -1;              // -1: not written
+  std::vector<int> ad;               // empty, or one per allele (ref first); values >= 0
+  std::vector<int> pl;               // empty, or one per diploid genotype in VCF order; values >= 0
+  // INFO: DP (total depth), MQ (RMS mapping quality); -1: not written. AC/AN/AF are computed from GT.
+  int info_dp = -1;
+  float info_mq = -1;
+};
+
+struct VcfWriterOptions {
+  std::string path;          // final name: BGZF-compressed VCF (<path>.tbi is written beside it)
+  std::string sample;        // sample column name; empty: "SAMPLE"
+  std::string command_line;  // ##commandline header line (tabs/newlines become spaces)
+  std::vector<VcfFilterDef> filters;
+  bool gvcf = false;  // GATK-style gVCF: <NON_REF> on every record, reference blocks, INFO/END, FORMAT/MIN_DP
+  int threads = 1;    // BGZF compression / indexing threads
+};
+
+// Single-sample VCF writer on htslib's bcf API (no hand-formatted text).
+//
+// Header: ##fileformat=VCFv4.2, ##fileDate, ##source=omicsd <version> (<git hash>),
+// ##reference=file://<absolute FASTA path>, ##contig=<ID,length,md5> for every contig, ##commandline,
+// FILTER PASS + the given filters, INFO DP/MQ/AC/AN/AF, FORMAT GT/GQ/DP/AD/PL, and in gVCF mode also
+// ##ALT=<ID=NON_REF>, INFO END and FORMAT MIN_DP.
+//
+// Records: QUAL as given (NaN: '.'), FILTER PASS when none, INFO DP/MQ when >= 0, AC (one per alt)
+// and AN from the non-missing GT alleles, AF = AC/AN when AN > 0. FORMAT GT always; GQ/DP when >= 0;
+// AD/PL when given.
+//
+// gVCF mode (GATK HaplotypeCaller -ERC GVCF style):
+//  - every variant record gets <NON_REF> as its last ALT allele. AD gets a 0 for it (no read is
+//    counted as "some other allele"), AC/AF a 0. PL is extended to the genotypes of the larger allele
+//    set: the genotypes without <NON_REF> keep their PLs, every genotype that contains <NON_REF> gets
+//    the largest (worst) of the given PLs, i.e. "at least as unlikely as the least likely called
+//    genotype". In VCF genotype order those are exactly the last n_alleles+1 entries.
+//  - write_ref_block(contig, start, end_exclusive, base, min_dp, gq) writes
+//    REF=<base at start> ALT=<NON_REF> QUAL=. FILTER=. INFO/END=<end_exclusive (1-based inclusive end)>
+//    GT=0/0 GQ=gq MIN_DP=min_dp DP=min_dp PL=0,gq,2*gq (gq < 0: GQ and PL omitted; min_dp < 0: MIN_DP
+//    and DP omitted). 2*gq for NON_REF/NON_REF is a lower bound of the true value under the usual
+//    per-read error model (a hom-alt genotype costs ~Q+4.8 per reference read, a het ~3), so it never
+//    overstates confidence in the block.
+//
+// Order: records (and blocks, by start) must come in reference order: contig index ascending, then
+// position non-decreasing. Anything going backwards throws Error (callers shard and write in order).
+// Invalid records (REF letters not A/C/G/T/N, REF not matching the reference, an ALT equal to REF or
+// repeated, GT/AD/PL of the wrong shape, an undeclared FILTER, a position off the contig) throw Error
+// naming the output path and the position; nothing is written for them.
+//
+// Output: BGZF VCF written to <path>.tmp.<pid>, closed and fsync'ed, tabix-indexed to
+// <path>.tbi.tmp.<pid>, then the index is renamed to <path>.tbi, the data to <path>, and the directory
+// fsync'ed. (A reference with a contig of 2^29 bases or more gets a CSI index, <path>.csi, instead:
+// TBI cannot address such positions.) An unwritable destination throws from the constructor. A writer destroyed without
+// finish() (or after a failed one) removes its temporary files and never touches <path>.
+class VcfWriter {
+ public:
+  VcfWriter(const VcfWriterOptions& options, const Reference& ref);
+  ~VcfWriter();
+  VcfWriter(const VcfWriter&) = delete;
+  VcfWriter& operator=(const VcfWriter&) = delete;
+
+  void write(const VcfRecord& record);
+  // gVCF only (throws otherwise): a hom-ref block covering [start, end_exclusive) of `contig`.
+  void write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive, const std::string& ref_base,
+                       int min_dp, int gq);
+  void finish();
+  // Records written so far (variant records plus reference blocks).
+  size_t records_written() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace omicsd

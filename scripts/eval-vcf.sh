@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Compare a query VCF with a truth VCF: small-variant precision / recall / F1 for SNPs and indels.
+#
+# Usage: scripts/eval-vcf.sh [options] REF.fa TRUTH.vcf[.gz] QUERY.vcf[.gz] [REGIONS]
+#   --json OUT        also write the numbers as JSON to OUT
+#   --pass-only       query: keep only records whose FILTER is PASS (or '.')
+#   --atomize         split MNPs / complex alleles into SNPs and simple indels (bcftools norm -a)
+#                     on both sides before matching (for callers such as freebayes that emit them)
+#   --check-ref MODE  what bcftools norm does when a REF differs from REF.fa: e (exit, default),
+#                     w (warn), x (exclude the record), s (set REF from the FASTA)
+#   REGIONS           restrict both sides to these regions: a BED file (name ending .bed or
+#                     .bed.gz: 0-based, half-open) or a bcftools targets file (tab-separated
+#                     CHROM, POS[, END], 1-based inclusive). Applied after normalisation.
+#
+# Each side is prepared the same way: the first sample only (`bcftools query -l`), split
+# multiallelics and left-align indels against REF.fa (bcftools norm -m- -f REF.fa), keep the
+# records whose genotype carries a non-reference allele (GT="alt"), drop '*', '.' and symbolic
+# (<...>) alleles, one record per CHROM:POS:REF:ALT. A sites-only VCF (no sample column, e.g.
+# dwgsim's truth.mutations.vcf) counts every record as a variant, zygosity from INFO/AF
+# (>= 0.99 hom, otherwise het; unknown without AF).
+# Records match on CHROM/POS/REF/ALT. SNP: REF and ALT one base each; INDEL: REF and ALT of
+# different lengths; MNPs and other same-length substitutions are not counted (their number
+# is reported on stderr; --atomize turns them into SNPs). gt_match counts the true positives
+# whose zygosity agrees: het when the split genotype has a 0 allele (0/1), hom otherwise (1/1).
+#
+# Output, one line per type (same format as shared/tools/eval_vcf.sh):
+#   SNP tp=14 fp=0 fn=0 precision=1.0000 recall=1.0000 F1=1.0000 gt_match=14/14
+#   INDEL tp=0 fp=2 fn=0 precision=0.0000 recall=0.0000 F1=0.0000 gt_match=0/0
+# Needs bcftools, awk, sort, join, comm (bash + coreutils).
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
+
+JSON="" PASS_ONLY=0 ATOMIZE=0 CHECK_REF=e
+pos=()
+while (($#)); do
+  case $1 in
+    -h | --help) usage; exit 0 ;;
+    --json) (($# >= 2)) || die "--json needs a file name"; JSON="$2"; shift ;;
+    --json=*) JSON="${1#--json=}" ;;
+    --pass-only) PASS_ONLY=1 ;;
+    --atomize) ATOMIZE=1 ;;
+    --check-ref) (($# >= 2)) || die "--check-ref needs e|w|x|s"; CHECK_REF="$2"; shift ;;
+    --check-ref=*) CHECK_REF="${1#--check-ref=}" ;;
+    --) shift; pos+=("$@"); break ;;
+    -*) die "unknown option '$1' (see --help)" ;;
+    *) pos+=("$1") ;;
+  esac
+  shift
+done
+((${#pos[@]} >= 3 && ${#pos[@]} <= 4)) || { usage >&2; exit 2; }
+REF="${pos[0]}" TRUTH="${pos[1]}" QUERY="${pos[2]}" REGIONS="${pos[3]:-}"
+[[ $CHECK_REF =~ ^[ewxs]$ ]] || die "--check-ref must be e, w, x or s, got '$CHECK_REF'"
+for f in "$REF" "$TRUTH" "$QUERY" ${REGIONS:+"$REGIONS"}; do
+  [[ -r $f ]] || die "cannot read $f"
+done
+need_tools bcftools awk sort join comm
+
+export LC_ALL=C  # sort, join and comm must agree on one collation
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/omicsd-eval-vcf.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+
+# prep NAME IN: writes $TMP/NAME.keys (KEY \t ZYGOSITY \t TYPE, sorted, unique by KEY) and
+# $TMP/NAME.other (count of records of no counted type).
+prep() {
+  local name="$1" in="$2" sample view=() norm=() tgt=() fmt
+  sample="$(bcftools query -l "$in" 2>"$TMP/$name.err" | head -n 1)" \
+    || die "bcftools cannot read $in: $(head -n 3 "$TMP/$name.err")"
+  if [[ -n $sample ]]; then
+    view=(-s "$sample")
+    fmt='%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n'
+  elif bcftools view -h "$in" | grep -q '^##INFO=<ID=AF,'; then
+    fmt='%CHROM\t%POS\t%REF\t%ALT\tAF=%INFO/AF\n'
+  else
+    fmt='%CHROM\t%POS\t%REF\t%ALT\tAF=.\n'
+  fi
+  [[ $name == query && $PASS_ONLY == 1 ]] && view+=(-f 'PASS,.')
+  ((ATOMIZE)) && norm+=(-a)
+  if [[ -n $REGIONS ]]; then tgt=(-T "$REGIONS"); fi
+  local gtsel=(cat)
+  [[ -n $sample ]] && gtsel=(bcftools view -i 'GT="alt"')
+  # shellcheck disable=SC2016
+  if ! {
+    bcftools view "${view[@]}" -Ou "$in" |
+      bcftools norm "${norm[@]}" -m- -c "$CHECK_REF" -f "$REF" -Ou |
+      bcftools view "${tgt[@]}" -Ou |
+      "${gtsel[@]}" |
+      bcftools query -f "$fmt"
+  } 2>"$TMP/$name.err" >"$TMP/$name.raw"; then
+    grep -v '^Lines   total/split' "$TMP/$name.err" | head -n 5 >&2 || true
+    die "could not normalise $in against $REF (see the bcftools messages above)"
+  fi
+  awk -F'\t' -v other="$TMP/$name.other" '
+    BEGIN { n_other = 0 }
+    {
+      alt = $4
+      if (alt == "*" || alt == "." || substr(alt, 1, 1) == "<") next
+      if (substr($5, 1, 3) == "AF=") {           # sites-only
+        af = substr($5, 4)
+        z = (af == "." || af == "") ? "." : ((af + 0 >= 0.99) ? "hom" : "het")
+      } else {
+        z = ($5 ~ /(^|[\/|])0([\/|]|$)/) ? "het" : "hom"
+      }
+      lr = length($3); la = length(alt)
+      if (lr == 1 && la == 1) t = "SNP"
+      else if (lr != la) t = "INDEL"
+      else { n_other++; next }
+      print $1 ":" $2 ":" $3 ":" alt "\t" z "\t" t
+    }
+    END { print n_other > other }' "$TMP/$name.raw" | sort -t$'\t' -u -k1,1 >"$TMP/$name.keys"
+  local n_other
+  n_other="$(cat "$TMP/$name.other")"
+  if ((n_other > 0)); then
+    log "$name: $n_other MNP/complex records (REF and ALT of equal length > 1) not counted (--atomize splits them)"
+  fi
+}
+
+prep truth "$TRUTH"
+prep query "$QUERY"
+
+declare -A R
+for kind in SNP INDEL; do
+  awk -F'\t' -v k="$kind" '$3 == k' "$TMP/truth.keys" >"$TMP/T"
+  awk -F'\t' -v k="$kind" '$3 == k' "$TMP/query.keys" >"$TMP/Q"
+  cut -f1 "$TMP/T" >"$TMP/Ta"
+  cut -f1 "$TMP/Q" >"$TMP/Qa"
+  tp=$(comm -12 "$TMP/Ta" "$TMP/Qa" | wc -l)
+  fp=$(comm -13 "$TMP/Ta" "$TMP/Qa" | wc -l)
+  fn=$(comm -23 "$TMP/Ta" "$TMP/Qa" | wc -l)
+  gt=$(join -t$'\t' "$TMP/T" "$TMP/Q" | awk -F'\t' '$2 == $4 && $2 != "."' | wc -l)
+  R[$kind]="$(awk -v tp="$tp" -v fp="$fp" -v fn="$fn" -v gt="$gt" 'BEGIN {
+    p = (tp + fp) ? tp / (tp + fp) : 0; r = (tp + fn) ? tp / (tp + fn) : 0
+    f = (p + r) ? 2 * p * r / (p + r) : 0
+    printf "%d %d %d %.4f %.4f %.4f %d", tp, fp, fn, p, r, f, gt }')"
+  read -r tp fp fn p r f gt <<<"${R[$kind]}"
+  printf '%s tp=%d fp=%d fn=%d precision=%s recall=%s F1=%s gt_match=%d/%d\n' \
+    "$kind" "$tp" "$fp" "$fn" "$p" "$r" "$f" "$gt" "$tp"
+done
+
+if [[ -n $JSON ]]; then
+  jstr() {  # a JSON string literal
+    local s="$1"
+    s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; s="${s//$'\t'/\\t}"; s="${s//$'\n'/\\n}"
+    printf '"%s"' "$s"
+  }
+  {
+    printf '{\n  "ref": %s,\n  "truth": %s,\n  "query": %s,\n  "regions": %s,\n' \
+      "$(jstr "$REF")" "$(jstr "$TRUTH")" "$(jstr "$QUERY")" "$(if [[ -n $REGIONS ]]; then jstr "$REGIONS"; else echo null; fi)"
+    printf '  "pass_only": %s,\n  "atomize": %s,\n' \
+      "$( ((PASS_ONLY)) && echo true || echo false)" "$( ((ATOMIZE)) && echo true || echo false)"
+    sep=""
+    for kind in SNP INDEL; do
+      read -r tp fp fn p r f gt <<<"${R[$kind]}"
+      printf '%s  "%s": {"tp": %d, "fp": %d, "fn": %d, "precision": %s, "recall": %s, "f1": %s, "gt_match": %d}' \
+        "$sep" "$kind" "$tp" "$fp" "$fn" "$p" "$r" "$f" "$gt"
+      sep=$',\n'
+    done
+    printf '\n}\n'
+  } >"$JSON.tmp.$$"
+  mv "$JSON.tmp.$$" "$JSON"
+fi

@@ -38,8 +38,12 @@ N_PAIRS="${2:-500000}"
 GENOME=/usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz
 REPEAT_SEED=536
 DWGSIM_SEED=20240611
+# Mutation model (overridable for the variant-calling benchmark, which wants more and longer indels):
+# SIM_MUT_RATE (-r), SIM_INDEL_FRACTION (-R), SIM_INDEL_EXTEND (-X: indel length is geometric with
+# this extension probability, so 0.85 gives indels of 1 to ~30 bp).
 DWGSIM_ARGS=(-z "$DWGSIM_SEED" -N "$N_PAIRS" -1 150 -2 150 -d 400 -s 50
-             -e 0.002 -E 0.002 -r 0.001 -R 0.15 -X 0.3 -y 0 -n 0 -o 1)
+             -e 0.002 -E 0.002 -r "${SIM_MUT_RATE:-0.001}" -R "${SIM_INDEL_FRACTION:-0.15}"
+             -X "${SIM_INDEL_EXTEND:-0.3}" -y 0 -n 0 -o 1)
 
 [[ -r $GENOME ]] || die "$GENOME not found: install bowtie-examples (scripts/setup.sh)"
 need_tools dwgsim samtools python3 sha256sum

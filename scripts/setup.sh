@@ -19,7 +19,7 @@ PACKAGES=(
   libcli11-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   libdeflate-dev zlib1g-dev libssl-dev
   # peers, simulators, data and tools for tests, demo and benchmarks
-  samtools bcftools tabix bwa minimap2 dwgsim bowtie-examples time python3
+  samtools bcftools tabix bwa minimap2 freebayes dwgsim bowtie-examples time python3
 )
 
 # One dpkg-query for all packages (it exits 1 when some are unknown: that is expected).

@@ -2,14 +2,16 @@
 # The project's test command (what CI runs): install packages, build, run the GoogleTest
 # suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
 # scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
-# scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000). Exits non-zero
+# scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000) and variant calls vs
+# bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000). Exits non-zero
 # when any stage fails; runs every test stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
 #   OMICSD_BUILD_DIR, OMICSD_CUDA   as for scripts/build.sh
 #   OMICSD_SHARED_DATA              test data (default: <repo>/../shared/data)
 #   CTEST_JOBS                      ctest parallelism (default: 2)
-#   OMICSD_SIM_PAIRS                simulated read pairs for the accuracy check (default 200000)
+#   OMICSD_SIM_PAIRS                simulated read pairs for the alignment check (default 200000)
+#   OMICSD_CALL_SIM_PAIRS           simulated read pairs for the calling check (default 500000)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -62,6 +64,15 @@ if bash "$SCRIPTS_DIR/eval-align-sim.sh" --check "${OMICSD_SIM_PAIRS:-200000}"; 
   passed=$((passed + 1))
 else
   failed+=("eval-align-sim.sh --check")
+  n_fail=$((n_fail + 1))
+fi
+
+# Variant calling on simulated reads at ~30x with SNPs and 1-30 bp indels: omicsd call's SNP and
+# indel F1 must both be at least bcftools' on the same BAM.
+if bash "$SCRIPTS_DIR/eval-call-sim.sh" --check "${OMICSD_CALL_SIM_PAIRS:-500000}"; then
+  passed=$((passed + 1))
+else
+  failed+=("eval-call-sim.sh --check")
   n_fail=$((n_fail + 1))
 fi
 

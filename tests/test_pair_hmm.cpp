@@ -46,9 +46,11 @@ struct RefModel {
     l_im = std::log(1.0 - c);
     l_mi = l_md = std::log(g);
     l_ii = l_dd = std::log(c);
+    min_q = p.min_base_qual;
   }
-  static double l_prior(uint8_t r, uint8_t h, uint8_t q) {
-    const double e = std::pow(10.0, -double(std::min<int>(q, kPairHmmMaxQual)) / 10.0);
+  int min_q = 0;
+  double l_prior(uint8_t r, uint8_t h, uint8_t q) const {
+    const double e = std::pow(10.0, -double(std::clamp<int>(q, min_q, kPairHmmMaxQual)) / 10.0);
     const bool match = r >= 4 || h >= 4 || r == h;
     return match ? std::log(1.0 - e) : std::log(e / 3.0);
   }
@@ -71,7 +73,7 @@ class Enumerator {
     total_ = kNegInf;
     const int hl = int(h_.size());
     for (int j0 = 0; j0 < hl; ++j0) {
-      const double start = -std::log(double(hl)) + m_.l_im + RefModel::l_prior(r_[0], h_[j0], q_[0]);
+      const double start = -std::log(double(hl)) + m_.l_im + m_.l_prior(r_[0], h_[j0], q_[0]);
       walk(1, j0 + 1, 0, start);
     }
     return total_ / std::log(10.0);
@@ -86,7 +88,7 @@ class Enumerator {
       return;  // a path that continues with deletions can never emit again
     }
     if (i < rl && j < hl)
-      walk(i + 1, j + 1, 0, lp + (state == 0 ? m_.l_mm : m_.l_im) + RefModel::l_prior(r_[i], h_[j], q_[i]));
+      walk(i + 1, j + 1, 0, lp + (state == 0 ? m_.l_mm : m_.l_im) + m_.l_prior(r_[i], h_[j], q_[i]));
     if (i < rl && state != 2) walk(i + 1, j, 1, lp + (state == 0 ? m_.l_mi : m_.l_ii));
     if (j < hl && state != 1) walk(i, j + 1, 2, lp + (state == 0 ? m_.l_md : m_.l_dd));
   }
@@ -105,7 +107,7 @@ double reference_dp(const Seq& r, const Seq& q, const Seq& h, const PairHmmParam
   for (int j = 0; j <= hl; ++j) D[0][j] = -std::log(double(hl));
   for (int i = 1; i <= rl; ++i)
     for (int j = 1; j <= hl; ++j) {
-      M[i][j] = RefModel::l_prior(r[i - 1], h[j - 1], q[i - 1]) +
+      M[i][j] = m.l_prior(r[i - 1], h[j - 1], q[i - 1]) +
                 lse(M[i - 1][j - 1] + m.l_mm, lse(I[i - 1][j - 1] + m.l_im, D[i - 1][j - 1] + m.l_im));
       I[i][j] = lse(M[i - 1][j] + m.l_mi, I[i - 1][j] + m.l_ii);
       D[i][j] = lse(M[i][j - 1] + m.l_md, D[i][j - 1] + m.l_dd);
@@ -191,6 +193,37 @@ TEST(PairHmm, DeterministicLog10MatchesLibm) {
   EXPECT_NEAR(pair_hmm_log10_pow2(std::ldexp(1.0, -1060), 0), -1060 * std::log10(2.0), 1e-12);
 }
 
+// The build must not fuse multiply-adds in the shared recurrence (the CUDA side compiles it with
+// --fmad=false): every product is rounded on its own. Volatile temporaries force that rounding in the
+// expected values; a build that contracts (e.g. -march with FMA and GCC's default -ffp-contract=fast
+// for C++) fails here.
+TEST(PairHmm, NoFusedMultiplyAddInTheCell) {
+  const PairHmmModel model = make_pair_hmm_model({});
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (int t = 0; t < 100000; ++t) {
+    volatile float vin[8];
+    for (auto& v : vin) v = u(rng);
+    const float prior = vin[0], md = vin[1], id = vin[2], dd = vin[3], mu = vin[4], iu = vin[5], ml = vin[6],
+                dl = vin[7];
+    float m, i, d;
+    pair_hmm_cell<float>(prior, md, id, dd, mu, iu, ml, dl, model.f, &m, &i, &d);
+    const PairHmmTables<float>& tf = model.f;
+    volatile float a = tf.mm * md;
+    volatile float b = id + dd;
+    volatile float c = tf.im * b;
+    volatile float e = a + c;
+    const float want_m = prior * e;
+    volatile float p1 = tf.mi * mu, p2 = tf.ii * iu;
+    const float want_i = p1 + p2;
+    volatile float q1 = tf.md * ml, q2 = tf.dd * dl;
+    const float want_d = q1 + q2;
+    ASSERT_EQ(std::memcmp(&m, &want_m, sizeof m), 0) << t;
+    ASSERT_EQ(std::memcmp(&i, &want_i, sizeof i), 0) << t;
+    ASSERT_EQ(std::memcmp(&d, &want_d, sizeof d), 0) << t;
+  }
+}
+
 TEST(PairHmm, ModelTables) {
   const PairHmmModel m = make_pair_hmm_model({});
   EXPECT_NEAR(m.d.mi, std::pow(10.0, -4.5), 1e-20);
@@ -199,8 +232,16 @@ TEST(PairHmm, ModelTables) {
   EXPECT_NEAR(m.d.im, 0.9, 1e-16);
   EXPECT_NEAR(m.d.match[30], 0.999, 1e-15);
   EXPECT_NEAR(m.d.mismatch[30], 0.001 / 3, 1e-18);
-  EXPECT_EQ(m.d.match[0], 0.0);
   EXPECT_EQ(m.f.match[20], float(m.d.match[20]));
+  // Qualities below min_base_qual (6 by default) count as it; 0 turns the floor off.
+  EXPECT_EQ(m.d.match[0], m.d.match[6]);
+  EXPECT_EQ(m.d.mismatch[5], m.d.mismatch[6]);
+  EXPECT_NE(m.d.match[6], m.d.match[7]);
+  const PairHmmModel raw = make_pair_hmm_model({45.0, 10.0, 0});
+  EXPECT_EQ(raw.d.match[0], 0.0);
+  EXPECT_NEAR(raw.d.mismatch[0], 1.0 / 3.0, 1e-16);
+  EXPECT_THROW(make_pair_hmm_model({45.0, 10.0, -1}), InputError);
+  EXPECT_THROW(make_pair_hmm_model({45.0, 10.0, kPairHmmMaxQual + 1}), InputError);
   EXPECT_THROW(make_pair_hmm_model({3.0, 10.0}), InputError);
   EXPECT_THROW(make_pair_hmm_model({45.0, 0.0}), InputError);
   EXPECT_THROW(make_pair_hmm_model({NAN, 10.0}), InputError);
@@ -211,7 +252,7 @@ TEST(PairHmm, ReferenceDpMatchesExhaustiveEnumeration) {
   for (int t = 0; t < 300; ++t) {
     const int rl = 1 + int(rng() % 4), hl = 1 + int(rng() % 5);
     const Seq r = random_seq(rng, rl, 0.1), h = random_seq(rng, hl, 0.1), q = random_quals(rng, rl, 0, 40);
-    const PairHmmParams p{8.0 + double(rng() % 40), 3.0 + double(rng() % 15)};
+    const PairHmmParams p{8.0 + double(rng() % 40), 3.0 + double(rng() % 15), t % 2 ? 0 : 6};
     const double e = Enumerator(r, q, h, p).log10_likelihood();
     const double d = reference_dp(r, q, h, p);
     ASSERT_NEAR(d, e, 1e-12 * std::max(1.0, std::fabs(e))) << "case " << t;
@@ -227,7 +268,7 @@ TEST(PairHmm, MatchesReferenceOnRandomSmallCases) {
   int n_float = 0, n_double = 0;
   for (int t = 0; t < 4000; ++t) {
     const int rl = 1 + int(rng() % 24), hl = 1 + int(rng() % 40);
-    const PairHmmParams p{10.0 + double(rng() % 50), 4.0 + double(rng() % 20)};
+    const PairHmmParams p{10.0 + double(rng() % 50), 4.0 + double(rng() % 20), int(rng() % 3) * 5};
     Seq r, h;
     if (t % 2 == 0) {  // related: the read is a mutated piece of the haplotype (high likelihoods)
       h = random_seq(rng, hl, 0.02);

@@ -10,15 +10,20 @@
 //   I(i,j) = mi * M(i-1,j) + ii * I(i-1,j)             read base i inserted (not in the haplotype)
 //   D(i,j) = md * M(i,j-1) + dd * D(i,j-1)             haplotype base j deleted from the read
 // with row 0: M = I = 0 and D(0,j) = 1/hlen for 0 <= j <= hlen (the free start), column 0 of every
-// later row all 0, and P(read | hap) = sum_{j=1..hlen} (M(rlen,j) + I(rlen,j)). A read therefore
-// starts and ends with a Match or an Insertion after its first base, never with a deletion.
+// later row all 0, and P(read | hap) = sum_{j=1..hlen} (M(rlen,j) + I(rlen,j)). So an alignment
+// starts with a Match (read base 1 is never an insertion) and ends with a Match or an Insertion,
+// never with a deletion.
 //
 // Probabilities (Phred q -> 10^(-q/10)), built once on the host by make_pair_hmm_model():
 //   gap open  g = 10^(-gap_open/10)          (default Phred 45), the same for insertions and deletions
 //   gap cont. c = 10^(-gap_continuation/10)  (default Phred 10)
 //   mm = 1 - 2g, im = 1 - c, mi = md = g, ii = dd = c
 //   prior(i,j) = 1 - e          if read[i] == hap[j] or either base is N (code >= 4),
-//              = e / 3          otherwise, where e = 10^(-Q/10) and Q = min(qual[i], kPairHmmMaxQual).
+//              = e / 3          otherwise, where e = 10^(-Q/10) and
+//                               Q = clamp(qual[i], min_base_qual, kPairHmmMaxQual).
+// min_base_qual (default 6, GATK's MIN_USABLE_Q_SCORE) keeps quality 0-1 bases, e.g. after capping
+// base qualities at a low MAPQ, from inverting the evidence (at Q0 a match would have probability 0
+// and a mismatch 1/3); 0 turns the floor off.
 // N handling (GATK's rule): an N on either side is an uninformative match: it gets the quality-based
 // match probability 1 - e. So an all-N read scores the same against every haplotype of one length.
 // Base codes are those of host/common/dna.hpp (A,C,G,T = 0..3, N = 4); any code above 3 acts as N.
@@ -45,9 +50,11 @@
 //    multiply-add contraction), and without --use_fast_math (keep the defaults --prec-div=true,
 //    --prec-sqrt=true, --ftz=false: the float pass relies on IEEE division for 2^120/hlen and on
 //    denormals not being flushed);
-//  * the host build must not contract either: GCC with -std=c++20 (ISO mode, CMAKE_CXX_EXTENSIONS OFF)
-//    defaults to -ffp-contract=off, and the build must not add -ffast-math, -Ofast or
-//    -ffp-contract=fast (it doesn't today);
+//  * the host build must not contract either, and must not use -ffast-math / -Ofast. Note that GCC's
+//    default for C++ is -ffp-contract=fast even with -std=c++20 (ISO mode turns contraction off for C
+//    only): today's x86-64 build has no FMA instructions to contract into (no -march flag), but
+//    -march=native / x86-64-v3 or an aarch64 host would fuse. The host build should therefore pass
+//    -ffp-contract=off; tests/test_pair_hmm.cpp (NoFusedMultiplyAddInTheCell) fails if it fuses;
 //  * the tables (PairHmmModel) are computed on the host with std::pow and copied to the device, never
 //    recomputed there;
 //  * a wavefront (anti-diagonal) kernel computes the same cells with the same pair_hmm_cell() call;
@@ -80,14 +87,15 @@ inline constexpr int kPairHmmRescaleLog2 = 1000;
 struct PairHmmParams {
   double gap_open = 45.0;          // P(open an insertion) = P(open a deletion) = 10^(-gap_open/10)
   double gap_continuation = 10.0;  // P(extend a gap) = 10^(-gap_continuation/10)
+  int min_base_qual = 6;           // base qualities below this count as this (0..kPairHmmMaxQual)
 };
 
 // Transition and emission probabilities in one precision.
 template <class T>
 struct PairHmmTables {
   T mm, im, mi, ii, md, dd;             // see the header comment
-  T match[kPairHmmMaxQual + 1];         // 1 - 10^(-q/10)
-  T mismatch[kPairHmmMaxQual + 1];      // 10^(-q/10) / 3
+  T match[kPairHmmMaxQual + 1];         // 1 - 10^(-Q/10), Q = max(q, min_base_qual)
+  T mismatch[kPairHmmMaxQual + 1];      // 10^(-Q/10) / 3
 };
 
 // Everything the recurrence needs, in both precisions; build with make_pair_hmm_model() on the host.
@@ -101,7 +109,7 @@ template <> OMICSD_HD const PairHmmTables<float>& pair_hmm_tables<float>(const P
 template <> OMICSD_HD const PairHmmTables<double>& pair_hmm_tables<double>(const PairHmmModel& m) { return m.d; }
 
 // Host only: the probabilities of `p` in double (std::pow), rounded once to float for the float
-// tables. Throws InputError when the parameters make no model (gap open below Phred ~3.02 leaves no
+// tables (entries below min_base_qual repeat its value). Throws InputError when the parameters make no model (gap open below Phred ~3.02 leaves no
 // probability to stay in Match; gap continuation must be > 0).
 inline PairHmmModel make_pair_hmm_model(const PairHmmParams& p) {
   if (!(p.gap_open > 0.0) || !std::isfinite(p.gap_open) || !(p.gap_continuation > 0.0) ||
@@ -115,6 +123,10 @@ inline PairHmmModel make_pair_hmm_model(const PairHmmParams& p) {
     throw InputError("pair-HMM: gap open penalty " + std::to_string(p.gap_open) +
                      " is too small (needs 2 * 10^(-open/10) < 1, i.e. open > 3.02)");
   }
+  if (p.min_base_qual < 0 || p.min_base_qual > kPairHmmMaxQual) {
+    throw InputError("pair-HMM: minimum base quality " + std::to_string(p.min_base_qual) + " is outside 0.." +
+                     std::to_string(kPairHmmMaxQual));
+  }
   PairHmmModel m{};
   m.d.mm = 1.0 - 2.0 * g;
   m.d.im = 1.0 - c;
@@ -123,7 +135,7 @@ inline PairHmmModel make_pair_hmm_model(const PairHmmParams& p) {
   m.d.md = g;
   m.d.dd = c;
   for (int q = 0; q <= kPairHmmMaxQual; ++q) {
-    const double e = std::pow(10.0, -double(q) / 10.0);
+    const double e = std::pow(10.0, -double(q < p.min_base_qual ? p.min_base_qual : q) / 10.0);
     m.d.match[q] = 1.0 - e;
     m.d.mismatch[q] = e / 3.0;
   }

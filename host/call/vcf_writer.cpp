@@ -101,9 +101,9 @@ struct VcfWriter::Impl {
   int pass_id = -1;
 
   std::string out_tmp;    // <path>.tmp.<pid>
-  int csi_shift = 0;       // 0: tabix (.tbi); 14: CSI (.csi) when a contig is too long for TBI
+  int csi_shift = 0;      // 0: tabix (.tbi); 14: CSI (.csi) when a contig is too long for TBI
   std::string idx_final;  // <path>.tbi (or .csi)
-  std::string idx_tmp;    // <path>.tbi.tmp.<pid>
+  std::string idx_tmp;    // <idx_final>.tmp.<pid>
 
   int32_t last_contig = -1;
   int64_t last_pos = -1;

@@ -12,4 +12,5 @@ struct CliAction {
 CliAction add_index_command(CLI::App& app);
 CliAction add_align_command(CLI::App& app, const std::string& command_line);
 CliAction add_call_command(CLI::App& app, const std::string& command_line);
+CliAction add_run_command(CLI::App& app, const std::string& command_line);
 }  // namespace omicsd

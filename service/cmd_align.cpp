@@ -1,5 +1,6 @@
 #include "host/align/align_pipeline.hpp"
 #include "service/cli.hpp"
+#include "service/progress_bar.hpp"
 
 namespace omicsd {
 namespace {
@@ -45,6 +46,8 @@ CliAction add_align_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("-w", o->index.w, "Index minimizer window (used when building the index)")->check(CLI::Range(1, 64));
   return {cmd, [o, sort_mem] {
             o->sort_memory_bytes = parse_size(*sort_mem);
+            ProgressBar bar("align");
+            if (bar.enabled()) o->on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
             run_align(*o);
             return 0;
           }};

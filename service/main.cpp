@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       omicsd::add_index_command(app),
       omicsd::add_align_command(app, command_line),
       omicsd::add_call_command(app, command_line),
+      omicsd::add_run_command(app, command_line),
   };
 
   try {

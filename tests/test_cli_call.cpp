@@ -144,3 +144,31 @@ TEST_F(CallFixture, BadInputsFailCleanly) {
 
 }  // namespace
 }  // namespace omicsd::test
+
+namespace omicsd::test {
+namespace {
+
+// `omicsd run`: FASTQ pairs + reference -> BAM, VCF and QC JSON with the numbers users check first.
+TEST_F(CallFixture, RunWritesBamVcfAndQc) {
+  std::string o;
+  ASSERT_EQ(run_command("cd " + tmp.path.string() + " && samtools collate -u -O " + bam.string() +
+                            " tmpc | samtools fastq -n -1 s_1.fq.gz -2 s_2.fq.gz -0 /dev/null -s /dev/null - 2>/dev/null",
+                        &o), 0) << o;
+  const fs::path out = tmp.path / "out";
+  ASSERT_EQ(run_command(omicsd_binary() + " run " + ref.string() + " " + (tmp.path / "s_1.fq.gz").string() + " " +
+                            (tmp.path / "s_2.fq.gz").string() + " -o " + out.string() + " --sample NA12878", &o), 0)
+      << o;
+  for (const char* f : {"NA12878.bam", "NA12878.bam.bai", "NA12878.vcf.gz", "NA12878.vcf.gz.tbi", "NA12878.qc.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  EXPECT_EQ(snvs(out / "NA12878.vcf.gz"), truth());
+  const std::string qc = read_file(out / "NA12878.qc.json");
+  for (const char* key : {"\"reads\": 3266", "\"mapped_pct\": 99.", "\"properly_paired_pct\": 98.", "\"duplicate_pct\"",
+                          "\"mean\": 38.", "\"fraction_ge_10x\"", "\"fraction_ge_20x\"", "\"ti_tv\"", "\"het_hom_ratio\"",
+                          "\"snvs\": 14", "\"median\": 30"})
+    EXPECT_NE(qc.find(key), std::string::npos) << key << "\n" << qc;
+  ASSERT_EQ(run_command("bcftools view -h " + (out / "NA12878.vcf.gz").string() + " | tail -1", &o), 0);
+  EXPECT_NE(o.find("\tNA12878"), std::string::npos) << o;
+}
+
+}  // namespace
+}  // namespace omicsd::test

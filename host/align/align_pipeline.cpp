@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <memory>
 
@@ -29,6 +30,13 @@ AlignStats run_align(const AlignOptions& o) {
   spec.interleaved = o.interleaved;
   spec.reference = &ref;
   auto source = open_read_source(spec);
+  {
+    std::error_code ec;
+    uint64_t total = 0;
+    for (const std::string& path : {o.reads1, o.reads2})
+      if (!path.empty() && std::filesystem::is_regular_file(path, ec)) total += std::filesystem::file_size(path, ec);
+    source->set_bytes_total(total);
+  }
 
   std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads);
 
@@ -62,6 +70,8 @@ AlignStats run_align(const AlignOptions& o) {
   if (!have) throw InputError(o.reads1 + ": no reads in input");
   uint64_t reads = 0;
   while (have) {
+    // Input consumed through the current batch (read before the prefetch moves the reader on).
+    const uint64_t consumed = source->bytes_consumed();
     auto prefetch = std::async(std::launch::async, [&] { return source->next(next, o.batch_reads); });
     try {
       const auto& records = mapper.map_batch(current);
@@ -73,10 +83,26 @@ AlignStats run_align(const AlignOptions& o) {
     have = prefetch.get();
     reads += current.size();
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    spdlog::info("aligned {} reads ({:.0f} reads/s)", reads, reads / std::max(secs, 1e-9));
+    spdlog::debug("aligned {} reads ({:.0f} reads/s)", reads, reads / std::max(secs, 1e-9));
+    if (o.on_progress) {
+      AlignProgress pr;
+      pr.reads = reads;
+      pr.bytes_consumed = consumed;
+      pr.bytes_total = source->bytes_total();
+      pr.seconds = secs;
+      o.on_progress(pr);
+    }
     std::swap(current, next);
   }
   writer->finish();
+  if (o.on_progress) {
+    AlignProgress pr;
+    pr.reads = reads;
+    pr.bytes_consumed = pr.bytes_total = source->bytes_total();
+    pr.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    pr.done = true;
+    o.on_progress(pr);
+  }
   spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells", mapper.counters().tasks,
                 mapper.counters().rescue_tasks, mapper.counters().cells);
 

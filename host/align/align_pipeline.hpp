@@ -1,12 +1,21 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "host/align/scoring.hpp"
 #include "host/index/minimizer_index.hpp"
 
 namespace omicsd {
+
+// Reported after every batch: for progress bars (reads, rate, ETA from the input bytes consumed).
+struct AlignProgress {
+  uint64_t reads = 0;
+  uint64_t bytes_consumed = 0, bytes_total = 0;  // total 0: unknown
+  double seconds = 0;
+  bool done = false;
+};
 
 struct AlignOptions {
   std::string reference;        // FASTA; index <fasta>.omi built on first use
@@ -24,6 +33,7 @@ struct AlignOptions {
   IndexParams index;
   ScoringParams scoring;
   int min_score = 30;           // alignments scoring below are reported unmapped (bwa -T)
+  std::function<void(const AlignProgress&)> on_progress;
 };
 
 struct AlignStats {

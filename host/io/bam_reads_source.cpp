@@ -1,5 +1,6 @@
 #include "host/io/bam_reads_source.hpp"
 
+#include <htslib/bgzf.h>
 #include <htslib/faidx.h>
 #include <htslib/hts.h>
 #include <htslib/kstring.h>
@@ -310,6 +311,11 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
   // The pairs are done: reads without a mate follow in their own single-end batches.
   if (finished_ && batch.empty()) return next_singles(batch, max_reads);
   return !batch.empty();
+}
+
+uint64_t BamReadsSource::bytes_consumed() const {
+  // BAM and compressed SAM read through BGZF; CRAM has no BGZF stream (progress unknown).
+  return fp_->is_bgzf ? uint64_t(bgzf_tell(fp_->fp.bgzf)) >> 16 : 0;
 }
 
 }  // namespace omicsd

@@ -35,6 +35,7 @@ class BamReadsSource : public ReadSource {
 
   bool next(ReadBatch& batch, size_t max_reads) override;
   bool paired() const override { return paired_; }
+  uint64_t bytes_consumed() const override;
   std::string read_group_lines() const override { return rg_lines_; }
 
  private:

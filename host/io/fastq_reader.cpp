@@ -257,4 +257,6 @@ bool FastqReader::next(std::string& names, std::string& bases, std::string& qual
   return true;
 }
 
+uint64_t FastqReader::file_offset() const { return uint64_t(bgzf_tell(fp_)) >> 16; }
+
 }  // namespace omicsd

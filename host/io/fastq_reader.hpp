@@ -30,6 +30,8 @@ class FastqReader {
 
   const std::string& path() const { return path_; }
   uint64_t records() const { return records_; }  // records parsed so far
+  // Bytes of the file consumed so far (compressed bytes for gzip/bgzip): progress and ETA.
+  uint64_t file_offset() const;
   uint64_t header_line() const { return header_line_; }  // line of the last record's header
 
   // "<path>: record N (line L): <what>", N being the record now being parsed.

@@ -84,6 +84,7 @@ class FastqSource : public ReadSource {
       : r_(std::move(reader)), interleaved_(interleaved) {}
 
   bool paired() const override { return interleaved_; }
+  uint64_t bytes_consumed() const override { return r_->file_offset(); }
 
   bool next(ReadBatch& batch, size_t max_reads) override {
     batch.clear();
@@ -133,6 +134,7 @@ class PairedFastqSource : public ReadSource {
  public:
   PairedFastqSource(std::unique_ptr<FastqReader> r1, std::unique_ptr<FastqReader> r2)
       : r1_(std::move(r1)), r2_(std::move(r2)) {}
+  uint64_t bytes_consumed() const override { return r1_->file_offset() + r2_->file_offset(); }
 
   bool paired() const override { return true; }
 

@@ -33,8 +33,16 @@ class ReadSource {
   // mate is not in the file, so no read is lost; FASTQ batches are all paired or all single.
   virtual bool next(ReadBatch& batch, size_t max_reads) = 0;
   virtual bool paired() const = 0;
+  // Input bytes consumed so far and the total (file sizes; compressed bytes for compressed input),
+  // for progress bars and ETAs. Total 0 when unknown (a stream, or CRAM).
+  virtual uint64_t bytes_consumed() const { return 0; }
+  uint64_t bytes_total() const { return bytes_total_; }
+  void set_bytes_total(uint64_t n) { bytes_total_ = n; }
   // @RG lines found in a BAM/CRAM input header (empty for FASTQ), so re-alignment can keep them.
   virtual std::string read_group_lines() const { return {}; }
+
+ private:
+  uint64_t bytes_total_ = 0;
 };
 
 std::unique_ptr<ReadSource> open_read_source(const ReadInputSpec& spec);

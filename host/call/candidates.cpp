@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 
 #include "host/common/dna.hpp"
 
@@ -74,14 +75,23 @@ std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int
   auto cover = [&](int64_t rp) {
     if (rp >= begin && rp < end) ++depth[size_t(rp - begin)];
   };
+  // Overlapping mates are one molecule: the second mate (later in sorted order) counts only where it
+  // extends beyond the first, so a sequencing error seen by both is not two independent reads.
+  std::unordered_map<uint64_t, int64_t> first_mate_end;
   for (const EvidenceRead& r : reads) {
     int64_t rp = r.pos;
     size_t qp = 0;
+    int64_t counted_from = r.pos;
+    if (auto [it, inserted] = first_mate_end.try_emplace(r.pair_key, r.end); !inserted) {
+      counted_from = it->second;
+      first_mate_end.erase(it);
+    }
     for (size_t k = 0; k < r.cigar.size(); ++k) {
       const uint32_t op = r.cigar[k] & 0xf, len = r.cigar[k] >> 4;
       switch (op) {
         case 0: case 7: case 8:  // M, =, X
           for (uint32_t i = 0; i < len; ++i, ++rp, ++qp) {
+            if (rp < counted_from) continue;
             cover(rp);
             const uint8_t b = r.bases[qp];
             if (b < 4 && b != rc[rp] && rc[rp] < 4 && r.quals[qp] >= p.min_baseq && rp >= begin && rp < end)
@@ -89,7 +99,7 @@ std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int
           }
           break;
         case 1: {  // I: only between two aligned bases
-          if (k > 0 && rp > 0 && k + 1 < r.cigar.size() && (r.cigar[k - 1] & 0xf) != 4 &&
+          if (rp > counted_from && k > 0 && rp > 0 && k + 1 < r.cigar.size() && (r.cigar[k - 1] & 0xf) != 4 &&
               (r.cigar[k + 1] & 0xf) != 4) {
             Allele a{contig, rp - 1, std::string(1, kCodeToBase[rc[rp - 1]]), ""};
             a.alt = a.ref;
@@ -107,13 +117,14 @@ std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int
           break;
         }
         case 2: {  // D
-          if (rp > 0) {
+          if (rp > counted_from && rp > 0) {
             Allele a{contig, rp - 1, "", std::string(1, kCodeToBase[rc[rp - 1]])};
             for (int64_t i = rp - 1; i < rp + int64_t(len); ++i) a.ref.push_back(kCodeToBase[rc[i]]);
             a = normalize_allele(ref, a);
             if (a.pos >= begin && a.pos < end) ++support[a];
           }
-          for (uint32_t i = 0; i < len; ++i, ++rp) cover(rp);
+          for (uint32_t i = 0; i < len; ++i, ++rp)
+            if (rp >= counted_from) cover(rp);
           break;
         }
         case 3: rp += len; break;  // N

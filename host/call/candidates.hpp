@@ -40,7 +40,8 @@ struct Candidate {
 
 // Pileup over `reads` (sorted by position, all on `contig`): the alleles at positions in
 // [begin, end) with at least params.min_alt_reads supporting reads and params.min_alt_fraction of
-// the depth there, sorted by allele. SNVs count only bases with quality >= params.min_baseq.
+// the depth there, sorted by allele. SNVs count only bases with quality >= params.min_baseq; where
+// two mates overlap, the bases are counted once.
 std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int64_t begin, int64_t end,
                                        const std::vector<EvidenceRead>& reads, const CallParams& params);
 

@@ -4,7 +4,7 @@
 # (normalised, multi-allelics split; SNP and indel precision/recall/F1 separately).
 # Data: scripts/make-sim-data.sh on E. coli 536 + repeat contig (5.12 Mb) with more and longer
 # indels than the alignment set (dwgsim -r 0.0012 -R 0.3 -X 0.85: a few thousand SNPs and ~1,500
-# indels of 1 to ~30 bp, half of them heterozygous), 150 bp pairs at ~30x (500k pairs).
+# indels of 1 to ~57 bp, 99% up to 30 bp; a third homozygous), 150 bp pairs at ~30x (500k pairs).
 #
 # Usage: scripts/eval-call-sim.sh [--check] [N_PAIRS]
 #   --check   exit 1 unless omicsd's SNP F1 and indel F1 are both >= bcftools'

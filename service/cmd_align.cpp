@@ -12,10 +12,20 @@ size_t parse_size(const std::string& s) {
   double mult = 1;
   if (idx < s.size()) {
     switch (s[idx]) {
-      case 'k': case 'K': mult = 1024.0; break;
-      case 'm': case 'M': mult = 1024.0 * 1024; break;
-      case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
-      default: throw CLI::ValidationError("size", "bad size " + s);
+      case 'k':
+      case 'K':
+        mult = 1024.0;
+        break;
+      case 'm':
+      case 'M':
+        mult = 1024.0 * 1024;
+        break;
+      case 'g':
+      case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        break;
+      default:
+        throw CLI::ValidationError("size", "bad size " + s);
     }
   }
   return size_t(v * mult);
@@ -25,25 +35,33 @@ size_t parse_size(const std::string& s) {
 
 CliAction add_align_command(CLI::App& app, const std::string& command_line) {
   auto* cmd = app.add_subcommand(
-      "align", "Align reads (FASTQ single/paired/interleaved, or BAM/CRAM) to a reference -> sorted, indexed BAM");
+      "align",
+      "Align reads (FASTQ single/paired/interleaved, or BAM/CRAM) to a reference -> sorted, indexed BAM");
   auto o = std::make_shared<AlignOptions>();
   o->command_line = command_line;
   auto sort_mem = std::make_shared<std::string>("768M");
-  cmd->add_option("reference", o->reference, "Reference FASTA (index <fasta>.omi is built on first use)")->required();
+  cmd->add_option("reference", o->reference, "Reference FASTA (index <fasta>.omi is built on first use)")
+      ->required();
   cmd->add_option("reads", o->reads1, "Reads: FASTQ(.gz), or BAM/CRAM")->required();
   cmd->add_option("reads2", o->reads2, "Mate FASTQ for paired-end reads");
-  cmd->add_option("-o,--output", o->output, "Output BAM (CRAM with --cram); index written next to it")->required();
+  cmd->add_option("-o,--output", o->output, "Output BAM (CRAM with --cram); index written next to it")
+      ->required();
   cmd->add_flag("--interleaved", o->interleaved, "FASTQ holds interleaved pairs");
   cmd->add_flag("--cram", o->cram, "Write CRAM instead of BAM");
   cmd->add_option("-R,--read-group", o->read_group, R"(Read group line, e.g. '@RG\tID:s1\tSM:NA12878')");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-size", o->batch_reads, "Reads per batch (bounds memory)")->check(CLI::Range(2, 50000000));
+  cmd->add_option("--batch-size", o->batch_reads, "Reads per batch (bounds memory)")
+      ->check(CLI::Range(2, 50000000));
   cmd->add_option("--sort-memory", *sort_mem, "Memory for sorting before spilling to temporary files");
-  cmd->add_option("--tmp-dir", o->tmp_dir, "Directory for temporary sort files (default: next to the output)");
-  cmd->add_option("--backend", o->backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--tmp-dir", o->tmp_dir,
+                  "Directory for temporary sort files (default: next to the output)");
+  cmd->add_option("--backend", o->backend, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("-T,--min-score", o->min_score, "Minimum alignment score to report");
-  cmd->add_option("-k", o->index.k, "Index k-mer length (used when building the index)")->check(CLI::Range(10, 28));
-  cmd->add_option("-w", o->index.w, "Index minimizer window (used when building the index)")->check(CLI::Range(1, 64));
+  cmd->add_option("-k", o->index.k, "Index k-mer length (used when building the index)")
+      ->check(CLI::Range(10, 28));
+  cmd->add_option("-w", o->index.w, "Index minimizer window (used when building the index)")
+      ->check(CLI::Range(1, 64));
   return {cmd, [o, sort_mem] {
             o->sort_memory_bytes = parse_size(*sort_mem);
             ProgressBar bar("align");

@@ -18,8 +18,10 @@ CliAction add_index_command(CLI::App& app) {
   cmd->add_option("-w", o->params.w, "minimizer window (k-mers)")->check(CLI::Range(1, 64));
   return {cmd, [o] {
             const Reference ref = Reference::load(o->fasta);
-            spdlog::info("reference {}: {} contigs, {} bases", o->fasta, ref.contigs().size(), ref.total_length());
-            const std::string path = MinimizerIndex::build(ref, o->params, MinimizerIndex::default_path(o->fasta));
+            spdlog::info("reference {}: {} contigs, {} bases", o->fasta, ref.contigs().size(),
+                         ref.total_length());
+            const std::string path =
+                MinimizerIndex::build(ref, o->params, MinimizerIndex::default_path(o->fasta));
             const MinimizerIndex index = MinimizerIndex::open(path, ref);
             spdlog::info("index {}: k={} w={} {} minimizers, {} positions", path, index.k(), index.w(),
                          index.num_keys(), index.num_positions());

@@ -23,7 +23,8 @@ std::string sample_from_path(const std::string& path) {
     if (s.size() > std::strlen(ext) && s.compare(s.size() - std::strlen(ext), std::string::npos, ext) == 0)
       s.resize(s.size() - std::strlen(ext));
   for (const char* suffix : {"_R1", "_R2", "_1", "_2", ".R1", ".R2", ".1", ".2"})
-    if (s.size() > std::strlen(suffix) && s.compare(s.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+    if (s.size() > std::strlen(suffix) &&
+        s.compare(s.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
       s.resize(s.size() - std::strlen(suffix));
   return s.empty() ? "sample" : s;
 }
@@ -44,47 +45,52 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("reads", o->align.reads1, "Reads: FASTQ(.gz), or BAM/CRAM")->required();
   cmd->add_option("reads2", o->align.reads2, "Mate FASTQ for paired-end reads");
   cmd->add_option("-o,--outdir", o->outdir, "Output directory (created if missing)")->required();
-  cmd->add_option("--sample", o->sample, "Sample name: output file names and VCF column (default: from the reads)");
+  cmd->add_option("--sample", o->sample,
+                  "Sample name: output file names and VCF column (default: from the reads)");
   cmd->add_flag("--interleaved", o->align.interleaved, "FASTQ holds interleaved pairs");
   cmd->add_option("-R,--read-group", o->align.read_group, "Read group line (default: ID and SM = sample)");
-  cmd->add_option("-t,--threads", o->align.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--backend", o->align.backend, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("-t,--threads", o->align.threads, "Threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--backend", o->align.backend, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--gvcf", o->call.gvcf, "Write a gVCF (<sample>.g.vcf.gz)");
   cmd->add_option("--regions", o->call.regions_bed, "BED: call only inside these intervals");
   cmd->add_option("--targets", o->call.targets_bed, "BED: report only records inside these intervals");
-  return {cmd, [o] {
-            const std::string sample = o->sample.empty() ? sample_from_path(o->align.reads1) : o->sample;
-            std::error_code ec;
-            std::filesystem::create_directories(o->outdir, ec);
-            if (ec) throw InputError(o->outdir + ": cannot create the output directory: " + ec.message());
-            const std::filesystem::path dir(o->outdir);
-            AlignOptions& a = o->align;
-            a.output = (dir / (sample + ".bam")).string();
-            if (a.read_group.empty()) a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
-            ProgressBar bar("align");
-            if (bar.enabled()) a.on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
-            const AlignStats as = run_align(a);
+  return {
+      cmd, [o] {
+        const std::string sample = o->sample.empty() ? sample_from_path(o->align.reads1) : o->sample;
+        std::error_code ec;
+        std::filesystem::create_directories(o->outdir, ec);
+        if (ec) throw InputError(o->outdir + ": cannot create the output directory: " + ec.message());
+        const std::filesystem::path dir(o->outdir);
+        AlignOptions& a = o->align;
+        a.output = (dir / (sample + ".bam")).string();
+        if (a.read_group.empty()) a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
+        ProgressBar bar("align");
+        if (bar.enabled()) a.on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
+        const AlignStats as = run_align(a);
 
-            CallOptions& c = o->call;
-            c.reference = a.reference;
-            c.bam = a.output;
-            c.output = (dir / (sample + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
-            c.threads = a.threads;
-            c.backend = a.backend;
-            c.sample = sample;
-            const CallStats cs = run_call(c);
+        CallOptions& c = o->call;
+        c.reference = a.reference;
+        c.bam = a.output;
+        c.output = (dir / (sample + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
+        c.threads = a.threads;
+        c.backend = a.backend;
+        c.sample = sample;
+        const CallStats cs = run_call(c);
 
-            const Reference ref = Reference::load(a.reference);
-            const QcReport qc = compute_qc(a.output, ref, c.output);
-            const std::string qc_path = (dir / (sample + ".qc.json")).string();
-            write_qc_json(qc, qc_path);
-            spdlog::info("{}: {} reads, {:.2f}% mapped, mean depth {:.1f}x, {} variants (Ti/Tv {:.2f}); align {:.1f} s, "
-                         "call {:.1f} s",
-                         sample, qc.reads, 100.0 * double(qc.mapped) / double(std::max<uint64_t>(qc.reads, 1)),
-                         qc.mean_depth, cs.records, qc.ti_tv(), as.seconds, cs.seconds);
-            spdlog::info("outputs: {}, {}, {}", a.output, c.output, qc_path);
-            return 0;
-          }};
+        const Reference ref = Reference::load(a.reference);
+        const QcReport qc = compute_qc(a.output, ref, c.output);
+        const std::string qc_path = (dir / (sample + ".qc.json")).string();
+        write_qc_json(qc, qc_path);
+        spdlog::info(
+            "{}: {} reads, {:.2f}% mapped, mean depth {:.1f}x, {} variants (Ti/Tv {:.2f}); align {:.1f} s, "
+            "call {:.1f} s",
+            sample, qc.reads, 100.0 * double(qc.mapped) / double(std::max<uint64_t>(qc.reads, 1)),
+            qc.mean_depth, cs.records, qc.ti_tv(), as.seconds, cs.seconds);
+        spdlog::info("outputs: {}, {}, {}", a.output, c.output, qc_path);
+        return 0;
+      }};
 }
 
 }  // namespace omicsd

@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   CLI::App app{"omicsd: GPU-accelerated genomic processing (alignment, variant calling, service)"};
   app.require_subcommand(1);
   app.fallthrough();  // --log-json / --log-level also work after the subcommand
-  app.set_version_flag("--version", std::string("omicsd ") + omicsd::kVersion + " (git " + omicsd::kGitHash + ")");
+  app.set_version_flag("--version",
+                       std::string("omicsd ") + omicsd::kVersion + " (git " + omicsd::kGitHash + ")");
   bool log_json = false;
   std::string log_level = "info";
   app.add_flag("--log-json", log_json, "Log one JSON object per line (for machines)");

@@ -30,11 +30,21 @@ Seq encode(const std::string& s) {
   Seq out;
   for (char c : s) {
     switch (c) {
-      case 'A': out.push_back(0); break;
-      case 'C': out.push_back(1); break;
-      case 'G': out.push_back(2); break;
-      case 'T': out.push_back(3); break;
-      default: out.push_back(4); break;
+      case 'A':
+        out.push_back(0);
+        break;
+      case 'C':
+        out.push_back(1);
+        break;
+      case 'G':
+        out.push_back(2);
+        break;
+      case 'T':
+        out.push_back(3);
+        break;
+      default:
+        out.push_back(4);
+        break;
     }
   }
   return out;
@@ -51,7 +61,11 @@ std::string cigar_str(const std::vector<uint32_t>& cigar) {
   for (uint32_t c : cigar) {
     out += std::to_string(c >> 4);
     const uint32_t op = c & 0xf;
-    out.push_back(op == kCigarM ? 'M' : op == kCigarI ? 'I' : op == kCigarD ? 'D' : op == kCigarS ? 'S' : '?');
+    out.push_back(op == kCigarM   ? 'M'
+                  : op == kCigarI ? 'I'
+                  : op == kCigarD ? 'D'
+                  : op == kCigarS ? 'S'
+                                  : '?');
   }
   return out;
 }
@@ -79,9 +93,11 @@ Banded run_banded(const Seq& q, const Seq& t, int lo, int hi, const ScoringParam
   if (m == 0 || w <= 0) return out;
   std::vector<int32_t> h(size_t(w) + 1), f(size_t(w) + 1);
   std::vector<uint8_t> dir(size_t(m) * size_t(w));
-  out.objective = banded_fill(q.data(), m, t.data(), n, lo, hi, p, h.data(), f.data(), dir.data(), &out.bi, &out.bj);
+  out.objective =
+      banded_fill(q.data(), m, t.data(), n, lo, hi, p, h.data(), f.data(), dir.data(), &out.bi, &out.bj);
   std::vector<uint32_t> cigar(max_cigar_ops(m), 0xdeadbeefu);
-  out.r = banded_traceback(q.data(), m, t.data(), lo, hi, p, dir.data(), out.objective, out.bi, out.bj, cigar.data());
+  out.r = banded_traceback(q.data(), m, t.data(), lo, hi, p, dir.data(), out.objective, out.bi, out.bj,
+                           cigar.data());
   cigar.resize(out.r.n_cigar);
   out.cigar = cigar;
   return out;
@@ -118,7 +134,13 @@ RefResult pick_end(const std::vector<std::vector<int64_t>>& end_best, int m, int
 class Enumerator {
  public:
   Enumerator(const Seq& q, const Seq& t, int lo, int hi, const ScoringParams& p)
-      : q_(q), t_(t), lo_(lo), hi_(hi), p_(p), m_(int(q.size())), n_(int(t.size())),
+      : q_(q),
+        t_(t),
+        lo_(lo),
+        hi_(hi),
+        p_(p),
+        m_(int(q.size())),
+        n_(int(t.size())),
         end_best_(size_t(m_) + 1, std::vector<int64_t>(size_t(n_) + 1, kRefNeg)) {}
 
   RefResult run() {
@@ -140,9 +162,12 @@ class Enumerator {
       end_best_[i][j] = std::max(end_best_[i][j], obj);
     }
     const int64_t open = p_.gap_open + p_.gap_extend;
-    if (i < m_ && j < n_ && in_band(i + 1, j + 1, lo_, hi_)) dfs(i + 1, j + 1, score + ref_sub(q_[i], t_[j], p_), 'M');
-    if (i < m_ && in_band(i + 1, j, lo_, hi_)) dfs(i + 1, j, score - (last == 'I' ? p_.gap_extend : open), 'I');
-    if (j < n_ && in_band(i, j + 1, lo_, hi_)) dfs(i, j + 1, score - (last == 'D' ? p_.gap_extend : open), 'D');
+    if (i < m_ && j < n_ && in_band(i + 1, j + 1, lo_, hi_))
+      dfs(i + 1, j + 1, score + ref_sub(q_[i], t_[j], p_), 'M');
+    if (i < m_ && in_band(i + 1, j, lo_, hi_))
+      dfs(i + 1, j, score - (last == 'I' ? p_.gap_extend : open), 'I');
+    if (j < n_ && in_band(i, j + 1, lo_, hi_))
+      dfs(i, j + 1, score - (last == 'D' ? p_.gap_extend : open), 'D');
   }
 
   const Seq& q_;
@@ -162,7 +187,8 @@ class Enumerator {
 RefResult reference_dp(const Seq& q, const Seq& t, int lo, int hi, const ScoringParams& p) {
   const int m = int(q.size()), n = int(t.size());
   const int64_t open = p.gap_open + p.gap_extend, ext = p.gap_extend;
-  std::vector<std::vector<int64_t>> M(m + 1, std::vector<int64_t>(n + 1, kRefNeg)), D = M, I = M, end_best = M;
+  std::vector<std::vector<int64_t>> M(m + 1, std::vector<int64_t>(n + 1, kRefNeg)), D = M, I = M,
+                                                                                    end_best = M;
   for (int i = 1; i <= m; ++i) {
     for (int j = 1; j <= n; ++j) {
       if (!in_band(i, j, lo, hi)) continue;
@@ -237,7 +263,8 @@ void check_traceback(const Seq& q, const Seq& t, int lo, int hi, const ScoringPa
         ++j;
       }
       ASSERT_TRUE(i >= 1 && i <= m && j >= 1 && j <= n) << "cell (" << i << "," << j << ") off the matrix";
-      ASSERT_TRUE(in_band(i, j, lo, hi)) << "cell (" << i << "," << j << ") outside band [" << lo << "," << hi << "]";
+      ASSERT_TRUE(in_band(i, j, lo, hi))
+          << "cell (" << i << "," << j << ") outside band [" << lo << "," << hi << "]";
     }
   }
   EXPECT_EQ(i, b.r.qend);
@@ -329,15 +356,16 @@ ScoringParams random_params(std::mt19937_64& rng) {
 
 std::string describe(const Seq& q, const Seq& t, int lo, int hi, const ScoringParams& p) {
   std::ostringstream os;
-  os << "q=" << seq_str(q) << " t=" << seq_str(t) << " lo=" << lo << " hi=" << hi << " params{match=" << p.match
-     << " mismatch=" << p.mismatch << " open=" << p.gap_open << " ext=" << p.gap_extend << " clip5=" << p.clip5
-     << " clip3=" << p.clip3 << " amb=" << p.ambiguous << "}";
+  os << "q=" << seq_str(q) << " t=" << seq_str(t) << " lo=" << lo << " hi=" << hi
+     << " params{match=" << p.match << " mismatch=" << p.mismatch << " open=" << p.gap_open
+     << " ext=" << p.gap_extend << " clip5=" << p.clip5 << " clip3=" << p.clip3 << " amb=" << p.ambiguous
+     << "}";
   return os.str();
 }
 
 // Compares the banded aligner with a reference result; returns false (with a failure) on mismatch.
-bool compare_with_reference(const Seq& q, const Seq& t, int lo, int hi, const ScoringParams& p, const RefResult& ref,
-                            const char* ref_name) {
+bool compare_with_reference(const Seq& q, const Seq& t, int lo, int hi, const ScoringParams& p,
+                            const RefResult& ref, const char* ref_name) {
   const Banded b = run_banded(q, t, lo, hi, p);
   const std::string ctx = describe(q, t, lo, hi, p);
   const int64_t expect_obj = ref.objective == kRefNeg ? int64_t(kNegInf) : ref.objective;
@@ -377,8 +405,8 @@ TEST(BandedSw, MatchesExhaustiveEnumerationOnTinyInputs) {
     ++cases;
     with_alignment += brute.objective != kRefNeg;
   }
-  std::cout << "[ info ] " << cases << " tiny cases (" << with_alignment << " with an alignment, " << alignments
-            << " alignments enumerated)\n";
+  std::cout << "[ info ] " << cases << " tiny cases (" << with_alignment << " with an alignment, "
+            << alignments << " alignments enumerated)\n";
 }
 
 TEST(BandedSw, MatchesFullMatrixDpOnSmallRandomInputs) {
@@ -429,10 +457,21 @@ TEST(BandedSw, MatchesFullMatrixDpOnMediumInputs) {
     }
     int lo, hi;
     switch (it % 4) {
-      case 0: lo = 1 - m; hi = n - 1; break;                      // everything: plain full Gotoh
-      case 1: lo = offset - 20; hi = offset + 20; break;          // typical seeded band
-      case 2: lo = offset - 3; hi = offset + 3; break;            // too narrow for some indels
-      default: random_band(rng, m, n, &lo, &hi); break;
+      case 0:
+        lo = 1 - m;
+        hi = n - 1;
+        break;  // everything: plain full Gotoh
+      case 1:
+        lo = offset - 20;
+        hi = offset + 20;
+        break;  // typical seeded band
+      case 2:
+        lo = offset - 3;
+        hi = offset + 3;
+        break;  // too narrow for some indels
+      default:
+        random_band(rng, m, n, &lo, &hi);
+        break;
     }
     const ScoringParams p = (it % 3 == 2) ? random_params(rng) : ScoringParams{};
     const RefResult ref = reference_dp(q, t, lo, hi, p);
@@ -589,7 +628,8 @@ TEST(BandedSw, EndAndStartTiesFollowTheHeaderRules) {
   const int m = int(q.size());
   Banded b = align_checked(q, t, -2, 2, p);
   EXPECT_EQ(b.r.objective, (m - 1) - 3);
-  EXPECT_EQ(cigar_str(b.cigar), std::to_string(m) + "M") << "tie between 3' clip and mismatch: latest row wins";
+  EXPECT_EQ(cigar_str(b.cigar), std::to_string(m) + "M")
+      << "tie between 3' clip and mismatch: latest row wins";
   EXPECT_EQ(b.r.score, (m - 1) - 3);
 
   // 5' side, first base mismatched: M(1,1) = -3, then M(2,2) = max(H(1,1) = -3, S(1) = -clip5 = -3) + 1,

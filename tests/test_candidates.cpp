@@ -58,9 +58,9 @@ TEST_F(RefFixture, NormalizeLeftAlignsIndelsInRepeats) {
 
 TEST_F(RefFixture, ConflictsFollowChangedBases) {
   const Allele snv{0, 5, "G", "T"}, del{0, 4, "TGC", "T"}, ins{0, 5, "G", "GA"}, snv_anchor{0, 4, "T", "A"};
-  EXPECT_TRUE(alleles_conflict(snv, del));         // the deletion removes the SNV's base
-  EXPECT_FALSE(alleles_conflict(snv_anchor, del)); // a change of the deletion's padding base is compatible
-  EXPECT_FALSE(alleles_conflict(snv, ins));        // insertion after the SNV's base
+  EXPECT_TRUE(alleles_conflict(snv, del));          // the deletion removes the SNV's base
+  EXPECT_FALSE(alleles_conflict(snv_anchor, del));  // a change of the deletion's padding base is compatible
+  EXPECT_FALSE(alleles_conflict(snv, ins));         // insertion after the SNV's base
   EXPECT_TRUE(alleles_conflict(ins, Allele{0, 5, "G", "GC"}));
 }
 
@@ -99,8 +99,8 @@ TEST_F(RefFixture, WindowsGroupNearbyCandidates) {
   CallParams p;
   p.cluster_distance = 5;
   p.window_pad = 3;
-  std::vector<Candidate> cs = {{Allele{0, 2, "G", "A"}, 3, 3}, {Allele{0, 6, "C", "T"}, 3, 3},
-                               {Allele{0, 30, "T", "G"}, 3, 3}};
+  std::vector<Candidate> cs = {
+      {Allele{0, 2, "G", "A"}, 3, 3}, {Allele{0, 6, "C", "T"}, 3, 3}, {Allele{0, 30, "T", "G"}, 3, 3}};
   const auto w = make_windows(*ref, cs, p);
   ASSERT_EQ(w.size(), 2u);
   EXPECT_EQ(w[0].candidates.size(), 2u);

@@ -66,7 +66,8 @@ TEST(GenotypeLikelihoods, MatchBruteForceOnRandomMatrices) {
       const auto want = brute_gls(L, R, H, cap);
       ASSERT_EQ(got.size(), want.size());
       for (size_t g = 0; g < got.size(); ++g)
-        ASSERT_NEAR(got[g], want[g], 1e-9 * std::max(1.0, std::fabs(want[g]))) << t << " " << g << " cap " << cap;
+        ASSERT_NEAR(got[g], want[g], 1e-9 * std::max(1.0, std::fabs(want[g])))
+            << t << " " << g << " cap " << cap;
     }
   }
 }

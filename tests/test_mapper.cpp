@@ -105,7 +105,9 @@ TEST(Mapper, SingleEndPlacesUniqueReadsWithHighMapq) {
     const bool on2 = i % 3 == 0;
     const std::string& chr = on2 ? g.chr2 : g.chr1;
     int64_t pos;
-    auto in_repeat = [&](int64_t p, int64_t start) { return p + 150 > start - 10 && p < start + g.kRepeatLen + 10; };
+    auto in_repeat = [&](int64_t p, int64_t start) {
+      return p + 150 > start - 10 && p < start + g.kRepeatLen + 10;
+    };
     do pos = int64_t(rng() % (chr.size() - 150));
     while (!on2 && (in_repeat(pos, g.repeat_a) || in_repeat(pos, g.repeat_b)));
     std::string seq = mutate(chr.substr(pos, 150), rng, 3);
@@ -132,7 +134,8 @@ TEST(Mapper, ReadsInsideAnExactRepeatGetMapqZero) {
   auto backend = make_cpu_align_backend(1);
   Mapper mapper(*g.ref, *g.index, *backend, MapperOptions{});
   ReadBatch batch;
-  for (int i = 0; i < 20; ++i) add_read(batch, "rep" + std::to_string(i), g.chr1.substr(g.repeat_a + 100 + i * 80, 150));
+  for (int i = 0; i < 20; ++i)
+    add_read(batch, "rep" + std::to_string(i), g.chr1.substr(g.repeat_a + 100 + i * 80, 150));
   const auto& recs = mapper.map_batch(batch);
   for (size_t i = 0; i < batch.size(); ++i) {
     const Mapped m = inspect(recs[i]);
@@ -148,7 +151,7 @@ TEST(Mapper, IndelsAreAlignedWithGaps) {
   Mapper mapper(*g.ref, *g.index, *backend, MapperOptions{});
   ReadBatch batch;
   const std::string base = g.chr2.substr(5000, 160);
-  add_read(batch, "del", base.substr(0, 70) + base.substr(74, 80));   // 4 bp deletion
+  add_read(batch, "del", base.substr(0, 70) + base.substr(74, 80));            // 4 bp deletion
   add_read(batch, "ins", base.substr(0, 70) + "GATTA" + base.substr(70, 75));  // 5 bp insertion
   const auto& recs = mapper.map_batch(batch);
   const Mapped d = inspect(recs[0]), in = inspect(recs[1]);

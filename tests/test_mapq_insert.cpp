@@ -9,9 +9,7 @@
 namespace omicsd {
 namespace {
 
-TEST(Mapq, UniqueHighScoringAlignmentGets60) {
-  EXPECT_EQ(mapq_single_end(150, 20, 0, 150, 150, 1, 4), 60);
-}
+TEST(Mapq, UniqueHighScoringAlignmentGets60) { EXPECT_EQ(mapq_single_end(150, 20, 0, 150, 150, 1, 4), 60); }
 
 TEST(Mapq, EqualAlternativeGivesZero) {
   EXPECT_EQ(mapq_single_end(140, 140, 1, 150, 150, 1, 4), 0);

@@ -163,7 +163,7 @@ Seq mutate(std::mt19937_64& rng, const Seq& s, double rate) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
   for (uint8_t b : s) {
     const double x = u(rng);
-    if (x < rate / 3) continue;                                       // deletion
+    if (x < rate / 3) continue;                                      // deletion
     if (x < 2 * rate / 3) out.push_back(uint8_t(rng() % 4));         // insertion before
     out.push_back(x < rate ? uint8_t((b + 1 + rng() % 3) % 4) : b);  // substitution
   }
@@ -308,8 +308,8 @@ TEST(PairHmm, MatchesReferenceOnRandomSmallCases) {
     ASSERT_LE(rel_err(c, want), 1e-5) << "case " << t;
   }
   std::cout << "  float pass: " << n_float << " cases, worst rel. error " << worst_float << "\n"
-            << "  double pass: " << n_double << " fallbacks; worst rel. error of the double pass " << worst_double
-            << " (all cases)\n";
+            << "  double pass: " << n_double << " fallbacks; worst rel. error of the double pass "
+            << worst_double << " (all cases)\n";
   EXPECT_GT(n_float, 2000);  // and both sides of the threshold
   EXPECT_GT(n_double, 50);
 }
@@ -479,16 +479,20 @@ TEST(GenotypeBackend, CpuResultsDoNotDependOnThreads) {
   backend4->compute(b, {}, four);
   ASSERT_EQ(one.size(), b.size());
   ASSERT_EQ(four.size(), b.size());
-  EXPECT_EQ(std::memcmp(one.log10_likelihood.data(), four.log10_likelihood.data(), one.size() * sizeof(double)), 0);
+  EXPECT_EQ(
+      std::memcmp(one.log10_likelihood.data(), four.log10_likelihood.data(), one.size() * sizeof(double)), 0);
   EXPECT_EQ(one.pass, four.pass);
   // And equal to direct calls, pair by pair.
   Hmm hmm;
   size_t n_double = 0;
   for (size_t p = 0; p < b.size(); ++p) {
     const uint32_t r = b.read_index[p], h = b.hap_index[p];
-    const Seq read(b.read_bases.begin() + b.read_offset[r], b.read_bases.begin() + b.read_offset[r] + b.read_length[r]);
-    const Seq q(b.read_quals.begin() + b.read_offset[r], b.read_quals.begin() + b.read_offset[r] + b.read_length[r]);
-    const Seq hap(b.hap_bases.begin() + b.hap_offset[h], b.hap_bases.begin() + b.hap_offset[h] + b.hap_length[h]);
+    const Seq read(b.read_bases.begin() + b.read_offset[r],
+                   b.read_bases.begin() + b.read_offset[r] + b.read_length[r]);
+    const Seq q(b.read_quals.begin() + b.read_offset[r],
+                b.read_quals.begin() + b.read_offset[r] + b.read_length[r]);
+    const Seq hap(b.hap_bases.begin() + b.hap_offset[h],
+                  b.hap_bases.begin() + b.hap_offset[h] + b.hap_length[h]);
     PairHmmPass pass = PairHmmPass::kNone;
     const double want = hmm.combined(read, q, hap, &pass);
     ASSERT_EQ(std::memcmp(&want, &one.log10_likelihood[p], sizeof(double)), 0) << p;

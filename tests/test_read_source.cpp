@@ -57,8 +57,7 @@ ReadInputSpec interleaved(const fs::path& p) {
 }
 
 // Reads everything, checking the batch invariants on the way.
-std::vector<Read> read_all(const ReadInputSpec& spec, size_t max_reads = 1000,
-                           size_t* batches = nullptr) {
+std::vector<Read> read_all(const ReadInputSpec& spec, size_t max_reads = 1000, size_t* batches = nullptr) {
   auto src = omicsd::open_read_source(spec);
   std::vector<Read> out;
   ReadBatch batch;
@@ -81,8 +80,7 @@ std::vector<Read> read_all(const ReadInputSpec& spec, size_t max_reads = 1000,
       for (size_t i = 0; i + 1 < batch.size(); i += 2) EXPECT_EQ(batch.name(i), batch.name(i + 1));
     }
     for (size_t i = 0; i < batch.size(); ++i)
-      out.emplace_back(std::string(batch.name(i)), std::string(batch.seq(i)),
-                       std::string(batch.qual(i)));
+      out.emplace_back(std::string(batch.name(i)), std::string(batch.seq(i)), std::string(batch.qual(i)));
   }
   EXPECT_FALSE(src->next(batch, max_reads)) << "next() after the end must stay false";
   EXPECT_TRUE(batch.empty());
@@ -102,8 +100,8 @@ void expect_input_error(const ReadInputSpec& spec, std::initializer_list<std::st
   } catch (const InputError& e) {
     std::string msg = e.what();
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& part : parts) EXPECT_NE(msg.find(part), std::string::npos)
-        << "message lacks '" << part << "': " << msg;
+    for (const auto& part : parts)
+      EXPECT_NE(msg.find(part), std::string::npos) << "message lacks '" << part << "': " << msg;
   } catch (const std::exception& e) {
     ADD_FAILURE() << "not an InputError: " << e.what();
   }
@@ -143,8 +141,7 @@ std::multiset<Read> parse_fastq_file(const fs::path& p) {
   std::ifstream in(p);
   std::multiset<Read> out;
   std::string h, s, plus, ql;
-  while (std::getline(in, h) && std::getline(in, s) && std::getline(in, plus) &&
-         std::getline(in, ql))
+  while (std::getline(in, h) && std::getline(in, s) && std::getline(in, plus) && std::getline(in, ql))
     out.emplace(h.substr(1, h.find_first_of(" \t") - 1), s, ql);
   return out;
 }
@@ -252,8 +249,7 @@ TEST(ReadSourceFastq, BatchesNeverSplitPairsAndCoverTheInput) {
   for (size_t max_reads : {0u, 1u, 2u, 3u, 7u, 64u, 201u, 202u, 203u}) {
     SCOPED_TRACE(max_reads);
     size_t batches = 0;
-    EXPECT_EQ(read_all(pair_spec(tmp.path / "r1.fq", tmp.path / "r2.fq"), max_reads, &batches),
-              expected);
+    EXPECT_EQ(read_all(pair_spec(tmp.path / "r1.fq", tmp.path / "r2.fq"), max_reads, &batches), expected);
     size_t per = std::max<size_t>(2, max_reads - max_reads % 2);
     EXPECT_EQ(batches, (202 + per - 1) / per);
     EXPECT_EQ(read_all(interleaved(tmp.path / "inter.fq"), max_reads), expected);
@@ -296,8 +292,7 @@ TEST_F(ReadSourceFastqErrors, MissingPlusLine) {
 
 TEST_F(ReadSourceFastqErrors, LengthMismatch) {
   auto p = file("len.fq", good + "@r3\nACGTA\n+\nIIII\n");
-  expect_input_error(single(p), {p.string(), "record 3", "line 12", "sequence length 5",
-                                 "quality length 4"});
+  expect_input_error(single(p), {p.string(), "record 3", "line 12", "sequence length 5", "quality length 4"});
 }
 
 TEST_F(ReadSourceFastqErrors, TruncatedRecordAtEnd) {
@@ -314,8 +309,7 @@ TEST_F(ReadSourceFastqErrors, TruncatedRecordAtEnd) {
 
 TEST_F(ReadSourceFastqErrors, InvalidSequenceCharacter) {
   auto p = file("seq.fq", good + "@r3\nAC1T\n+\nIIII\n");
-  expect_input_error(single(p), {p.string(), "record 3", "line 10", "invalid character '1'",
-                                 "column 3"});
+  expect_input_error(single(p), {p.string(), "record 3", "line 10", "invalid character '1'", "column 3"});
   p = file("seq_space.fq", "@r1\nAC T\n+\nIIII\n");
   expect_input_error(single(p), {p.string(), "record 1", "line 2", "invalid character ' '"});
 }
@@ -337,8 +331,7 @@ TEST_F(ReadSourceFastqErrors, NonPrintableBytes) {
 
 TEST_F(ReadSourceFastqErrors, QualityOutOfRange) {
   auto p = file("qual.fq", good + "@r3\nACGT\n+\nII I\n");
-  expect_input_error(single(p), {p.string(), "record 3", "line 12", "quality character ' '",
-                                 "'!'..'~'"});
+  expect_input_error(single(p), {p.string(), "record 3", "line 12", "quality character ' '", "'!'..'~'"});
 }
 
 TEST_F(ReadSourceFastqErrors, EmptyLineInTheMiddle) {
@@ -401,10 +394,8 @@ TEST_F(ReadSourceFastqErrors, PairedNamesMustMatch) {
 TEST_F(ReadSourceFastqErrors, PairedFileEndsEarly) {
   auto longer = file("long.fq", good + fastq_record("ok3", "ACGT", "IIII"));
   auto shorter = file("short.fq", good);
-  expect_input_error(pair_spec(longer, shorter), {shorter.string(), "ends after 2 records",
-                                                  "record 3"});
-  expect_input_error(pair_spec(shorter, longer), {shorter.string(), "ends after 2 records",
-                                                  "record 3"});
+  expect_input_error(pair_spec(longer, shorter), {shorter.string(), "ends after 2 records", "record 3"});
+  expect_input_error(pair_spec(shorter, longer), {shorter.string(), "ends after 2 records", "record 3"});
   // Small batches: the error still comes, whichever batch meets it.
   expect_input_error(pair_spec(shorter, longer), {shorter.string()}, 2);
 }
@@ -426,8 +417,8 @@ TEST(ReadSourceBam, SharedBamMatchesSamtoolsFastq) {
   TempDir tmp;
   std::string out;
   ASSERT_EQ(run_command("samtools collate -O -u " + q(tiny_bam()) + " " + q(tmp.path / "coll") +
-                            " | samtools fastq -1 " + q(tmp.path / "r1.fq") + " -2 " +
-                            q(tmp.path / "r2.fq") + " -s " + q(tmp.path / "single.fq") + " -",
+                            " | samtools fastq -1 " + q(tmp.path / "r1.fq") + " -2 " + q(tmp.path / "r2.fq") +
+                            " -s " + q(tmp.path / "single.fq") + " -",
                         &out),
             0)
       << out;
@@ -453,8 +444,7 @@ TEST(ReadSourceBam, SharedBamMatchesSamtoolsFastq) {
     auto reads = read_all(spec, max_reads);
     ASSERT_EQ(reads.size(), 3333u - 6);
     std::multiset<Read> got1, got2, got_single;
-    for (size_t i = 0; i < reads.size(); ++i)
-      (i >= 3266 ? got_single : i % 2 ? got2 : got1).insert(reads[i]);
+    for (size_t i = 0; i < reads.size(); ++i) (i >= 3266 ? got_single : i % 2 ? got2 : got1).insert(reads[i]);
     EXPECT_EQ(got1, expected);
     EXPECT_EQ(got2, expected2);
     EXPECT_EQ(got_single, expected_single);
@@ -470,9 +460,8 @@ TEST(ReadSourceBam, CramWithReference) {
   fs::copy_file(tiny_dir() / "q.fa", tmp.path / "q.fa");
   auto cram = tmp.path / "reads.cram";
   std::string out;
-  ASSERT_EQ(run_command("samtools view -C -T " + q(tmp.path / "q.fa") + " -o " + q(cram) + " " +
-                            q(tiny_bam()),
-                        &out),
+  ASSERT_EQ(run_command(
+                "samtools view -C -T " + q(tmp.path / "q.fa") + " -o " + q(cram) + " " + q(tiny_bam()), &out),
             0)
       << out;
   fs::remove(tmp.path / "q.fa.fai");
@@ -511,8 +500,7 @@ TEST(ReadSourceBam, HeaderFromAnotherReferenceIsRejected) {
     auto bam = tmp.path / (name + ".bam");
     std::string out;
     EXPECT_EQ(run_command("samtools view -H " + q(tiny_bam()) + " | sed '" + sed + "' > " + q(hdr) +
-                              " && samtools reheader " + q(hdr) + " " + q(tiny_bam()) + " > " +
-                              q(bam),
+                              " && samtools reheader " + q(hdr) + " " + q(tiny_bam()) + " > " + q(bam),
                           &out),
               0)
         << out;
@@ -521,8 +509,8 @@ TEST(ReadSourceBam, HeaderFromAnotherReferenceIsRejected) {
   ReadInputSpec spec;
   spec.reference = &ref;
   spec.path1 = reheader("s/LN:12356/LN:20000/", "ln").string();
-  expect_input_error(spec, {spec.path1, "@SQ q (LN 20000)", "does not match reference",
-                            "(q LN 12356)", "aligned to another reference"});
+  expect_input_error(spec, {spec.path1, "@SQ q (LN 20000)", "does not match reference", "(q LN 12356)",
+                            "aligned to another reference"});
   spec.path1 = reheader("s/M5:ee5a2d/M5:000000/", "m5").string();
   expect_input_error(spec, {spec.path1, "@SQ q", "M5 000000", "aligned to another reference"});
   spec.path1 = reheader("s/SN:q/SN:chr22/", "name").string();
@@ -588,8 +576,8 @@ TEST(ReadSourceBam, UnalignedBamFromFastq) {
   write_file(tmp.path / "r2.fq", to_fastq(r2));
   auto ubam = tmp.path / "u.bam";
   std::string out;
-  ASSERT_EQ(run_command("samtools import -1 " + q(tmp.path / "r1.fq") + " -2 " +
-                            q(tmp.path / "r2.fq") + " -o " + q(ubam),
+  ASSERT_EQ(run_command("samtools import -1 " + q(tmp.path / "r1.fq") + " -2 " + q(tmp.path / "r2.fq") +
+                            " -o " + q(ubam),
                         &out),
             0)
       << out;

@@ -1,5 +1,3 @@
-#include "host/align/sam_tags.hpp"
-
 #include <gtest/gtest.h>
 #include <htslib/sam.h>
 
@@ -10,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "host/align/sam_tags.hpp"
 #include "host/common/dna.hpp"
 #include "tests/test_support.hpp"
 
@@ -52,10 +51,10 @@ EditSummary nm_md(const std::string& query, const std::string& ref, const std::s
 }
 
 #define EXPECT_NM_MD(query, ref, cigar, want_nm, want_md) \
-  do {                                                     \
-    EditSummary s_ = nm_md(query, ref, cigar);             \
-    EXPECT_EQ(s_.nm, want_nm) << (cigar);                  \
-    EXPECT_EQ(s_.md, want_md) << (cigar);                  \
+  do {                                                    \
+    EditSummary s_ = nm_md(query, ref, cigar);            \
+    EXPECT_EQ(s_.nm, want_nm) << (cigar);                 \
+    EXPECT_EQ(s_.md, want_md) << (cigar);                 \
   } while (0)
 
 TEST(SamTags, AllMatch) {
@@ -84,7 +83,15 @@ TEST(SamTags, Insertions) {
 TEST(SamTags, Deletions) {
   EXPECT_NM_MD("ACTA", "ACGGTA", "2M2D2M", 2, "2^GG2");
   // Deletion followed by a mismatch needs a 0 between them.
-  EXPECT_NM_MD("AAAAAAAAAA" "G" "CCCCC", "AAAAAAAAAA" "AC" "T" "CCCCC", "10M2D6M", 3, "10^AC0T5");
+  EXPECT_NM_MD(
+      "AAAAAAAAAA"
+      "G"
+      "CCCCC",
+      "AAAAAAAAAA"
+      "AC"
+      "T"
+      "CCCCC",
+      "10M2D6M", 3, "10^AC0T5");
   // Mismatch right before a deletion.
   EXPECT_NM_MD("TA", "AGA", "1M1D1M", 2, "0A0^G1");
   // Deletion at the very end and start of the aligned part.
@@ -166,7 +173,8 @@ Alignment random_alignment(std::mt19937_64& rng) {
         if (rnd(10) == 0) {
           qb = 'N';
         } else {
-          do qb = acgt[rnd(4)]; while (qb == rb);
+          do qb = acgt[rnd(4)];
+          while (qb == rb);
         }
       }
       a.query.push_back(qb);
@@ -272,7 +280,8 @@ TEST(SamTags, RandomAlignmentsReconstructReference) {
     std::string rebuilt, why;
     int nm = -1;
     ASSERT_TRUE(reconstruct(a, s.md, &rebuilt, &nm, &why))
-        << why << " md=" << s.md << " cigar=" << cigar_string(a.cigar) << " query=" << a.query << " ref=" << a.ref;
+        << why << " md=" << s.md << " cigar=" << cigar_string(a.cigar) << " query=" << a.query
+        << " ref=" << a.ref;
     ASSERT_EQ(rebuilt, a.ref) << "md=" << s.md << " cigar=" << cigar_string(a.cigar);
     ASSERT_EQ(s.nm, a.edits) << "md=" << s.md << " cigar=" << cigar_string(a.cigar);
     ASSERT_EQ(nm, a.edits);
@@ -297,8 +306,8 @@ TEST(SamTags, AgreesWithSamtoolsCalmd) {
     const std::string contig = std::string(left, 'A') + a.ref + std::string(right, 'C');
     fasta << ">c" << i << "\n" << contig << "\n";
     header << "@SQ\tSN:c" << i << "\tLN:" << contig.size() << "\n";
-    body << "r" << i << "\t0\tc" << i << "\t" << left + 1 << "\t60\t" << cigar_string(a.cigar) << "\t*\t0\t0\t"
-         << a.query << "\t*\n";
+    body << "r" << i << "\t0\tc" << i << "\t" << left + 1 << "\t60\t" << cigar_string(a.cigar)
+         << "\t*\t0\t0\t" << a.query << "\t*\n";
   }
   test::write_file(dir.path / "ref.fa", fasta.str());
   test::write_file(dir.path / "in.sam", header.str() + body.str());
@@ -322,7 +331,8 @@ TEST(SamTags, AgreesWithSamtoolsCalmd) {
     ASSERT_NE(md_at, std::string::npos) << line;
     const int nm = std::stoi(line.substr(nm_at + 6));
     const size_t md_end = line.find('\t', md_at + 6);
-    const std::string md = line.substr(md_at + 6, md_end == std::string::npos ? std::string::npos : md_end - md_at - 6);
+    const std::string md =
+        line.substr(md_at + 6, md_end == std::string::npos ? std::string::npos : md_end - md_at - 6);
     EXPECT_EQ(s.nm, nm) << line;
     EXPECT_EQ(s.md, md) << line;
     ++checked;

@@ -1,5 +1,3 @@
-#include "host/call/vcf_writer.hpp"
-
 #include <gtest/gtest.h>
 #include <htslib/faidx.h>
 #include <htslib/hts.h>
@@ -18,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "host/call/vcf_writer.hpp"
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 #include "tests/test_support.hpp"
@@ -67,7 +66,9 @@ struct Fixture {
     ref = Reference::load(fasta.string());
   }
 
-  std::string at(int contig, int64_t pos, size_t len = 1) const { return seqs[size_t(contig)].substr(size_t(pos), len); }
+  std::string at(int contig, int64_t pos, size_t len = 1) const {
+    return seqs[size_t(contig)].substr(size_t(pos), len);
+  }
   // A base different from the reference base at (contig, pos).
   std::string other(int contig, int64_t pos, int shift = 1) const {
     const std::string acgt = "ACGT";
@@ -286,7 +287,8 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
     w.finish();
     EXPECT_EQ(w.records_written(), recs.size());
   }
-  EXPECT_EQ(files_in(fx.dir.path), (std::set<std::string>{"ref.fa", "ref.fa.fai", "out.vcf.gz", "out.vcf.gz.tbi"}));
+  EXPECT_EQ(files_in(fx.dir.path),
+            (std::set<std::string>{"ref.fa", "ref.fa.fai", "out.vcf.gz", "out.vcf.gz.tbi"}));
 
   ReadBack rb = read_vcf(path);
   ASSERT_EQ(rb.recs.size(), recs.size());
@@ -294,8 +296,12 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
   const std::string& h = rb.header_text;
   EXPECT_EQ(h.rfind("##fileformat=VCFv4.2\n", 0), 0u) << h;
   EXPECT_NE(h.find("##fileDate=20"), std::string::npos) << h;
-  EXPECT_NE(h.find(std::string("##source=omicsd ") + kVersion + " (git " + kGitHash + ")\n"), std::string::npos) << h;
-  EXPECT_NE(h.find("##reference=file://" + fs::absolute(fx.fasta).lexically_normal().string() + "\n"), std::string::npos) << h;
+  EXPECT_NE(h.find(std::string("##source=omicsd ") + kVersion + " (git " + kGitHash + ")\n"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(h.find("##reference=file://" + fs::absolute(fx.fasta).lexically_normal().string() + "\n"),
+            std::string::npos)
+      << h;
   EXPECT_NE(h.find("##commandline=omicsd call ref.fa in.bam -o out.vcf.gz\n"), std::string::npos) << h;
   EXPECT_NE(h.find("##FILTER=<ID=PASS,"), std::string::npos) << h;
   EXPECT_NE(h.find("##FILTER=<ID=LowQual,Description=\"Low quality\">"), std::string::npos) << h;
@@ -307,12 +313,14 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
   EXPECT_EQ(h.find("END"), std::string::npos);
   EXPECT_EQ(h.find("NON_REF"), std::string::npos);
   EXPECT_EQ(h.find("MIN_DP"), std::string::npos);
-  EXPECT_NE(h.find("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA12878\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tNA12878\n"), std::string::npos)
+      << h;
   ASSERT_EQ(bcf_hdr_nsamples(rb.hdr.get()), 1);
   EXPECT_STREQ(rb.hdr->samples[0], "NA12878");
   for (const Contig& c : fx.ref.contigs()) {
-    EXPECT_NE(h.find("##contig=<ID=" + c.name + ",length=" + std::to_string(c.length) + ",md5=" + c.md5 + ">"),
-              std::string::npos)
+    EXPECT_NE(
+        h.find("##contig=<ID=" + c.name + ",length=" + std::to_string(c.length) + ",md5=" + c.md5 + ">"),
+        std::string::npos)
         << c.name;
     EXPECT_EQ(c.md5.size(), 32u);
   }
@@ -367,11 +375,12 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
   std::string out;
   ASSERT_EQ(test::run_command("bcftools view -H " + path, &out), 0) << out;
   EXPECT_EQ(count_lines(out), int(recs.size())) << out;
-  ASSERT_EQ(test::run_command("bcftools query -f '%CHROM:%POS %REF %ALT %QUAL %FILTER %INFO/AC %INFO/AN %INFO/AF "
-                              "%INFO/DP %INFO/MQ[ %GT %GQ %DP %AD %PL]\\n' " +
-                                  path,
-                              &out),
-            0)
+  ASSERT_EQ(
+      test::run_command("bcftools query -f '%CHROM:%POS %REF %ALT %QUAL %FILTER %INFO/AC %INFO/AN %INFO/AF "
+                        "%INFO/DP %INFO/MQ[ %GT %GQ %DP %AD %PL]\\n' " +
+                            path,
+                        &out),
+      0)
       << out;
   std::istringstream lines(out);
   std::string line;
@@ -382,7 +391,8 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
   EXPECT_EQ(got[0], "chr1:101 " + r0 + " " + a0 + " 50.5 PASS 1 2 0.5 31 59.5 0/1 45 30 15,15 400,0,380");
   EXPECT_EQ(got[2], "chr1:501 " + fx.at(0, 500) + " " + fx.other(0, 500, 1) + "," + fx.other(0, 500, 2) +
                         " 50.5 PASS 1,1 2 0.5,0.5 31 . 1|2 45 30 1,14,15 500,200,300,210,0,320");
-  EXPECT_EQ(got[5], "chr2:11 " + fx.at(1, 10) + " " + fx.at(1, 10) + "TTG 50.5 PASS 1 2 0.5 . 59.5 0/1 . . . .");
+  EXPECT_EQ(got[5],
+            "chr2:11 " + fx.at(1, 10) + " " + fx.at(1, 10) + "TTG 50.5 PASS 1 2 0.5 . 59.5 0/1 . . . .");
   EXPECT_EQ(got[6], "chr2:1021 N A . LowQual;LowDepth 0 0 . 31 59.5 ./. 45 30 15,15 400,0,380");
 
   ASSERT_EQ(test::run_command("bcftools view -H -r chr1:200-600,chrM " + path, &out), 0) << out;
@@ -390,12 +400,15 @@ TEST(VcfWriter, RecordsRoundTripWithHeaderIndexAndReferenceCheck) {
   ASSERT_EQ(test::run_command("tabix " + path + " chr2:1-20", &out), 0) << out;
   EXPECT_EQ(count_lines(out), 1) << out;
   // bcftools' own index of the file agrees with ours.
-  ASSERT_EQ(test::run_command("bcftools index -t -f -o " + (fx.dir.path / "again.tbi").string() + " " + path, &out), 0)
+  ASSERT_EQ(
+      test::run_command("bcftools index -t -f -o " + (fx.dir.path / "again.tbi").string() + " " + path, &out),
+      0)
       << out;
   ASSERT_EQ(test::run_command("bcftools index -n " + path, &out), 0) << out;
   EXPECT_EQ(out, std::to_string(recs.size()) + "\n");
   // REF matches the reference: -c e makes bcftools fail on any mismatch.
-  ASSERT_EQ(test::run_command("bcftools norm -c e -f " + fx.fasta.string() + " -Ov -o /dev/null " + path, &out), 0)
+  ASSERT_EQ(
+      test::run_command("bcftools norm -c e -f " + fx.fasta.string() + " -Ov -o /dev/null " + path, &out), 0)
       << out;
 }
 
@@ -415,7 +428,8 @@ TEST(VcfWriter, NormCheckCatchesAWrongReference) {
   const fs::path other = fx.dir.path / "other.fa";
   test::write_file(other, ">chr1\n" + seq + "\n>chr2\n" + fx.seqs[1] + "\n>chrM\n" + fx.seqs[2] + "\n");
   std::string out;
-  EXPECT_NE(test::run_command("bcftools norm -c e -f " + other.string() + " -Ov -o /dev/null " + path, &out), 0)
+  EXPECT_NE(test::run_command("bcftools norm -c e -f " + other.string() + " -Ov -o /dev/null " + path, &out),
+            0)
       << out;
 }
 
@@ -438,7 +452,7 @@ TEST(VcfWriter, GvcfBlocksAndNonRef) {
     m.pl = {500, 200, 300, 210, 0, 320};
     w.write(m);
     w.write_ref_block(1, 6, 20000, fx.at(1, 6), -1, -1);  // no depth, no GQ
-    w.write_ref_block(2, 0, 1, fx.at(2, 0), 3, 9);         // one-base block
+    w.write_ref_block(2, 0, 1, fx.at(2, 0), 3, 9);        // one-base block
     w.finish();
     EXPECT_EQ(w.records_written(), 6u);
   }
@@ -499,17 +513,18 @@ TEST(VcfWriter, GvcfBlocksAndNonRef) {
   std::string out;
   ASSERT_EQ(test::run_command("bcftools view -H " + path, &out), 0) << out;
   EXPECT_EQ(count_lines(out), 6) << out;
-  ASSERT_EQ(test::run_command("bcftools query -f '%POS %REF %ALT %INFO/END[ %GT %GQ %MIN_DP %DP %PL]\\n' -r chr1 " +
-                                  path,
-                              &out),
-            0)
+  ASSERT_EQ(
+      test::run_command(
+          "bcftools query -f '%POS %REF %ALT %INFO/END[ %GT %GQ %MIN_DP %DP %PL]\\n' -r chr1 " + path, &out),
+      0)
       << out;
   EXPECT_EQ(out, "1 " + fx.at(0, 0) + " <NON_REF> 100 0/0 40 20 20 0,40,80\n" + "101 " + fx.at(0, 100) + " " +
-                     fx.other(0, 100) + ",<NON_REF> . 0/1 45 . 30 200,0,150,200,200,200\n" + "102 " + fx.at(0, 101) +
-                     " <NON_REF> 60000 0/0 0 5 5 0,0,0\n");
+                     fx.other(0, 100) + ",<NON_REF> . 0/1 45 . 30 200,0,150,200,200,200\n" + "102 " +
+                     fx.at(0, 101) + " <NON_REF> 60000 0/0 0 5 5 0,0,0\n");
   ASSERT_EQ(test::run_command("bcftools view -H -r chr1:30000 " + path, &out), 0) << out;
   EXPECT_EQ(count_lines(out), 1) << out;
-  ASSERT_EQ(test::run_command("bcftools norm -c e -f " + fx.fasta.string() + " -Ov -o /dev/null " + path, &out), 0)
+  ASSERT_EQ(
+      test::run_command("bcftools norm -c e -f " + fx.fasta.string() + " -Ov -o /dev/null " + path, &out), 0)
       << out;
   // bcftools expands the blocks back to one record per covered base: every covered base.
   ASSERT_EQ(test::run_command("bcftools convert --gvcf2vcf -f " + fx.fasta.string() + " " + path +
@@ -686,7 +701,8 @@ TEST(VcfWriter, DestructionWithoutFinishLeavesNoFiles) {
   }
   EXPECT_EQ(read_vcf(path).recs.size(), 1u);
   EXPECT_EQ(tabix_count(path, "chr1"), 1);
-  EXPECT_EQ(files_in(fx.dir.path), (std::set<std::string>{"ref.fa", "ref.fa.fai", "out.vcf.gz", "out.vcf.gz.tbi"}));
+  EXPECT_EQ(files_in(fx.dir.path),
+            (std::set<std::string>{"ref.fa", "ref.fa.fai", "out.vcf.gz", "out.vcf.gz.tbi"}));
 }
 
 TEST(VcfWriter, UnwritableDestinationThrowsNamingThePath) {
@@ -795,7 +811,9 @@ TEST(VcfWriter, TruthCallsRewrittenScorePerfectly) {
   const std::string script = std::string(OMICSD_SOURCE_DIR) + "/scripts/eval-vcf.sh";
   const std::string json = (dir.path / "eval.json").string();
   std::string out;
-  ASSERT_EQ(test::run_command("bash " + script + " --json " + json + " " + fasta + " " + truth + " " + path, &out), 0)
+  ASSERT_EQ(
+      test::run_command("bash " + script + " --json " + json + " " + fasta + " " + truth + " " + path, &out),
+      0)
       << out;
   const std::string want =
       "SNP tp=14 fp=0 fn=0 precision=1.0000 recall=1.0000 F1=1.0000 gt_match=14/14\n"
@@ -808,7 +826,8 @@ TEST(VcfWriter, TruthCallsRewrittenScorePerfectly) {
   // The project's evaluator and the shared reference one agree.
   const fs::path shared_tool = test::shared_data_dir() / ".." / "tools" / "eval_vcf.sh";
   if (fs::exists(shared_tool)) {
-    ASSERT_EQ(test::run_command("bash " + shared_tool.string() + " " + fasta + " " + truth + " " + path, &out), 0)
+    ASSERT_EQ(
+        test::run_command("bash " + shared_tool.string() + " " + fasta + " " + truth + " " + path, &out), 0)
         << out;
     EXPECT_EQ(out, want);
   }

@@ -12,19 +12,24 @@ namespace omicsd {
 // A batch of (read, reference window, band) alignment tasks in structure-of-arrays form: the unit a
 // backend aligns in one call (one kernel launch series on the GPU). Bases are codes 0..4.
 struct AlignTaskBatch {
-  std::vector<uint8_t> query;            // all queries, concatenated
-  std::vector<uint32_t> query_offset;    // per task
+  std::vector<uint8_t> query;          // all queries, concatenated
+  std::vector<uint32_t> query_offset;  // per task
   std::vector<uint32_t> query_length;
-  std::vector<uint8_t> target;           // all target windows, concatenated
+  std::vector<uint8_t> target;  // all target windows, concatenated
   std::vector<uint64_t> target_offset;
   std::vector<uint32_t> target_length;
-  std::vector<int32_t> diag_lo, diag_hi; // band: lo <= j - i <= hi
+  std::vector<int32_t> diag_lo, diag_hi;  // band: lo <= j - i <= hi
 
   size_t size() const { return query_length.size(); }
   void clear() {
-    query.clear(); query_offset.clear(); query_length.clear();
-    target.clear(); target_offset.clear(); target_length.clear();
-    diag_lo.clear(); diag_hi.clear();
+    query.clear();
+    query_offset.clear();
+    query_length.clear();
+    target.clear();
+    target_offset.clear();
+    target_length.clear();
+    diag_lo.clear();
+    diag_hi.clear();
   }
   // Adds a task; returns its index.
   size_t add(const uint8_t* q, uint32_t qlen, const uint8_t* t, uint32_t tlen, int32_t lo, int32_t hi) {
@@ -49,10 +54,14 @@ struct AlignResultBatch {
 
   size_t size() const { return score.size(); }
   void resize(size_t n) {
-    score.assign(n, kNegInf); objective.assign(n, kNegInf);
-    query_begin.assign(n, 0); query_end.assign(n, 0);
-    target_begin.assign(n, 0); target_end.assign(n, 0);
-    cigar_offset.assign(n, 0); cigar_length.assign(n, 0);
+    score.assign(n, kNegInf);
+    objective.assign(n, kNegInf);
+    query_begin.assign(n, 0);
+    query_end.assign(n, 0);
+    target_begin.assign(n, 0);
+    target_end.assign(n, 0);
+    cigar_offset.assign(n, 0);
+    cigar_length.assign(n, 0);
   }
 };
 

@@ -34,7 +34,8 @@ AlignStats run_align(const AlignOptions& o) {
     std::error_code ec;
     uint64_t total = 0;
     for (const std::string& path : {o.reads1, o.reads2})
-      if (!path.empty() && std::filesystem::is_regular_file(path, ec)) total += std::filesystem::file_size(path, ec);
+      if (!path.empty() && std::filesystem::is_regular_file(path, ec))
+        total += std::filesystem::file_size(path, ec);
     source->set_bytes_total(total);
   }
 
@@ -116,10 +117,11 @@ AlignStats run_align(const AlignOptions& o) {
   st.insert_sd = mapper.insert_model().sd;
   st.backend = backend->name();
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("{}: {} reads, {:.2f}% mapped, {:.2f}% properly paired, insert {:.0f} +- {:.0f}, {:.1f} s ({} backend)",
-               o.output, st.reads, 100.0 * st.mapped / std::max<uint64_t>(st.reads, 1),
-               100.0 * st.proper_pairs / std::max<uint64_t>(st.reads, 1), st.insert_mean, st.insert_sd, st.seconds,
-               st.backend);
+  spdlog::info(
+      "{}: {} reads, {:.2f}% mapped, {:.2f}% properly paired, insert {:.0f} +- {:.0f}, {:.1f} s ({} backend)",
+      o.output, st.reads, 100.0 * st.mapped / std::max<uint64_t>(st.reads, 1),
+      100.0 * st.proper_pairs / std::max<uint64_t>(st.reads, 1), st.insert_mean, st.insert_sd, st.seconds,
+      st.backend);
   return st;
 }
 

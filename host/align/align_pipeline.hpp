@@ -18,10 +18,10 @@ struct AlignProgress {
 };
 
 struct AlignOptions {
-  std::string reference;        // FASTA; index <fasta>.omi built on first use
-  std::string reads1, reads2;   // FASTQ (1 or 2 files) or one BAM/CRAM
+  std::string reference;       // FASTA; index <fasta>.omi built on first use
+  std::string reads1, reads2;  // FASTQ (1 or 2 files) or one BAM/CRAM
   bool interleaved = false;
-  std::string output;           // BAM (or CRAM with `cram`), coordinate-sorted and indexed
+  std::string output;  // BAM (or CRAM with `cram`), coordinate-sorted and indexed
   bool cram = false;
   std::string read_group;       // bwa -R style @RG line
   std::string command_line;     // for @PG
@@ -29,10 +29,10 @@ struct AlignOptions {
   size_t batch_reads = 200000;  // reads per batch: bounds memory
   size_t sort_memory_bytes = size_t(768) << 20;
   std::string tmp_dir;
-  std::string backend = "auto"; // auto | cpu | cuda
+  std::string backend = "auto";  // auto | cpu | cuda
   IndexParams index;
   ScoringParams scoring;
-  int min_score = 30;           // alignments scoring below are reported unmapped (bwa -T)
+  int min_score = 30;  // alignments scoring below are reported unmapped (bwa -T)
   std::function<void(const AlignProgress&)> on_progress;
 };
 

@@ -12,7 +12,8 @@ std::unique_ptr<AlignBackend> select_align_backend(const std::string& name, int 
     spdlog::info("align backend: cpu ({} threads)", threads);
     return make_cpu_align_backend(threads);
   }
-  if (name != "auto" && name != "cuda") throw InputError("--backend " + name + ": expected auto, cpu or cuda");
+  if (name != "auto" && name != "cuda")
+    throw InputError("--backend " + name + ": expected auto, cpu or cuda");
   std::string why;
   const auto devices = list_gpu_devices(&why);
   // The CUDA alignment kernels are delivered separately (issue 4); until then a GPU is reported but
@@ -23,8 +24,8 @@ std::unique_ptr<AlignBackend> select_align_backend(const std::string& name, int 
   if (devices.empty())
     spdlog::info("align backend: cpu ({} threads); no CUDA device: {}", threads, why);
   else
-    spdlog::info("align backend: cpu ({} threads); GPU {} present but no CUDA align backend in this build", threads,
-                 devices.front().name);
+    spdlog::info("align backend: cpu ({} threads); GPU {} present but no CUDA align backend in this build",
+                 threads, devices.front().name);
   return make_cpu_align_backend(threads);
 }
 

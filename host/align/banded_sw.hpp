@@ -80,9 +80,9 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
     int32_t e = kNegInf, h_left = kNegInf;
     int32_t row_best = kNegInf, row_j = 0;
     for (int32_t k = kb; k <= ke; ++k) {
-      const int32_t h_diag = h[k];      // H(i-1, j-1)
-      const int32_t h_up = h[k + 1];    // H(i-1, j)
-      const int32_t f_up = f[k + 1];    // F(i-1, j)
+      const int32_t h_diag = h[k];    // H(i-1, j-1)
+      const int32_t h_up = h[k + 1];  // H(i-1, j)
+      const int32_t f_up = f[k + 1];  // F(i-1, j)
       const int32_t f_open = h_up - gap_open, f_ext = f_up - p.gap_extend;
       const int32_t fv = max2(f_open, f_ext);
       const int32_t e_open = h_left - gap_open, e_ext = e - p.gap_extend;
@@ -92,8 +92,14 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
       const int32_t mv = (from_start ? restart : h_diag) + sub[tc < 5 ? tc : 4];
       int32_t hv = mv;
       uint8_t src = from_start ? 0 : 1;
-      if (ev > hv) { hv = ev; src = 2; }
-      if (fv > hv) { hv = fv; src = 3; }
+      if (ev > hv) {
+        hv = ev;
+        src = 2;
+      }
+      if (fv > hv) {
+        hv = fv;
+        src = 3;
+      }
       drow[k] = uint8_t(src | ((e_ext > e_open) << 2) | ((f_ext > f_open) << 3) | (from_start << 4));
       h[k] = hv;
       f[k] = fv;
@@ -135,9 +141,9 @@ OMICSD_HD void cigar_push(uint32_t* cigar, uint32_t* n, uint32_t op, uint32_t le
 
 // Walks the direction matrix back from the end cell and writes the CIGAR (with soft clips) in
 // read order. `cigar` must hold max_cigar_ops(m) entries.
-OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo,
-                                        int32_t hi, const ScoringParams& p, const uint8_t* dir,
-                                        int32_t objective, int32_t bi, int32_t bj, uint32_t* cigar) {
+OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo, int32_t hi,
+                                        const ScoringParams& p, const uint8_t* dir, int32_t objective,
+                                        int32_t bi, int32_t bj, uint32_t* cigar) {
   BandedResult r;
   if (objective == kNegInf || bi == 0) return r;
   const int32_t w = band_width(lo, hi);

@@ -40,8 +40,10 @@ class CpuAlignBackend final : public AlignBackend {
         const uint8_t* q = tasks.query.data() + tasks.query_offset[i];
         const uint8_t* t = tasks.target.data() + tasks.target_offset[i];
         int32_t bi = 0, bj = 0;
-        const int32_t obj = banded_fill(q, m, t, tn, lo, hi, params, h.data(), f.data(), dir.data(), &bi, &bj);
-        const BandedResult r = banded_traceback(q, m, t, lo, hi, params, dir.data(), obj, bi, bj, cigar.data());
+        const int32_t obj =
+            banded_fill(q, m, t, tn, lo, hi, params, h.data(), f.data(), dir.data(), &bi, &bj);
+        const BandedResult r =
+            banded_traceback(q, m, t, lo, hi, params, dir.data(), obj, bi, bj, cigar.data());
         out.score[i] = r.score;
         out.objective[i] = r.objective;
         out.query_begin[i] = r.qbeg;

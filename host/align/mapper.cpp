@@ -80,7 +80,8 @@ std::string cigar_string(const std::vector<uint32_t>& cigar) {
 
 }  // namespace
 
-Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend, const MapperOptions& options)
+Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend,
+               const MapperOptions& options)
     : ref_(ref), index_(index), backend_(backend), opt_(options) {}
 
 Mapper::~Mapper() {
@@ -133,7 +134,8 @@ void Mapper::seed_and_extend(const ReadBatch& batch) {
   }
   counters_.tasks += tasks.size();
   for (size_t t = 0; t < tasks.size(); ++t)
-    counters_.cells += uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
+    counters_.cells +=
+        uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
   AlignResultBatch results;
   backend_.align(tasks, opt_.scoring, results);
 
@@ -218,15 +220,16 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
         const uint32_t mlen = offsets_[yr + 1] - offsets_[yr];
         if (wend - wbeg < int64_t(mlen) / 2 || mlen == 0) continue;
         const uint8_t mate_reverse = x.reverse ? 0 : 1;
-        tasks.add(read_codes(yr, mate_reverse), mlen, ref_.codes() + contig.offset + wbeg, uint32_t(wend - wbeg),
-                  -int32_t(mlen), int32_t(wend - wbeg));
+        tasks.add(read_codes(yr, mate_reverse), mlen, ref_.codes() + contig.offset + wbeg,
+                  uint32_t(wend - wbeg), -int32_t(mlen), int32_t(wend - wbeg));
         origin.push_back({uint32_t(yr), x.contig, wbeg, mate_reverse, 0});
       }
     }
   }
   counters_.rescue_tasks += tasks.size();
   for (size_t t = 0; t < tasks.size(); ++t)
-    counters_.cells += uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
+    counters_.cells +=
+        uint64_t(tasks.query_length[t]) * uint64_t(band_width(tasks.diag_lo[t], tasks.diag_hi[t]));
   if (tasks.size() > 0) {
     AlignResultBatch results;
     backend_.align(tasks, opt_.scoring, results);
@@ -281,9 +284,11 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       // The best alternative to the chosen pair: another proper pair, or an end moved elsewhere.
       int64_t alt = second;
       for (size_t i = 0; i < A.size(); ++i)
-        if (int(i) != bi) alt = std::max(alt, int64_t(A[i].objective) + B[bj].objective - opt_.unpaired_penalty);
+        if (int(i) != bi)
+          alt = std::max(alt, int64_t(A[i].objective) + B[bj].objective - opt_.unpaired_penalty);
       for (size_t j = 0; j < B.size(); ++j)
-        if (int(j) != bj) alt = std::max(alt, int64_t(A[bi].objective) + B[j].objective - opt_.unpaired_penalty);
+        if (int(j) != bj)
+          alt = std::max(alt, int64_t(A[bi].objective) + B[j].objective - opt_.unpaired_penalty);
       const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt));
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;

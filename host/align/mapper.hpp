@@ -15,12 +15,12 @@ namespace omicsd {
 struct MapperOptions {
   ScoringParams scoring;
   SeedParams seeding;
-  int32_t min_score = 30;          // alignments below are not reported (bwa -T)
-  int32_t band_margin = 12;        // band extends this far beyond the chain's diagonals
-  int32_t unpaired_penalty = 17;   // cost of not pairing two ends properly (bwa -U)
+  int32_t min_score = 30;         // alignments below are not reported (bwa -T)
+  int32_t band_margin = 12;       // band extends this far beyond the chain's diagonals
+  int32_t unpaired_penalty = 17;  // cost of not pairing two ends properly (bwa -U)
   int32_t max_rescue_window = 2000;
   int threads = 1;
-  std::string read_group_id;       // RG:Z tag on every record when non-empty
+  std::string read_group_id;  // RG:Z tag on every record when non-empty
 };
 
 // One placement of a read on the reference (contig coordinates, 0-based, half-open).
@@ -52,7 +52,8 @@ struct MapperCounters {
 // rescue through a second backend batch), and build BAM records in input order.
 class Mapper {
  public:
-  Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend, const MapperOptions& options);
+  Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend,
+         const MapperOptions& options);
   ~Mapper();
   // Records are owned by the mapper and valid until the next call.
   const std::vector<bam1_t*>& map_batch(const ReadBatch& batch);

@@ -5,8 +5,8 @@
 namespace omicsd {
 
 struct EditSummary {
-  int32_t nm = 0;   // mismatches + inserted + deleted bases (SAM NM)
-  std::string md;   // SAM MD string
+  int32_t nm = 0;  // mismatches + inserted + deleted bases (SAM NM)
+  std::string md;  // SAM MD string
 };
 
 // NM and MD of an alignment: `query` are the read's base codes in alignment orientation (0..4), `ref`

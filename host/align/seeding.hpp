@@ -9,11 +9,11 @@
 namespace omicsd {
 
 struct SeedParams {
-  uint32_t max_occurrences = 500;   // minimizers more frequent than this are repeats: skipped
+  uint32_t max_occurrences = 500;       // minimizers more frequent than this are repeats: skipped
   uint32_t rescue_occurrences = 20000;  // used only when a read has no other seed (MAPQ will be 0)
-  int32_t max_diag_gap = 40;        // hits further apart in diagonal start a new chain (indel size)
-  uint32_t max_chains = 6;          // chains kept per read and strand-agnostic
-  double min_chain_fraction = 0.3;  // chains covering less than this share of the best are dropped
+  int32_t max_diag_gap = 40;            // hits further apart in diagonal start a new chain (indel size)
+  uint32_t max_chains = 6;              // chains kept per read and strand-agnostic
+  double min_chain_fraction = 0.3;      // chains covering less than this share of the best are dropped
 };
 
 // A set of co-linear seed hits on one strand of one contig: a candidate placement of the read.
@@ -28,8 +28,8 @@ struct Chain {
 };
 
 struct SeedSummary {
-  uint32_t minimizers = 0;      // of the read
-  uint32_t repetitive = 0;      // skipped for exceeding max_occurrences
+  uint32_t minimizers = 0;  // of the read
+  uint32_t repetitive = 0;  // skipped for exceeding max_occurrences
 };
 
 // Finds candidate chains for one read (codes 0..4), best first. Deterministic. Uses `mins` and

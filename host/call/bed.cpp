@@ -29,18 +29,20 @@ std::vector<Interval> read_bed(const std::string& path, const Reference& ref) {
       std::string chrom;
       long long b = -1, e = -1;
       if (!(in >> chrom >> b >> e) || b < 0 || e <= b)
-        throw InputError(path + ": line " + std::to_string(lineno) + ": expected 'chrom start end' with 0 <= start < end");
+        throw InputError(path + ": line " + std::to_string(lineno) +
+                         ": expected 'chrom start end' with 0 <= start < end");
       const int ci = ref.find_contig(chrom);
       if (ci < 0)
-        throw InputError(path + ": line " + std::to_string(lineno) + ": contig " + chrom + " is not in reference " +
-                         ref.path());
+        throw InputError(path + ": line " + std::to_string(lineno) + ": contig " + chrom +
+                         " is not in reference " + ref.path());
       if (e > int64_t(ref.contigs()[size_t(ci)].length))
-        throw InputError(path + ": line " + std::to_string(lineno) + ": " + chrom + ":" + std::to_string(b) + "-" +
-                         std::to_string(e) + " is outside the contig (length " +
+        throw InputError(path + ": line " + std::to_string(lineno) + ": " + chrom + ":" + std::to_string(b) +
+                         "-" + std::to_string(e) + " is outside the contig (length " +
                          std::to_string(ref.contigs()[size_t(ci)].length) + ")");
       out.push_back({ci, b, e});
     }
-    if (r < -1) throw InputError(path + ": line " + std::to_string(lineno + 1) + ": read error (truncated or corrupt)");
+    if (r < -1)
+      throw InputError(path + ": line " + std::to_string(lineno + 1) + ": read error (truncated or corrupt)");
   } catch (...) {
     ks_free(&line);
     bgzf_close(fp);

@@ -23,8 +23,9 @@ std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name
   if (name == "cuda") {
     std::string why;
     const auto devices = list_gpu_devices(&why);
-    throw InputError(devices.empty() ? "--backend cuda: no usable CUDA device (" + why + ")"
-                                     : "--backend cuda: the CUDA genotyping backend is not in this build yet");
+    throw InputError(devices.empty()
+                         ? "--backend cuda: no usable CUDA device (" + why + ")"
+                         : "--backend cuda: the CUDA genotyping backend is not in this build yet");
   }
   spdlog::info("genotype backend: cpu ({} threads)", threads);
   return make_cpu_genotype_backend(threads);
@@ -69,7 +70,8 @@ CallStats run_call(const CallOptions& o) {
   if (!o.regions_bed.empty()) regions = read_bed(o.regions_bed, ref);
   if (!o.targets_bed.empty()) targets = read_bed(o.targets_bed, ref);
   if (regions.empty())
-    for (size_t c = 0; c < ref.contigs().size(); ++c) regions.push_back({int32_t(c), 0, ref.contigs()[c].length});
+    for (size_t c = 0; c < ref.contigs().size(); ++c)
+      regions.push_back({int32_t(c), 0, ref.contigs()[c].length});
 
   std::string sample = o.sample.empty() ? bam.sample_name() : o.sample;
   if (sample.empty()) sample = std::filesystem::path(o.bam).stem().string();
@@ -95,7 +97,8 @@ CallStats run_call(const CallOptions& o) {
     int64_t written_to = iv.begin;  // gVCF: reference blocks cover [iv.begin, iv.end) between records
     for (int64_t sb = iv.begin; sb < iv.end; sb += p.shard_size) {
       const int64_t se = std::min(iv.end, sb + p.shard_size);
-      const int64_t fb = std::max<int64_t>(0, sb - fetch_pad), fe = std::min<int64_t>(ref.contigs()[size_t(iv.contig)].length, se + fetch_pad);
+      const int64_t fb = std::max<int64_t>(0, sb - fetch_pad),
+                    fe = std::min<int64_t>(ref.contigs()[size_t(iv.contig)].length, se + fetch_pad);
       std::vector<EvidenceRead> reads;
       bam.fetch(iv.contig, fb, fe, p, reads);
       std::vector<Candidate> cands = find_candidates(ref, iv.contig, sb, se, reads, p);
@@ -135,7 +138,8 @@ CallStats run_call(const CallOptions& o) {
       for (VcfRecord& r : records) {
         if (!targets.empty() && !overlaps(targets, r.contig, r.pos, r.pos + int64_t(r.ref.size()))) continue;
         if (r.pos < written_to) continue;  // overlaps a record already written (a split window's site)
-        if (o.gvcf && r.pos > written_to) write_ref_blocks(writer, ref, iv.contig, written_to, r.pos, depth, fb);
+        if (o.gvcf && r.pos > written_to)
+          write_ref_blocks(writer, ref, iv.contig, written_to, r.pos, depth, fb);
         writer.write(r);
         written_to = r.pos + int64_t(r.ref.size());
         ++st.records;
@@ -151,8 +155,8 @@ CallStats run_call(const CallOptions& o) {
         }
       }
       spdlog::debug("shard {}:{}-{}: {} reads, {} candidates, {} windows, {} records",
-                    ref.contigs()[size_t(iv.contig)].name, sb + 1, se, reads.size(), cands.size(), windows.size(),
-                    records.size());
+                    ref.contigs()[size_t(iv.contig)].name, sb + 1, se, reads.size(), cands.size(),
+                    windows.size(), records.size());
     }
   }
   writer.finish();
@@ -160,10 +164,11 @@ CallStats run_call(const CallOptions& o) {
   st.windows = gc.windows;
   st.hmm_pairs = gc.hmm_pairs;
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::debug("pair-HMM: {} pairs, {} cells, {} haplotypes, {} reads", gc.hmm_pairs, gc.hmm_cells, gc.haplotypes,
-                gc.reads);
-  spdlog::info("{}: {} records ({} SNVs, {} indels/MNVs) from {} candidates in {} windows, {:.1f} s ({} backend)",
-               o.output, st.records, st.snps, st.indels, st.candidates, st.windows, st.seconds, st.backend);
+  spdlog::debug("pair-HMM: {} pairs, {} cells, {} haplotypes, {} reads", gc.hmm_pairs, gc.hmm_cells,
+                gc.haplotypes, gc.reads);
+  spdlog::info(
+      "{}: {} records ({} SNVs, {} indels/MNVs) from {} candidates in {} windows, {:.1f} s ({} backend)",
+      o.output, st.records, st.snps, st.indels, st.candidates, st.windows, st.seconds, st.backend);
   return st;
 }
 

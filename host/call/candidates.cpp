@@ -89,13 +89,16 @@ std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int
     for (size_t k = 0; k < r.cigar.size(); ++k) {
       const uint32_t op = r.cigar[k] & 0xf, len = r.cigar[k] >> 4;
       switch (op) {
-        case 0: case 7: case 8:  // M, =, X
+        case 0:
+        case 7:
+        case 8:  // M, =, X
           for (uint32_t i = 0; i < len; ++i, ++rp, ++qp) {
             if (rp < counted_from) continue;
             cover(rp);
             const uint8_t b = r.bases[qp];
             if (b < 4 && b != rc[rp] && rc[rp] < 4 && r.quals[qp] >= p.min_baseq && rp >= begin && rp < end)
-              ++support[Allele{contig, rp, std::string(1, kCodeToBase[rc[rp]]), std::string(1, kCodeToBase[b])}];
+              ++support[Allele{contig, rp, std::string(1, kCodeToBase[rc[rp]]),
+                               std::string(1, kCodeToBase[b])}];
           }
           break;
         case 1: {  // I: only between two aligned bases
@@ -127,9 +130,14 @@ std::vector<Candidate> find_candidates(const Reference& ref, int32_t contig, int
             if (rp >= counted_from) cover(rp);
           break;
         }
-        case 3: rp += len; break;  // N
-        case 4: qp += len; break;  // S
-        default: break;            // H, P
+        case 3:
+          rp += len;
+          break;  // N
+        case 4:
+          qp += len;
+          break;  // S
+        default:
+          break;  // H, P
       }
     }
   }

@@ -11,7 +11,8 @@ namespace omicsd {
 void validate_hmm_batch(const HmmTaskBatch& t) {
   auto fail = [](const std::string& what) { throw InputError("pair-HMM batch: " + what); };
   if (t.read_quals.size() != t.read_bases.size())
-    fail(std::to_string(t.read_bases.size()) + " read bases but " + std::to_string(t.read_quals.size()) + " qualities");
+    fail(std::to_string(t.read_bases.size()) + " read bases but " + std::to_string(t.read_quals.size()) +
+         " qualities");
   if (t.read_offset.size() != t.read_length.size()) fail("read offsets and lengths differ in count");
   if (t.hap_offset.size() != t.hap_length.size()) fail("haplotype offsets and lengths differ in count");
   if (t.read_index.size() != t.hap_index.size()) fail("pair read and haplotype index lists differ in length");
@@ -61,10 +62,10 @@ class CpuGenotypeBackend final : public GenotypeBackend {
         if (wf.size() < pair_hmm_workspace_floats(hlen)) wf.resize(pair_hmm_workspace_floats(hlen));
         if (wd.size() < pair_hmm_workspace_doubles(hlen)) wd.resize(pair_hmm_workspace_doubles(hlen));
         PairHmmPass pass = PairHmmPass::kNone;
-        out.log10_likelihood[p] =
-            pair_hmm_log10(tasks.read_bases.data() + tasks.read_offset[r], tasks.read_quals.data() + tasks.read_offset[r],
-                           rlen, tasks.hap_bases.data() + tasks.hap_offset[h], hlen, model,
-                           PairHmmWorkspace{wf.data(), wd.data()}, &pass);
+        out.log10_likelihood[p] = pair_hmm_log10(tasks.read_bases.data() + tasks.read_offset[r],
+                                                 tasks.read_quals.data() + tasks.read_offset[r], rlen,
+                                                 tasks.hap_bases.data() + tasks.hap_offset[h], hlen, model,
+                                                 PairHmmWorkspace{wf.data(), wd.data()}, &pass);
         out.pass[p] = uint8_t(pass);
       }
     });

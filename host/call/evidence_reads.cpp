@@ -14,7 +14,8 @@
 namespace omicsd {
 namespace {
 
-std::string header_tag(sam_hdr_t* hdr, const char* type, const char* id_key, const char* id, const char* key) {
+std::string header_tag(sam_hdr_t* hdr, const char* type, const char* id_key, const char* id,
+                       const char* key) {
   kstring_t ks = {0, 0, nullptr};
   std::string value;
   if (sam_hdr_find_tag_id(hdr, type, id_key, id, key, &ks) == 0) value.assign(ks.s, ks.l);
@@ -57,11 +58,14 @@ AlignmentFile::AlignmentFile(const std::string& path, const Reference& ref) : pa
   for (int tid = 0; tid < n; ++tid) {
     const char* name = sam_hdr_tid2name(hdr_, tid);
     const int ci = ref.find_contig(name);
-    if (ci < 0) fail("@SQ " + std::string(name) + " is not in reference " + ref.path() + ": aligned to another reference");
+    if (ci < 0)
+      fail("@SQ " + std::string(name) + " is not in reference " + ref.path() +
+           ": aligned to another reference");
     const Contig& c = ref.contigs()[size_t(ci)];
     if (sam_hdr_tid2len(hdr_, tid) != hts_pos_t(c.length))
-      fail("@SQ " + std::string(name) + " has LN " + std::to_string(sam_hdr_tid2len(hdr_, tid)) + " but reference " +
-           ref.path() + " has " + std::to_string(c.length) + ": aligned to another reference");
+      fail("@SQ " + std::string(name) + " has LN " + std::to_string(sam_hdr_tid2len(hdr_, tid)) +
+           " but reference " + ref.path() + " has " + std::to_string(c.length) +
+           ": aligned to another reference");
     const std::string m5 = header_tag(hdr_, "SQ", "SN", name, "M5");
     if (!m5.empty() && !c.md5.empty() && strcasecmp(m5.c_str(), c.md5.c_str()) != 0)
       fail("@SQ " + std::string(name) + " has M5 " + m5 + " but reference " + ref.path() + " has " + c.md5 +

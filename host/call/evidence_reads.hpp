@@ -20,7 +20,7 @@ struct EvidenceRead {
   std::vector<uint8_t> bases;   // codes 0..4, alignment orientation
   std::vector<uint8_t> quals;   // Phred
   uint8_t mapq = 0;
-  uint64_t pair_key = 0;        // hash of the read name: mates share it
+  uint64_t pair_key = 0;  // hash of the read name: mates share it
 };
 
 // A coordinate-sorted, indexed BAM/CRAM opened for region queries; one per thread (htslib file
@@ -36,7 +36,8 @@ class AlignmentFile {
 
   // Appends the reads overlapping [begin, end) of reference contig `contig` that pass the filters.
   // Reads are returned in file order. Throws InputError on a decoding error.
-  void fetch(int contig, int64_t begin, int64_t end, const CallParams& params, std::vector<EvidenceRead>& out);
+  void fetch(int contig, int64_t begin, int64_t end, const CallParams& params,
+             std::vector<EvidenceRead>& out);
   // SM of the first @RG line, or empty.
   std::string sample_name() const;
   const std::string& path() const { return path_; }

@@ -13,23 +13,29 @@ namespace omicsd {
 // kernel launch series on the GPU). Bases are codes 0..4 (host/common/dna.hpp); quality bytes are
 // Phred values (above kPairHmmMaxQual count as kPairHmmMaxQual).
 struct HmmTaskBatch {
-  std::vector<uint8_t> read_bases;      // all reads, concatenated
-  std::vector<uint8_t> read_quals;      // one per read base, same layout as read_bases
-  std::vector<uint32_t> read_offset;    // per read
+  std::vector<uint8_t> read_bases;    // all reads, concatenated
+  std::vector<uint8_t> read_quals;    // one per read base, same layout as read_bases
+  std::vector<uint32_t> read_offset;  // per read
   std::vector<uint32_t> read_length;
-  std::vector<uint8_t> hap_bases;       // all haplotypes, concatenated
-  std::vector<uint32_t> hap_offset;     // per haplotype
+  std::vector<uint8_t> hap_bases;    // all haplotypes, concatenated
+  std::vector<uint32_t> hap_offset;  // per haplotype
   std::vector<uint32_t> hap_length;
-  std::vector<uint32_t> read_index;     // per pair: which read ...
-  std::vector<uint32_t> hap_index;      // ... against which haplotype
+  std::vector<uint32_t> read_index;  // per pair: which read ...
+  std::vector<uint32_t> hap_index;   // ... against which haplotype
 
   size_t size() const { return read_index.size(); }  // pairs
   size_t num_reads() const { return read_length.size(); }
   size_t num_haplotypes() const { return hap_length.size(); }
   void clear() {
-    read_bases.clear(); read_quals.clear(); read_offset.clear(); read_length.clear();
-    hap_bases.clear(); hap_offset.clear(); hap_length.clear();
-    read_index.clear(); hap_index.clear();
+    read_bases.clear();
+    read_quals.clear();
+    read_offset.clear();
+    read_length.clear();
+    hap_bases.clear();
+    hap_offset.clear();
+    hap_length.clear();
+    read_index.clear();
+    hap_index.clear();
   }
   // Adds a read (len bases and len qualities); returns its index.
   uint32_t add_read(const uint8_t* bases, const uint8_t* quals, uint32_t len) {

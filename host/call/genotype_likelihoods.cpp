@@ -13,10 +13,11 @@ constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 constexpr double kLog10Two = 0.30102999566398119521;
 constexpr double kLn10 = 2.30258509299404568402;
 
-void check_hap_alleles(const std::vector<int>& hap_allele, size_t n_haps, size_t n_alleles, const char* what) {
+void check_hap_alleles(const std::vector<int>& hap_allele, size_t n_haps, size_t n_alleles,
+                       const char* what) {
   if (hap_allele.size() != n_haps)
-    throw InputError(std::string(what) + ": " + std::to_string(hap_allele.size()) + " haplotype alleles for " +
-                     std::to_string(n_haps) + " haplotypes");
+    throw InputError(std::string(what) + ": " + std::to_string(hap_allele.size()) +
+                     " haplotype alleles for " + std::to_string(n_haps) + " haplotypes");
   for (size_t h = 0; h < n_haps; ++h)
     if (hap_allele[h] >= 0 && size_t(hap_allele[h]) >= n_alleles)
       throw InputError(std::string(what) + ": haplotype " + std::to_string(h) + " carries allele " +
@@ -48,7 +49,8 @@ double log10_sum_exp(const std::vector<double>& xs) {
   return mx + std::log10(s);
 }
 
-std::vector<double> diploid_genotype_log10_likelihoods(const double* read_log10, size_t n_reads, size_t n_haps,
+std::vector<double> diploid_genotype_log10_likelihoods(const double* read_log10, size_t n_reads,
+                                                       size_t n_haps,
                                                        const GenotypeLikelihoodParams& params) {
   const size_t G = genotype_count(n_haps);
   std::vector<double> gl(G, 0.0);
@@ -143,14 +145,17 @@ std::vector<double> genotype_log10_priors(size_t n_alleles, const GenotypePriorP
     return lp;
   }
   if (!(params.theta > 0.0 && params.theta < 2.0 / 3.0))
-    throw InputError("genotype priors: heterozygosity " + std::to_string(params.theta) + " must be in (0, 2/3)");
-  if (n_alleles == 1) return lp;  // hom-ref only: prior 1
+    throw InputError("genotype priors: heterozygosity " + std::to_string(params.theta) +
+                     " must be in (0, 2/3)");
+  if (n_alleles == 1) return lp;                              // hom-ref only: prior 1
   const double n1 = double(n_alleles - 1);                    // ref/alt genotypes
   const double n2 = double(n_alleles * (n_alleles - 1) / 2);  // genotypes with two alt copies
   for (size_t g = 0; g < G; ++g) {
     const auto [j, k] = genotype_alleles(g);
     const int alts = int(j > 0) + int(k > 0);
-    const double p = alts == 0 ? 1.0 - 1.5 * params.theta : alts == 1 ? params.theta / n1 : 0.5 * params.theta / n2;
+    const double p = alts == 0   ? 1.0 - 1.5 * params.theta
+                     : alts == 1 ? params.theta / n1
+                                 : 0.5 * params.theta / n2;
     lp[g] = std::log10(p);
   }
   return lp;

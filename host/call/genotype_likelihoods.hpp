@@ -38,10 +38,12 @@ struct GenotypeLikelihoodParams {
 // Diploid genotype log10 likelihoods for every unordered pair of the n_haps columns of a row-major
 // n_reads x n_haps matrix of log10 likelihoods (entries may be -infinity). Returns
 // genotype_count(n_haps) values in VCF genotype order; all zero when there are no reads.
-std::vector<double> diploid_genotype_log10_likelihoods(const double* read_log10, size_t n_reads, size_t n_haps,
+std::vector<double> diploid_genotype_log10_likelihoods(const double* read_log10, size_t n_reads,
+                                                       size_t n_haps,
                                                        const GenotypeLikelihoodParams& params = {});
-inline std::vector<double> diploid_genotype_log10_likelihoods(const std::vector<double>& read_log10, size_t n_reads,
-                                                              size_t n_haps, const GenotypeLikelihoodParams& params = {}) {
+inline std::vector<double> diploid_genotype_log10_likelihoods(const std::vector<double>& read_log10,
+                                                              size_t n_reads, size_t n_haps,
+                                                              const GenotypeLikelihoodParams& params = {}) {
   return diploid_genotype_log10_likelihoods(read_log10.data(), n_reads, n_haps, params);
 }
 
@@ -90,7 +92,8 @@ std::vector<double> genotype_log10_posteriors(const std::vector<double>& gls, si
 // probability that the site is not variant, under the priors above. >= 0; 0 when hom-ref is certain;
 // large and finite when it is impossible by the data (capped at kMaxQual).
 inline constexpr double kMaxQual = 1e6;
-double qual_not_hom_ref(const std::vector<double>& gls, size_t n_alleles, const GenotypePriorParams& params = {});
+double qual_not_hom_ref(const std::vector<double>& gls, size_t n_alleles,
+                        const GenotypePriorParams& params = {});
 
 // log10(10^a + 10^b), stable; -infinity when both are.
 double log10_sum_exp(double a, double b);

@@ -12,21 +12,22 @@
 namespace omicsd {
 namespace {
 
-constexpr int kMinSegment = 20;         // trimmed reads shorter than this inform nothing
-constexpr double kInformative = 0.2;    // log10 margin for a read to count towards an allele's AD
+constexpr int kMinSegment = 20;       // trimmed reads shorter than this inform nothing
+constexpr double kInformative = 0.2;  // log10 margin for a read to count towards an allele's AD
 
 // A window's haplotypes and the reads scored against them, located in the shared HMM batch.
 struct WindowWork {
   std::vector<uint32_t> masks;  // haplotype h carries candidates whose bit is set in masks[h]
   uint32_t first_hap = 0;
-  std::vector<uint32_t> reads;  // batch read indices
-  std::vector<uint8_t> mapq;    // per read
+  std::vector<uint32_t> reads;                     // batch read indices
+  std::vector<uint8_t> mapq;                       // per read
   std::vector<std::pair<int64_t, int64_t>> spans;  // reference span of each trimmed read
-  size_t first_pair = 0;        // results: pair first_pair + r * n_haps + h
+  size_t first_pair = 0;                           // results: pair first_pair + r * n_haps + h
 };
 
 // The part of a read aligned inside [wb, we), soft clips excluded. Returns false when too short.
-bool trim_read(const EvidenceRead& r, int64_t wb, int64_t we, size_t* qs, size_t* qe, int64_t* rs, int64_t* re) {
+bool trim_read(const EvidenceRead& r, int64_t wb, int64_t we, size_t* qs, size_t* qe, int64_t* rs,
+               int64_t* re) {
   int64_t rp = r.pos;
   size_t qp = 0;
   bool started = false;
@@ -103,7 +104,8 @@ std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Can
   for (CallWindow& w : out) {
     const int64_t len = ref.contigs()[size_t(w.contig)].length;
     int64_t first = w.candidates.front().allele.pos, last = 0;
-    for (const Candidate& c : w.candidates) last = std::max(last, c.allele.pos + int64_t(c.allele.ref.size()));
+    for (const Candidate& c : w.candidates)
+      last = std::max(last, c.allele.pos + int64_t(c.allele.ref.size()));
     w.begin = std::max<int64_t>(0, first - p.window_pad);
     w.end = std::min<int64_t>(len, last + p.window_pad);
   }
@@ -171,7 +173,8 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
   }
   counters_.hmm_pairs += batch.size();
   for (size_t i = 0; i < batch.size(); ++i)
-    counters_.hmm_cells += uint64_t(batch.read_length[batch.read_index[i]]) * batch.hap_length[batch.hap_index[i]];
+    counters_.hmm_cells +=
+        uint64_t(batch.read_length[batch.read_index[i]]) * batch.hap_length[batch.hap_index[i]];
   HmmResultBatch results;
   backend_.compute(batch, PairHmmParams{}, results);
 
@@ -221,7 +224,8 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
         std::vector<double> sub(rows.size() * nh);
         for (size_t x = 0; x < rows.size(); ++x)
           std::copy(L + rows[x] * nh, L + rows[x] * nh + nh, sub.begin() + long(x * nh));
-        const std::vector<double> ra = marginalize_read_likelihoods(sub.data(), rows.size(), nh, hap_allele, na);
+        const std::vector<double> ra =
+            marginalize_read_likelihoods(sub.data(), rows.size(), nh, hap_allele, na);
         const std::vector<double> gls = diploid_genotype_log10_likelihoods(ra.data(), rows.size(), na);
         const size_t g = best_genotype(gls);
         const auto [g0, g1] = genotype_alleles(g);

@@ -74,7 +74,7 @@ namespace omicsd {
 
 // Qualities above this are treated as this (tables hold kPairHmmMaxQual + 1 entries).
 inline constexpr int kPairHmmMaxQual = 127;
-inline constexpr float kPairHmmFloatScale = 0x1p120f;   // 2^120
+inline constexpr float kPairHmmFloatScale = 0x1p120f;  // 2^120
 inline constexpr int kPairHmmFloatScaleLog2 = 120;
 inline constexpr float kPairHmmFloatMin = 1e-28f;        // scaled float sum below this: double pass
 inline constexpr double kPairHmmDoubleScale = 0x1p1020;  // 2^1020
@@ -93,9 +93,9 @@ struct PairHmmParams {
 // Transition and emission probabilities in one precision.
 template <class T>
 struct PairHmmTables {
-  T mm, im, mi, ii, md, dd;             // see the header comment
-  T match[kPairHmmMaxQual + 1];         // 1 - 10^(-Q/10), Q = max(q, min_base_qual)
-  T mismatch[kPairHmmMaxQual + 1];      // 10^(-Q/10) / 3
+  T mm, im, mi, ii, md, dd;         // see the header comment
+  T match[kPairHmmMaxQual + 1];     // 1 - 10^(-Q/10), Q = max(q, min_base_qual)
+  T mismatch[kPairHmmMaxQual + 1];  // 10^(-Q/10) / 3
 };
 
 // Everything the recurrence needs, in both precisions; build with make_pair_hmm_model() on the host.
@@ -104,18 +104,26 @@ struct PairHmmModel {
   PairHmmTables<double> d;
 };
 
-template <class T> OMICSD_HD const PairHmmTables<T>& pair_hmm_tables(const PairHmmModel& m);
-template <> OMICSD_HD const PairHmmTables<float>& pair_hmm_tables<float>(const PairHmmModel& m) { return m.f; }
-template <> OMICSD_HD const PairHmmTables<double>& pair_hmm_tables<double>(const PairHmmModel& m) { return m.d; }
+template <class T>
+OMICSD_HD const PairHmmTables<T>& pair_hmm_tables(const PairHmmModel& m);
+template <>
+OMICSD_HD const PairHmmTables<float>& pair_hmm_tables<float>(const PairHmmModel& m) {
+  return m.f;
+}
+template <>
+OMICSD_HD const PairHmmTables<double>& pair_hmm_tables<double>(const PairHmmModel& m) {
+  return m.d;
+}
 
 // Host only: the probabilities of `p` in double (std::pow), rounded once to float for the float
-// tables (entries below min_base_qual repeat its value). Throws InputError when the parameters make no model (gap open below Phred ~3.02 leaves no
-// probability to stay in Match; gap continuation must be > 0).
+// tables (entries below min_base_qual repeat its value). Throws InputError when the parameters make no model
+// (gap open below Phred ~3.02 leaves no probability to stay in Match; gap continuation must be > 0).
 inline PairHmmModel make_pair_hmm_model(const PairHmmParams& p) {
   if (!(p.gap_open > 0.0) || !std::isfinite(p.gap_open) || !(p.gap_continuation > 0.0) ||
       !std::isfinite(p.gap_continuation)) {
     throw InputError("pair-HMM: gap penalties must be positive finite Phred values (gap open " +
-                     std::to_string(p.gap_open) + ", gap continuation " + std::to_string(p.gap_continuation) + ")");
+                     std::to_string(p.gap_open) + ", gap continuation " + std::to_string(p.gap_continuation) +
+                     ")");
   }
   const double g = std::pow(10.0, -p.gap_open / 10.0);
   const double c = std::pow(10.0, -p.gap_continuation / 10.0);
@@ -242,7 +250,8 @@ OMICSD_HD T pair_hmm_forward(const uint8_t* read, const uint8_t* quals, int32_t 
     for (int32_t j = 1; j <= hlen; ++j) {
       const T m_up = M[j], i_up = I[j], d_up = D[j];
       T mv, iv, dv;
-      pair_hmm_cell<T>(prof[hap[j - 1] & 7], m_diag, i_diag, d_diag, m_up, i_up, m_left, d_left, t, &mv, &iv, &dv);
+      pair_hmm_cell<T>(prof[hap[j - 1] & 7], m_diag, i_diag, d_diag, m_up, i_up, m_left, d_left, t, &mv, &iv,
+                       &dv);
       M[j] = mv;
       I[j] = iv;
       D[j] = dv;
@@ -276,8 +285,9 @@ OMICSD_HD T pair_hmm_forward(const uint8_t* read, const uint8_t* quals, int32_t 
 
 // The float pass alone (no fallback): log10 of its result, inaccurate once S < kPairHmmFloatMin.
 // *scaled_sum (optional) receives S. ws: pair_hmm_workspace_floats(hlen) floats.
-OMICSD_HD double pair_hmm_log10_float(const uint8_t* read, const uint8_t* quals, int32_t rlen, const uint8_t* hap,
-                                      int32_t hlen, const PairHmmModel& model, float* ws, float* scaled_sum = nullptr) {
+OMICSD_HD double pair_hmm_log10_float(const uint8_t* read, const uint8_t* quals, int32_t rlen,
+                                      const uint8_t* hap, int32_t hlen, const PairHmmModel& model, float* ws,
+                                      float* scaled_sum = nullptr) {
   if (rlen <= 0) return 0.0;
   if (hlen <= 0) return -HUGE_VAL;
   const float initial = kPairHmmFloatScale / float(hlen);
@@ -287,8 +297,9 @@ OMICSD_HD double pair_hmm_log10_float(const uint8_t* read, const uint8_t* quals,
 }
 
 // The double pass alone (with row rescaling). ws: pair_hmm_workspace_doubles(hlen) doubles.
-OMICSD_HD double pair_hmm_log10_double(const uint8_t* read, const uint8_t* quals, int32_t rlen, const uint8_t* hap,
-                                       int32_t hlen, const PairHmmModel& model, double* ws) {
+OMICSD_HD double pair_hmm_log10_double(const uint8_t* read, const uint8_t* quals, int32_t rlen,
+                                       const uint8_t* hap, int32_t hlen, const PairHmmModel& model,
+                                       double* ws) {
   if (rlen <= 0) return 0.0;
   if (hlen <= 0) return -HUGE_VAL;
   const double initial = kPairHmmDoubleScale / double(hlen);

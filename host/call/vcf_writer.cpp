@@ -1,11 +1,10 @@
 #include "host/call/vcf_writer.hpp"
 
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <htslib/hts.h>
 #include <htslib/tbx.h>
 #include <htslib/vcf.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -55,8 +54,10 @@ std::string one_line(std::string s) {
 std::string quoted_safe(std::string s) {
   s = one_line(std::move(s));
   for (char& c : s)
-    if (c == '"') c = '\'';
-    else if (c == '\\') c = '/';
+    if (c == '"')
+      c = '\'';
+    else if (c == '\\')
+      c = '/';
   return s;
 }
 
@@ -64,7 +65,8 @@ bool valid_id(std::string_view id) {
   if (id.empty()) return false;
   for (char c : id) {
     const unsigned char u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127 || c == ';' || c == ',' || c == '=' || c == '<' || c == '>' || c == '"') return false;
+    if (u <= 32 || u >= 127 || c == ';' || c == ',' || c == '=' || c == '<' || c == '>' || c == '"')
+      return false;
   }
   return true;
 }
@@ -153,7 +155,8 @@ struct VcfWriter::Impl {
   void build_header() {
     hdr.reset(bcf_hdr_init("w"));  // ##fileformat and FILTER PASS
     if (!hdr) throw Error("cannot allocate a VCF header for " + opt.path);
-    if (bcf_hdr_set_version(hdr.get(), "VCFv4.2") < 0) throw Error("cannot set the VCF version for " + opt.path);
+    if (bcf_hdr_set_version(hdr.get(), "VCFv4.2") < 0)
+      throw Error("cannot set the VCF version for " + opt.path);
     append_header("##fileDate=" + today_utc());
     append_header(std::string("##source=omicsd ") + kVersion + " (git " + kGitHash + ")");
     std::error_code ec;
@@ -166,8 +169,9 @@ struct VcfWriter::Impl {
       append_header(line);
     }
     if (opt.gvcf)
-      append_header(std::string("##ALT=<ID=NON_REF,Description=\"Represents any possible alternative allele not "
-                                "already represented at this location by REF and ALT\">"));
+      append_header(
+          std::string("##ALT=<ID=NON_REF,Description=\"Represents any possible alternative allele not "
+                      "already represented at this location by REF and ALT\">"));
     std::string cl = one_line(opt.command_line);
     if (!cl.empty()) {
       if (cl[0] == '<') cl[0] = '[';  // a leading '<' would make it a structured line
@@ -184,30 +188,40 @@ struct VcfWriter::Impl {
       append_header("##FILTER=<ID=" + f.id + ",Description=\"" + quoted_safe(f.description) + "\">");
     }
     append_header("##INFO=<ID=DP,Number=1,Type=Integer,Description=\"Total read depth at the locus\">");
-    append_header("##INFO=<ID=MQ,Number=1,Type=Float,Description=\"RMS mapping quality of the reads at the locus\">");
-    append_header("##INFO=<ID=AC,Number=A,Type=Integer,Description=\"Allele count in genotypes, for each ALT "
-                  "allele, in the same order as listed\">");
-    append_header("##INFO=<ID=AN,Number=1,Type=Integer,Description=\"Total number of alleles in called genotypes\">");
-    append_header("##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency in called genotypes, for each "
-                  "ALT allele, in the same order as listed\">");
+    append_header(
+        "##INFO=<ID=MQ,Number=1,Type=Float,Description=\"RMS mapping quality of the reads at the locus\">");
+    append_header(
+        "##INFO=<ID=AC,Number=A,Type=Integer,Description=\"Allele count in genotypes, for each ALT "
+        "allele, in the same order as listed\">");
+    append_header(
+        "##INFO=<ID=AN,Number=1,Type=Integer,Description=\"Total number of alleles in called genotypes\">");
+    append_header(
+        "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency in called genotypes, for each "
+        "ALT allele, in the same order as listed\">");
     if (opt.gvcf)
-      append_header("##INFO=<ID=END,Number=1,Type=Integer,Description=\"Stop position of the reference block "
-                    "(1-based, inclusive)\">");
+      append_header(
+          "##INFO=<ID=END,Number=1,Type=Integer,Description=\"Stop position of the reference block "
+          "(1-based, inclusive)\">");
     append_header("##FORMAT=<ID=GT,Number=1,Type=String,Description=\"Genotype\">");
     append_header("##FORMAT=<ID=GQ,Number=1,Type=Integer,Description=\"Genotype quality (phred-scaled)\">");
-    append_header("##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Read depth of the sample at the locus\">");
-    append_header("##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"Allelic depths for the REF and ALT alleles "
-                  "in the order listed\">");
-    append_header("##FORMAT=<ID=PL,Number=G,Type=Integer,Description=\"Phred-scaled genotype likelihoods, "
-                  "normalised so the most likely genotype is 0\">");
+    append_header(
+        "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"Read depth of the sample at the locus\">");
+    append_header(
+        "##FORMAT=<ID=AD,Number=R,Type=Integer,Description=\"Allelic depths for the REF and ALT alleles "
+        "in the order listed\">");
+    append_header(
+        "##FORMAT=<ID=PL,Number=G,Type=Integer,Description=\"Phred-scaled genotype likelihoods, "
+        "normalised so the most likely genotype is 0\">");
     if (opt.gvcf)
-      append_header("##FORMAT=<ID=MIN_DP,Number=1,Type=Integer,Description=\"Minimum DP observed within the "
-                    "reference block\">");
+      append_header(
+          "##FORMAT=<ID=MIN_DP,Number=1,Type=Integer,Description=\"Minimum DP observed within the "
+          "reference block\">");
 
     std::string sample = opt.sample.empty() ? std::string("SAMPLE") : opt.sample;
     for (char c : sample)
       if (c == '\t' || c == '\n' || c == '\r')
-        throw Error("VCF " + opt.path + ": sample name contains a tab or line break: '" + one_line(sample) + "'");
+        throw Error("VCF " + opt.path + ": sample name contains a tab or line break: '" + one_line(sample) +
+                    "'");
     if (bcf_hdr_add_sample(hdr.get(), sample.c_str()) < 0)
       throw Error("VCF " + opt.path + ": cannot add sample '" + sample + "'");
     if (bcf_hdr_sync(hdr.get()) < 0) throw Error("cannot finalise the VCF header for " + opt.path);
@@ -216,7 +230,8 @@ struct VcfWriter::Impl {
     for (size_t i = 0; i < ref->contigs().size(); ++i) {
       rid_of_contig[i] = bcf_hdr_name2id(hdr.get(), ref->contigs()[i].name.c_str());
       if (rid_of_contig[i] < 0)
-        throw Error("VCF " + opt.path + ": contig '" + ref->contigs()[i].name + "' is not a valid VCF contig name");
+        throw Error("VCF " + opt.path + ": contig '" + ref->contigs()[i].name +
+                    "' is not a valid VCF contig name");
     }
     pass_id = bcf_hdr_id2int(hdr.get(), BCF_DT_ID, "PASS");
   }
@@ -231,8 +246,8 @@ struct VcfWriter::Impl {
   // Position on the contig, REF letters and REF == reference.
   void check_ref(int32_t contig, int64_t pos, const std::string& ref_allele) const {
     if (contig < 0 || size_t(contig) >= ref->contigs().size())
-      bad(contig, pos, "contig index out of range (reference has " + std::to_string(ref->contigs().size()) +
-                           " contigs)");
+      bad(contig, pos,
+          "contig index out of range (reference has " + std::to_string(ref->contigs().size()) + " contigs)");
     const Contig& c = ref->contigs()[size_t(contig)];
     if (pos < 0 || pos >= int64_t(c.length))
       bad(contig, pos, "position outside the contig (length " + std::to_string(c.length) + ")");
@@ -242,8 +257,9 @@ struct VcfWriter::Impl {
     const uint8_t* codes = ref->codes() + c.offset + uint64_t(pos);
     for (size_t i = 0; i < ref_allele.size(); ++i)
       if (base_code(ref_allele[i]) != codes[i])
-        bad(contig, pos, "REF '" + ref_allele + "' does not match the reference (base " + std::to_string(i + 1) +
-                             " is " + kCodeToBase[codes[i] <= kBaseN ? codes[i] : kBaseN] + ")");
+        bad(contig, pos,
+            "REF '" + ref_allele + "' does not match the reference (base " + std::to_string(i + 1) + " is " +
+                kCodeToBase[codes[i] <= kBaseN ? codes[i] : kBaseN] + ")");
   }
 
   void check_order(int32_t contig, int64_t pos) const {
@@ -269,7 +285,8 @@ struct VcfWriter::Impl {
   }
 
   void update_info_i(const char* key, const int32_t* v, int n, int32_t contig, int64_t pos) {
-    if (bcf_update_info_int32(hdr.get(), rec, key, v, n) < 0) bad(contig, pos, std::string("cannot set INFO/") + key);
+    if (bcf_update_info_int32(hdr.get(), rec, key, v, n) < 0)
+      bad(contig, pos, std::string("cannot set INFO/") + key);
   }
   void update_fmt_i(const char* key, const int32_t* v, int n, int32_t contig, int64_t pos) {
     if (bcf_update_format_int32(hdr.get(), rec, key, v, n) < 0)
@@ -288,24 +305,28 @@ struct VcfWriter::Impl {
     for (size_t i = 0; i < n_alts; ++i) {
       const std::string& a = r.alts[i];
       if (a == kNonRef)
-        bad(contig, pos, opt.gvcf ? "ALT <NON_REF> is added by the writer; do not pass it"
-                                  : "ALT <NON_REF> is only allowed in gVCF mode (and is added by the writer)");
+        bad(contig, pos,
+            opt.gvcf ? "ALT <NON_REF> is added by the writer; do not pass it"
+                     : "ALT <NON_REF> is only allowed in gVCF mode (and is added by the writer)");
       if (a != "*" && !all_bases(a)) bad(contig, pos, "ALT '" + a + "' must be A/C/G/T/N letters or '*'");
       if (a == r.ref) bad(contig, pos, "ALT '" + a + "' equals REF");
       for (size_t j = 0; j < i; ++j)
         if (r.alts[j] == a) bad(contig, pos, "ALT '" + a + "' is listed twice");
     }
-    const int n_called = int(n_alts) + 1;                  // alleles the caller knows about
-    const int n_out = n_called + (opt.gvcf ? 1 : 0);       // alleles written
+    const int n_called = int(n_alts) + 1;             // alleles the caller knows about
+    const int n_out = n_called + (opt.gvcf ? 1 : 0);  // alleles written
     for (int k = 0; k < 2; ++k)
       if (r.gt[k] < -1 || r.gt[k] >= n_called)
-        bad(contig, pos, "GT allele " + std::to_string(r.gt[k]) + " out of range (" + std::to_string(n_called) +
-                             " alleles)");
+        bad(contig, pos,
+            "GT allele " + std::to_string(r.gt[k]) + " out of range (" + std::to_string(n_called) +
+                " alleles)");
     if (!r.ad.empty() && r.ad.size() != size_t(n_called))
-      bad(contig, pos, "AD has " + std::to_string(r.ad.size()) + " values, expected " + std::to_string(n_called));
+      bad(contig, pos,
+          "AD has " + std::to_string(r.ad.size()) + " values, expected " + std::to_string(n_called));
     const size_t g_called = size_t(n_called) * size_t(n_called + 1) / 2;
     if (!r.pl.empty() && r.pl.size() != g_called)
-      bad(contig, pos, "PL has " + std::to_string(r.pl.size()) + " values, expected " + std::to_string(g_called));
+      bad(contig, pos,
+          "PL has " + std::to_string(r.pl.size()) + " values, expected " + std::to_string(g_called));
     for (int v : r.ad)
       if (v < 0) bad(contig, pos, "negative AD value");
     for (int v : r.pl)
@@ -398,19 +419,22 @@ struct VcfWriter::Impl {
                        int min_dp, int gq) {
     check_usable("write_ref_block");
     if (!opt.gvcf) bad(contig, start, "reference blocks need gVCF mode");
-    if (ref_base.size() != 1) bad(contig, start, "reference block base '" + ref_base + "' must be one letter");
+    if (ref_base.size() != 1)
+      bad(contig, start, "reference block base '" + ref_base + "' must be one letter");
     check_ref(contig, start, ref_base);
     const int64_t len = ref->contigs()[size_t(contig)].length;
     if (end_exclusive <= start || end_exclusive > len)
-      bad(contig, start, "reference block end " + std::to_string(end_exclusive) + " must be in (" +
-                             std::to_string(start) + ", " + std::to_string(len) + "]");
+      bad(contig, start,
+          "reference block end " + std::to_string(end_exclusive) + " must be in (" + std::to_string(start) +
+              ", " + std::to_string(len) + "]");
     check_order(contig, start);
 
     bcf_clear(rec);
     rec->rid = rid_of_contig[size_t(contig)];
     rec->pos = start;
     alleles.assign({ref_base.c_str(), kNonRef});
-    if (bcf_update_alleles(hdr.get(), rec, alleles.data(), 2) < 0) bad(contig, start, "cannot set the alleles");
+    if (bcf_update_alleles(hdr.get(), rec, alleles.data(), 2) < 0)
+      bad(contig, start, "cannot set the alleles");
     set_qual_missing();
     const int32_t end = int32_t(end_exclusive);  // 1-based inclusive end
     update_info_i("END", &end, 1, contig, start);
@@ -444,10 +468,12 @@ struct VcfWriter::Impl {
     fsync_path(out_tmp, false);
 
     errno = 0;
-    if (tbx_index_build3(out_tmp.c_str(), idx_tmp.c_str(), csi_shift, std::max(1, opt.threads), &tbx_conf_vcf) < 0)
+    if (tbx_index_build3(out_tmp.c_str(), idx_tmp.c_str(), csi_shift, std::max(1, opt.threads),
+                         &tbx_conf_vcf) < 0)
       fail("index", out_tmp, errno);
     fsync_path(idx_tmp, false);
-    if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0) fail("rename " + idx_tmp + " to", idx_final, errno);
+    if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0)
+      fail("rename " + idx_tmp + " to", idx_final, errno);
     if (::rename(out_tmp.c_str(), opt.path.c_str()) != 0) {
       const int err = errno;
       ::unlink(idx_final.c_str());  // never leave a new index beside old data
@@ -461,7 +487,8 @@ struct VcfWriter::Impl {
   }
 };
 
-VcfWriter::VcfWriter(const VcfWriterOptions& options, const Reference& ref) : impl_(std::make_unique<Impl>()) {
+VcfWriter::VcfWriter(const VcfWriterOptions& options, const Reference& ref)
+    : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.opt = options;
   m.ref = &ref;
@@ -495,8 +522,8 @@ VcfWriter::~VcfWriter() = default;
 
 void VcfWriter::write(const VcfRecord& record) { impl_->write(record); }
 
-void VcfWriter::write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive, const std::string& ref_base,
-                                int min_dp, int gq) {
+void VcfWriter::write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive,
+                                const std::string& ref_base, int min_dp, int gq) {
   impl_->write_ref_block(contig, start, end_exclusive, ref_base, min_dp, gq);
 }
 

@@ -20,8 +20,8 @@ struct VcfRecord {
   int32_t contig = -1;  // index into Reference::contigs()
   int64_t pos = -1;     // 0-based position of the first REF base
   std::string ref;      // A/C/G/T/N, upper case; must match the reference (N where the reference has N/IUPAC)
-  std::vector<std::string> alts;  // A/C/G/T/N strings or "*"; distinct, none equal to ref
-  float qual = 0;                 // NaN: missing
+  std::vector<std::string> alts;     // A/C/G/T/N strings or "*"; distinct, none equal to ref
+  float qual = 0;                    // NaN: missing
   std::vector<std::string> filters;  // empty: PASS; otherwise ids declared in VcfWriterOptions::filters
   int gt[2] = {-1, -1};              // allele indices, -1 = missing
   bool phased = false;               // written as a|b
@@ -75,8 +75,8 @@ struct VcfWriterOptions {
 // Output: BGZF VCF written to <path>.tmp.<pid>, closed and fsync'ed, tabix-indexed to
 // <path>.tbi.tmp.<pid>, then the index is renamed to <path>.tbi, the data to <path>, and the directory
 // fsync'ed. (A reference with a contig of 2^29 bases or more gets a CSI index, <path>.csi, instead:
-// TBI cannot address such positions.) An unwritable destination throws from the constructor. A writer destroyed without
-// finish() (or after a failed one) removes its temporary files and never touches <path>.
+// TBI cannot address such positions.) An unwritable destination throws from the constructor. A writer
+// destroyed without finish() (or after a failed one) removes its temporary files and never touches <path>.
 class VcfWriter {
  public:
   VcfWriter(const VcfWriterOptions& options, const Reference& ref);

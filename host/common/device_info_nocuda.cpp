@@ -5,7 +5,8 @@
 namespace omicsd {
 
 std::vector<GpuDevice> list_gpu_devices(std::string* why_none) {
-  if (why_none) *why_none = "this omicsd was built without CUDA support (OMICSD_CUDA=OFF or no nvcc at build time)";
+  if (why_none)
+    *why_none = "this omicsd was built without CUDA support (OMICSD_CUDA=OFF or no nvcc at build time)";
   return {};
 }
 

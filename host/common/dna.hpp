@@ -13,11 +13,20 @@ inline constexpr uint8_t kBaseN = 4;
 
 OMICSD_HD uint8_t base_code(char c) {
   switch (c) {
-    case 'A': case 'a': return 0;
-    case 'C': case 'c': return 1;
-    case 'G': case 'g': return 2;
-    case 'T': case 't': return 3;
-    default: return kBaseN;
+    case 'A':
+    case 'a':
+      return 0;
+    case 'C':
+    case 'c':
+      return 1;
+    case 'G':
+    case 'g':
+      return 2;
+    case 'T':
+    case 't':
+      return 3;
+    default:
+      return kBaseN;
   }
 }
 
@@ -27,11 +36,40 @@ inline constexpr char kCodeToBase[5] = {'A', 'C', 'G', 'T', 'N'};
 
 inline char complement_base(char c) {
   switch (c) {
-    case 'A': return 'T'; case 'C': return 'G'; case 'G': return 'C'; case 'T': return 'A';
-    case 'a': return 't'; case 'c': return 'g'; case 'g': return 'c'; case 't': return 'a';
-    case 'R': return 'Y'; case 'Y': return 'R'; case 'K': return 'M'; case 'M': return 'K';
-    case 'B': return 'V'; case 'V': return 'B'; case 'D': return 'H'; case 'H': return 'D';
-    default: return c;
+    case 'A':
+      return 'T';
+    case 'C':
+      return 'G';
+    case 'G':
+      return 'C';
+    case 'T':
+      return 'A';
+    case 'a':
+      return 't';
+    case 'c':
+      return 'g';
+    case 'g':
+      return 'c';
+    case 't':
+      return 'a';
+    case 'R':
+      return 'Y';
+    case 'Y':
+      return 'R';
+    case 'K':
+      return 'M';
+    case 'M':
+      return 'K';
+    case 'B':
+      return 'V';
+    case 'V':
+      return 'B';
+    case 'D':
+      return 'H';
+    case 'H':
+      return 'D';
+    default:
+      return c;
   }
 }
 

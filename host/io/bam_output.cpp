@@ -1,13 +1,12 @@
 #include "host/io/bam_output.hpp"
 
 #include <fcntl.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <htslib/faidx.h>
 #include <htslib/hts.h>
 #include <htslib/sam.h>
 #include <htslib/thread_pool.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -206,9 +205,9 @@ struct SortedBamWriter::Impl {
   sam_hdr_t* hdr = nullptr;
   htsThreadPool pool{nullptr, 0};
 
-  std::string out_tmp;    // <path>.tmp.<pid>
-  std::string idx_final;  // <path>.bai / <path>.crai
-  std::string idx_tmp;    // <path>.bai.tmp.<pid>
+  std::string out_tmp;       // <path>.tmp.<pid>
+  std::string idx_final;     // <path>.bai / <path>.crai
+  std::string idx_tmp;       // <path>.bai.tmp.<pid>
   std::string spill_prefix;  // <dir>/<basename>.tmp.<pid>.
   HtsPtr out;
 
@@ -429,7 +428,8 @@ struct SortedBamWriter::Impl {
       int rc = sam_index_build3(out_tmp.c_str(), idx_tmp.c_str(), 0, std::max(1, opt.threads));
       if (rc < 0) fail("index", out_tmp, errno);
       fsync_path(idx_tmp, false);
-      if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0) fail("rename " + idx_tmp + " to", idx_final, errno);
+      if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0)
+        fail("rename " + idx_tmp + " to", idx_final, errno);
     } else if (::unlink(idx_final.c_str()) != 0 && errno != ENOENT) {
       fail("remove the stale index", idx_final, errno);
     }
@@ -490,7 +490,8 @@ SortedBamWriter::SortedBamWriter(const BamOutputOptions& options, const sam_hdr_
     const std::string fai = m.opt.reference_fasta + ".fai";
     if (::access(fai.c_str(), R_OK) != 0) {
       errno = 0;
-      if (fai_build(m.opt.reference_fasta.c_str()) != 0) fail("index the reference", m.opt.reference_fasta, errno);
+      if (fai_build(m.opt.reference_fasta.c_str()) != 0)
+        fail("index the reference", m.opt.reference_fasta, errno);
     }
     errno = 0;
     if (hts_set_fai_filename(m.out.get(), m.opt.reference_fasta.c_str()) != 0)

@@ -22,13 +22,13 @@ sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_
 std::string read_group_id(const std::string& read_group_line);
 
 struct BamOutputOptions {
-  std::string path;                 // final name; BAM, or CRAM when `cram`
+  std::string path;  // final name; BAM, or CRAM when `cram`
   bool cram = false;
-  std::string reference_fasta;      // required for CRAM
+  std::string reference_fasta;                   // required for CRAM
   size_t sort_memory_bytes = size_t(768) << 20;  // records held in memory before a sorted run spills
-  std::string tmp_dir;              // spill directory; empty: next to the output
-  int threads = 1;                  // htslib compression threads
-  bool write_index = true;          // .bai (BAM) or .crai (CRAM) next to the output
+  std::string tmp_dir;                           // spill directory; empty: next to the output
+  int threads = 1;                               // htslib compression threads
+  bool write_index = true;                       // .bai (BAM) or .crai (CRAM) next to the output
 };
 
 // Coordinate-sorting BAM/CRAM writer with bounded memory: records are buffered, sorted runs are

@@ -28,10 +28,14 @@ constexpr uint8_t kNt16Comp[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11
 
 std::string format_name(const htsFormat& f) {
   switch (f.format) {
-    case sam: return "SAM";
-    case bam: return "BAM";
-    case cram: return "CRAM";
-    default: return hts_format_file_extension(&f);
+    case sam:
+      return "SAM";
+    case bam:
+      return "BAM";
+    case cram:
+      return "CRAM";
+    default:
+      return hts_format_file_extension(&f);
   }
 }
 
@@ -70,8 +74,7 @@ void push_offsets(ReadBatch& batch) {
 
 }  // namespace
 
-BamReadsSource::BamReadsSource(const ReadInputSpec& spec, htsFile* fp)
-    : path_(spec.path1), fp_(fp) {
+BamReadsSource::BamReadsSource(const ReadInputSpec& spec, htsFile* fp) : path_(spec.path1), fp_(fp) {
   try {
     const htsFormat* format = hts_get_format(fp_);
     if (format->format == cram && spec.reference) setup_cram_reference(*spec.reference);
@@ -129,7 +132,8 @@ void BamReadsSource::setup_cram_reference(const Reference& ref) {
     if (fai_build(fasta.c_str()) != 0)
       throw InputError(path_ + ": decoding this CRAM needs the FASTA index " + fai +
                        ", and building it failed (the reference must be plain or bgzip-compressed "
-                       "FASTA; create it with `samtools faidx " + fasta + "`)");
+                       "FASTA; create it with `samtools faidx " +
+                       fasta + "`)");
     spdlog::info("built FASTA index {} to decode CRAM {}", fai, path_);
   }
   if (hts_set_fai_filename(fp_, fasta.c_str()) != 0)
@@ -161,8 +165,8 @@ void BamReadsSource::check_reference(const Reference& ref) {
         (ks.l != c.md5.size() || strncasecmp(ks.s, c.md5.c_str(), ks.l) != 0)) {
       std::string m5(ks.s, ks.l);
       ks_free(&ks);
-      throw InputError(path_ + ": @SQ " + name + " (M5 " + m5 + ") does not match reference " +
-                       ref.path() + " (" + c.name + " M5 " + c.md5 + ")" + tail);
+      throw InputError(path_ + ": @SQ " + name + " (M5 " + m5 + ") does not match reference " + ref.path() +
+                       " (" + c.name + " M5 " + c.md5 + ")" + tail);
     }
   }
   ks_free(&ks);
@@ -193,9 +197,11 @@ bool BamReadsSource::read_primary() {
 
 void BamReadsSource::finish() {
   finished_ = true;
-  for (auto& [name, p] : pending_) singles_.push_back({p.record, name, std::move(p.bases), std::move(p.quals)});
+  for (auto& [name, p] : pending_)
+    singles_.push_back({p.record, name, std::move(p.bases), std::move(p.quals)});
   const uint64_t orphans = pending_.size();
-  std::sort(singles_.begin(), singles_.end(), [](const Single& a, const Single& b) { return a.record < b.record; });
+  std::sort(singles_.begin(), singles_.end(),
+            [](const Single& a, const Single& b) { return a.record < b.record; });
   if (!singles_.empty()) {
     std::string what;
     if (orphans > 0) what = std::to_string(orphans) + " reads whose mate is not in the input";

@@ -67,9 +67,9 @@ class BamReadsSource : public ReadSource {
   bool have_record_ = false;  // b_ holds a primary record not yet consumed
   bool eof_ = false;
   bool finished_ = false;
-  uint64_t records_ = 0;      // records read, all kinds (1-based number of the current one)
-  uint64_t emitted_ = 0;      // reads handed out
-  uint64_t unpaired_ = 0;     // primary records in paired mode without usable pairing flags
+  uint64_t records_ = 0;         // records read, all kinds (1-based number of the current one)
+  uint64_t emitted_ = 0;         // reads handed out
+  uint64_t unpaired_ = 0;        // primary records in paired mode without usable pairing flags
   std::vector<Single> singles_;  // paired mode: reads without a mate, emitted after the pairs
   size_t singles_next_ = 0;
   std::string rg_lines_;

@@ -13,9 +13,9 @@
 namespace omicsd {
 namespace {
 
-constexpr size_t kInitialBuffer = size_t(1) << 20;   // 1 MiB, grows for longer lines
+constexpr size_t kInitialBuffer = size_t(1) << 20;  // 1 MiB, grows for longer lines
 constexpr size_t kReadChunk = size_t(1) << 16;      // one BGZF block
-constexpr size_t kMaxLineLength = size_t(1) << 28;   // 256 MiB: beyond that it is not FASTQ
+constexpr size_t kMaxLineLength = size_t(1) << 28;  // 256 MiB: beyond that it is not FASTQ
 
 // Sequence byte -> output base, 0 for anything that is not a letter or '.', '-', '*'.
 constexpr std::array<char, 256> make_seq_map() {
@@ -71,15 +71,14 @@ FastqReader::~FastqReader() {
 }
 
 void FastqReader::fail(uint64_t line, const std::string& what) const {
-  throw InputError(path_ + ": record " + std::to_string(records_) + " (line " +
-                   std::to_string(line) + "): " + what);
+  throw InputError(path_ + ": record " + std::to_string(records_) + " (line " + std::to_string(line) +
+                   "): " + what);
 }
 
 void FastqReader::fail_read() {
   if (!in_record_) ++records_;  // the record being read when the input broke
   fail(line_no_ + 1, "read error: truncated or corrupt compressed data" +
-                         (read_error_reason_.empty() ? std::string()
-                                                     : " (" + read_error_reason_ + ")"));
+                         (read_error_reason_.empty() ? std::string() : " (" + read_error_reason_ + ")"));
 }
 
 bool FastqReader::refill() {
@@ -92,8 +91,7 @@ bool FastqReader::refill() {
   if (end_ == buf_.size()) {
     if (buf_.size() >= kMaxLineLength) {
       if (!in_record_) ++records_;
-      fail(line_no_ + 1, "line longer than " + std::to_string(kMaxLineLength) +
-                             " bytes: not a FASTQ file");
+      fail(line_no_ + 1, "line longer than " + std::to_string(kMaxLineLength) + " bytes: not a FASTQ file");
     }
     buf_.resize(buf_.size() * 2);
   }
@@ -209,17 +207,15 @@ bool FastqReader::next(std::string& names, std::string& bases, std::string& qual
         if (non_printable(in[i]))
           fail(line_no_, "non-printable byte " + hex_byte(in[i]) + " in sequence at column " +
                              std::to_string(i + 1) + " (binary data, not FASTQ text)");
-        fail(line_no_, "invalid character " + fastq_quote(line.substr(i, 1)) +
-                           " in sequence at column " + std::to_string(i + 1) +
-                           " (expected letters, '.', '-' or '*')");
+        fail(line_no_, "invalid character " + fastq_quote(line.substr(i, 1)) + " in sequence at column " +
+                           std::to_string(i + 1) + " (expected letters, '.', '-' or '*')");
       }
     }
   }
 
   // Separator.
   if (!get_line(line))
-    fail(line_no_ + 1,
-         "truncated record at end of file (the '+' and quality lines are missing)");
+    fail(line_no_ + 1, "truncated record at end of file (the '+' and quality lines are missing)");
   check_printable(line, line_no_);
   if (line.empty() || line[0] != '+') {
     bool looks_like_sequence = !line.empty();
@@ -229,8 +225,7 @@ bool FastqReader::next(std::string& names, std::string& bases, std::string& qual
   }
 
   // Qualities.
-  if (!get_line(line))
-    fail(line_no_ + 1, "truncated record at end of file (the quality line is missing)");
+  if (!get_line(line)) fail(line_no_ + 1, "truncated record at end of file (the quality line is missing)");
   {
     const unsigned char* in = reinterpret_cast<const unsigned char*>(line.data());
     bool bad = false;

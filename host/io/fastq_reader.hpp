@@ -60,8 +60,7 @@ class FastqReader {
 
 // Removes one trailing "/1" or "/2" from a read name.
 inline std::string_view fastq_strip_mate_suffix(std::string_view name) {
-  if (name.size() >= 2 && name[name.size() - 2] == '/' &&
-      (name.back() == '1' || name.back() == '2'))
+  if (name.size() >= 2 && name[name.size() - 2] == '/' && (name.back() == '1' || name.back() == '2'))
     name.remove_suffix(2);
   return name;
 }

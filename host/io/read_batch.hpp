@@ -29,11 +29,16 @@ struct ReadBatch {
     return std::string_view(quals).substr(base_offsets[i], base_offsets[i + 1] - base_offsets[i]);
   }
   void clear() {
-    names.clear(); bases.clear(); quals.clear();
-    name_offsets.assign(1, 0); base_offsets.assign(1, 0);
+    names.clear();
+    bases.clear();
+    quals.clear();
+    name_offsets.assign(1, 0);
+    base_offsets.assign(1, 0);
   }
   void add(std::string_view name, std::string_view seq, std::string_view qual) {
-    names.append(name); bases.append(seq); quals.append(qual);
+    names.append(name);
+    bases.append(seq);
+    quals.append(qual);
     name_offsets.push_back(uint32_t(names.size()));
     base_offsets.push_back(uint32_t(bases.size()));
   }

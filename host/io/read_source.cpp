@@ -30,10 +30,14 @@ bool batch_has_room(const ReadBatch& batch, size_t step, size_t limit) {
 
 std::string format_name(const htsFormat& f) {
   switch (f.format) {
-    case sam: return "SAM";
-    case bam: return "BAM";
-    case cram: return "CRAM";
-    default: return hts_format_file_extension(&f);
+    case sam:
+      return "SAM";
+    case bam:
+      return "BAM";
+    case cram:
+      return "CRAM";
+    default:
+      return hts_format_file_extension(&f);
   }
 }
 
@@ -41,9 +45,7 @@ std::string format_name(const htsFormat& f) {
 struct OpenedInput {
   hFILE* hf = nullptr;
   htsFormat format{};
-  bool alignment() const {
-    return format.format == sam || format.format == bam || format.format == cram;
-  }
+  bool alignment() const { return format.format == sam || format.format == bam || format.format == cram; }
 };
 
 OpenedInput open_input(const std::string& path) {
@@ -54,8 +56,7 @@ OpenedInput open_input(const std::string& path) {
   OpenedInput in;
   errno = 0;
   in.hf = hopen(path.c_str(), "r");
-  if (!in.hf)
-    throw InputError(path + ": cannot open: " + (errno ? std::strerror(errno) : "unknown error"));
+  if (!in.hf) throw InputError(path + ": cannot open: " + (errno ? std::strerror(errno) : "unknown error"));
   errno = 0;
   if (hts_detect_format(in.hf, &in.format) < 0) {
     int err = errno;
@@ -70,8 +71,8 @@ std::unique_ptr<FastqReader> make_fastq_reader(const std::string& path, OpenedIn
   if (!fp) {
     int err = errno;
     hclose_abruptly(in.hf);
-    throw InputError(path + ": cannot open as FASTQ: " +
-                     (err ? std::strerror(err) : "corrupt compressed data"));
+    throw InputError(path +
+                     ": cannot open as FASTQ: " + (err ? std::strerror(err) : "corrupt compressed data"));
   }
   in.hf = nullptr;  // owned by the BGZF now
   return std::make_unique<FastqReader>(path, fp);
@@ -155,16 +156,14 @@ class PairedFastqSource : public ReadSource {
       push_offsets(batch);
       const size_t i = batch.size() - 2;
       if (batch.name(i) != batch.name(i + 1))
-        throw InputError(r1_->path() + " and " + r2_->path() + ": record " +
-                         std::to_string(r1_->records()) + " (line " +
-                         std::to_string(r1_->header_line()) + "): read names differ (" +
+        throw InputError(r1_->path() + " and " + r2_->path() + ": record " + std::to_string(r1_->records()) +
+                         " (line " + std::to_string(r1_->header_line()) + "): read names differ (" +
                          fastq_quote(batch.name(i)) + " vs " + fastq_quote(batch.name(i + 1)) +
                          "): the files are not mates of each other or are out of order");
       if (batch.size() == 2) fastq_reserve_batch(batch, limit);
     }
     emitted_ += batch.size();
-    if (done_ && emitted_ == 0)
-      throw InputError(r1_->path() + " and " + r2_->path() + ": no reads");
+    if (done_ && emitted_ == 0) throw InputError(r1_->path() + " and " + r2_->path() + ": no reads");
     return !batch.empty();
   }
 
@@ -172,8 +171,7 @@ class PairedFastqSource : public ReadSource {
   [[noreturn]] static void shorter(const FastqReader& ended, const FastqReader& other) {
     throw InputError(ended.path() + ": ends after " + std::to_string(ended.records()) +
                      " records, but its mate file " + other.path() + " has more (record " +
-                     std::to_string(other.records()) +
-                     "): the paired files have different numbers of reads");
+                     std::to_string(other.records()) + "): the paired files have different numbers of reads");
   }
 
   std::unique_ptr<FastqReader> r1_, r2_;
@@ -188,17 +186,16 @@ std::unique_ptr<ReadSource> open_read_source(const ReadInputSpec& spec) {
   if (in1.alignment()) {
     if (!spec.path2.empty()) {
       hclose_abruptly(in1.hf);
-      throw InputError(spec.path1 + ": is " + format_name(in1.format) +
-                       ", but a second read file (" + spec.path2 +
-                       ") is only accepted with two FASTQ files");
+      throw InputError(spec.path1 + ": is " + format_name(in1.format) + ", but a second read file (" +
+                       spec.path2 + ") is only accepted with two FASTQ files");
     }
     // Interleaving does not apply: pairs in SAM/BAM/CRAM come from the flags.
     htsFile* fp = hts_hopen(in1.hf, spec.path1.c_str(), "r");
     if (!fp) {
       int err = errno;
       hclose_abruptly(in1.hf);
-      throw InputError(spec.path1 + ": cannot open as " + format_name(in1.format) +
-                       ": " + (err ? std::strerror(err) : "corrupt file"));
+      throw InputError(spec.path1 + ": cannot open as " + format_name(in1.format) + ": " +
+                       (err ? std::strerror(err) : "corrupt file"));
     }
     return std::make_unique<BamReadsSource>(spec, fp);
   }

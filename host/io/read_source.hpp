@@ -15,8 +15,8 @@ namespace omicsd {
 //    aligned records are turned back into sequencer orientation; secondary/supplementary skipped.
 struct ReadInputSpec {
   std::string path1;
-  std::string path2;          // empty unless two FASTQ files
-  bool interleaved = false;   // FASTQ only
+  std::string path2;         // empty unless two FASTQ files
+  bool interleaved = false;  // FASTQ only
   // For CRAM decoding, and to check an aligned BAM/CRAM: when its header has @SQ lines, every one
   // must name a contig of this reference with the same length (and M5 when given), otherwise the
   // input was aligned to another reference and InputError says so. May be null (no check).

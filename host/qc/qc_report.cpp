@@ -127,7 +127,8 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
   bam1_t* b = bam_init1();
   DepthCounter depth(ref);
   std::vector<int> contig_of_tid(size_t(sam_hdr_nref(hdr)), -1);
-  for (int t = 0; t < sam_hdr_nref(hdr); ++t) contig_of_tid[size_t(t)] = ref.find_contig(sam_hdr_tid2name(hdr, t));
+  for (int t = 0; t < sam_hdr_nref(hdr); ++t)
+    contig_of_tid[size_t(t)] = ref.find_contig(sam_hdr_tid2name(hdr, t));
   std::vector<int64_t> inserts;
   int cur_tid = -1;
   int64_t last_pos = -1;
@@ -163,7 +164,8 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
                                      int(c.mtid), int64_t(c.mpos));
     if (!at_pos.insert(sig).second) ++estimated_dups;
     if (c.qual >= 1 && contig_of_tid[size_t(c.tid)] >= 0) depth.add_read(b);
-    if ((c.flag & BAM_FPROPER_PAIR) && (c.flag & BAM_FREAD1) && c.isize != 0) inserts.push_back(std::llabs(c.isize));
+    if ((c.flag & BAM_FPROPER_PAIR) && (c.flag & BAM_FREAD1) && c.isize != 0)
+      inserts.push_back(std::llabs(c.isize));
   }
   depth.finish_contig();
   bam_destroy1(b);
@@ -211,7 +213,9 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
 }
 
 std::string QcReport::to_json() const {
-  auto pct = [](uint64_t a, uint64_t b) { return b ? std::round(10000.0 * double(a) / double(b)) / 100.0 : 0.0; };
+  auto pct = [](uint64_t a, uint64_t b) {
+    return b ? std::round(10000.0 * double(a) / double(b)) / 100.0 : 0.0;
+  };
   auto r3 = [](double v) { return std::round(v * 1000.0) / 1000.0; };
   nlohmann::ordered_json j;
   j["reads"] = reads;
@@ -227,7 +231,8 @@ std::string QcReport::to_json() const {
                 {"median", median_depth},
                 {"fraction_ge_10x", r3(fraction_ge_10x)},
                 {"fraction_ge_20x", r3(fraction_ge_20x)}};
-  j["insert_size"] = {{"pairs", insert_pairs}, {"median", insert_median}, {"mean", r3(insert_mean)}, {"sd", r3(insert_sd)}};
+  j["insert_size"] = {
+      {"pairs", insert_pairs}, {"median", insert_median}, {"mean", r3(insert_mean)}, {"sd", r3(insert_sd)}};
   if (have_vcf) {
     j["variants"] = {{"snvs", snvs},
                      {"indels", indels},

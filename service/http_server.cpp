@@ -1,0 +1,731 @@
+#include "http_server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/optional.hpp>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+namespace omicsd::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// ---------------------------------------------------------------------------------------------
+// Metrics
+
+const std::vector<double>& Metrics::default_buckets() {
+  static const std::vector<double> b = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                        0.25,  0.5,    1,     2.5,  5,     10};
+  return b;
+}
+
+namespace {
+std::string format_number(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<long long>(v));
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  // Prefer the shortest representation that round-trips.
+  for (int prec = 1; prec <= 17; ++prec) {
+    char tmp[64];
+    std::snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+    if (std::strtod(tmp, nullptr) == v) return tmp;
+  }
+  return buf;
+}
+
+std::string escape_label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+// Label set rendered without braces: a="x",b="y" (sorted by name).
+std::string label_key(Metrics::Labels labels) {
+  std::sort(labels.begin(), labels.end());
+  std::string out;
+  for (const auto& [k, v] : labels) {
+    if (!out.empty()) out += ',';
+    out += k + "=\"" + escape_label(v) + "\"";
+  }
+  return out;
+}
+
+std::string with_labels(const std::string& name, const std::string& key, const std::string& extra = {}) {
+  std::string inner = key;
+  if (!extra.empty()) inner += (inner.empty() ? "" : ",") + extra;
+  return inner.empty() ? name : name + "{" + inner + "}";
+}
+}  // namespace
+
+Metrics::Family& Metrics::family(const std::string& name, Type type) {
+  auto [it, inserted] = families_.try_emplace(name);
+  if (inserted) {
+    it->second.type = type;
+    if (type == Type::histogram) it->second.buckets = default_buckets();
+  } else if (it->second.type != type) {
+    throw std::logic_error("metric " + name + " used with two different types");
+  }
+  return it->second;
+}
+
+void Metrics::describe_counter(const std::string& name, std::string help) {
+  std::lock_guard lk(mu_);
+  family(name, Type::counter).help = std::move(help);
+}
+void Metrics::describe_gauge(const std::string& name, std::string help) {
+  std::lock_guard lk(mu_);
+  family(name, Type::gauge).help = std::move(help);
+}
+void Metrics::describe_histogram(const std::string& name, std::string help, std::vector<double> buckets) {
+  std::sort(buckets.begin(), buckets.end());
+  buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+  std::lock_guard lk(mu_);
+  auto& f = family(name, Type::histogram);
+  f.help = std::move(help);
+  if (f.buckets != buckets) {
+    f.buckets = std::move(buckets);
+    f.series.clear();
+  }
+}
+
+void Metrics::inc(const std::string& name, double v, const Labels& labels) {
+  auto key = label_key(labels);
+  std::lock_guard lk(mu_);
+  family(name, Type::counter).series[key].value += v;
+}
+void Metrics::set(const std::string& name, double v, const Labels& labels) {
+  auto key = label_key(labels);
+  std::lock_guard lk(mu_);
+  family(name, Type::gauge).series[key].value = v;
+}
+void Metrics::add(const std::string& name, double v, const Labels& labels) {
+  auto key = label_key(labels);
+  std::lock_guard lk(mu_);
+  family(name, Type::gauge).series[key].value += v;
+}
+void Metrics::observe(const std::string& name, double v, const Labels& labels) {
+  auto key = label_key(labels);
+  std::lock_guard lk(mu_);
+  auto& f = family(name, Type::histogram);
+  auto& s = f.series[key];
+  if (s.counts.size() != f.buckets.size()) s.counts.assign(f.buckets.size(), 0);
+  auto it = std::lower_bound(f.buckets.begin(), f.buckets.end(), v);  // first bucket with le >= v
+  if (it != f.buckets.end()) ++s.counts[static_cast<std::size_t>(it - f.buckets.begin())];
+  s.sum += v;
+  ++s.count;
+}
+
+double Metrics::value(const std::string& name, const Labels& labels) const {
+  auto key = label_key(labels);
+  std::lock_guard lk(mu_);
+  auto f = families_.find(name);
+  if (f == families_.end()) return 0;
+  auto s = f->second.series.find(key);
+  if (s == f->second.series.end()) return 0;
+  return f->second.type == Type::histogram ? static_cast<double>(s->second.count) : s->second.value;
+}
+
+void Metrics::add_collector(std::function<void(Metrics&)> collector) {
+  std::lock_guard lk(mu_);
+  collectors_.push_back(std::move(collector));
+}
+
+std::string Metrics::render() {
+  std::vector<std::function<void(Metrics&)>> collectors;
+  {
+    std::lock_guard lk(mu_);
+    collectors = collectors_;
+  }
+  for (auto& c : collectors) {
+    try {
+      c(*this);
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics collector failed: {}", e.what());
+    }
+  }
+  std::lock_guard lk(mu_);
+  std::string out;
+  for (const auto& [name, f] : families_) {
+    if (!f.help.empty()) out += "# HELP " + name + " " + f.help + "\n";
+    const char* type = f.type == Type::counter ? "counter" : f.type == Type::gauge ? "gauge" : "histogram";
+    out += "# TYPE " + name + " " + type + "\n";
+    for (const auto& [key, s] : f.series) {
+      if (f.type != Type::histogram) {
+        out += with_labels(name, key) + " " + format_number(s.value) + "\n";
+        continue;
+      }
+      std::uint64_t cum = 0;
+      for (std::size_t i = 0; i < f.buckets.size(); ++i) {
+        cum += i < s.counts.size() ? s.counts[i] : 0;
+        out += with_labels(name + "_bucket", key, "le=\"" + format_number(f.buckets[i]) + "\"") + " " +
+               std::to_string(cum) + "\n";
+      }
+      out += with_labels(name + "_bucket", key, "le=\"+Inf\"") + " " + std::to_string(s.count) + "\n";
+      out += with_labels(name + "_sum", key) + " " + format_number(s.sum) + "\n";
+      out += with_labels(name + "_count", key) + " " + std::to_string(s.count) + "\n";
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A Body streaming [offset, offset+length) of a file (Beast 1.74's file_body always sends the whole
+// file, so 206 responses use this; full-file 200 responses use bhttp::file_body).
+
+namespace {
+struct FileRangeBody {
+  struct value_type {
+    beast::file file;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+  };
+  static std::uint64_t size(const value_type& v) { return v.length; }
+
+  class writer {
+   public:
+    using const_buffers_type = net::const_buffer;
+    template <bool isRequest, class Fields>
+    writer(bhttp::header<isRequest, Fields>&, value_type& b) : body_(b) {}
+    void init(beast::error_code& ec) {
+      remain_ = body_.length;
+      body_.file.seek(body_.offset, ec);
+    }
+    boost::optional<std::pair<const_buffers_type, bool>> get(beast::error_code& ec) {
+      ec = {};
+      if (remain_ == 0) return boost::none;
+      auto amount = static_cast<std::size_t>(std::min<std::uint64_t>(remain_, buf_.size()));
+      auto n = body_.file.read(buf_.data(), amount, ec);
+      if (ec) return boost::none;
+      if (n == 0) {
+        ec = bhttp::error::short_read;
+        return boost::none;
+      }
+      remain_ -= n;
+      return {{net::const_buffer(buf_.data(), n), remain_ > 0}};
+    }
+
+   private:
+    value_type& body_;
+    std::uint64_t remain_ = 0;
+    std::array<char, 64 * 1024> buf_;
+  };
+};
+
+struct ByteRange {
+  enum Kind { ignore, unsatisfiable, ok } kind = ignore;
+  std::uint64_t first = 0, last = 0;
+};
+
+bool iequals_sv(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
+}
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 19) return false;
+  out = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return true;
+}
+
+// Single `bytes=a-b`, `bytes=a-` or `bytes=-n` ranges; anything else (multiple ranges, other units,
+// syntax errors) is ignored and the whole file is sent, as RFC 9110 allows.
+ByteRange parse_range(std::string_view h, std::uint64_t size) {
+  ByteRange r;
+  while (!h.empty() && h.front() == ' ') h.remove_prefix(1);
+  while (!h.empty() && h.back() == ' ') h.remove_suffix(1);
+  if (h.size() < 6 || !iequals_sv(h.substr(0, 6), "bytes=")) return r;
+  h.remove_prefix(6);
+  if (h.find(',') != std::string_view::npos) return r;
+  auto dash = h.find('-');
+  if (dash == std::string_view::npos) return r;
+  auto a = h.substr(0, dash), b = h.substr(dash + 1);
+  std::uint64_t first = 0, last = 0;
+  if (a.empty()) {  // suffix range
+    if (!parse_u64(b, last)) return r;
+    if (last == 0 || size == 0) return {ByteRange::unsatisfiable};
+    return {ByteRange::ok, size - std::min(last, size), size - 1};
+  }
+  if (!parse_u64(a, first)) return r;
+  if (b.empty()) {
+    last = size == 0 ? 0 : size - 1;
+  } else {
+    if (!parse_u64(b, last) || last < first) return r;
+    if (size > 0) last = std::min(last, size - 1);
+  }
+  if (first >= size) return {ByteRange::unsatisfiable};
+  return {ByteRange::ok, first, last};
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool is_http_error(const beast::error_code& ec) {
+  return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
+}
+}  // namespace
+
+class Session;
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+struct HttpServer::Impl {
+  HttpServerOptions opts;
+  Router router;
+  std::shared_ptr<Metrics> metrics;
+
+  std::mutex state_mu;
+  bool started = false;
+  bool stopped = false;
+  std::atomic<bool> stopping{false};
+  std::uint16_t bound_port = 0;
+  std::vector<std::thread> threads;
+
+  std::mutex sessions_mu;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::atomic<std::size_t> open{0};
+
+  // Declared last: destroyed first, while everything sessions touch in their destructors lives.
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+
+  Impl(HttpServerOptions o, Router r)
+      : opts(std::move(o)), router(std::move(r)), metrics(opts.metrics), ioc(std::max(1, opts.threads)) {
+    if (!metrics) metrics = std::make_shared<Metrics>();
+    metrics->describe_counter("omicsd_http_requests_total",
+                              "HTTP requests answered, by method and status code.");
+    metrics->describe_histogram("omicsd_http_request_duration_seconds",
+                                "Time from a request's headers to its response being written.",
+                                Metrics::default_buckets());
+  }
+
+  void do_accept();
+  void add_session(const std::shared_ptr<Session>& s) {
+    std::lock_guard lk(sessions_mu);
+    sessions[s.get()] = s;
+  }
+  void remove_session(Session* s) {
+    std::lock_guard lk(sessions_mu);
+    sessions.erase(s);
+  }
+  void record(const std::string& method, const std::string& target, int status, double seconds,
+              const std::string& remote) {
+    try {
+      metrics->inc("omicsd_http_requests_total", 1, {{"method", method}, {"code", std::to_string(status)}});
+      metrics->observe("omicsd_http_request_duration_seconds", seconds);
+    } catch (const std::exception& e) {
+      spdlog::warn("http metrics: {}", e.what());
+    }
+    std::string_view t = target;
+    spdlog::info("http {} {} {} {} {:.2f}ms", remote, method, t.substr(0, 256), status, seconds * 1e3);
+  }
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpServer::Impl& impl) : stream_(std::move(socket)), impl_(impl) {
+    ++impl_.open;
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+  ~Session() {
+    impl_.remove_session(this);
+    --impl_.open;
+  }
+
+  void run() {
+    impl_.add_session(shared_from_this());
+    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::do_read, shared_from_this()));
+  }
+
+  // From stop(): close the connection unless a request is being handled.
+  void request_stop() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->busy_) self->close();
+    });
+  }
+
+ private:
+  void do_read() {
+    if (impl_.stopping) return close();
+    busy_ = false;
+    method_ = "-";
+    target_ = "-";
+    parser_.emplace();
+    parser_->body_limit(impl_.opts.body_limit);
+    parser_->header_limit(static_cast<std::uint32_t>(
+        std::min<std::size_t>(impl_.opts.header_limit, std::numeric_limits<std::uint32_t>::max())));
+    stream_.expires_after(impl_.opts.read_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
+  }
+
+  void note_request_line() {
+    const auto& req = parser_->get();
+    method_ = req.method() == bhttp::verb::unknown ? std::string("OTHER") : std::string(req.method_string());
+    target_ = std::string(req.target());
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    start_ = std::chrono::steady_clock::now();
+    if (ec) return on_read_error(ec);
+    busy_ = true;
+    note_request_line();
+    if (parser_->is_done()) return handle();
+    if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = shared_from_this()](beast::error_code ec2, std::size_t) {
+                         if (ec2) return self->close();
+                         self->read_body();
+                       });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&Session::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, std::size_t) {
+    if (ec) return on_read_error(ec);
+    handle();
+  }
+
+  void on_read_error(const beast::error_code& ec) {
+    if (parser_ && parser_->got_some() && method_ == "-") {
+      try {
+        if (parser_->get().method() != bhttp::verb::unknown || !parser_->get().method_string().empty())
+          note_request_line();
+      } catch (...) {
+      }
+    }
+    if (ec == beast::error::timeout) {
+      if (parser_ && parser_->got_some())
+        spdlog::info("http {} closed: request not received within {} ms", remote_,
+                     impl_.opts.read_timeout.count());
+      return close();
+    }
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || !is_http_error(ec))
+      return close();
+    busy_ = true;
+    if (ec == bhttp::error::body_limit)
+      return send_error(
+          413, "request body exceeds the limit of " + std::to_string(impl_.opts.body_limit) + " bytes");
+    if (ec == bhttp::error::header_limit || ec == bhttp::error::buffer_overflow)
+      return send_error(
+          431, "request headers exceed the limit of " + std::to_string(impl_.opts.header_limit) + " bytes");
+    send_error(400, "malformed HTTP request: " + ec.message());
+  }
+
+  void send_error(int status, const std::string& message) {
+    auto m = std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(status), 11);
+    m->set(bhttp::field::server, "omicsd");
+    m->set(bhttp::field::content_type, "application/json");
+    m->body() = json_error_body(status, message);
+    m->keep_alive(false);
+    m->prepare_payload();
+    write(m, status, true);
+  }
+
+  void handle() {
+    auto& breq = parser_->get();
+    Request req;
+    req.method = std::string(breq.method_string());
+    req.target = std::string(breq.target());
+    auto q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) {
+      req.query_string = req.target.substr(q + 1);
+      req.query = parse_query(req.query_string);
+    }
+    for (const auto& f : breq) {
+      auto name = lower(std::string(f.name_string()));
+      auto [it, inserted] = req.headers.try_emplace(name, std::string(f.value()));
+      if (!inserted) it->second += ", " + std::string(f.value());
+    }
+    auto auth = req.header("authorization");
+    if (auth.size() > 7 && iequals_sv(std::string_view(auth).substr(0, 7), "bearer ")) {
+      std::string_view tok = std::string_view(auth).substr(7);
+      while (!tok.empty() && tok.front() == ' ') tok.remove_prefix(1);
+      while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
+      req.bearer_token = std::string(tok);
+    }
+    req.body = std::move(breq.body());
+    req.remote = remote_;
+    bool keep_alive = breq.keep_alive() && !impl_.stopping;
+    bool head = breq.method() == bhttp::verb::head;
+    unsigned version = breq.version() == 10 ? 10 : 11;
+
+    Response res = impl_.router.dispatch(req);
+    send(std::move(res), req, keep_alive, head, version);
+  }
+
+  template <class Body>
+  void fill(bhttp::response<Body>& m, const Response& r, bool keep_alive) {
+    m.set(bhttp::field::server, "omicsd");
+    if (!r.content_type.empty()) m.set(bhttp::field::content_type, r.content_type);
+    for (const auto& [k, v] : r.headers) m.insert(k, v);
+    m.keep_alive(keep_alive);
+  }
+
+  // HEAD: the same header (with the Content-Length a GET would have), no body.
+  template <class Body>
+  void write_maybe_head(std::shared_ptr<bhttp::response<Body>> m, bool head, int status, bool close_after,
+                        std::uint64_t length) {
+    if (!head) return write(m, status, close_after);
+    auto h = std::make_shared<bhttp::response<bhttp::empty_body>>(std::move(m->base()));
+    h->content_length(length);
+    write(h, status, close_after);
+  }
+
+  void send(Response r, const Request& req, bool keep_alive, bool head, unsigned version) {
+    if (r.file) {
+      beast::error_code ec;
+      beast::file f;
+      f.open(r.file->c_str(), beast::file_mode::scan, ec);
+      std::uint64_t size = ec ? 0 : f.size(ec);
+      if (ec) {
+        r = Response::error(404, "output file is not available");
+      } else {
+        auto range_header = req.header("range");
+        ByteRange range;
+        if (!range_header.empty() && r.status == 200) range = parse_range(range_header, size);
+        if (range.kind == ByteRange::unsatisfiable) {
+          r = Response::error(
+              416, "requested range not satisfiable for a file of " + std::to_string(size) + " bytes");
+          r.set_header("Content-Range", "bytes */" + std::to_string(size));
+        } else if (range.kind == ByteRange::ok) {
+          auto m = std::make_shared<bhttp::response<FileRangeBody>>(bhttp::status::partial_content, version);
+          fill(*m, r, keep_alive);
+          m->set(bhttp::field::accept_ranges, "bytes");
+          m->set(bhttp::field::content_range, "bytes " + std::to_string(range.first) + "-" +
+                                                  std::to_string(range.last) + "/" + std::to_string(size));
+          auto len = range.last - range.first + 1;
+          m->body().file = std::move(f);
+          m->body().offset = range.first;
+          m->body().length = len;
+          m->content_length(len);
+          return write_maybe_head(m, head, 206, !keep_alive, len);
+        } else {
+          auto m = std::make_shared<bhttp::response<bhttp::file_body>>(static_cast<bhttp::status>(r.status),
+                                                                       version);
+          fill(*m, r, keep_alive);
+          m->set(bhttp::field::accept_ranges, "bytes");
+          m->body().reset(std::move(f), ec);
+          m->content_length(size);
+          return write_maybe_head(m, head, r.status, !keep_alive, size);
+        }
+      }
+    }
+    auto m =
+        std::make_shared<bhttp::response<bhttp::string_body>>(static_cast<bhttp::status>(r.status), version);
+    fill(*m, r, keep_alive);
+    m->body() = std::move(r.body);
+    m->prepare_payload();
+    auto len = m->body().size();
+    write_maybe_head(m, head, r.status, !keep_alive, len);
+  }
+
+  template <class Msg>
+  void write(std::shared_ptr<Msg> m, int status, bool close_after) {
+    status_ = status;
+    res_ = m;
+    stream_.expires_after(impl_.opts.write_timeout);
+    bhttp::async_write(stream_, *m,
+                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+                         self->on_write(ec, close_after);
+                       });
+  }
+
+  void on_write(beast::error_code ec, bool close_after) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    impl_.record(method_, target_, status_, secs, remote_);
+    res_.reset();
+    busy_ = false;
+    if (ec) return close();
+    if (close_after || impl_.stopping) return graceful_close();
+    do_read();
+  }
+
+  // Half-close, then discard what the client still sends (briefly), so that it reads our response
+  // instead of a connection reset.
+  void graceful_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    drained_ = 0;
+    stream_.expires_after(std::chrono::seconds(1));
+    do_drain();
+  }
+  void do_drain() {
+    stream_.async_read_some(net::buffer(drain_buf_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > (8u << 20)) return self->close();
+                              self->do_drain();
+                            });
+  }
+
+  void close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl& impl_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::shared_ptr<void> res_;
+  std::string remote_, method_ = "-", target_ = "-";
+  int status_ = 0;
+  bool busy_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::array<char, 16 * 1024> drain_buf_;
+  std::size_t drained_ = 0;
+};
+
+void HttpServer::Impl::do_accept() {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+      spdlog::warn("http accept failed: {}", ec.message());
+    } else if (!stopping) {
+      std::make_shared<Session>(std::move(socket), *this)->run();
+    }
+    if (!stopping && acceptor->is_open()) do_accept();
+  });
+}
+
+HttpServer::HttpServer(HttpServerOptions options, Router router)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(router))) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::start() {
+  std::lock_guard lk(impl_->state_mu);
+  if (impl_->started) throw std::logic_error("HttpServer::start called twice");
+  auto& im = *impl_;
+  beast::error_code ec;
+  auto address = net::ip::make_address(im.opts.address, ec);
+  if (ec) throw std::runtime_error("invalid listen address '" + im.opts.address + "': " + ec.message());
+  tcp::endpoint ep{address, im.opts.port};
+  im.acceptor.emplace(net::make_strand(im.ioc));
+  auto fail = [&](const char* what) {
+    throw std::runtime_error(std::string("cannot ") + what + " " + im.opts.address + ":" +
+                             std::to_string(im.opts.port) + ": " + ec.message());
+  };
+  im.acceptor->open(ep.protocol(), ec);
+  if (ec) fail("open");
+  im.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  im.acceptor->bind(ep, ec);
+  if (ec) fail("bind");
+  im.acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) fail("listen on");
+  im.bound_port = im.acceptor->local_endpoint().port();
+  im.do_accept();
+  im.started = true;
+  for (int i = 0; i < std::max(1, im.opts.threads); ++i) {
+    im.threads.emplace_back([&im] {
+      for (;;) {
+        try {
+          im.ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http I/O thread: unhandled exception: {}", e.what());
+        }
+      }
+    });
+  }
+  spdlog::info("http listening on {}:{} ({} threads)", im.opts.address, im.bound_port, im.threads.size());
+}
+
+void HttpServer::stop() {
+  std::lock_guard lk(impl_->state_mu);
+  auto& im = *impl_;
+  if (!im.started || im.stopped) return;
+  im.stopped = true;
+  im.stopping = true;
+  net::post(im.acceptor->get_executor(), [&im] {
+    beast::error_code ec;
+    im.acceptor->close(ec);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard sl(im.sessions_mu);
+    for (auto& [p, w] : im.sessions)
+      if (auto s = w.lock()) live.push_back(std::move(s));
+  }
+  for (auto& s : live) s->request_stop();
+  live.clear();
+  auto deadline = std::chrono::steady_clock::now() + im.opts.stop_grace;
+  while (im.open > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  im.ioc.stop();
+  for (auto& t : im.threads)
+    if (t.joinable()) t.join();
+  im.threads.clear();
+  spdlog::info("http server on port {} stopped", im.bound_port);
+}
+
+std::uint16_t HttpServer::port() const { return impl_->bound_port; }
+std::shared_ptr<Metrics> HttpServer::metrics() const { return impl_->metrics; }
+std::size_t HttpServer::open_connections() const { return impl_->open; }
+
+void add_builtin_routes(Router& router, std::shared_ptr<Metrics> metrics, std::function<bool()> ready) {
+  router.get("/healthz", [](Request&) { return Response::text("ok\n"); });
+  router.get("/readyz", [ready = std::move(ready)](Request&) {
+    if (!ready || ready()) return Response::text("ready\n");
+    return Response::error(503, "not ready");
+  });
+  router.get("/metrics", [metrics = std::move(metrics)](Request&) {
+    return Response::text(metrics ? metrics->render() : std::string{}, 200,
+                          "text/plain; version=0.0.4; charset=utf-8");
+  });
+}
+
+}  // namespace omicsd::http

@@ -1,0 +1,106 @@
+#pragma once
+// HTTP/1.1 server (Boost.Beast over Asio, plain TCP) for the omicsd daemon, a Prometheus metrics
+// registry, and the built-in /healthz, /readyz and /metrics routes.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "http_router.hpp"
+
+namespace omicsd::http {
+
+// Thread-safe registry of counters, gauges and fixed-bucket histograms, rendered in the Prometheus
+// text exposition format (version 0.0.4). Metrics used before being described are created on the
+// fly (counter for inc, gauge for set/add, histogram with default buckets for observe); using one
+// name as two types throws std::logic_error.
+class Metrics {
+ public:
+  using Labels = std::vector<std::pair<std::string, std::string>>;
+
+  void describe_counter(const std::string& name, std::string help);
+  void describe_gauge(const std::string& name, std::string help);
+  void describe_histogram(const std::string& name, std::string help, std::vector<double> buckets);
+
+  void inc(const std::string& name, double v = 1, const Labels& labels = {});  // counter
+  void set(const std::string& name, double v, const Labels& labels = {});      // gauge
+  void add(const std::string& name, double v, const Labels& labels = {});      // gauge
+  void observe(const std::string& name, double v, const Labels& labels = {});  // histogram
+
+  // Current value of a counter/gauge series (histograms: the observation count); 0 if absent.
+  double value(const std::string& name, const Labels& labels = {}) const;
+
+  // Called (outside the lock) before each render, to refresh gauges such as queue depth.
+  void add_collector(std::function<void(Metrics&)> collector);
+
+  std::string render();
+
+  static const std::vector<double>& default_buckets();  // seconds: 1 ms .. 10 s
+
+ private:
+  enum class Type { counter, gauge, histogram };
+  struct Series {
+    double value = 0;                   // counter/gauge
+    std::vector<std::uint64_t> counts;  // histogram, per bucket (not cumulative)
+    double sum = 0;
+    std::uint64_t count = 0;
+  };
+  struct Family {
+    Type type = Type::counter;
+    std::string help;
+    std::vector<double> buckets;
+    std::map<std::string, Series> series;  // key: rendered label set `{a="x"}` (sorted by name)
+  };
+  Family& family(const std::string& name, Type type);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Family> families_;
+  std::vector<std::function<void(Metrics&)>> collectors_;
+};
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 0;                          // 0 = pick a free port; see HttpServer::port()
+  int threads = 2;                                 // I/O threads; handlers run on them (synchronously)
+  std::size_t body_limit = 1 << 20;                // larger bodies -> 413
+  std::size_t header_limit = 64 * 1024;            // larger headers -> 431
+  std::chrono::milliseconds read_timeout{30'000};  // per request (headers + body), and keep-alive idle
+  std::chrono::milliseconds write_timeout{300'000};
+  std::chrono::milliseconds stop_grace{5'000};  // stop() waits this long for in-flight requests
+  std::shared_ptr<Metrics> metrics;             // created when null
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpServerOptions options, Router router);
+  ~HttpServer();  // stop()s
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds, listens and starts the I/O threads; throws std::runtime_error if the address cannot be
+  // bound.
+  void start();
+  // Stops accepting, closes idle connections, lets in-flight requests finish (up to stop_grace),
+  // then joins the threads. Idempotent.
+  void stop();
+
+  std::uint16_t port() const;  // bound port, valid after start()
+  std::shared_ptr<Metrics> metrics() const;
+  std::size_t open_connections() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Registers GET /healthz (200 "ok"), GET /readyz (200 when `ready()` is true or unset, else 503
+// JSON error) and GET /metrics (Prometheus text from `metrics`). None require a token.
+void add_builtin_routes(Router& router, std::shared_ptr<Metrics> metrics, std::function<bool()> ready = {});
+
+}  // namespace omicsd::http

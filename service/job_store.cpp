@@ -1,0 +1,77 @@
+#include "service/job_store.hpp"
+
+#include <unistd.h>
+
+#include <mutex>
+#include <random>
+
+namespace omicsd {
+
+namespace {
+constexpr const char* kStateNames[] = {"QUEUED", "RUNNING", "COMPLETE", "FAILED", "CANCELED"};
+
+int parse_state_index(std::string_view s, const char* what) {
+  for (int i = 0; i < 5; ++i)
+    if (s == kStateNames[i]) return i;
+  throw InputError(std::string("unknown ") + what + " state '" + std::string(s) +
+                   "' (expected QUEUED, RUNNING, COMPLETE, FAILED or CANCELED)");
+}
+}  // namespace
+
+const char* to_string(RunState s) { return kStateNames[static_cast<int>(s)]; }
+const char* to_string(TaskState s) { return kStateNames[static_cast<int>(s)]; }
+RunState parse_run_state(std::string_view s) { return static_cast<RunState>(parse_state_index(s, "run")); }
+TaskState parse_task_state(std::string_view s) {
+  return static_cast<TaskState>(parse_state_index(s, "task"));
+}
+bool is_terminal(RunState s) {
+  return s == RunState::Complete || s == RunState::Failed || s == RunState::Canceled;
+}
+bool is_terminal(TaskState s) {
+  return s == TaskState::Complete || s == TaskState::Failed || s == TaskState::Canceled;
+}
+
+std::vector<TaskSpec> default_tasks(const std::string& workflow) {
+  auto task = [](std::string kind, std::vector<std::string> deps) {
+    TaskSpec t;
+    t.name = kind;
+    t.kind = std::move(kind);
+    t.depends_on = std::move(deps);
+    return t;
+  };
+  if (workflow == "germline") return {task("align", {}), task("call", {"align"}), task("qc", {"call"})};
+  if (workflow == "align") return {task("align", {})};
+  if (workflow == "call") return {task("call", {})};
+  throw InputError("unknown workflow '" + workflow + "' (expected germline, align or call)");
+}
+
+std::string random_hex(size_t digits) {
+  static std::mutex mu;
+  static std::mt19937_64 rng;
+  static pid_t seeded_pid = 0;
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(digits);
+  std::lock_guard<std::mutex> lock(mu);
+  if (seeded_pid != getpid()) {  // (re)seed in every process, so a fork never repeats ids
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd(), static_cast<unsigned>(getpid())};
+    rng.seed(seq);
+    seeded_pid = getpid();
+  }
+  while (out.size() < digits) {
+    uint64_t v = rng();
+    for (int i = 0; i < 16 && out.size() < digits; ++i, v >>= 4) out.push_back(hex[v & 15]);
+  }
+  return out;
+}
+
+std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts) {
+  if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0)
+    throw Error("job store " + url + ": the PostgreSQL backend is not built yet");
+  if (url.rfind("sqlite://", 0) == 0) return open_sqlite_job_store(url.substr(9), opts);
+  if (url.rfind("sqlite:", 0) == 0) return open_sqlite_job_store(url.substr(7), opts);
+  return open_sqlite_job_store(url, opts);
+}
+
+}  // namespace omicsd

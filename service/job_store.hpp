@@ -1,0 +1,195 @@
+#pragma once
+// The durable job store: runs, their tasks, task leases for workers, and the call cache.
+// One interface (JobStore); the embedded default is SQLite (sqlite_job_store.cpp); a PostgreSQL
+// implementation can follow behind the same interface. Time is always passed in as unix
+// milliseconds so callers (and tests) control it. Every implementation is thread-safe and runs
+// each mutating operation in one transaction.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/common/error.hpp"
+
+namespace omicsd {
+
+enum class RunState { Queued, Running, Complete, Failed, Canceled };
+enum class TaskState { Queued, Running, Complete, Failed, Canceled };
+
+const char* to_string(RunState s);
+const char* to_string(TaskState s);
+// Parse "QUEUED", "RUNNING", ...; throws InputError on anything else.
+RunState parse_run_state(std::string_view s);
+TaskState parse_task_state(std::string_view s);
+bool is_terminal(RunState s);
+bool is_terminal(TaskState s);
+
+// Unknown run or task id (maps to HTTP 404).
+class NotFoundError : public Error {
+ public:
+  explicit NotFoundError(const std::string& what) : Error(what) {}
+};
+// A lease token that is not (or no longer) the current lease of its task (maps to HTTP 409).
+class LeaseError : public Error {
+ public:
+  explicit LeaseError(const std::string& what) : Error(what) {}
+};
+
+// One task of a new run. `name` is unique within the run (the task id becomes
+// "<run id>/<name>"); depends_on names tasks listed before it in the same run.
+struct TaskSpec {
+  std::string name;
+  std::string kind;  // align | call | qc
+  std::vector<std::string> depends_on;
+  nlohmann::json parameters = nlohmann::json::object();
+  // What a worker must offer to lease it: each key must be present in the worker's capabilities;
+  // numbers must be >= the requirement, anything else equal. E.g. {"gpu": true, "gpu_mem_gb": 16}.
+  nlohmann::json requirements = nlohmann::json::object();
+  std::string cache_key;
+  int max_attempts = 3;
+};
+
+// The standard task graph of a workflow: germline = align -> call -> qc; align; call.
+std::vector<TaskSpec> default_tasks(const std::string& workflow);
+
+struct NewRun {
+  std::string workflow;  // germline | align | call
+  nlohmann::json inputs = nlohmann::json::object();
+  nlohmann::json parameters = nlohmann::json::object();
+  std::string callback_url;     // empty = none
+  std::string idempotency_key;  // empty = none
+  std::vector<TaskSpec> tasks;  // empty = default_tasks(workflow)
+};
+
+struct Run {
+  std::string id;
+  std::string workflow;
+  nlohmann::json inputs;
+  nlohmann::json parameters;
+  RunState state = RunState::Queued;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  std::string callback_url;
+  std::string idempotency_key;
+  std::string failure_reason;
+  nlohmann::json outputs;     // object: task name -> that task's outputs (filled as tasks complete)
+  nlohmann::json provenance;  // object, merged by set_run_provenance
+};
+
+struct Task {
+  std::string id;  // "<run id>/<name>"
+  std::string run_id;
+  std::string name;
+  std::string kind;
+  TaskState state = TaskState::Queued;
+  int attempts = 0;
+  int max_attempts = 3;
+  std::vector<std::string> depends_on;  // task ids
+  nlohmann::json parameters;
+  nlohmann::json requirements;
+  std::string cache_key;
+  nlohmann::json outputs;
+  std::string last_error;
+  int64_t queued_at = 0;
+  std::optional<int64_t> started_at;   // latest lease
+  std::optional<int64_t> finished_at;  // terminal state reached
+  int64_t not_before = 0;              // retry backoff: not leasable before this
+  std::string worker_id;               // latest lease holder
+  std::string lease_token;             // latest lease (current only while RUNNING)
+  std::optional<int64_t> lease_expires_at;
+};
+
+struct CreateRunResult {
+  Run run;
+  bool existed = false;  // the idempotency key matched an existing run; nothing was created
+};
+
+struct RunFilter {
+  std::optional<RunState> state;
+  std::optional<std::string> workflow;
+  int page_size = 50;      // clamped to [1, 1000]
+  std::string page_token;  // from RunPage::next_page_token; empty = first page
+};
+
+struct RunPage {
+  std::vector<Run> runs;        // in creation order
+  std::string next_page_token;  // empty when this is the last page
+};
+
+struct LeasedTask {
+  Task task;  // state RUNNING, with lease_token and lease_expires_at
+  Run run;    // its run (inputs, parameters)
+};
+
+struct TaskResult {
+  Task task;                     // the task as it is now
+  RunState run_state{};          // its run's state now
+  bool retry_scheduled = false;  // fail_task: re-queued for another attempt
+  bool duplicate = false;        // the same call was already applied; nothing changed
+};
+
+struct JobStoreOptions {
+  int busy_timeout_ms = 10000;
+  int64_t retry_base_ms = 1000;   // backoff = base * 2^(attempts-1)
+  int64_t retry_max_ms = 600000;  // backoff cap
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // Runs. create_run validates the workflow and the task graph (InputError). With an
+  // idempotency key that already exists it returns that run with existed = true.
+  virtual CreateRunResult create_run(const NewRun& req, int64_t now) = 0;
+  virtual std::optional<Run> get_run(const std::string& run_id) = 0;
+  virtual RunPage list_runs(const RunFilter& filter) = 0;
+  virtual std::vector<Task> list_tasks(const std::string& run_id) = 0;  // in creation order
+  virtual std::optional<Task> get_task(const std::string& task_id) = 0;
+  // QUEUED/RUNNING -> CANCELED with every unfinished task; returns false for terminal runs.
+  virtual bool cancel_run(const std::string& run_id, int64_t now) = 0;
+  // FAILED/CANCELED -> QUEUED: tasks not COMPLETE are re-queued with attempts reset; COMPLETE
+  // tasks are kept. Returns false for other states.
+  virtual bool resume_run(const std::string& run_id, int64_t now) = 0;
+  // Merges (JSON merge patch) into the run's provenance.
+  virtual void set_run_provenance(const std::string& run_id, const nlohmann::json& patch, int64_t now) = 0;
+
+  // Leases. lease_task picks the oldest leasable QUEUED task (dependencies COMPLETE, run QUEUED
+  // or RUNNING, past its retry time, requirements met by capabilities) or returns nullopt.
+  virtual std::optional<LeasedTask> lease_task(const std::string& worker_id,
+                                               const nlohmann::json& capabilities, int64_t lease_seconds,
+                                               int64_t now) = 0;
+  // Extends the lease to now + lease_seconds; throws LeaseError if the token is not current.
+  virtual Task heartbeat(const std::string& task_id, const std::string& lease_token, int64_t lease_seconds,
+                         int64_t now) = 0;
+  // Idempotent: repeating the call returns the first call's result with duplicate = true.
+  // A token that is not the task's current lease throws LeaseError.
+  virtual TaskResult complete_task(const std::string& task_id, const std::string& lease_token,
+                                   const nlohmann::json& outputs, int64_t now) = 0;
+  virtual TaskResult fail_task(const std::string& task_id, const std::string& lease_token,
+                               const std::string& error, bool retryable, int64_t now) = 0;
+  // Re-queues RUNNING tasks whose lease expired before now (the attempt counts; exhausted
+  // attempts fail the task and its run). Returns how many leases expired.
+  virtual int expire_leases(int64_t now) = 0;
+
+  // Call cache: content-addressed task outputs.
+  virtual void put_cache(const std::string& cache_key, const nlohmann::json& outputs, int64_t now) = 0;
+  virtual std::optional<nlohmann::json> get_cache(const std::string& cache_key) = 0;
+
+  virtual int schema_version() = 0;
+  virtual std::string describe() const = 0;  // e.g. "sqlite:/path/jobs.db"
+};
+
+// The schema version this build writes; opening a newer database fails.
+inline constexpr int kJobStoreSchemaVersion = 1;
+
+std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
+// "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite; "postgres://..." -> not yet built.
+std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts = {});
+
+// "run-" + 16 random hex digits; lease tokens are 32 hex digits.
+std::string random_hex(size_t digits);
+
+}  // namespace omicsd

@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "host/common/dna.hpp"
+#include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 
@@ -26,23 +27,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kNonRef = "<NON_REF>";
-
-std::string errno_text(int err) { return err ? std::strerror(err) : "htslib error"; }
-
-[[noreturn]] void fail(const std::string& what, const std::string& file, int err) {
-  throw Error("cannot " + what + " " + file + ": " + errno_text(err));
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) fail("open for sync", path, errno);
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail("sync", path, err);
-  }
-  ::close(fd);
-}
 
 std::string one_line(std::string s) {
   for (char& c : s)
@@ -277,7 +261,7 @@ struct VcfWriter::Impl {
     errno = 0;
     if (bcf_write(fp, hdr.get(), rec) < 0) {
       failed = true;
-      fail("write", out_tmp, errno);
+      fail_io("write", out_tmp, errno);
     }
     last_contig = contig;
     last_pos = pos;
@@ -464,20 +448,20 @@ struct VcfWriter::Impl {
     errno = 0;
     htsFile* f = fp;
     fp = nullptr;
-    if (hts_close(f) < 0) fail("write", out_tmp, errno);
+    if (hts_close(f) < 0) fail_io("write", out_tmp, errno);
     fsync_path(out_tmp, false);
 
     errno = 0;
     if (tbx_index_build3(out_tmp.c_str(), idx_tmp.c_str(), csi_shift, std::max(1, opt.threads),
                          &tbx_conf_vcf) < 0)
-      fail("index", out_tmp, errno);
+      fail_io("index", out_tmp, errno);
     fsync_path(idx_tmp, false);
     if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0)
-      fail("rename " + idx_tmp + " to", idx_final, errno);
+      fail_io("rename " + idx_tmp + " to", idx_final, errno);
     if (::rename(out_tmp.c_str(), opt.path.c_str()) != 0) {
       const int err = errno;
       ::unlink(idx_final.c_str());  // never leave a new index beside old data
-      fail("rename " + out_tmp + " to", opt.path, err);
+      fail_io("rename " + out_tmp + " to", opt.path, err);
     }
     const std::string dir = fs::path(opt.path).parent_path().string();
     fsync_path(dir.empty() ? "." : dir, true);
@@ -508,13 +492,13 @@ VcfWriter::VcfWriter(const VcfWriterOptions& options, const Reference& ref)
   // Open the output now so an unwritable destination fails before any work is done.
   errno = 0;
   m.fp = hts_open(m.out_tmp.c_str(), "wz");
-  if (!m.fp) fail("create", m.out_tmp, errno);
+  if (!m.fp) fail_io("create", m.out_tmp, errno);
   if (m.opt.threads > 1 && hts_set_threads(m.fp, m.opt.threads) < 0)
     throw Error("cannot start " + std::to_string(m.opt.threads) + " compression threads for " + m.opt.path);
   errno = 0;
   if (bcf_hdr_write(m.fp, m.hdr.get()) < 0) {
     m.failed = true;
-    fail("write the header of", m.out_tmp, errno);
+    fail_io("write the header of", m.out_tmp, errno);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <queue>
 #include <system_error>
 
+#include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 
@@ -140,12 +141,6 @@ sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_
 
 namespace {
 
-std::string errno_text(int err) { return err ? std::strerror(err) : "htslib error"; }
-
-[[noreturn]] void fail(const std::string& what, const std::string& file, int err) {
-  throw Error("cannot " + what + " " + file + ": " + errno_text(err));
-}
-
 // samtools sort's coordinate order: tid as unsigned (unmapped -1 last), then pos+1 (so -1 first),
 // then reverse after forward; the insertion sequence number breaks the remaining ties.
 inline uint32_t tid_key(const bam1_core_t& c) { return static_cast<uint32_t>(c.tid); }
@@ -177,17 +172,6 @@ struct HtsCloser {
   }
 };
 using HtsPtr = std::unique_ptr<htsFile, HtsCloser>;
-
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
-  if (fd < 0) fail("open for sync", path, errno);
-  if (::fsync(fd) != 0) {
-    int err = errno;
-    ::close(fd);
-    fail("sync", path, err);
-  }
-  ::close(fd);
-}
 
 // How many runs are merged at once: bounded by the descriptor limit so a huge sort never runs out of
 // file descriptors (each open run is one descriptor).
@@ -284,17 +268,17 @@ struct SortedBamWriter::Impl {
     all_temp.push_back(path);
     errno = 0;
     HtsPtr fp(hts_open(path.c_str(), "wb1"));
-    if (!fp) fail("create", path, errno);
+    if (!fp) fail_io("create", path, errno);
     attach_pool(fp.get());
     errno = 0;
-    if (sam_hdr_write(fp.get(), hdr) < 0) fail("write", path, errno);
+    if (sam_hdr_write(fp.get(), hdr) < 0) fail_io("write", path, errno);
     return fp;
   }
 
   static void close_checked(HtsPtr& fp, const std::string& path) {
     errno = 0;
     int rc = hts_close(fp.release());
-    if (rc < 0) fail("write", path, errno);
+    if (rc < 0) fail_io("write", path, errno);
   }
 
   void write_sorted_buffer(htsFile* fp, const std::string& path) {
@@ -302,7 +286,7 @@ struct SortedBamWriter::Impl {
     for (const SortEntry& e : entries) {
       bam1_t b = view(e.offset);
       errno = 0;
-      if (sam_write1(fp, hdr, &b) < 0) fail("write", path, errno);
+      if (sam_write1(fp, hdr, &b) < 0) fail_io("write", path, errno);
     }
   }
 
@@ -337,7 +321,7 @@ struct SortedBamWriter::Impl {
       int r = sam_read1(s.fp.get(), s.h, s.b);
       if (r >= 0) return true;
       if (r == -1) return false;
-      fail("read", *s.path, errno == 0 ? EIO : errno);
+      fail_io("read", *s.path, errno == 0 ? EIO : errno);
     };
     auto greater = [&src](uint32_t a, uint32_t b) {
       const bam1_core_t& ca = src[a]->b->core;
@@ -354,10 +338,10 @@ struct SortedBamWriter::Impl {
       s->path = &path;
       errno = 0;
       s->fp.reset(hts_open(path.c_str(), "rb"));
-      if (!s->fp) fail("open", path, errno);
+      if (!s->fp) fail_io("open", path, errno);
       attach_pool(s->fp.get());
       s->h = sam_hdr_read(s->fp.get());
-      if (!s->h) fail("read the header of", path, errno == 0 ? EIO : errno);
+      if (!s->h) fail_io("read the header of", path, errno == 0 ? EIO : errno);
       s->b = bam_init1();
       if (!s->b) throw Error("out of memory merging " + path);
       src.push_back(std::move(s));
@@ -368,7 +352,7 @@ struct SortedBamWriter::Impl {
       const uint32_t i = heap.top();
       heap.pop();
       errno = 0;
-      if (sam_write1(dst, hdr, src[i]->b) < 0) fail("write", dst_path, errno);
+      if (sam_write1(dst, hdr, src[i]->b) < 0) fail_io("write", dst_path, errno);
       ++n;
       if (read_next(*src[i])) heap.push(i);
     }
@@ -385,7 +369,7 @@ struct SortedBamWriter::Impl {
     failed = true;  // cleared at the end; any throw leaves the writer failed (destructor cleans up)
 
     errno = 0;
-    if (sam_hdr_write(out.get(), hdr) < 0) fail("write", out_tmp, errno);
+    if (sam_hdr_write(out.get(), hdr) < 0) fail_io("write", out_tmp, errno);
     size_t n = 0;
     if (runs.empty()) {
       n = entries.size();
@@ -426,17 +410,17 @@ struct SortedBamWriter::Impl {
     if (opt.write_index) {
       errno = 0;
       int rc = sam_index_build3(out_tmp.c_str(), idx_tmp.c_str(), 0, std::max(1, opt.threads));
-      if (rc < 0) fail("index", out_tmp, errno);
+      if (rc < 0) fail_io("index", out_tmp, errno);
       fsync_path(idx_tmp, false);
       if (::rename(idx_tmp.c_str(), idx_final.c_str()) != 0)
-        fail("rename " + idx_tmp + " to", idx_final, errno);
+        fail_io("rename " + idx_tmp + " to", idx_final, errno);
     } else if (::unlink(idx_final.c_str()) != 0 && errno != ENOENT) {
-      fail("remove the stale index", idx_final, errno);
+      fail_io("remove the stale index", idx_final, errno);
     }
     if (::rename(out_tmp.c_str(), opt.path.c_str()) != 0) {
       const int err = errno;
       if (opt.write_index) ::unlink(idx_final.c_str());  // never leave a new index beside old data
-      fail("rename " + out_tmp + " to", opt.path, err);
+      fail_io("rename " + out_tmp + " to", opt.path, err);
     }
     std::string dir = fs::path(opt.path).parent_path().string();
     fsync_path(dir.empty() ? "." : dir, true);
@@ -485,17 +469,17 @@ SortedBamWriter::SortedBamWriter(const BamOutputOptions& options, const sam_hdr_
   // Open the output now so an unwritable destination fails before any work is done.
   errno = 0;
   m.out.reset(hts_open(m.out_tmp.c_str(), m.opt.cram ? "wc" : "wb"));
-  if (!m.out) fail("create", m.out_tmp, errno);
+  if (!m.out) fail_io("create", m.out_tmp, errno);
   if (m.opt.cram) {
     const std::string fai = m.opt.reference_fasta + ".fai";
     if (::access(fai.c_str(), R_OK) != 0) {
       errno = 0;
       if (fai_build(m.opt.reference_fasta.c_str()) != 0)
-        fail("index the reference", m.opt.reference_fasta, errno);
+        fail_io("index the reference", m.opt.reference_fasta, errno);
     }
     errno = 0;
     if (hts_set_fai_filename(m.out.get(), m.opt.reference_fasta.c_str()) != 0)
-      fail("load the CRAM reference", m.opt.reference_fasta, errno);
+      fail_io("load the CRAM reference", m.opt.reference_fasta, errno);
   }
   m.attach_pool(m.out.get());
 }

@@ -15,6 +15,7 @@
 
 #include "host/common/error.hpp"
 #include "host/io/fastq_reader.hpp"
+#include "host/io/hts_format_name.hpp"
 
 namespace omicsd {
 namespace {
@@ -25,19 +26,6 @@ constexpr size_t kMaxSpareNodes = 1024;
 // Complement of a 4-bit nt16 code (=ACMGRSVTWYHKDBN): reversing the 4 bits swaps A<->T, C<->G and
 // maps every IUPAC set onto its complement set.
 constexpr uint8_t kNt16Comp[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
-
-std::string format_name(const htsFormat& f) {
-  switch (f.format) {
-    case sam:
-      return "SAM";
-    case bam:
-      return "BAM";
-    case cram:
-      return "CRAM";
-    default:
-      return hts_format_file_extension(&f);
-  }
-}
 
 // Appends the read's bases and qualities (Phred+33, capped at '~'; all '\xff' when absent) in
 // sequencer orientation.
@@ -80,7 +68,7 @@ BamReadsSource::BamReadsSource(const ReadInputSpec& spec, htsFile* fp) : path_(s
     if (format->format == cram && spec.reference) setup_cram_reference(*spec.reference);
     hdr_ = sam_hdr_read(fp_);
     if (!hdr_)
-      throw InputError(path_ + ": cannot read the " + format_name(*format) +
+      throw InputError(path_ + ": cannot read the " + hts_format_name(*format) +
                        " header: the file is truncated or corrupt");
     // @RG lines, kept for re-alignment.
     if (const char* text = sam_hdr_str(hdr_)) {

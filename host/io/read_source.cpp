@@ -12,6 +12,7 @@
 #include "host/common/error.hpp"
 #include "host/io/bam_reads_source.hpp"
 #include "host/io/fastq_reader.hpp"
+#include "host/io/hts_format_name.hpp"
 
 namespace omicsd {
 namespace {
@@ -26,19 +27,6 @@ void push_offsets(ReadBatch& batch) {
 bool batch_has_room(const ReadBatch& batch, size_t step, size_t limit) {
   return batch.size() + step <= limit && batch.bases.size() < kMaxBatchBytes &&
          batch.names.size() < kMaxBatchBytes;
-}
-
-std::string format_name(const htsFormat& f) {
-  switch (f.format) {
-    case sam:
-      return "SAM";
-    case bam:
-      return "BAM";
-    case cram:
-      return "CRAM";
-    default:
-      return hts_format_file_extension(&f);
-  }
 }
 
 // An opened input whose content has been sniffed.
@@ -186,7 +174,7 @@ std::unique_ptr<ReadSource> open_read_source(const ReadInputSpec& spec) {
   if (in1.alignment()) {
     if (!spec.path2.empty()) {
       hclose_abruptly(in1.hf);
-      throw InputError(spec.path1 + ": is " + format_name(in1.format) + ", but a second read file (" +
+      throw InputError(spec.path1 + ": is " + hts_format_name(in1.format) + ", but a second read file (" +
                        spec.path2 + ") is only accepted with two FASTQ files");
     }
     // Interleaving does not apply: pairs in SAM/BAM/CRAM come from the flags.
@@ -194,7 +182,7 @@ std::unique_ptr<ReadSource> open_read_source(const ReadInputSpec& spec) {
     if (!fp) {
       int err = errno;
       hclose_abruptly(in1.hf);
-      throw InputError(spec.path1 + ": cannot open as " + format_name(in1.format) + ": " +
+      throw InputError(spec.path1 + ": cannot open as " + hts_format_name(in1.format) + ": " +
                        (err ? std::strerror(err) : "corrupt file"));
     }
     return std::make_unique<BamReadsSource>(spec, fp);
@@ -208,7 +196,7 @@ std::unique_ptr<ReadSource> open_read_source(const ReadInputSpec& spec) {
   OpenedInput in2 = open_input(spec.path2);
   if (in2.alignment()) {
     hclose_abruptly(in2.hf);
-    throw InputError(spec.path2 + ": is " + format_name(in2.format) +
+    throw InputError(spec.path2 + ": is " + hts_format_name(in2.format) +
                      ", but two read files must both be FASTQ");
   }
   std::unique_ptr<FastqReader> r2 = make_fastq_reader(spec.path2, in2);

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
 
 namespace omicsd {
@@ -247,17 +248,7 @@ std::string QcReport::to_json() const {
 }
 
 void write_qc_json(const QcReport& report, const std::string& path) {
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  const std::string text = report.to_json();
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
-  const bool ok = ::write(fd, text.data(), text.size()) == ssize_t(text.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw Error("cannot write " + path + ": " + std::strerror(ok ? errno : err));
-  }
+  write_file_atomically(path, report.to_json());
 }
 
 }  // namespace omicsd

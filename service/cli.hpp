@@ -13,4 +13,14 @@ CliAction add_index_command(CLI::App& app);
 CliAction add_align_command(CLI::App& app, const std::string& command_line);
 CliAction add_call_command(CLI::App& app, const std::string& command_line);
 CliAction add_run_command(CLI::App& app, const std::string& command_line);
+CliAction add_serve_command(CLI::App&, const std::string&);
+// Client commands (service/cmd_client.cpp) and the Batch worker (service/cmd_worker.cpp).
+CliAction add_submit_command(CLI::App& app);
+CliAction add_status_command(CLI::App& app);
+CliAction add_wait_command(CLI::App& app);
+CliAction add_cancel_command(CLI::App& app);
+CliAction add_resume_command(CLI::App& app);
+CliAction add_logs_command(CLI::App& app);
+CliAction add_outputs_command(CLI::App& app);
+CliAction add_worker_command(CLI::App& app);
 }  // namespace omicsd

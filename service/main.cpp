@@ -32,6 +32,15 @@ int main(int argc, char** argv) {
       omicsd::add_align_command(app, command_line),
       omicsd::add_call_command(app, command_line),
       omicsd::add_run_command(app, command_line),
+      omicsd::add_serve_command(app, command_line),
+      omicsd::add_submit_command(app),
+      omicsd::add_status_command(app),
+      omicsd::add_wait_command(app),
+      omicsd::add_cancel_command(app),
+      omicsd::add_resume_command(app),
+      omicsd::add_logs_command(app),
+      omicsd::add_outputs_command(app),
+      omicsd::add_worker_command(app),
   };
 
   try {

@@ -1,0 +1,188 @@
+// `omicsd serve`: the daemon (HTTP API of docs/api.md, durable job store, in-process workers).
+// This file parses the options and wires the TaskRunner into the in-process workers' executor.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "host/common/error.hpp"
+#include "omicsd_version.hpp"
+#include "service/cli.hpp"
+#include "service/daemon.hpp"
+#include "service/inproc_worker.hpp"
+#include "service/object_store.hpp"
+#include "service/task_runner.hpp"
+
+namespace omicsd {
+namespace {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// The TaskRunner behind an in-process worker, plus the same cache key the runner computes (so
+// the worker can ask the JobStore's call cache before running anything).
+class RunnerExecutor {
+ public:
+  RunnerExecutor(ObjectStore& store, std::vector<fs::path> roots, std::string worker_id)
+      : store_(store), roots_(roots), runner_(store, TaskRunnerOptions{roots, worker_id, false}) {}
+
+  std::string key(const ExecRequest& r) {
+    const json& in = r.inputs;
+    const json P = r.parameters.is_object() ? r.parameters : json::object();
+    std::map<std::string, std::string> uris;
+    auto str = [](const json& v) {
+      if (!v.is_string()) throw InputError("input URIs must be strings");
+      return v.get<std::string>();
+    };
+    if (r.kind == "align") {
+      uris["reference"] = str(in.at("reference"));
+      const json& reads = in.at("reads");
+      if (reads.is_string()) {
+        uris["reads1"] = str(reads);
+      } else if (reads.is_array() && !reads.empty()) {
+        uris["reads1"] = str(reads[0]);
+        if (reads.size() > 1) uris["reads2"] = str(reads[1]);
+      }
+    } else if (r.kind == "call") {
+      for (const char* k : {"reference", "bam", "regions", "targets"})
+        if (in.contains(k)) uris[k] = str(in[k]);
+      for (const char* k : {"regions", "targets"})
+        if (P.contains(k) && !P[k].is_null()) uris[k] = str(P[k]);
+    } else {
+      for (const char* k : {"reference", "bam", "vcf"}) uris[k] = str(in.at(k));
+    }
+    std::map<std::string, std::string> digests;
+    for (const auto& [k, uri] : uris) {
+      const ResolvedInput ri = resolve_input_uri(uri, roots_, &store_);
+      digests[k] = ri.digest.empty() ? digest_of(ri.path) : ri.digest;
+    }
+    json kp = P;
+    kp.erase("threads");
+    kp.erase("regions");
+    kp.erase("targets");
+    kp["sample"] = r.sample;
+    return cache_key(r.kind, std::string(kVersion) + "+" + kGitHash, kp, digests);
+  }
+
+  ExecResult run(const ExecRequest& r) {
+    RunnerTaskSpec spec;
+    spec.kind = r.kind;
+    spec.sample = r.sample;
+    spec.inputs = r.inputs;
+    spec.parameters = r.parameters;
+    spec.use_cache = r.use_cache;
+    const RunnerTaskResult tr = runner_.run(spec);
+    ExecResult out;
+    out.cache_key = tr.cache_key;
+    out.cache_hit = tr.cache_hit;
+    for (const auto& [name, ref] : tr.outputs)
+      out.outputs[name] = {{"digest", ref.digest}, {"size", ref.size}};
+    out.provenance = tr.provenance;
+    out.seconds = tr.seconds;
+    return out;
+  }
+
+  bool have(const json& outputs) const {
+    if (!outputs.is_object()) return false;
+    for (const auto& [name, ref] : outputs.items()) {
+      if (!ref.is_object() || !ref.contains("digest") || !ref["digest"].is_string()) return false;
+      auto o = store_.get(ref["digest"].get<std::string>());
+      if (!o || (ref.contains("size") && ref["size"].is_number() && o->size != ref["size"].get<uint64_t>()))
+        return false;
+    }
+    return true;
+  }
+
+ private:
+  // Digest memo keyed by (path, size, mtime): reference FASTAs are hashed once.
+  std::string digest_of(const fs::path& p) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) throw InputError(p.string() + ": cannot stat");
+    const std::string memo_key = p.string() + "|" + std::to_string(st.st_size) + "|" +
+                                 std::to_string(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = memo_.find(memo_key); it != memo_.end()) return it->second;
+    }
+    const std::string d = ObjectStore::digest_file(p);
+    std::lock_guard lock(mu_);
+    memo_[memo_key] = d;
+    return d;
+  }
+
+  ObjectStore& store_;
+  std::vector<fs::path> roots_;
+  TaskRunner runner_;
+  std::mutex mu_;
+  std::map<std::string, std::string> memo_;
+};
+
+}  // namespace
+
+CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) {
+  auto* cmd =
+      app.add_subcommand("serve", "Run the daemon: HTTP API, durable job queue and in-process workers");
+  struct Opts {
+    std::string listen = "127.0.0.1:8080";
+    std::string data_dir, db, token_file;
+    std::vector<std::string> roots;
+    int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
+    int64_t lease_seconds = 60;
+  };
+  auto o = std::make_shared<Opts>();
+  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
+  cmd->add_option("--data-dir", o->data_dir, "Data directory: objects, scratch and the default database")
+      ->required();
+  cmd->add_option("--db", o->db, "Job store URL (default sqlite:<data-dir>/omicsd.db)");
+  cmd->add_option("--workers", o->workers, "In-process workers (0 = external workers only)")
+      ->check(CLI::Range(0, 256));
+  cmd->add_option("--allow-root", o->roots, "Directory input files may come from (repeatable)");
+  cmd->add_option("--token-file", o->token_file, "Bearer tokens with scopes (no file: auth off)");
+  cmd->add_option("--lease-seconds", o->lease_seconds, "Task lease length")->check(CLI::Range(1, 86400));
+  cmd->add_option("--max-attempts", o->max_attempts, "Attempts per task")->check(CLI::Range(1, 100));
+  cmd->add_option("--threads", o->threads, "Engine threads per task (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--http-threads", o->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
+  return {cmd, [o] {
+            DaemonOptions d;
+            const auto colon = o->listen.rfind(':');
+            if (colon == std::string::npos)
+              throw InputError("--listen must be HOST:PORT, got '" + o->listen + "'");
+            d.host = o->listen.substr(0, colon);
+            if (d.host.size() > 2 && d.host.front() == '[' && d.host.back() == ']')
+              d.host = d.host.substr(1, d.host.size() - 2);
+            try {
+              const int port = std::stoi(o->listen.substr(colon + 1));
+              if (port < 0 || port > 65535) throw std::out_of_range("port");
+              d.port = uint16_t(port);
+            } catch (const std::exception&) {
+              throw InputError("--listen: bad port in '" + o->listen + "'");
+            }
+            d.data_dir = fs::absolute(o->data_dir);
+            d.db = o->db;
+            d.workers = o->workers;
+            for (const auto& r : o->roots) {
+              std::error_code ec;
+              if (!fs::is_directory(r, ec)) throw InputError("--allow-root " + r + ": not a directory");
+              d.allow_roots.push_back(fs::canonical(r));
+            }
+            d.token_file = o->token_file;
+            d.lease_seconds = o->lease_seconds;
+            d.max_attempts = o->max_attempts;
+            d.threads = o->threads;
+            d.http_threads = o->http_threads;
+            return run_daemon(
+                d, [](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
+                  auto ex = std::make_shared<RunnerExecutor>(store, roots, id);
+                  TaskExecutor t;
+                  t.cache_key = [ex](const ExecRequest& r) { return ex->key(r); };
+                  t.run = [ex](const ExecRequest& r) { return ex->run(r); };
+                  t.retryable = [](const std::exception& e) { return retryable(e); };
+                  t.have_outputs = [ex](const json& outs) { return ex->have(outs); };
+                  return t;
+                });
+          }};
+}
+
+}  // namespace omicsd

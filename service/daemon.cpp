@@ -1,0 +1,494 @@
+#include "service/daemon.hpp"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "host/common/error.hpp"
+#include "omicsd_version.hpp"
+#include "service/auth.hpp"
+#include "service/http_router.hpp"
+#include "service/http_server.hpp"
+#include "service/job_store.hpp"
+#include "service/object_store.hpp"
+#include "service/workflow.hpp"
+
+namespace omicsd {
+namespace {
+using json = nlohmann::json;
+using http::HttpError;
+using http::Request;
+using http::Response;
+using http::Scope;
+
+json opt_time(const std::optional<int64_t>& t) { return t ? json(*t) : json(nullptr); }
+
+json task_json(const Task& t, const Run* run) {
+  bool hit = false;
+  if (run && run->provenance.is_object() && run->provenance.contains("tasks") &&
+      run->provenance["tasks"].contains(t.name) && run->provenance["tasks"][t.name].is_object())
+    hit = run->provenance["tasks"][t.name].value("cache_hit", false);
+  return {{"id", t.id},
+          {"run_id", t.run_id},
+          {"name", t.name},
+          {"kind", t.kind},
+          {"state", to_string(t.state)},
+          {"attempts", t.attempts},
+          {"max_attempts", t.max_attempts},
+          {"last_error", t.last_error},
+          {"worker_id", t.worker_id},
+          {"queued_at", t.queued_at},
+          {"started_at", opt_time(t.started_at)},
+          {"finished_at", opt_time(t.finished_at)},
+          {"cache_hit", hit},
+          {"outputs", t.outputs.is_null() ? json::object() : t.outputs}};
+}
+
+json flat_outputs(const Run& run) {
+  json out = json::object();
+  if (run.outputs.is_object())
+    for (const auto& [task, outs] : run.outputs.items())
+      if (outs.is_object())
+        for (const auto& [name, ref] : outs.items())
+          if (ref.is_object() && ref.contains("digest"))
+            out[name] = {{"digest", ref["digest"]}, {"size", ref.value("size", json(0))}};
+  return out;
+}
+
+struct Api {
+  DaemonOptions opt;
+  std::unique_ptr<JobStore> store;
+  std::unique_ptr<ObjectStore> objects;
+  std::shared_ptr<http::Metrics> metrics;
+
+  json run_json(const Run& run) {
+    json tasks = json::array();
+    for (const Task& t : store->list_tasks(run.id)) tasks.push_back(task_json(t, &run));
+    return {{"id", run.id},
+            {"workflow", run.workflow},
+            {"sample", run_sample(run)},
+            {"state", to_string(run.state)},
+            {"created_at", run.created_at},
+            {"updated_at", run.updated_at},
+            {"failure_reason", run.failure_reason},
+            {"inputs", run.inputs},
+            {"parameters", run_user_parameters(run)},
+            {"cache", run_cache_enabled(run)},
+            {"callback_url", run.callback_url.empty() ? json(nullptr) : json(run.callback_url)},
+            {"tasks", tasks},
+            {"outputs", flat_outputs(run)},
+            {"provenance", run.provenance.is_null() ? json::object() : run.provenance}};
+  }
+
+  Run must_run(const std::string& id) {
+    auto r = store->get_run(id);
+    if (!r) throw HttpError(404, "unknown run '" + id + "'");
+    return *r;
+  }
+
+  static json body_of(const Request& req) {
+    json b = http::parse_json_body(req);
+    if (!b.is_object()) throw HttpError(400, "request body must be a JSON object");
+    return b;
+  }
+  static std::string str_field(const json& b, const char* k, bool required) {
+    if (!b.contains(k) || b[k].is_null()) {
+      if (required) throw HttpError(400, std::string("missing '") + k + "'");
+      return "";
+    }
+    if (!b[k].is_string()) throw HttpError(400, std::string("'") + k + "' must be a string");
+    return b[k].get<std::string>();
+  }
+
+  // Maps store errors onto HTTP statuses.
+  template <typename F>
+  static Response guard(F&& f) {
+    try {
+      return f();
+    } catch (const NotFoundError& e) {
+      throw HttpError(404, e.what());
+    } catch (const LeaseError& e) {
+      throw HttpError(409, e.what());
+    } catch (const InputError& e) {
+      throw HttpError(400, e.what());
+    }
+  }
+
+  void add_routes(http::Router& r) {
+    r.post(
+        "/v1/runs", [this](Request& req) { return guard([&] { return create_run(req); }); }, Scope::client);
+    r.get(
+        "/v1/runs", [this](Request& req) { return guard([&] { return list_runs(req); }); }, Scope::client);
+    r.get(
+        "/v1/runs/{id}",
+        [this](Request& req) {
+          return guard([&] { return Response::json(run_json(must_run(req.param("id")))); });
+        },
+        Scope::client);
+    r.post(
+        "/v1/runs/{id}/cancel",
+        [this](Request& req) {
+          return guard([&] {
+            Run run = must_run(req.param("id"));
+            if (!store->cancel_run(run.id, now_ms()))
+              throw HttpError(409, "run " + run.id + " is " + to_string(run.state) + ": nothing to cancel");
+            return Response::json(run_json(must_run(run.id)));
+          });
+        },
+        Scope::client);
+    r.post(
+        "/v1/runs/{id}/resume",
+        [this](Request& req) {
+          return guard([&] {
+            Run run = must_run(req.param("id"));
+            if (!store->resume_run(run.id, now_ms()))
+              throw HttpError(409, "run " + run.id + " is " + to_string(run.state) +
+                                       ": only FAILED or CANCELED runs resume");
+            return Response::json(run_json(must_run(run.id)));
+          });
+        },
+        Scope::client);
+    r.get(
+        "/v1/runs/{id}/logs",
+        [this](Request& req) {
+          return guard([&] {
+            Run run = must_run(req.param("id"));
+            json tasks = json::array();
+            for (const Task& t : store->list_tasks(run.id)) {
+              json j = task_json(t, &run);
+              if (run.provenance.contains("tasks") && run.provenance["tasks"].contains(t.name))
+                j["provenance"] = run.provenance["tasks"][t.name];
+              tasks.push_back(j);
+            }
+            return Response::json({{"run_id", run.id},
+                                   {"state", to_string(run.state)},
+                                   {"failure_reason", run.failure_reason},
+                                   {"tasks", tasks}});
+          });
+        },
+        Scope::client);
+    r.get(
+        "/v1/runs/{id}/outputs/{name}",
+        [this](Request& req) {
+          return guard([&] {
+            Run run = must_run(req.param("id"));
+            const json outs = flat_outputs(run);
+            const std::string name = req.param("name");
+            if (!outs.contains(name))
+              throw HttpError(404, "run " + run.id + " has no output '" + name + "' (yet)");
+            const std::string digest = outs[name]["digest"].get<std::string>();
+            Response resp = Response::from_file(objects->path_of(digest));
+            resp.set_header("ETag", "\"" + digest + "\"");
+            resp.set_header("X-Content-Digest", digest);
+            return resp;
+          });
+        },
+        Scope::client);
+
+    r.post(
+        "/v1/tasks/lease", [this](Request& req) { return guard([&] { return lease(req); }); }, Scope::worker);
+    r.post(
+        "/v1/tasks/{id}/heartbeat",
+        [this](Request& req) {
+          return guard([&] {
+            const json b = body_of(req);
+            const int64_t secs = b.contains("lease_seconds") && b["lease_seconds"].is_number_integer()
+                                     ? b["lease_seconds"].get<int64_t>()
+                                     : opt.lease_seconds;
+            Task t = store->heartbeat(task_id(req), str_field(b, "lease_token", true), secs, now_ms());
+            return Response::json(task_json(t, nullptr));
+          });
+        },
+        Scope::worker);
+    r.post(
+        "/v1/tasks/{id}/complete", [this](Request& req) { return guard([&] { return complete(req); }); },
+        Scope::worker);
+    r.post(
+        "/v1/tasks/{id}/fail",
+        [this](Request& req) {
+          return guard([&] {
+            const json b = body_of(req);
+            bool retry = true;
+            if (b.contains("retryable") && b["retryable"].is_boolean()) retry = b["retryable"].get<bool>();
+            TaskResult res = store->fail_task(task_id(req), str_field(b, "lease_token", true),
+                                              str_field(b, "error", false), retry, now_ms());
+            json j = task_json(res.task, nullptr);
+            j["run_state"] = to_string(res.run_state);
+            j["retry_scheduled"] = res.retry_scheduled;
+            j["duplicate"] = res.duplicate;
+            return Response::json(j);
+          });
+        },
+        Scope::worker);
+
+    r.get("/v1/openapi.json", [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
+  }
+
+  // Task ids are "<run id>/<name>": accept both the percent-encoded single segment and the run id
+  // plus name given as ?name= (clients normally encode the slash as %2F).
+  static std::string task_id(const Request& req) { return req.param("id"); }
+
+  Response create_run(Request& req) {
+    const json body = body_of(req);
+    WorkflowRequest w = parse_workflow_request(body);
+    w.idempotency_key = req.header("Idempotency-Key");
+    if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
+    check_workflow_inputs(w, opt.allow_roots, *objects);
+    NewRun n = make_new_run(w, opt.threads, opt.max_attempts);
+    const int64_t now = now_ms();
+    CreateRunResult res = store->create_run(n, now);
+    if (!res.existed) {
+      store->set_run_provenance(
+          res.run.id,
+          {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
+           {"submitted_inputs", w.inputs},
+           {"parameters", w.parameters}},
+          now);
+      metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
+    }
+    Response resp = Response::json(run_json(must_run(res.run.id)), res.existed ? 200 : 201);
+    resp.set_header("Location", "/v1/runs/" + res.run.id);
+    return resp;
+  }
+
+  Response list_runs(Request& req) {
+    RunFilter f;
+    if (auto s = req.query_param("state"); s && !s->empty()) f.state = parse_run_state(*s);
+    if (auto w = req.query_param("workflow"); w && !w->empty()) f.workflow = *w;
+    if (auto p = req.query_param("page_size"); p && !p->empty()) {
+      try {
+        f.page_size = std::stoi(*p);
+      } catch (const std::exception&) {
+        throw HttpError(400, "page_size must be an integer");
+      }
+    }
+    if (auto t = req.query_param("page_token")) f.page_token = *t;
+    RunPage page = store->list_runs(f);
+    json runs = json::array();
+    for (const Run& r : page.runs) runs.push_back(run_json(r));
+    return Response::json(
+        {{"runs", runs},
+         {"next_page_token", page.next_page_token.empty() ? json(nullptr) : json(page.next_page_token)}});
+  }
+
+  Response lease(Request& req) {
+    const json b = body_of(req);
+    const std::string worker = str_field(b, "worker_id", true);
+    json caps =
+        b.contains("capabilities") && b["capabilities"].is_object() ? b["capabilities"] : json::object();
+    int64_t secs = opt.lease_seconds;
+    if (b.contains("lease_seconds") && b["lease_seconds"].is_number_integer())
+      secs = b["lease_seconds"].get<int64_t>();
+    if (secs < 1 || secs > 86400) throw HttpError(400, "lease_seconds must be between 1 and 86400");
+    auto leased = store->lease_task(worker, caps, secs, now_ms());
+    if (!leased) {
+      Response r;
+      r.status = 204;
+      r.content_type = "application/json";
+      return r;
+    }
+    json t = task_json(leased->task, &leased->run);
+    t["lease_token"] = leased->task.lease_token;
+    t["lease_expires_at"] = opt_time(leased->task.lease_expires_at);
+    t["parameters"] = leased->task.parameters;
+    t["sample"] = run_sample(leased->run);
+    t["use_cache"] = t["cache"] = run_cache_enabled(leased->run);
+    t["cache_key"] = leased->task.cache_key;
+    try {
+      t["inputs"] = task_inputs(leased->run, leased->task);
+    } catch (const InputError& e) {
+      t["inputs"] = nullptr;
+      t["input_error"] = e.what();
+    }
+    json run = {{"id", leased->run.id},
+                {"workflow", leased->run.workflow},
+                {"sample", run_sample(leased->run)},
+                {"state", to_string(leased->run.state)},
+                {"inputs", leased->run.inputs},
+                {"parameters", run_user_parameters(leased->run)},
+                {"cache", run_cache_enabled(leased->run)},
+                {"outputs", flat_outputs(leased->run)}};
+    return Response::json({{"task", t}, {"run", run}});
+  }
+
+  Response complete(Request& req) {
+    const json b = body_of(req);
+    const std::string id = task_id(req);
+    const std::string token = str_field(b, "lease_token", true);
+    json outputs = b.contains("outputs") ? b["outputs"] : json::object();
+    if (!outputs.is_object()) throw HttpError(400, "'outputs' must be an object");
+    for (const auto& [name, ref] : outputs.items()) {
+      if (!ref.is_object() || !ref.contains("digest") || !ref["digest"].is_string() ||
+          !is_sha256_digest(ref["digest"].get<std::string>()))
+        throw HttpError(400, "output '" + name + "' needs a sha256 digest");
+      if (!objects->has(ref["digest"].get<std::string>()))
+        throw HttpError(400, "output '" + name + "': object " + ref["digest"].get<std::string>() +
+                                 " is not in the object store");
+    }
+    auto current = store->get_task(id);
+    if (!current) throw HttpError(404, "unknown task '" + id + "'");
+    const bool fresh = current->state == TaskState::Running && current->lease_token == token;
+    json prov = b.contains("provenance") && b["provenance"].is_object() ? b["provenance"] : json::object();
+    if (fresh) {
+      if (!prov.contains("worker_id")) prov["worker_id"] = current->worker_id;
+      store->set_run_provenance(current->run_id, task_provenance_patch(current->name, prov), now_ms());
+      const std::string key = prov.value("cache_key", std::string());
+      if (!key.empty() && !prov.value("cache_hit", false))
+        store->put_cache(key, json{{"outputs", outputs}, {"provenance", prov}}, now_ms());
+    }
+    TaskResult res = store->complete_task(id, token, outputs, now_ms());
+    if (fresh && !res.duplicate) {
+      if (prov.value("cache_hit", false)) metrics->inc("omicsd_cache_hits_total");
+      if (prov.contains("task_seconds") && prov["task_seconds"].is_number())
+        metrics->observe("omicsd_task_duration_seconds", prov["task_seconds"].get<double>(),
+                         {{"kind", res.task.kind}});
+      else if (prov.contains("seconds") && prov["seconds"].is_number())
+        metrics->observe("omicsd_task_duration_seconds", prov["seconds"].get<double>(),
+                         {{"kind", res.task.kind}});
+    }
+    json j = task_json(res.task, nullptr);
+    j["run_state"] = to_string(res.run_state);
+    j["duplicate"] = res.duplicate;
+    return Response::json(j);
+  }
+
+  void collect(http::Metrics& m) {
+    // Runs by state and queue depth (QUEUED tasks of active runs). Bounded scan.
+    int queued_tasks = 0;
+    for (RunState s :
+         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled}) {
+      RunFilter f;
+      f.state = s;
+      f.page_size = 1000;
+      int64_t n = 0;
+      for (int page = 0; page < 50; ++page) {
+        RunPage p = store->list_runs(f);
+        n += int64_t(p.runs.size());
+        if (s == RunState::Queued || s == RunState::Running)
+          for (const Run& r : p.runs)
+            for (const Task& t : store->list_tasks(r.id)) queued_tasks += t.state == TaskState::Queued;
+        if (p.next_page_token.empty()) break;
+        f.page_token = p.next_page_token;
+      }
+      m.set("omicsd_runs", double(n), {{"state", to_string(s)}});
+    }
+    m.set("omicsd_queue_depth", queued_tasks);
+  }
+};
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
+  // Signals: block before any thread starts; this thread waits for them below.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto api = std::make_shared<Api>();
+  api->opt = o;
+  std::error_code ec;
+  std::filesystem::create_directories(o.data_dir, ec);
+  if (ec) throw InputError(o.data_dir.string() + ": cannot create the data directory: " + ec.message());
+  api->objects = std::make_unique<ObjectStore>(o.data_dir);
+  const std::string db = o.db.empty() ? "sqlite:" + (o.data_dir / "omicsd.db").string() : o.db;
+  api->store = open_job_store(db);
+  api->metrics = std::make_shared<http::Metrics>();
+  auto& m = *api->metrics;
+  m.describe_gauge("omicsd_queue_depth", "Tasks waiting in the QUEUED state");
+  m.describe_gauge("omicsd_runs", "Runs by state");
+  m.describe_counter("omicsd_lease_expiries_total", "Task leases that expired and were re-queued or failed");
+  m.describe_counter("omicsd_cache_hits_total", "Tasks completed from the call cache");
+  m.describe_counter("omicsd_runs_created_total", "Runs created");
+  m.describe_histogram("omicsd_task_duration_seconds", "Wall time of finished tasks",
+                       {0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+  m.inc("omicsd_lease_expiries_total", 0);
+  m.inc("omicsd_cache_hits_total", 0);
+  std::weak_ptr<Api> weak = api;
+  m.add_collector([weak](http::Metrics& mm) {
+    if (auto a = weak.lock()) {
+      try {
+        a->collect(mm);
+      } catch (const std::exception& e) {
+        spdlog::warn("metrics: {}", e.what());
+      }
+    }
+  });
+
+  std::atomic<bool> ready{false};
+  http::Router router;
+  if (!o.token_file.empty())
+    router.set_auth(std::make_shared<http::TokenStore>(http::TokenStore::load_file(o.token_file)));
+  http::add_builtin_routes(router, api->metrics, [&ready] { return ready.load(); });
+  api->add_routes(router);
+
+  http::HttpServerOptions so;
+  so.address = o.host;
+  so.port = o.port;
+  so.threads = o.http_threads;
+  so.metrics = api->metrics;
+  http::HttpServer server(so, std::move(router));
+  server.start();
+
+  // Lease sweeper.
+  std::mutex sweep_mu;
+  std::condition_variable sweep_cv;
+  bool sweep_stop = false;
+  std::thread sweeper([&] {
+    std::unique_lock lk(sweep_mu);
+    while (!sweep_cv.wait_for(lk, std::chrono::seconds(1), [&] { return sweep_stop; })) {
+      try {
+        const int n = api->store->expire_leases(now_ms());
+        if (n > 0) {
+          api->metrics->inc("omicsd_lease_expiries_total", n);
+          spdlog::warn("{} task lease(s) expired", n);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("lease sweeper: {}", e.what());
+      }
+    }
+  });
+
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::vector<std::unique_ptr<InprocWorker>> workers;
+  for (int i = 0; i < o.workers; ++i) {
+    InprocWorkerOptions wo;
+    wo.worker_id = std::string(host) + "-" + std::to_string(::getpid()) + "-inproc-" + std::to_string(i);
+    wo.lease_seconds = o.lease_seconds;
+    workers.push_back(std::make_unique<InprocWorker>(
+        *api->store, make_executor(*api->objects, o.allow_roots, wo.worker_id), wo, api->metrics));
+    workers.back()->start();
+  }
+  ready = true;
+  spdlog::info("omicsd serve: listening on {}:{} (data {}, db {}, {} in-process worker(s), auth {})", o.host,
+               server.port(), o.data_dir.string(), api->store->describe(), o.workers,
+               o.token_file.empty() ? "off" : "on");
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  spdlog::info("omicsd serve: signal {}: shutting down", sig);
+  ready = false;
+  server.stop();
+  for (auto& w : workers) w->request_stop();
+  for (auto& w : workers) w->join();  // in-flight tasks finish and are recorded
+  {
+    std::lock_guard lk(sweep_mu);
+    sweep_stop = true;
+  }
+  sweep_cv.notify_all();
+  sweeper.join();
+  workers.clear();
+  spdlog::info("omicsd serve: stopped");
+  return 0;
+}
+
+}  // namespace omicsd

@@ -1,0 +1,42 @@
+#pragma once
+// `omicsd serve`: the daemon. Assembles the JobStore, the ObjectStore, the HTTP routes of
+// docs/api.md, the lease sweeper and the in-process workers, and runs until SIGTERM/SIGINT.
+// (Does not include job_store.hpp or task_runner.hpp, so either side can include it.)
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "service/inproc_worker.hpp"
+
+namespace omicsd {
+
+class ObjectStore;
+
+struct DaemonOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  std::filesystem::path data_dir;
+  std::string db;  // empty: sqlite:<data_dir>/omicsd.db
+  int workers = 1;
+  std::vector<std::filesystem::path> allow_roots;
+  std::string token_file;  // empty: auth off
+  int64_t lease_seconds = 60;
+  int max_attempts = 3;
+  int threads = 0;  // per task; 0 = engine default (all cores)
+  int http_threads = 4;
+};
+
+// Makes the task engine of one in-process worker.
+using ExecutorFactory = std::function<TaskExecutor(
+    ObjectStore& store, const std::vector<std::filesystem::path>& roots, const std::string& worker_id)>;
+
+// Runs the daemon until SIGTERM or SIGINT; returns the exit status (0 after a clean shutdown).
+// Throws on startup failures (bad database, address in use, unreadable token file).
+int run_daemon(const DaemonOptions& options, const ExecutorFactory& make_executor);
+
+// The OpenAPI 3 document of docs/api.md (service/openapi_doc.cpp; identical to docs/openapi.json).
+extern const char* const kOpenApiJson;
+
+}  // namespace omicsd

@@ -1,0 +1,319 @@
+#include "service/http_client.hpp"
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <fstream>
+#include <limits>
+#include <thread>
+
+namespace omicsd {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+
+constexpr std::size_t kMaxStringBody = 256u << 20;  // JSON answers are small; this is a sanity bound
+
+// No response: `sent` says whether the request may have reached the server.
+struct ConnectionFailure {
+  bool sent;
+  std::string message;
+};
+
+// Runs one async operation on `ioc` to completion (the tcp_stream's expiry gives the timeout).
+template <class Start>
+beast::error_code run_op(net::io_context& ioc, Start&& start) {
+  beast::error_code result = net::error::would_block;
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string describe(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return "timed out";
+  return ec.message();
+}
+
+}  // namespace
+
+std::string HttpResponse::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+nlohmann::json HttpResponse::json() const {
+  if (body.empty()) return nullptr;
+  try {
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("malformed JSON in the server's answer (HTTP ") + std::to_string(status) +
+                "): " + e.what());
+  }
+}
+
+std::string url_encode_segment(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += char(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string server_error_message(const std::string& body) {
+  try {
+    const auto j = nlohmann::json::parse(body);
+    if (j.is_object() && j.contains("error")) {
+      const auto& e = j["error"];
+      if (e.is_object() && e.contains("message") && e["message"].is_string())
+        return e["message"].get<std::string>();
+      if (e.is_string()) return e.get<std::string>();
+    }
+  } catch (const nlohmann::json::exception&) {
+  }
+  std::string s = body.substr(0, 300);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  return s;
+}
+
+HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
+  std::string u = options_.base_url;
+  const std::string scheme = "http://";
+  if (u.rfind("https://", 0) == 0)
+    throw InputError(u + ": https is not supported by this client; use http:// (or a TLS-terminating proxy)");
+  if (u.rfind(scheme, 0) != 0) {
+    if (u.find("://") != std::string::npos) throw InputError(u + ": server URL must start with http://");
+    u = scheme + u;  // "host:port" is accepted too
+  }
+  std::string rest = u.substr(scheme.size());
+  const auto slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  prefix_ = slash == std::string::npos ? "" : rest.substr(slash);
+  while (!prefix_.empty() && prefix_.back() == '/') prefix_.pop_back();
+  if (hostport.empty()) throw InputError(options_.base_url + ": server URL has no host");
+  if (hostport.front() == '[') {  // [::1]:8080
+    const auto close = hostport.find(']');
+    if (close == std::string::npos) throw InputError(options_.base_url + ": malformed IPv6 host");
+    host_ = hostport.substr(1, close - 1);
+    port_ = close + 1 < hostport.size() && hostport[close + 1] == ':' ? hostport.substr(close + 2) : "80";
+  } else {
+    const auto colon = hostport.rfind(':');
+    host_ = hostport.substr(0, colon);
+    port_ = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
+  }
+  if (host_.empty() || port_.empty() ||
+      !std::all_of(port_.begin(), port_.end(), [](unsigned char c) { return std::isdigit(c); }))
+    throw InputError(options_.base_url + ": malformed server URL (expected http://host:port)");
+  if (options_.max_attempts < 1) options_.max_attempts = 1;
+}
+
+std::string HttpClient::url(const std::string& path) const {
+  return "http://" + (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + port_ +
+         prefix_ + path;
+}
+
+std::chrono::milliseconds HttpClient::backoff(int attempt) const {
+  auto d = options_.backoff_initial;
+  for (int i = 1; i < attempt && d < options_.backoff_max; ++i) d *= 2;
+  return std::min(d, options_.backoff_max);
+}
+
+namespace {
+
+// One exchange on a fresh connection. With `dest`, a 2xx body is streamed into that file.
+HttpResponse exchange(const std::string& host, const std::string& port, const std::string& target,
+                      const std::string& method, const std::string& body, const std::string& content_type,
+                      const HttpClient::Headers& headers, const HttpClientOptions& opt,
+                      const std::filesystem::path* dest, uint64_t* written) {
+  net::io_context ioc;
+  tcp::resolver resolver(ioc);
+  beast::tcp_stream stream(ioc);
+  beast::flat_buffer buffer;
+
+  tcp::resolver::results_type endpoints;
+  beast::error_code ec = run_op(ioc, [&](auto handler) {
+    resolver.async_resolve(host, port,
+                           [&endpoints, handler](beast::error_code e, tcp::resolver::results_type r) {
+                             endpoints = r;
+                             handler(e);
+                           });
+  });
+  if (ec) throw ConnectionFailure{false, "cannot resolve " + host + ": " + describe(ec)};
+  stream.expires_after(opt.connect_timeout);
+  ec = run_op(ioc, [&](auto handler) { stream.async_connect(endpoints, handler); });
+  if (ec) throw ConnectionFailure{false, "cannot connect: " + describe(ec)};
+
+  bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+  req.method_string(method);
+  req.set(bhttp::field::host, host + ":" + port);
+  req.set(bhttp::field::user_agent, opt.user_agent);
+  req.set(bhttp::field::connection, "close");
+  if (!opt.token.empty()) req.set(bhttp::field::authorization, "Bearer " + opt.token);
+  if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
+  for (const auto& [k, v] : headers) req.set(k, v);
+  req.body() = body;
+  if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+
+  stream.expires_after(opt.request_timeout);
+  ec = run_op(ioc, [&](auto handler) { bhttp::async_write(stream, req, handler); });
+  if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
+
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  parser.header_limit(64 * 1024);
+  ec = run_op(ioc, [&](auto handler) { bhttp::async_read_header(stream, buffer, parser, handler); });
+  if (ec) throw ConnectionFailure{true, "reading the response failed: " + describe(ec)};
+
+  HttpResponse res;
+  res.status = int(parser.get().result_int());
+  for (const auto& f : parser.get().base()) {
+    auto name = lower(std::string(f.name_string()));
+    auto& slot = res.headers[name];
+    slot = slot.empty() ? std::string(f.value()) : slot + ", " + std::string(f.value());
+  }
+  const bool to_file = dest && res.status >= 200 && res.status < 300;
+  std::ofstream out;
+  std::filesystem::path part;
+  if (to_file) {
+    part = dest->string() + ".part";
+    out.open(part, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(part.string() + ": cannot open for writing");
+  }
+  std::array<char, 64 * 1024> chunk;
+  uint64_t total = 0;
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    stream.expires_after(opt.request_timeout);
+    ec = run_op(ioc, [&](auto handler) { bhttp::async_read(stream, buffer, parser, handler); });
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      if (to_file) {
+        out.close();
+        std::error_code rm;
+        std::filesystem::remove(part, rm);
+      }
+      throw ConnectionFailure{true, "reading the response body failed: " + describe(ec)};
+    }
+    const std::size_t n = chunk.size() - parser.get().body().size;
+    total += n;
+    if (to_file) {
+      out.write(chunk.data(), std::streamsize(n));
+      if (!out) throw Error(part.string() + ": write failed");
+    } else {
+      if (res.body.size() + n > kMaxStringBody) throw ConnectionFailure{true, "response body too large"};
+      res.body.append(chunk.data(), n);
+    }
+  }
+  if (to_file) {
+    out.close();
+    if (!out) throw Error(part.string() + ": write failed");
+    std::filesystem::rename(part, *dest);
+    if (written) *written = total;
+  }
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  return res;
+}
+
+}  // namespace
+
+HttpResponse HttpClient::send(const std::string& method, const std::string& path, const std::string& body,
+                              const std::string& content_type, const Headers& headers, bool idempotent) {
+  std::string last;
+  for (int attempt = 1;; ++attempt) {
+    const bool more = attempt < options_.max_attempts;
+    try {
+      HttpResponse r = exchange(host_, port_, prefix_ + path, method, body, content_type, headers, options_,
+                                nullptr, nullptr);
+      if (r.status >= 500 && idempotent && more) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      return r;
+    } catch (const ConnectionFailure& f) {
+      last = f.message;
+      if (more && (!f.sent || idempotent)) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      throw HttpClientError(method + " " + url(path) + ": " + last +
+                                (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : ""),
+                            0, url(path), "");
+    }
+  }
+}
+
+void HttpClient::check(const HttpResponse& r, const std::string& method, const std::string& path) const {
+  if (r.status < 400) return;
+  const std::string msg = server_error_message(r.body);
+  throw HttpClientError(method + " " + url(path) + ": HTTP " + std::to_string(r.status) +
+                            (msg.empty() ? std::string() : ": " + msg),
+                        r.status, url(path), msg);
+}
+
+nlohmann::json HttpClient::get_json(const std::string& path, int* status_out) {
+  HttpResponse r = send("GET", path, "", "", {{"Accept", "application/json"}}, true);
+  if (status_out) *status_out = r.status;
+  check(r, "GET", path);
+  return r.json();
+}
+
+nlohmann::json HttpClient::post_json(const std::string& path, const nlohmann::json& body, bool idempotent,
+                                     const Headers& headers, int* status_out) {
+  Headers h = headers;
+  h.emplace_back("Accept", "application/json");
+  HttpResponse r = send("POST", path, body.dump(), "application/json", h, idempotent);
+  if (status_out) *status_out = r.status;
+  check(r, "POST", path);
+  return r.json();
+}
+
+uint64_t HttpClient::download(const std::string& path, const std::filesystem::path& dest) {
+  std::string last;
+  for (int attempt = 1;; ++attempt) {
+    const bool more = attempt < options_.max_attempts;
+    try {
+      uint64_t written = 0;
+      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", {}, options_, &dest, &written);
+      if (r.status >= 500 && more) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      check(r, "GET", path);
+      if (r.status >= 300)
+        throw HttpClientError("GET " + url(path) + ": unexpected HTTP " + std::to_string(r.status), r.status,
+                              url(path), "");
+      return written;
+    } catch (const ConnectionFailure& f) {
+      last = f.message;
+      if (more) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      throw HttpClientError("GET " + url(path) + ": " + last, 0, url(path), "");
+    }
+  }
+}
+
+}  // namespace omicsd

@@ -1,0 +1,99 @@
+#pragma once
+// Small synchronous HTTP/1.1 client (Boost.Beast over plain TCP) for the omicsd API: the `omicsd`
+// client commands and the Batch worker use it. One connection per request (simple and robust
+// against daemons restarting), timeouts on every step, retries with exponential backoff.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "host/common/error.hpp"
+
+namespace omicsd {
+
+// A failed request. status() is the HTTP status, or 0 when no response arrived (connection
+// refused, reset, timeout). what() names the method and URL and carries the server's JSON error
+// message ({"error": {"message": ...}}) when there is one.
+class HttpClientError : public Error {
+ public:
+  HttpClientError(const std::string& what, int status, std::string url, std::string server_message)
+      : Error(what), status_(status), url_(std::move(url)), server_message_(std::move(server_message)) {}
+  int status() const { return status_; }
+  bool connection_error() const { return status_ == 0; }
+  const std::string& url() const { return url_; }
+  const std::string& server_message() const { return server_message_; }
+
+ private:
+  int status_;
+  std::string url_;
+  std::string server_message_;
+};
+
+struct HttpClientOptions {
+  std::string base_url = "http://127.0.0.1:8080";  // http://host[:port][/prefix]
+  std::string token;                               // sent as `Authorization: Bearer <token>` when set
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds request_timeout{30'000};  // whole exchange; downloads: per-chunk idle time
+  int max_attempts = 5;                               // 1 = no retries
+  std::chrono::milliseconds backoff_initial{200};     // doubled per attempt ...
+  std::chrono::milliseconds backoff_max{2'000};       // ... up to this
+  std::string user_agent = "omicsd-client";
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  std::string header(const std::string& lower_name) const;
+  nlohmann::json json() const;  // parsed body; null for an empty body; throws Error when malformed
+};
+
+class HttpClient {
+ public:
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+
+  explicit HttpClient(HttpClientOptions options);
+
+  const HttpClientOptions& options() const { return options_; }
+  std::string url(const std::string& path) const;  // base URL + path
+
+  // One request with retries. Connection failures before the request was sent are always retried;
+  // failures after sending and 5xx answers only when `idempotent`. Returns any final response
+  // (also 4xx/5xx); throws HttpClientError(status 0) when no response came after all attempts.
+  HttpResponse send(const std::string& method, const std::string& path, const std::string& body = "",
+                    const std::string& content_type = "", const Headers& headers = {},
+                    bool idempotent = true);
+
+  // JSON helpers: throw HttpClientError for a status >= 400 (message from the JSON error body).
+  // GET is idempotent; POST is idempotent when the caller says so (e.g. with an Idempotency-Key).
+  // `status_out` receives the final status (e.g. 201 vs 200, or 204 with a null result).
+  nlohmann::json get_json(const std::string& path, int* status_out = nullptr);
+  nlohmann::json post_json(const std::string& path, const nlohmann::json& body, bool idempotent,
+                           const Headers& headers = {}, int* status_out = nullptr);
+
+  // Streams GET `path` into `dest` (written to dest + ".part" and renamed when complete). Retries
+  // like an idempotent request. Returns the number of bytes written. Throws HttpClientError.
+  uint64_t download(const std::string& path, const std::filesystem::path& dest);
+
+  // Throws HttpClientError for a status >= 400 with the server's JSON error message.
+  void check(const HttpResponse& response, const std::string& method, const std::string& path) const;
+
+ private:
+  std::chrono::milliseconds backoff(int attempt) const;
+
+  HttpClientOptions options_;
+  std::string host_, port_, prefix_;
+};
+
+// Percent-encodes one URL path segment (ids may contain '/', e.g. task "run-1/call").
+std::string url_encode_segment(const std::string& s);
+
+// "message" of a JSON error body {"error": {"code", "message"}}, or the (truncated) body itself.
+std::string server_error_message(const std::string& body);
+
+}  // namespace omicsd

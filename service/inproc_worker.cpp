@@ -1,0 +1,176 @@
+#include "service/inproc_worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "host/common/error.hpp"
+#include "service/http_server.hpp"
+#include "service/job_store.hpp"
+#include "service/workflow.hpp"
+
+namespace omicsd {
+namespace {
+using json = nlohmann::json;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+json task_provenance_patch(const std::string& task_name, const json& prov) {
+  json patch = json::object();
+  patch["tasks"][task_name] = prov;
+  if (prov.contains("worker_id")) patch["workers"][task_name] = prov["worker_id"];
+  if (prov.contains("inputs") && prov["inputs"].is_object())
+    for (const auto& [k, v] : prov["inputs"].items())
+      if (v.is_object() && v.contains("digest")) patch["input_digests"][task_name + "." + k] = v["digest"];
+  if (prov.contains("reference") && prov["reference"].is_object() && !prov["reference"].empty())
+    patch["reference"] = prov["reference"];
+  if (prov.contains("engine")) patch["engine"] = prov["engine"];
+  if (prov.contains("backend")) patch["backend"][task_name] = prov["backend"];
+  if (prov.contains("device")) patch["device"][task_name] = prov["device"];
+  return patch;
+}
+
+InprocWorker::InprocWorker(JobStore& store, TaskExecutor executor, InprocWorkerOptions options,
+                           std::shared_ptr<http::Metrics> metrics)
+    : store_(store), exec_(std::move(executor)), opt_(std::move(options)), metrics_(std::move(metrics)) {}
+
+InprocWorker::~InprocWorker() { stop(); }
+
+void InprocWorker::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void InprocWorker::request_stop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+}
+
+void InprocWorker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void InprocWorker::loop() {
+  while (!stop_) {
+    bool worked = false;
+    try {
+      busy_ = true;
+      auto leased = store_.lease_task(opt_.worker_id, opt_.capabilities, opt_.lease_seconds, now_ms());
+      if (leased) {
+        worked = true;
+        // run_one handles the task; the leased copy is passed through a member-free lambda.
+        Task& task = leased->task;
+        Run& run = leased->run;
+        const auto t0 = std::chrono::steady_clock::now();
+        std::atomic<bool> lost{false};
+        std::mutex hb_mu;
+        std::condition_variable hb_cv;
+        bool hb_done = false;
+        std::thread hb([&] {
+          const auto period =
+              std::chrono::milliseconds(std::max<int64_t>(1000, opt_.lease_seconds * 1000 / 3));
+          std::unique_lock lk(hb_mu);
+          while (!hb_cv.wait_for(lk, period, [&] { return hb_done; })) {
+            try {
+              store_.heartbeat(task.id, task.lease_token, opt_.lease_seconds, now_ms());
+            } catch (const LeaseError& e) {
+              spdlog::warn("{}: lost the lease of {}: {}", opt_.worker_id, task.id, e.what());
+              lost = true;
+              return;
+            } catch (const std::exception& e) {
+              spdlog::warn("{}: heartbeat of {} failed: {}", opt_.worker_id, task.id, e.what());
+            }
+          }
+        });
+        auto stop_hb = [&] {
+          {
+            std::lock_guard lk(hb_mu);
+            hb_done = true;
+          }
+          hb_cv.notify_all();
+          if (hb.joinable()) hb.join();
+        };
+        try {
+          ExecRequest req;
+          req.kind = task.kind;
+          req.sample = run_sample(run);
+          req.parameters = task.parameters.is_object() ? task.parameters : json::object();
+          req.use_cache = run_cache_enabled(run);
+          ExecResult res;
+          bool done = false;  // answered from the JobStore's call cache
+          try {
+            req.inputs = task_inputs(run, task);
+            if (req.use_cache) {
+              const std::string key = exec_.cache_key(req);
+              if (auto hit = store_.get_cache(key)) {
+                if (hit->is_object() && hit->contains("outputs") && exec_.have_outputs((*hit)["outputs"])) {
+                  res.cache_key = key;
+                  res.cache_hit = true;
+                  res.outputs = (*hit)["outputs"];
+                  res.provenance = hit->value("provenance", json::object());
+                  done = true;
+                }
+              }
+            }
+            if (!done) res = exec_.run(req);
+          } catch (const std::exception& e) {
+            stop_hb();
+            const bool retry = exec_.retryable(e);
+            spdlog::warn("{}: task {} failed ({}): {}", opt_.worker_id, task.id,
+                         retry ? "retryable" : "permanent", e.what());
+            if (!lost) store_.fail_task(task.id, task.lease_token, e.what(), retry, now_ms());
+            continue;
+          }
+          const bool from_db = done;
+          stop_hb();
+          const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          json prov = res.provenance.is_object() ? res.provenance : json::object();
+          prov["cache_hit"] = res.cache_hit;
+          prov["cache_key"] = res.cache_key;
+          prov["worker_id"] = opt_.worker_id;
+          prov["task_seconds"] = secs;
+          prov["leased_at"] = task.started_at.value_or(0);
+          if (lost) {
+            spdlog::warn("{}: dropping the result of {} (lease lost)", opt_.worker_id, task.id);
+            continue;
+          }
+          if (!from_db && !res.cache_key.empty())
+            store_.put_cache(res.cache_key, json{{"outputs", res.outputs}, {"provenance", res.provenance}},
+                             now_ms());
+          store_.set_run_provenance(run.id, task_provenance_patch(task.name, prov), now_ms());
+          store_.complete_task(task.id, task.lease_token, res.outputs, now_ms());
+          if (metrics_) {
+            if (res.cache_hit) metrics_->inc("omicsd_cache_hits_total");
+            metrics_->observe("omicsd_task_duration_seconds", secs, {{"kind", task.kind}});
+            metrics_->inc("omicsd_tasks_completed_total", 1, {{"kind", task.kind}});
+          }
+          spdlog::info("{}: task {} complete in {:.2f} s{}", opt_.worker_id, task.id, secs,
+                       res.cache_hit ? " (cache hit)" : "");
+        } catch (const LeaseError& e) {
+          stop_hb();
+          spdlog::warn("{}: task {}: {}", opt_.worker_id, task.id, e.what());
+        } catch (...) {
+          stop_hb();
+          throw;
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", opt_.worker_id, e.what());
+    }
+    busy_ = false;
+    if (!worked) {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(opt_.poll_ms), [&] { return stop_.load(); });
+    }
+  }
+  busy_ = false;
+}
+
+}  // namespace omicsd

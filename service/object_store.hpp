@@ -1,0 +1,83 @@
+#pragma once
+// Content-addressed local object directory (the embedded default for task outputs) and the
+// input-URI policy (inputs only from configured roots or from the store itself).
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace omicsd {
+
+// One immutable object: digest "sha256:<64 hex>", size in bytes, and its path in the store.
+struct ObjectRef {
+  std::string digest;
+  uint64_t size = 0;
+  std::string path;
+
+  nlohmann::json to_json() const;                     // {"digest","size","path"}
+  static ObjectRef from_json(const nlohmann::json&);  // throws InputError on a malformed object
+  bool operator==(const ObjectRef&) const = default;
+};
+
+// True for "sha256:" followed by exactly 64 lowercase hex digits.
+bool is_sha256_digest(std::string_view s);
+
+// Objects live at <root>/objects/sha256/<first 2 hex>/<remaining 62 hex>, written read-only
+// (0444) and never modified. Writes go to <root>/tmp/ first, are fsynced and then renamed into
+// place (and the directory fsynced), so a reader never sees a partial object and a crash leaves at
+// most a stray temp file. Identical content is stored once. Safe to use from several threads and
+// processes sharing the directory (rename of identical content is idempotent).
+class ObjectStore {
+ public:
+  // Creates <root>/objects/sha256 and <root>/tmp if missing. Throws Error when it cannot.
+  explicit ObjectStore(std::filesystem::path root);
+
+  const std::filesystem::path& root() const { return root_; }
+
+  // Stores a finished file. Copy: the source stays (hashing and copying in one pass).
+  // Move: the source is renamed into the store when on the same filesystem (no copy of a large
+  // BAM), else copied and then removed; if the object already exists the source is just removed.
+  enum class Mode { Copy, Move };
+  ObjectRef put_file(const std::filesystem::path& src, Mode mode = Mode::Copy);
+  ObjectRef put_bytes(std::string_view data);
+
+  // Path an object with this digest has (or would have). Throws InputError for a malformed digest.
+  std::filesystem::path path_of(const std::string& digest) const;
+  bool has(const std::string& digest) const;  // false for a malformed digest
+  std::optional<ObjectRef> get(const std::string& digest) const;
+
+  // "sha256:<hex>" of a file, streamed. Throws InputError when it cannot be read.
+  static std::string digest_file(const std::filesystem::path& path, uint64_t* size_out = nullptr);
+  static std::string digest_bytes(std::string_view data);
+
+ private:
+  std::filesystem::path temp_path() const;
+  ObjectRef install(const std::filesystem::path& tmp, const std::string& digest, uint64_t size);
+
+  std::filesystem::path root_;
+};
+
+// An input after policy checks: a canonical path and, when it was given as a digest, that digest.
+struct ResolvedInput {
+  std::filesystem::path path;
+  std::string digest;  // set when the URI was "sha256:<hex>" (the object store's content)
+};
+
+// Accepts "file:///abs/path" (percent-escapes decoded; authority must be empty or "localhost"), a
+// plain absolute path, or "sha256:<hex>" naming an object in *store. Paths are canonicalised with
+// std::filesystem::weakly_canonical (symlinks and ".." resolved) and must then lie inside one of
+// allowed_roots (also canonicalised) and be an existing regular file. Throws InputError for a
+// relative path, another scheme, a NUL byte, a path outside every root, a missing file or an
+// unknown digest.
+ResolvedInput resolve_input_uri(const std::string& uri,
+                                const std::vector<std::filesystem::path>& allowed_roots,
+                                const ObjectStore* store = nullptr);
+
+// True when canonical `path` equals canonical `root` or lies below it (component-wise, so
+// "/data2/x" is not inside "/data").
+bool path_is_within(const std::filesystem::path& path, const std::filesystem::path& root);
+
+}  // namespace omicsd

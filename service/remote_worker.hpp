@@ -1,0 +1,70 @@
+#pragma once
+// The Batch worker (`omicsd worker`): leases tasks from the daemon over HTTP (docs/api.md, "Tasks"),
+// runs each with TaskRunner into the data directory it shares with the daemon, heartbeats while it
+// runs, and reports complete (output digests + provenance) or fail (retryable or not).
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace omicsd {
+
+struct RemoteWorkerOptions {
+  std::string server = "http://127.0.0.1:8080";
+  std::string token;
+  std::filesystem::path data_dir;  // shared with the daemon: <data-dir>/objects
+  std::string worker_id;           // empty: default_worker_id()
+  int lease_seconds = 60;
+  int threads = 0;    // > 0: overrides the task's "threads" parameter (not part of the cache key)
+  bool once = false;  // exit after one task, or when the queue is empty
+  // Where file inputs may come from. Empty: anywhere ("/"); the daemon already restricted the URIs
+  // of the runs it accepted to its --allow-root directories.
+  std::vector<std::filesystem::path> allowed_roots;
+  double unreachable_seconds = 120;  // give up (exit 3) after this long without reaching the server
+  std::chrono::milliseconds idle_backoff_max{2000};
+  const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGTERM) to drain
+};
+
+// Exit codes for AWS Batch retry strategies.
+constexpr int kWorkerExitOk = 0;           // drained or --once done
+constexpr int kWorkerExitBadConfig = 2;    // not retryable (bad token, bad data dir, ...)
+constexpr int kWorkerExitUnreachable = 3;  // server unreachable after retries (retryable)
+
+// "<host>-<pid>", or "batch-<AWS_BATCH_JOB_ID>[-<AWS_BATCH_JOB_ARRAY_INDEX>]-<pid>" inside AWS Batch.
+std::string default_worker_id();
+// What the lease request advertises: {"gpu","gpu_memory_gb","gpu_count","cpu_cores"} or
+// {"cpu":true,"cpu_cores"}.
+nlohmann::json worker_capabilities();
+// AWS Batch context from the environment ({} outside Batch).
+nlohmann::json aws_batch_info();
+
+class RemoteWorker {
+ public:
+  explicit RemoteWorker(RemoteWorkerOptions options);
+  ~RemoteWorker();
+
+  // Lease/run/report loop. Returns kWorkerExitOk or kWorkerExitUnreachable; throws InputError for a
+  // configuration the server rejects (401/403/400: exit 2).
+  int run();
+
+  // True when a task's engine thread was left running (drain deadline passed or lease lost while
+  // stopping): the caller must end the process with _Exit rather than return from main.
+  bool abandoned_engine() const { return abandoned_; }
+  int tasks_completed() const { return completed_; }
+  int tasks_failed() const { return failed_; }
+  const std::string& worker_id() const { return options_.worker_id; }
+
+ private:
+  struct Impl;
+  bool stopping() const { return options_.stop && options_.stop->load(); }
+  void process(const nlohmann::json& lease);
+
+  RemoteWorkerOptions options_;
+  Impl* impl_ = nullptr;
+  bool abandoned_ = false;
+  int completed_ = 0, failed_ = 0;
+};
+
+}  // namespace omicsd

@@ -1,0 +1,575 @@
+// HttpClient, the `omicsd` client commands and the remote (Batch) worker against in-test stub
+// servers that mimic docs/api.md. Loopback only; every wait is bounded.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../service/http_client.hpp"
+#include "../service/http_router.hpp"
+#include "../service/http_server.hpp"
+#include "../service/object_store.hpp"
+#include "../service/remote_worker.hpp"
+#include "tests/test_support.hpp"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using omicsd::HttpClient;
+using omicsd::HttpClientError;
+using omicsd::HttpClientOptions;
+using omicsd::http::HttpServer;
+using omicsd::http::HttpServerOptions;
+using omicsd::http::Request;
+using omicsd::http::Response;
+using omicsd::http::Router;
+using namespace omicsd::test;
+
+namespace {
+
+std::unique_ptr<HttpServer> start_server(Router router) {
+  HttpServerOptions opt;
+  opt.address = "127.0.0.1";
+  opt.port = 0;
+  opt.threads = 2;
+  auto server = std::make_unique<HttpServer>(opt, std::move(router));
+  server->start();
+  return server;
+}
+
+HttpClientOptions client_options(const HttpServer& server) {
+  HttpClientOptions o;
+  o.base_url = "http://127.0.0.1:" + std::to_string(server.port());
+  o.backoff_initial = std::chrono::milliseconds(10);
+  o.backoff_max = std::chrono::milliseconds(50);
+  o.request_timeout = std::chrono::milliseconds(10'000);
+  return o;
+}
+
+Response no_content() {
+  Response r;
+  r.status = 204;
+  r.content_type = "";
+  return r;
+}
+
+// A port nobody listens on: bind one, stop it.
+uint16_t closed_port() {
+  Router r;
+  auto s = start_server(std::move(r));
+  const uint16_t p = s->port();
+  s->stop();
+  return p;
+}
+
+}  // namespace
+
+TEST(HttpClient, JsonRoundTripAndBearerToken) {
+  Router router;
+  router.post("/v1/echo", [](Request& req) {
+    json body = omicsd::http::parse_json_body(req);
+    return Response::json({{"got", body},
+                           {"authorization", req.header("authorization")},
+                           {"content_type", req.header("content-type")}},
+                          201);
+  });
+  auto server = start_server(std::move(router));
+  auto opt = client_options(*server);
+  opt.token = "s3cret-token";
+  HttpClient client(opt);
+  int status = 0;
+  const json sent = {{"workflow", "germline"}, {"n", 42}, {"list", {1, 2, 3}}, {"utf8", "na\xc3\xafve"}};
+  const json got = client.post_json("/v1/echo", sent, false, {}, &status);
+  EXPECT_EQ(status, 201);
+  EXPECT_EQ(got["got"], sent);
+  EXPECT_EQ(got["authorization"], "Bearer s3cret-token");
+  EXPECT_EQ(got["content_type"], "application/json");
+}
+
+TEST(HttpClient, NoTokenNoAuthorizationHeader) {
+  Router router;
+  router.get("/h", [](Request& req) {
+    return Response::json({{"authorization", req.header("authorization")}});
+  });
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(*server));
+  EXPECT_EQ(client.get_json("/h")["authorization"], "");
+}
+
+TEST(HttpClient, ServerJsonErrorMessageInException) {
+  Router router;
+  router.post("/v1/runs", [](Request&) -> Response {
+    throw omicsd::http::HttpError(400, "unknown workflow 'frobnicate'");
+  });
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(*server));
+  try {
+    client.post_json("/v1/runs", {{"workflow", "frobnicate"}}, false);
+    FAIL() << "expected HttpClientError";
+  } catch (const HttpClientError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_EQ(e.server_message(), "unknown workflow 'frobnicate'");
+    const std::string what = e.what();
+    EXPECT_NE(what.find("unknown workflow 'frobnicate'"), std::string::npos) << what;
+    EXPECT_NE(what.find("http://127.0.0.1:" + std::to_string(server->port()) + "/v1/runs"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("400"), std::string::npos) << what;
+  }
+  // Unknown route: the router's 404 JSON error comes through too.
+  try {
+    client.get_json("/v1/nope");
+    FAIL() << "expected HttpClientError";
+  } catch (const HttpClientError& e) {
+    EXPECT_EQ(e.status(), 404);
+  }
+}
+
+TEST(HttpClient, RetriesIdempotentRequestsOn503) {
+  std::atomic<int> calls{0};
+  Router router;
+  router.get("/flaky", [&calls](Request&) {
+    return ++calls < 3 ? Response::error(503, "not ready") : Response::json({{"ok", true}});
+  });
+  router.post("/flaky-post", [&calls](Request&) { return ++calls, Response::error(503, "busy"); });
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(*server));
+  EXPECT_EQ(client.get_json("/flaky")["ok"], true);
+  EXPECT_EQ(calls.load(), 3);
+
+  // A non-idempotent POST is sent once and the 503 surfaces.
+  calls = 0;
+  try {
+    client.post_json("/flaky-post", json::object(), false);
+    FAIL() << "expected HttpClientError";
+  } catch (const HttpClientError& e) {
+    EXPECT_EQ(e.status(), 503);
+    EXPECT_NE(std::string(e.what()).find("busy"), std::string::npos);
+  }
+  EXPECT_EQ(calls.load(), 1);
+
+  // Idempotent POST: retried up to max_attempts, then the last 503 is reported.
+  calls = 0;
+  EXPECT_THROW(client.post_json("/flaky-post", json::object(), true), HttpClientError);
+  EXPECT_EQ(calls.load(), client.options().max_attempts);
+}
+
+TEST(HttpClient, ConnectionRefusedIsRetriedThenReported) {
+  HttpClientOptions o;
+  o.base_url = "http://127.0.0.1:" + std::to_string(closed_port());
+  o.max_attempts = 3;
+  o.backoff_initial = std::chrono::milliseconds(10);
+  HttpClient client(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    client.get_json("/healthz");
+    FAIL() << "expected HttpClientError";
+  } catch (const HttpClientError& e) {
+    EXPECT_TRUE(e.connection_error());
+    EXPECT_NE(std::string(e.what()).find("3 attempts"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+TEST(HttpClient, RejectsBadUrls) {
+  HttpClientOptions o;
+  o.base_url = "https://example.org";
+  EXPECT_THROW(HttpClient{o}, omicsd::InputError);
+  o.base_url = "http://host:port";
+  EXPECT_THROW(HttpClient{o}, omicsd::InputError);
+  o.base_url = "127.0.0.1:9000/prefix/";
+  EXPECT_EQ(HttpClient(o).url("/v1/runs"), "http://127.0.0.1:9000/prefix/v1/runs");
+}
+
+TEST(HttpClient, DownloadStreamsFileByteExact) {
+  TempDir tmp;
+  std::string content(3 * 1024 * 1024 + 12345, '\0');
+  std::mt19937 rng(7);
+  for (auto& c : content) c = char(rng());
+  write_file(tmp.path / "blob.bin", content);
+  Router router;
+  router.get("/v1/runs/{id}/outputs/{name}",
+             [&](Request&) { return Response::from_file(tmp.path / "blob.bin"); });
+  router.get("/v1/missing", [](Request&) { return Response::error(404, "no output 'vcf' for run r1"); });
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(*server));
+  const fs::path dest = tmp.path / "out.bin";
+  EXPECT_EQ(client.download("/v1/runs/r1/outputs/bam", dest), content.size());
+  EXPECT_EQ(read_file(dest), content);
+  EXPECT_FALSE(fs::exists(dest.string() + ".part"));
+  try {
+    client.download("/v1/missing", tmp.path / "nothing.bin");
+    FAIL() << "expected HttpClientError";
+  } catch (const HttpClientError& e) {
+    EXPECT_EQ(e.status(), 404);
+    EXPECT_NE(std::string(e.what()).find("no output 'vcf' for run r1"), std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists(tmp.path / "nothing.bin"));
+}
+
+// ---- the `omicsd` binary's client commands against a stub daemon -------------------------------
+
+namespace {
+
+struct StubDaemon {
+  std::mutex mu;
+  json submitted;
+  std::string idempotency_key, authorization;
+  std::atomic<int> polls{0};
+  fs::path output_file;
+  std::unique_ptr<HttpServer> server;
+
+  json run_for(const std::string& id) {
+    json run = {{"id", id},
+                {"workflow", "call"},
+                {"sample", "NA12878"},
+                {"failure_reason", nullptr},
+                {"tasks", json::array({{{"id", "t1"},
+                                        {"name", "call"},
+                                        {"kind", "call"},
+                                        {"state", "RUNNING"},
+                                        {"attempts", 1},
+                                        {"max_attempts", 3}}})},
+                {"outputs", json::object()}};
+    if (id == "run-ok") {
+      // COMPLETE only on the third poll: `wait` must poll.
+      const bool done = ++polls >= 3;
+      run["state"] = done ? "COMPLETE" : "RUNNING";
+      run["tasks"][0]["state"] = run["state"];
+      if (done) {
+        const uint64_t size = fs::file_size(output_file);
+        run["outputs"]["vcf"] = {{"digest", omicsd::ObjectStore::digest_file(output_file)}, {"size", size}};
+      }
+    } else if (id == "run-bad") {
+      run["state"] = "FAILED";
+      run["failure_reason"] = "call: reference contig chr22 missing";
+      run["tasks"][0]["state"] = "FAILED";
+      run["tasks"][0]["last_error"] = "reference contig chr22 missing";
+    } else if (id == "run-slow") {
+      run["state"] = "RUNNING";
+    } else {
+      throw omicsd::http::HttpError(404, "unknown run " + id);
+    }
+    return run;
+  }
+
+  explicit StubDaemon(fs::path out) : output_file(std::move(out)) {
+    Router router;
+    router.post("/v1/runs", [this](Request& req) {
+      std::lock_guard lock(mu);
+      submitted = omicsd::http::parse_json_body(req);
+      idempotency_key = req.header("idempotency-key");
+      authorization = req.header("authorization");
+      json run = {{"id", "run-123"}, {"state", "QUEUED"}, {"workflow", submitted["workflow"]}};
+      return Response::json(run, 201);
+    });
+    router.get("/v1/runs/{id}", [this](Request& req) { return Response::json(run_for(req.param("id"))); });
+    router.post("/v1/runs/{id}/cancel", [this](Request& req) {
+      json run = run_for(req.param("id"));
+      run["state"] = "CANCELED";
+      return Response::json(run);
+    });
+    router.get("/v1/runs/{id}/logs", [](Request&) {
+      return Response::json({{"tasks",
+                              {{{"name", "call"},
+                                {"state", "FAILED"},
+                                {"attempts", 3},
+                                {"last_error", "disk full"},
+                                {"worker_id", "w-1"}}}}});
+    });
+    router.get("/v1/runs/{id}/outputs/{name}", [this](Request& req) {
+      if (req.param("name") != "vcf") throw omicsd::http::HttpError(404, "no such output");
+      return Response::from_file(output_file);
+    });
+    server = start_server(std::move(router));
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+};
+
+std::string omicsd_cmd(const StubDaemon& d, const std::string& args) {
+  return "OMICSD_TOKEN=tok-xyz " + omicsd_binary() + " " + args + " --server " + d.url();
+}
+
+#define REQUIRE_BINARY() \
+  if (!fs::exists(omicsd_binary())) GTEST_SKIP() << "build the omicsd target first: " << omicsd_binary()
+
+}  // namespace
+
+TEST(ClientCli, SubmitPostsTheRunBody) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  write_file(tmp.path / "out.vcf.gz", "vcf");
+  StubDaemon d(tmp.path / "out.vcf.gz");
+  std::string out;
+  const int rc = run_command(
+      omicsd_cmd(d,
+                 "submit --workflow germline --reference /data/ref.fa --reads /data/r1.fq.gz --reads "
+                 "/data/r2.fq.gz --sample NA12878 --param threads=4 --param gvcf=true --param mode=fast "
+                 "--idempotency-key key-1 --no-cache --callback-url http://127.0.0.1:1/hook --json"),
+      &out);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(json::parse(out)["id"], "run-123");
+  std::lock_guard lock(d.mu);
+  EXPECT_EQ(d.submitted["workflow"], "germline");
+  EXPECT_EQ(d.submitted["sample"], "NA12878");
+  EXPECT_EQ(d.submitted["inputs"]["reference"], "/data/ref.fa");
+  EXPECT_EQ(d.submitted["inputs"]["reads"], json::array({"/data/r1.fq.gz", "/data/r2.fq.gz"}));
+  EXPECT_EQ(d.submitted["parameters"]["threads"], 4);
+  EXPECT_EQ(d.submitted["parameters"]["gvcf"], true);
+  EXPECT_EQ(d.submitted["parameters"]["mode"], "fast");
+  EXPECT_EQ(d.submitted["cache"], false);
+  EXPECT_EQ(d.submitted["callback_url"], "http://127.0.0.1:1/hook");
+  EXPECT_EQ(d.idempotency_key, "key-1");
+  EXPECT_EQ(d.authorization, "Bearer tok-xyz");
+}
+
+TEST(ClientCli, SubmitCallAndPlainOutput) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  write_file(tmp.path / "out.vcf.gz", "vcf");
+  StubDaemon d(tmp.path / "out.vcf.gz");
+  std::string out;
+  ASSERT_EQ(run_command(omicsd_cmd(d, "submit --workflow call --reference sha256:" + std::string(64, 'a') +
+                                          " --bam file:///data/x.bam"),
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "run-123\n");
+  EXPECT_EQ(d.submitted["inputs"],
+            json({{"reference", "sha256:" + std::string(64, 'a')}, {"bam", "file:///data/x.bam"}}));
+  EXPECT_EQ(d.submitted["cache"], true);
+  // Missing --bam for call: a usage error (exit 2), nothing posted.
+  EXPECT_EQ(run_command(omicsd_cmd(d, "submit --workflow call --reference /r.fa --reads /x.fq"), &out), 2)
+      << out;
+}
+
+TEST(ClientCli, WaitExitCodes) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  write_file(tmp.path / "out.vcf.gz", "vcf-bytes");
+  StubDaemon d(tmp.path / "out.vcf.gz");
+  std::string out;
+  EXPECT_EQ(run_command(omicsd_cmd(d, "wait run-ok --timeout 30"), &out), 0) << out;
+  EXPECT_NE(out.find("COMPLETE"), std::string::npos) << out;
+  EXPECT_GE(d.polls.load(), 3);
+
+  EXPECT_EQ(run_command(omicsd_cmd(d, "wait run-bad --timeout 30"), &out), 1) << out;
+  EXPECT_NE(out.find("reference contig chr22 missing"), std::string::npos) << out;
+
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_command(omicsd_cmd(d, "wait run-slow --timeout 1"), &out), 124) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+
+  EXPECT_EQ(run_command(omicsd_cmd(d, "wait run-missing --timeout 5"), &out), 1) << out;
+  EXPECT_NE(out.find("unknown run run-missing"), std::string::npos) << out;
+}
+
+TEST(ClientCli, StatusCancelLogsOutputs) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  write_file(tmp.path / "out.vcf.gz", std::string(100000, 'v'));
+  StubDaemon d(tmp.path / "out.vcf.gz");
+  std::string out;
+  ASSERT_EQ(run_command(omicsd_cmd(d, "status run-bad --json"), &out), 0) << out;
+  EXPECT_EQ(json::parse(out)["state"], "FAILED");
+  ASSERT_EQ(run_command(omicsd_cmd(d, "status run-bad"), &out), 0) << out;
+  EXPECT_NE(out.find("reference contig chr22 missing"), std::string::npos) << out;
+  ASSERT_EQ(run_command(omicsd_cmd(d, "cancel run-slow"), &out), 0) << out;
+  EXPECT_EQ(out, "run-slow CANCELED\n");
+  ASSERT_EQ(run_command(omicsd_cmd(d, "logs run-bad"), &out), 0) << out;
+  EXPECT_NE(out.find("disk full"), std::string::npos) << out;
+
+  d.polls = 5;  // run-ok is COMPLETE now
+  const fs::path dl = tmp.path / "dl";
+  ASSERT_EQ(run_command(omicsd_cmd(d, "outputs run-ok --json --download " + dl.string()), &out), 0) << out;
+  const json outputs = json::parse(out);
+  ASSERT_TRUE(outputs.contains("vcf")) << out;
+  EXPECT_EQ(read_file(dl / "NA12878.vcf.gz"), read_file(tmp.path / "out.vcf.gz"));
+  EXPECT_EQ(outputs["vcf"]["path"], (dl / "NA12878.vcf.gz").string());
+}
+
+// ---- the remote worker against a stub task queue ---------------------------------------------
+
+namespace {
+
+struct StubQueue {
+  std::mutex mu;
+  json task;  // handed out once
+  bool handed_out = false;
+  std::vector<json> completes, fails;
+  int heartbeats = 0, leases = 0;
+  std::string authorization;
+  std::unique_ptr<HttpServer> server;
+
+  explicit StubQueue(json t) : task(std::move(t)) {
+    Router router;
+    router.post("/v1/tasks/lease", [this](Request& req) {
+      std::lock_guard lock(mu);
+      ++leases;
+      authorization = req.header("authorization");
+      const json body = omicsd::http::parse_json_body(req);
+      if (!body.contains("worker_id") || !body.contains("capabilities"))
+        throw omicsd::http::HttpError(400, "worker_id and capabilities required");
+      if (handed_out || task.is_null()) return no_content();
+      handed_out = true;
+      json t = task;
+      t["lease_token"] = "lease-1";
+      t["lease_expires_at"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count() +
+                              6000;
+      return Response::json({{"task", t}, {"run", {{"id", "run-9"}, {"sample", "NA12878"}}}});
+    });
+    router.post("/v1/tasks/{id}/heartbeat", [this](Request&) {
+      std::lock_guard lock(mu);
+      ++heartbeats;
+      return Response::json(task);
+    });
+    router.post("/v1/tasks/{id}/complete", [this](Request& req) {
+      std::lock_guard lock(mu);
+      completes.push_back(omicsd::http::parse_json_body(req));
+      completes.back()["task_id_in_path"] = req.param("id");
+      return Response::json(task);
+    });
+    router.post("/v1/tasks/{id}/fail", [this](Request& req) {
+      std::lock_guard lock(mu);
+      fails.push_back(omicsd::http::parse_json_body(req));
+      return Response::json(task);
+    });
+    server = start_server(std::move(router));
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+};
+
+}  // namespace
+
+TEST(RemoteWorker, RunsACallTaskAndReportsDigests) {
+  const fs::path src = shared_data_dir() / "na12878-chr22-tiny";
+  if (!fs::exists(src / "NA12878.chr22.tiny.bam")) GTEST_SKIP() << "no shared data at " << src;
+  TempDir tmp;
+  const fs::path in = tmp.path / "in";
+  fs::create_directories(in);
+  for (const char* f : {"NA12878.chr22.tiny.bam", "NA12878.chr22.tiny.bam.bai", "q.fa", "q.fa.fai"}) {
+    fs::copy_file(src / f, in / f);
+    fs::permissions(in / f, fs::perms::owner_write, fs::perm_options::add);
+  }
+  StubQueue q({{"id", "run-9/call"},
+               {"name", "call"},
+               {"kind", "call"},
+               {"parameters", {{"threads", 1}}},
+               {"inputs",
+                {{"reference", (in / "q.fa").string()},
+                 {"bam", "file://" + (in / "NA12878.chr22.tiny.bam").string()}}}});
+  omicsd::RemoteWorkerOptions o;
+  o.server = q.url();
+  o.token = "worker-token";
+  o.data_dir = tmp.path / "data";
+  o.worker_id = "test-worker";
+  o.lease_seconds = 6;
+  o.once = true;
+  o.allowed_roots = {in};
+  omicsd::RemoteWorker worker(o);
+  EXPECT_EQ(worker.run(), omicsd::kWorkerExitOk);
+  std::lock_guard lock(q.mu);
+  ASSERT_TRUE(q.fails.empty()) << q.fails.front().dump();
+  ASSERT_EQ(q.completes.size(), 1u);
+  const json& c = q.completes.front();
+  EXPECT_EQ(c["lease_token"], "lease-1");
+  EXPECT_EQ(c["task_id_in_path"], "run-9/call");  // ids with '/' are percent-encoded in the path
+  EXPECT_EQ(q.authorization, "Bearer worker-token");
+  ASSERT_TRUE(c["outputs"].contains("vcf")) << c.dump();
+  omicsd::ObjectStore store(tmp.path / "data");
+  for (const auto& [name, ref] : c["outputs"].items()) {
+    const std::string digest = ref["digest"];
+    EXPECT_TRUE(store.has(digest)) << name << " " << digest;
+    EXPECT_EQ(fs::file_size(store.path_of(digest)), ref["size"].get<uint64_t>()) << name;
+  }
+  EXPECT_EQ(c["provenance"]["worker_id"], "test-worker");
+  EXPECT_EQ(worker.tasks_completed(), 1);
+}
+
+TEST(RemoteWorker, BadInputFailsNotRetryable) {
+  TempDir tmp;
+  StubQueue q(
+      {{"id", "task-2"},
+       {"kind", "call"},
+       {"parameters", json::object()},
+       {"inputs",
+        {{"reference", (tmp.path / "missing.fa").string()}, {"bam", (tmp.path / "missing.bam").string()}}}});
+  omicsd::RemoteWorkerOptions o;
+  o.server = q.url();
+  o.data_dir = tmp.path / "data";
+  o.lease_seconds = 6;
+  o.once = true;
+  omicsd::RemoteWorker worker(o);
+  EXPECT_EQ(worker.run(), omicsd::kWorkerExitOk);
+  std::lock_guard lock(q.mu);
+  ASSERT_EQ(q.fails.size(), 1u);
+  EXPECT_EQ(q.fails[0]["retryable"], false);
+  EXPECT_EQ(q.fails[0]["lease_token"], "lease-1");
+  EXPECT_FALSE(q.fails[0]["error"].get<std::string>().empty());
+  EXPECT_TRUE(q.completes.empty());
+}
+
+TEST(RemoteWorker, UnreachableServerExits3) {
+  TempDir tmp;
+  omicsd::RemoteWorkerOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(closed_port());
+  o.data_dir = tmp.path / "data";
+  o.unreachable_seconds = 0.5;
+  o.idle_backoff_max = std::chrono::milliseconds(100);
+  omicsd::RemoteWorker worker(o);
+  EXPECT_EQ(worker.run(), omicsd::kWorkerExitUnreachable);
+}
+
+TEST(WorkerCli, OnceOnEmptyQueueAndBadToken) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  StubQueue q(nullptr);
+  std::string out;
+  EXPECT_EQ(run_command("OMICSD_DATA_DIR=" + (tmp.path / "data").string() + " " + omicsd_binary() +
+                            " worker --once --unreachable-timeout 5 --server " + q.url(),
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(q.leases, 1);
+  // A server that rejects the worker's token: bad configuration, exit 2.
+  Router router;
+  router.post("/v1/tasks/lease",
+              [](Request&) -> Response { throw omicsd::http::HttpError(401, "bad token"); });
+  auto s = start_server(std::move(router));
+  EXPECT_EQ(run_command(omicsd_binary() + " worker --once --data-dir " + (tmp.path / "data").string() +
+                            " --server http://127.0.0.1:" + std::to_string(s->port()),
+                        &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("bad token"), std::string::npos) << out;
+  // Missing data dir: exit 2.
+  EXPECT_EQ(run_command("env -u OMICSD_DATA_DIR " + omicsd_binary() +
+                            " worker --once --unreachable-timeout 5 --server " + q.url(),
+                        &out),
+            2)
+      << out;
+}
+
+TEST(WorkerCli, SigtermWhileIdleDrainsAndExits0) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  StubQueue q(nullptr);  // always 204
+  std::string out;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = run_command("(OMICSD_WORKER_ID=batch-w " + omicsd_binary() + " worker --data-dir " +
+                                 (tmp.path / "data").string() + " --server " + q.url() +
+                                 " 2>&1 & pid=$!; sleep 1; kill -TERM $pid; wait $pid)",
+                             &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_NE(out.find("batch-w"), std::string::npos) << out;
+  std::lock_guard lock(q.mu);
+  EXPECT_GE(q.leases, 1);
+}

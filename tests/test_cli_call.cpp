@@ -15,21 +15,6 @@ namespace fs = std::filesystem;
 
 fs::path tiny() { return shared_data_dir() / "na12878-chr22-tiny"; }
 
-// "POS REF ALT GT" of the non-reference SNVs in a VCF (bcftools query).
-std::set<std::string> snvs(const fs::path& vcf) {
-  std::string out;
-  EXPECT_EQ(run_command(
-                "bcftools query -i 'GT=\"alt\" && TYPE=\"snp\"' -f '%POS %REF %ALT [%GT]\\n' " + vcf.string(),
-                &out),
-            0)
-      << out;
-  std::set<std::string> s;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) s.insert(line);
-  return s;
-}
-
 struct CallFixture : ::testing::Test {
   TempDir tmp;
   fs::path ref, bam;
@@ -40,7 +25,7 @@ struct CallFixture : ::testing::Test {
     bam = tiny() / "NA12878.chr22.tiny.bam";
   }
   std::set<std::string> truth() {
-    std::set<std::string> t = snvs(tiny() / "truth.vcf.gz");
+    std::set<std::string> t = vcf_snvs(tiny() / "truth.vcf.gz");
     EXPECT_EQ(t.size(), 14u);
     return t;
   }
@@ -55,7 +40,7 @@ TEST_F(CallFixture, AllTruthSnvsWithTheRightGenotypeAndNoFalseSnvs) {
       0)
       << log;
   ASSERT_TRUE(fs::exists(out.string() + ".tbi"));
-  EXPECT_EQ(snvs(out), truth());
+  EXPECT_EQ(vcf_snvs(out), truth());
   // The header tells users what they need: contigs with lengths, the filters, the sample from @RG SM.
   std::string h;
   ASSERT_EQ(run_command("bcftools view -h " + out.string(), &h), 0);
@@ -92,7 +77,7 @@ TEST_F(CallFixture, OurAlignerPlusOurCallerFindTheSameSnvs) {
                   &log),
       0)
       << log;
-  EXPECT_EQ(snvs(out), truth());
+  EXPECT_EQ(vcf_snvs(out), truth());
 }
 
 TEST_F(CallFixture, RegionsTargetsAndGvcf) {
@@ -104,15 +89,15 @@ TEST_F(CallFixture, RegionsTargetsAndGvcf) {
                         &o),
             0)
       << o;
-  EXPECT_EQ(snvs(out), (std::set<std::string>{"186 T C 0/1", "1008 C T 0/1", "1817 G A 0/1", "1820 C T 0/1",
-                                              "1917 A G 0/1"}));
+  EXPECT_EQ(vcf_snvs(out), (std::set<std::string>{"186 T C 0/1", "1008 C T 0/1", "1817 G A 0/1",
+                                                  "1820 C T 0/1", "1917 A G 0/1"}));
   write_file(tmp.path / "t.bed", "q\t1000\t1010\n");
   ASSERT_EQ(run_command(omicsd_binary() + " call --targets " + (tmp.path / "t.bed").string() + " " +
                             ref.string() + " " + bam.string() + " -o " + out.string(),
                         &o),
             0)
       << o;
-  EXPECT_EQ(snvs(out), (std::set<std::string>{"1008 C T 0/1"}));
+  EXPECT_EQ(vcf_snvs(out), (std::set<std::string>{"1008 C T 0/1"}));
   // gVCF: variants carry <NON_REF>, blocks cover the rest of the contig without gaps or overlaps.
   const fs::path g = tmp.path / "g.g.vcf.gz";
   ASSERT_EQ(
@@ -202,7 +187,7 @@ TEST_F(CallFixture, RunWritesBamVcfAndQc) {
   for (const char* f :
        {"NA12878.bam", "NA12878.bam.bai", "NA12878.vcf.gz", "NA12878.vcf.gz.tbi", "NA12878.qc.json"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
-  EXPECT_EQ(snvs(out / "NA12878.vcf.gz"), truth());
+  EXPECT_EQ(vcf_snvs(out / "NA12878.vcf.gz"), truth());
   const std::string qc = read_file(out / "NA12878.qc.json");
   for (const char* key : {"\"reads\": 3266", "\"mapped_pct\": 99.", "\"properly_paired_pct\": 98.",
                           "\"duplicate_pct\"", "\"mean\": 38.", "\"fraction_ge_10x\"", "\"fraction_ge_20x\"",

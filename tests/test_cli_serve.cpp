@@ -49,20 +49,6 @@ uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
-std::set<std::string> snvs(const fs::path& vcf) {
-  std::string out;
-  EXPECT_EQ(run_command(
-                "bcftools query -i 'GT=\"alt\" && TYPE=\"snp\"' -f '%POS %REF %ALT [%GT]\\n' " + vcf.string(),
-                &out),
-            0)
-      << out;
-  std::set<std::string> s;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) s.insert(line);
-  return s;
-}
-
 struct HttpResult {
   int status = 0;
   std::string body;
@@ -237,9 +223,9 @@ TEST_F(ServeFixture, GermlineRunIdempotencyCacheAndBadInputs) {
   // The VCF has every truth SNV.
   const fs::path vcf = tmp.path / "out.vcf.gz";
   ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/vcf", "", {}, vcf.string()).status, 200);
-  const std::set<std::string> truth = snvs(tiny() / "truth.vcf.gz");
+  const std::set<std::string> truth = vcf_snvs(tiny() / "truth.vcf.gz");
   EXPECT_EQ(truth.size(), 14u);
-  const std::set<std::string> got = snvs(vcf);
+  const std::set<std::string> got = vcf_snvs(vcf);
   for (const auto& s : truth) EXPECT_TRUE(got.count(s)) << "missing truth SNV " << s;
   // Range request on an output.
   HttpResult part = d.request("GET", "/v1/runs/" + id + "/outputs/qc", "", {"Range: bytes=0-0"});

@@ -1,5 +1,6 @@
 #include "tests/test_support.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,6 +58,20 @@ std::string read_file(const std::filesystem::path& p) {
 void write_file(const std::filesystem::path& p, const std::string& content) {
   std::ofstream out(p, std::ios::binary);
   out << content;
+}
+
+std::set<std::string> vcf_snvs(const std::filesystem::path& vcf) {
+  std::string out;
+  EXPECT_EQ(run_command(
+                "bcftools query -i 'GT=\"alt\" && TYPE=\"snp\"' -f '%POS %REF %ALT [%GT]\\n' " + vcf.string(),
+                &out),
+            0)
+      << out;
+  std::set<std::string> s;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) s.insert(line);
+  return s;
 }
 
 }  // namespace omicsd::test

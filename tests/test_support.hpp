@@ -1,5 +1,6 @@
 #pragma once
 #include <filesystem>
+#include <set>
 #include <string>
 
 namespace omicsd::test {
@@ -17,5 +18,7 @@ int run_command(const std::string& cmd, std::string* output = nullptr);
 std::string omicsd_binary();
 std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content);
+// "POS REF ALT GT" of the non-reference SNVs in a VCF (bcftools query); a failing query fails the test.
+std::set<std::string> vcf_snvs(const std::filesystem::path& vcf);
 
 }  // namespace omicsd::test

@@ -33,20 +33,6 @@ size_t count_files(const fs::path& dir) {
   return n;
 }
 
-std::set<std::string> snvs(const fs::path& vcf) {
-  std::string out;
-  EXPECT_EQ(run_command(
-                "bcftools query -i 'GT=\"alt\" && TYPE=\"snp\"' -f '%POS %REF %ALT [%GT]\\n' " + vcf.string(),
-                &out),
-            0)
-      << out;
-  std::set<std::string> s;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line)) s.insert(line);
-  return s;
-}
-
 TEST(Sha256, KnownStrings) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -262,9 +248,9 @@ TEST_F(TaskRunnerFixture, AlignCallQcThenCacheHit) {
   // bcftools wants the extension: link the object under a .vcf.gz name.
   const fs::path vcf = tmp.path / "calls.vcf.gz";
   fs::create_symlink(c.outputs.at("vcf").path, vcf);
-  const auto truth = snvs(tiny() / "truth.vcf.gz");
+  const auto truth = vcf_snvs(tiny() / "truth.vcf.gz");
   EXPECT_EQ(truth.size(), 14u);
-  EXPECT_EQ(snvs(vcf), truth);
+  EXPECT_EQ(vcf_snvs(vcf), truth);
   EXPECT_EQ(c.provenance["inputs"]["bam"]["digest"], a.outputs.at("bam").digest);
 
   // qc on both digests.

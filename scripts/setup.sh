@@ -20,6 +20,12 @@ PACKAGES=(
   libdeflate-dev zlib1g-dev libssl-dev
   # peers, simulators, data and tools for tests, demo and benchmarks
   samtools bcftools tabix bwa minimap2 freebayes dwgsim bowtie-examples time python3
+  # server for the PostgreSQL job-store tests (scripts/pg-test-server.sh runs private instances)
+  postgresql
+  # load generator for scripts/bench-service.sh; curl for the service integration tests
+  wrk curl
+  # throwaway certificates for the TLS tests; the system CA bundle for https:// clients
+  openssl ca-certificates
 )
 
 # One dpkg-query for all packages (it exits 1 when some are unknown: that is expected).

@@ -50,6 +50,22 @@ if ((ctest_rc != 0)); then
   [[ ${n_failed:-0} -gt 0 ]] || n_fail=$((n_fail + 1))  # ctest itself failed (no tests?)
 fi
 
+# The PostgreSQL job-store tests skip themselves where no PostgreSQL server is installed; here
+# (setup.sh installs the postgresql package) they must run: a skipped or absent one is a failure.
+pg_skipped="$(grep -cE 'Test +#[0-9]+: [^ ]*[Pp]ostgres[^ ]* .*\*\*\*Skipped' "$ctest_log" || true)"
+pg_passed="$(grep -cE 'Test +#[0-9]+: [^ ]*[Pp]ostgres[^ ]* .* Passed' "$ctest_log" || true)"
+if ((pg_skipped > 0)); then
+  log "$pg_skipped PostgreSQL test(s) skipped: is the postgresql package installed? (scripts/setup.sh)"
+  failed+=("PostgreSQL tests skipped ($pg_skipped)")
+  n_fail=$((n_fail + pg_skipped))
+elif ((pg_passed == 0)); then
+  log "no PostgreSQL job-store test passed"
+  failed+=("PostgreSQL tests missing")
+  n_fail=$((n_fail + 1))
+else
+  log "$pg_passed PostgreSQL test(s) passed"
+fi
+
 # Acceptance on real reads.
 if bash "$SCRIPTS_DIR/eval-align-real.sh" --check; then
   passed=$((passed + 1))

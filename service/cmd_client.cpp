@@ -1,6 +1,7 @@
 // Client commands for the omicsd daemon (docs/api.md): submit, status, wait, cancel, resume, logs,
 // outputs. All take --server (default $OMICSD_SERVER or http://127.0.0.1:8080), read the bearer
-// token from $OMICSD_TOKEN, and print a short human table, or the raw JSON with --json.
+// token from $OMICSD_TOKEN, and print a short human table, or the raw JSON with --json. For an
+// https:// server, --ca-file (or $OMICSD_CA_FILE) names the CA to trust instead of the system's.
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +37,7 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 struct ClientOpts {
   std::string server;
+  std::string ca_file;  // https: CA certificate(s) to trust instead of the system's
   bool json = false;
 };
 
@@ -43,12 +45,17 @@ void add_common(CLI::App* cmd, ClientOpts& o) {
   o.server = env_or("OMICSD_SERVER", "http://127.0.0.1:8080");
   cmd->add_option("--server", o.server, "Daemon URL (default: $OMICSD_SERVER or http://127.0.0.1:8080)");
   cmd->add_flag("--json", o.json, "Print the server's JSON (for scripts)");
+  cmd->add_option("--ca-file", o.ca_file,
+                  "PEM CA certificate(s) for an https:// server (default: system CAs)")
+      ->envname("OMICSD_CA_FILE")
+      ->check(CLI::ExistingFile);
 }
 
 HttpClient make_client(const ClientOpts& o) {
   HttpClientOptions h;
   h.base_url = o.server;
   h.token = env_or("OMICSD_TOKEN", "");
+  h.ca_file = o.ca_file;
   return HttpClient(h);
 }
 

@@ -125,10 +125,13 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
       app.add_subcommand("serve", "Run the daemon: HTTP API, durable job queue and in-process workers");
   struct Opts {
     std::string listen = "127.0.0.1:8080";
-    std::string data_dir, db, token_file;
+    std::string data_dir, db, token_file, webhook_secret_file, webhook_ca_file;
+    int webhook_max_attempts = 10;
+    int64_t webhook_backoff_ms = 1000;
     std::vector<std::string> roots;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
     int64_t lease_seconds = 60;
+    std::string tls_cert, tls_key;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
@@ -144,6 +147,24 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--threads", o->threads, "Engine threads per task (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-threads", o->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
+  auto* tls_cert =
+      cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
+          ->check(CLI::ExistingFile);
+  auto* tls_key =
+      cmd->add_option("--tls-key", o->tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  cmd->add_option("--webhook-secret-file", o->webhook_secret_file,
+                  "HMAC-SHA256 key for signing webhook events (first line of the file)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--webhook-max-attempts", o->webhook_max_attempts, "Delivery attempts per webhook event")
+      ->check(CLI::Range(1, 100));
+  cmd->add_option("--webhook-backoff-ms", o->webhook_backoff_ms,
+                  "First webhook retry delay, doubled per failed attempt (capped at 5 minutes)")
+      ->check(CLI::Range(int64_t(1), int64_t(3'600'000)));
+  cmd->add_option("--webhook-ca-file", o->webhook_ca_file,
+                  "CA bundle for https:// callback URLs (default: system CAs)")
+      ->check(CLI::ExistingFile);
   return {cmd, [o] {
             DaemonOptions d;
             const auto colon = o->listen.rfind(':');
@@ -172,6 +193,12 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_attempts = o->max_attempts;
             d.threads = o->threads;
             d.http_threads = o->http_threads;
+            d.tls_cert_file = o->tls_cert;
+            d.tls_key_file = o->tls_key;
+            d.webhook_secret_file = o->webhook_secret_file;
+            d.webhook_max_attempts = o->webhook_max_attempts;
+            d.webhook_backoff_ms = o->webhook_backoff_ms;
+            d.webhook_ca_file = o->webhook_ca_file;
             return run_daemon(
                 d, [](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
                   auto ex = std::make_shared<RunnerExecutor>(store, roots, id);

@@ -1,7 +1,7 @@
 // `omicsd worker`: the Batch worker. Options also come from the environment (OMICSD_SERVER,
 // OMICSD_TOKEN, OMICSD_DATA_DIR, OMICSD_WORKER_ID, OMICSD_THREADS, OMICSD_LEASE_SECONDS,
-// OMICSD_ALLOW_ROOTS colon-separated). Exit codes: 0 drained / done, 2 bad configuration (do not
-// retry), 3 server unreachable after retries (retry the job).
+// OMICSD_ALLOW_ROOTS colon-separated, OMICSD_CA_FILE). Exit codes: 0 drained / done, 2 bad
+// configuration (do not retry), 3 server unreachable after retries (retry the job).
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -43,6 +43,10 @@ CliAction add_worker_command(CLI::App& app) {
   cmd->add_option("--server", w.server, "Daemon URL (default: $OMICSD_SERVER or http://127.0.0.1:8080)");
   cmd->add_option("--data-dir", w.data_dir, "Object directory shared with the daemon")
       ->envname("OMICSD_DATA_DIR");
+  cmd->add_option("--ca-file", w.ca_file,
+                  "PEM CA certificate(s) for an https:// server (default: system CAs)")
+      ->envname("OMICSD_CA_FILE")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--worker-id", w.worker_id, "Worker id (default: host-pid, or the AWS Batch job id)")
       ->envname("OMICSD_WORKER_ID");
   cmd->add_option("--lease-seconds", w.lease_seconds, "Lease length asked for; heartbeats every third of it")

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
+#include "service/webhook_notifier.hpp"
 #include "service/workflow.hpp"
 
 namespace omicsd {
@@ -84,7 +86,55 @@ struct Api {
             {"callback_url", run.callback_url.empty() ? json(nullptr) : json(run.callback_url)},
             {"tasks", tasks},
             {"outputs", flat_outputs(run)},
+            {"callbacks", callbacks_json(run.id)},
             {"provenance", run.provenance.is_null() ? json::object() : run.provenance}};
+  }
+
+  // GPU utilisation reported by a worker with its heartbeat, as per-worker, per-GPU gauges.
+  void record_telemetry(const std::string& worker, const json& telemetry) {
+    if (!telemetry.is_object() || !telemetry.contains("gpus") || !telemetry["gpus"].is_array()) return;
+    for (const json& g : telemetry["gpus"]) {
+      if (!g.is_object()) continue;
+      const http::Metrics::Labels labels = {{"worker", worker},
+                                            {"gpu", std::to_string(g.value("index", 0))},
+                                            {"name", g.value("name", std::string())}};
+      auto num = [&](const char* k) { return g.contains(k) && g[k].is_number() ? g[k].get<double>() : 0.0; };
+      metrics->set("omicsd_worker_gpu_utilization_ratio", num("utilization"), labels);
+      metrics->set("omicsd_worker_gpu_memory_used_bytes", num("memory_used_bytes"), labels);
+      metrics->set("omicsd_worker_gpu_memory_total_bytes", num("memory_total_bytes"), labels);
+    }
+    metrics->set("omicsd_worker_last_heartbeat_seconds", double(now_ms()) / 1000.0, {{"worker", worker}});
+  }
+
+  // Webhook events of the run and how their delivery went.
+  json callbacks_json(const std::string& run_id) {
+    json out = json::array();
+    for (const WebhookDelivery& w : store->list_webhooks(run_id))
+      out.push_back(
+          {{"id", "evt-" + std::to_string(w.id)},
+           {"state", to_string(w.state)},
+           {"status", to_string(w.status)},
+           {"attempts", w.attempts},
+           {"created_at", w.created_at},
+           {"delivered_at", opt_time(w.delivered_at)},
+           {"next_attempt_at", w.status == WebhookStatus::Pending ? json(w.next_attempt_at) : json(nullptr)},
+           {"last_error", w.last_error}});
+    return out;
+  }
+
+  // What a webhook event says about its run.
+  json run_summary(const std::string& run_id) {
+    auto r = store->get_run(run_id);
+    if (!r) return json::object();
+    return {{"id", r->id},
+            {"workflow", r->workflow},
+            {"sample", run_sample(*r)},
+            {"state", to_string(r->state)},
+            {"created_at", r->created_at},
+            {"updated_at", r->updated_at},
+            {"failure_reason", r->failure_reason},
+            {"outputs", flat_outputs(*r)},
+            {"url", "/v1/runs/" + r->id}};
   }
 
   Run must_run(const std::string& id) {
@@ -203,6 +253,7 @@ struct Api {
                                      ? b["lease_seconds"].get<int64_t>()
                                      : opt.lease_seconds;
             Task t = store->heartbeat(task_id(req), str_field(b, "lease_token", true), secs, now_ms());
+            if (b.contains("telemetry")) record_telemetry(t.worker_id, b["telemetry"]);
             return Response::json(task_json(t, nullptr));
           });
         },
@@ -383,6 +434,18 @@ struct Api {
   }
 };
 
+// The webhook HMAC key: the file's first line (surrounding whitespace trimmed), never empty.
+std::string read_secret_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!in || !std::getline(in, line))
+    throw InputError("--webhook-secret-file " + path + ": cannot read the secret");
+  const auto b = line.find_first_not_of(" \t\r");
+  const auto e = line.find_last_not_of(" \t\r");
+  if (b == std::string::npos) throw InputError("--webhook-secret-file " + path + ": the first line is empty");
+  return line.substr(b, e - b + 1);
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
@@ -393,6 +456,9 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // Read before any thread starts, so a bad file fails the start cleanly.
+  const std::string webhook_secret =
+      o.webhook_secret_file.empty() ? std::string() : read_secret_file(o.webhook_secret_file);
   auto api = std::make_shared<Api>();
   api->opt = o;
   std::error_code ec;
@@ -410,6 +476,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.describe_counter("omicsd_runs_created_total", "Runs created");
   m.describe_histogram("omicsd_task_duration_seconds", "Wall time of finished tasks",
                        {0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+  m.describe_gauge("omicsd_worker_gpu_utilization_ratio", "GPU busy fraction reported by workers (NVML)");
+  m.describe_gauge("omicsd_worker_gpu_memory_used_bytes", "GPU memory in use reported by workers");
+  m.describe_gauge("omicsd_worker_gpu_memory_total_bytes", "GPU memory reported by workers");
+  m.describe_gauge("omicsd_worker_last_heartbeat_seconds", "Unix time of each worker's last heartbeat");
   m.inc("omicsd_lease_expiries_total", 0);
   m.inc("omicsd_cache_hits_total", 0);
   std::weak_ptr<Api> weak = api;
@@ -434,6 +504,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   so.address = o.host;
   so.port = o.port;
   so.threads = o.http_threads;
+  so.tls_cert_file = o.tls_cert_file;
+  so.tls_key_file = o.tls_key_file;
   so.metrics = api->metrics;
   http::HttpServer server(so, std::move(router));
   server.start();
@@ -456,6 +528,26 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
       }
     }
   });
+
+  // Webhooks: events are written by the store; this thread delivers them (any daemon sharing the
+  // database may deliver any event: claims keep two from sending one at the same time).
+  WebhookOptions wh;
+  wh.secret = webhook_secret;
+  wh.max_attempts = o.webhook_max_attempts;
+  wh.ca_file = o.webhook_ca_file;
+  wh.backoff_initial = std::chrono::milliseconds(std::max<int64_t>(o.webhook_backoff_ms, 1));
+  wh.backoff_max = std::max(wh.backoff_max, wh.backoff_initial);
+  if (wh.secret.empty()) spdlog::warn("webhooks are sent unsigned (no --webhook-secret-file)");
+  api->metrics->describe_counter("omicsd_webhook_deliveries_total",
+                                 "Webhook delivery attempts by outcome (delivered, retry, failed)");
+  WebhookNotifier notifier(
+      *api->store, wh,
+      [weak](const std::string& run_id) {
+        auto a = weak.lock();
+        return a ? a->run_summary(run_id) : json::object();
+      },
+      api->metrics);
+  notifier.start();
 
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
@@ -480,6 +572,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   server.stop();
   for (auto& w : workers) w->request_stop();
   for (auto& w : workers) w->join();  // in-flight tasks finish and are recorded
+  notifier.stop();                    // undelivered events stay PENDING in the store for the next start
   {
     std::lock_guard lk(sweep_mu);
     sweep_stop = true;

@@ -26,6 +26,13 @@ struct DaemonOptions {
   int max_attempts = 3;
   int threads = 0;  // per task; 0 = engine default (all cores)
   int http_threads = 4;
+  std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)
+  std::string tls_key_file;
+  // Webhooks (callback_url of a run): HMAC key file (empty: unsigned), attempts and first backoff.
+  std::string webhook_secret_file;
+  int webhook_max_attempts = 10;
+  int64_t webhook_backoff_ms = 1000;
+  std::string webhook_ca_file;  // https callback_urls: CA bundle (empty: system CAs)
 };
 
 // Makes the task engine of one in-process worker.

@@ -1,16 +1,22 @@
 #include "service/http_client.hpp"
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <algorithm>
 #include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <fstream>
 #include <limits>
 #include <thread>
+#include <type_traits>
 
 namespace omicsd {
 namespace {
@@ -22,10 +28,12 @@ using tcp = net::ip::tcp;
 
 constexpr std::size_t kMaxStringBody = 256u << 20;  // JSON answers are small; this is a sanity bound
 
-// No response: `sent` says whether the request may have reached the server.
+// No response: `sent` says whether the request may have reached the server; `permanent` that a
+// retry cannot help (the server's certificate failed verification).
 struct ConnectionFailure {
   bool sent;
   std::string message;
+  bool permanent = false;
 };
 
 // Runs one async operation on `ioc` to completion (the tcp_stream's expiry gives the timeout).
@@ -46,6 +54,31 @@ std::string lower(std::string s) {
 std::string describe(const beast::error_code& ec) {
   if (ec == beast::error::timeout) return "timed out";
   return ec.message();
+}
+
+// The client side of TLS: TLS 1.2 or later; verify the peer against `ca_file` or the system CAs.
+std::shared_ptr<net::ssl::context> make_tls_context(const HttpClientOptions& o) {
+  auto ctx = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  ctx->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  if (o.insecure_skip_verify) {
+    ctx->set_verify_mode(net::ssl::verify_none);
+    return ctx;
+  }
+  ctx->set_verify_mode(net::ssl::verify_peer);
+  beast::error_code ec;
+  if (!o.ca_file.empty()) {
+    std::error_code fec;
+    if (!std::filesystem::is_regular_file(o.ca_file, fec))
+      throw InputError(o.ca_file + ": CA certificate file not found");
+    ctx->load_verify_file(o.ca_file, ec);
+    if (ec) throw InputError(o.ca_file + ": not a usable PEM CA certificate file (" + ec.message() + ")");
+  } else {
+    ctx->set_default_verify_paths(ec);
+    if (ec) throw InputError("cannot load the system CA certificates: " + ec.message());
+  }
+  return ctx;
 }
 
 }  // namespace
@@ -98,13 +131,16 @@ std::string server_error_message(const std::string& body) {
 
 HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options)) {
   std::string u = options_.base_url;
-  const std::string scheme = "http://";
-  if (u.rfind("https://", 0) == 0)
-    throw InputError(u + ": https is not supported by this client; use http:// (or a TLS-terminating proxy)");
-  if (u.rfind(scheme, 0) != 0) {
-    if (u.find("://") != std::string::npos) throw InputError(u + ": server URL must start with http://");
+  std::string scheme = "http://";
+  if (u.rfind("https://", 0) == 0) {
+    tls_ = true;
+    scheme = "https://";
+  } else if (u.rfind(scheme, 0) != 0) {
+    if (u.find("://") != std::string::npos)
+      throw InputError(u + ": server URL must start with http:// or https://");
     u = scheme + u;  // "host:port" is accepted too
   }
+  const std::string default_port = tls_ ? "443" : "80";
   std::string rest = u.substr(scheme.size());
   const auto slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
@@ -115,21 +151,23 @@ HttpClient::HttpClient(HttpClientOptions options) : options_(std::move(options))
     const auto close = hostport.find(']');
     if (close == std::string::npos) throw InputError(options_.base_url + ": malformed IPv6 host");
     host_ = hostport.substr(1, close - 1);
-    port_ = close + 1 < hostport.size() && hostport[close + 1] == ':' ? hostport.substr(close + 2) : "80";
+    port_ =
+        close + 1 < hostport.size() && hostport[close + 1] == ':' ? hostport.substr(close + 2) : default_port;
   } else {
     const auto colon = hostport.rfind(':');
     host_ = hostport.substr(0, colon);
-    port_ = colon == std::string::npos ? "80" : hostport.substr(colon + 1);
+    port_ = colon == std::string::npos ? default_port : hostport.substr(colon + 1);
   }
   if (host_.empty() || port_.empty() ||
       !std::all_of(port_.begin(), port_.end(), [](unsigned char c) { return std::isdigit(c); }))
-    throw InputError(options_.base_url + ": malformed server URL (expected http://host:port)");
+    throw InputError(options_.base_url + ": malformed server URL (expected http[s]://host:port)");
   if (options_.max_attempts < 1) options_.max_attempts = 1;
+  if (tls_) tls_context_ = make_tls_context(options_);
 }
 
 std::string HttpClient::url(const std::string& path) const {
-  return "http://" + (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + port_ +
-         prefix_ + path;
+  return std::string(tls_ ? "https://" : "http://") +
+         (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + port_ + prefix_ + path;
 }
 
 std::chrono::milliseconds HttpClient::backoff(int attempt) const {
@@ -140,15 +178,20 @@ std::chrono::milliseconds HttpClient::backoff(int attempt) const {
 
 namespace {
 
-// One exchange on a fresh connection. With `dest`, a 2xx body is streamed into that file.
-HttpResponse exchange(const std::string& host, const std::string& port, const std::string& target,
-                      const std::string& method, const std::string& body, const std::string& content_type,
-                      const HttpClient::Headers& headers, const HttpClientOptions& opt,
-                      const std::filesystem::path* dest, uint64_t* written) {
-  net::io_context ioc;
+// One exchange on a fresh connection `stream` (beast::tcp_stream, or an ssl_stream over one: then
+// a TLS handshake with SNI and certificate + host name verification follows the TCP connect). With
+// `dest`, a 2xx body is streamed into that file.
+template <class Stream>
+HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::string& host,
+                           const std::string& port, const std::string& target, const std::string& method,
+                           const std::string& body, const std::string& content_type,
+                           const HttpClient::Headers& headers, const HttpClientOptions& opt,
+                           const std::filesystem::path* dest, uint64_t* written) {
+  constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   tcp::resolver resolver(ioc);
-  beast::tcp_stream stream(ioc);
   beast::flat_buffer buffer;
+  beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
+  std::string verify_error;  // TLS: why the certificate was rejected (set by the verify callback)
 
   tcp::resolver::results_type endpoints;
   beast::error_code ec = run_op(ioc, [&](auto handler) {
@@ -159,9 +202,34 @@ HttpResponse exchange(const std::string& host, const std::string& port, const st
                            });
   });
   if (ec) throw ConnectionFailure{false, "cannot resolve " + host + ": " + describe(ec)};
-  stream.expires_after(opt.connect_timeout);
-  ec = run_op(ioc, [&](auto handler) { stream.async_connect(endpoints, handler); });
+  tcp_layer.expires_after(opt.connect_timeout);
+  ec = run_op(ioc, [&](auto handler) { tcp_layer.async_connect(endpoints, handler); });
   if (ec) throw ConnectionFailure{false, "cannot connect: " + describe(ec)};
+
+  if constexpr (kTls) {
+    beast::error_code not_ip;
+    net::ip::make_address(host, not_ip);
+    if (not_ip && !SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()))  // SNI: names only
+      throw ConnectionFailure{false, "TLS: cannot set the server name " + host};
+    if (!opt.insecure_skip_verify) {
+      stream.set_verify_callback([&verify_error, check = net::ssl::host_name_verification(host), host](
+                                     bool preverified, net::ssl::verify_context& vc) {
+        X509_STORE_CTX* x = vc.native_handle();
+        if (!preverified) {
+          if (verify_error.empty()) verify_error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(x));
+          return false;
+        }
+        if (check(preverified, vc)) return true;
+        if (verify_error.empty()) verify_error = "the certificate does not match host '" + host + "'";
+        return false;
+      });
+    }
+    tcp_layer.expires_after(opt.connect_timeout);
+    ec = run_op(ioc, [&](auto handler) { stream.async_handshake(net::ssl::stream_base::client, handler); });
+    if (ec && !verify_error.empty())
+      throw ConnectionFailure{false, "TLS certificate verification failed: " + verify_error, true};
+    if (ec) throw ConnectionFailure{false, "TLS handshake failed: " + describe(ec)};
+  }
 
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
   req.method_string(method);
@@ -174,7 +242,7 @@ HttpResponse exchange(const std::string& host, const std::string& port, const st
   req.body() = body;
   if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
 
-  stream.expires_after(opt.request_timeout);
+  tcp_layer.expires_after(opt.request_timeout);
   ec = run_op(ioc, [&](auto handler) { bhttp::async_write(stream, req, handler); });
   if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
 
@@ -204,7 +272,7 @@ HttpResponse exchange(const std::string& host, const std::string& port, const st
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    stream.expires_after(opt.request_timeout);
+    tcp_layer.expires_after(opt.request_timeout);
     ec = run_op(ioc, [&](auto handler) { bhttp::async_read(stream, buffer, parser, handler); });
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
@@ -231,9 +299,25 @@ HttpResponse exchange(const std::string& host, const std::string& port, const st
     std::filesystem::rename(part, *dest);
     if (written) *written = total;
   }
+  // The response is complete (length-delimited), so a TLS close_notify exchange adds nothing.
   beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  tcp_layer.socket().shutdown(tcp::socket::shutdown_both, ignored);
   return res;
+}
+
+HttpResponse exchange(const std::string& host, const std::string& port, const std::string& target,
+                      const std::string& method, const std::string& body, const std::string& content_type,
+                      const HttpClient::Headers& headers, const HttpClientOptions& opt,
+                      net::ssl::context* tls, const std::filesystem::path* dest, uint64_t* written) {
+  net::io_context ioc;
+  if (tls) {
+    beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls);
+    return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, dest,
+                         written);
+  }
+  beast::tcp_stream stream(ioc);
+  return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, dest,
+                       written);
 }
 
 }  // namespace
@@ -245,7 +329,7 @@ HttpResponse HttpClient::send(const std::string& method, const std::string& path
     const bool more = attempt < options_.max_attempts;
     try {
       HttpResponse r = exchange(host_, port_, prefix_ + path, method, body, content_type, headers, options_,
-                                nullptr, nullptr);
+                                tls_context_.get(), nullptr, nullptr);
       if (r.status >= 500 && idempotent && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -253,7 +337,7 @@ HttpResponse HttpClient::send(const std::string& method, const std::string& path
       return r;
     } catch (const ConnectionFailure& f) {
       last = f.message;
-      if (more && (!f.sent || idempotent)) {
+      if (more && !f.permanent && (!f.sent || idempotent)) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
       }
@@ -295,7 +379,8 @@ uint64_t HttpClient::download(const std::string& path, const std::filesystem::pa
     const bool more = attempt < options_.max_attempts;
     try {
       uint64_t written = 0;
-      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", {}, options_, &dest, &written);
+      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", {}, options_, tls_context_.get(),
+                                &dest, &written);
       if (r.status >= 500 && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -307,7 +392,7 @@ uint64_t HttpClient::download(const std::string& path, const std::filesystem::pa
       return written;
     } catch (const ConnectionFailure& f) {
       last = f.message;
-      if (more) {
+      if (more && !f.permanent) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
       }

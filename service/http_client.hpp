@@ -1,11 +1,13 @@
 #pragma once
-// Small synchronous HTTP/1.1 client (Boost.Beast over plain TCP) for the omicsd API: the `omicsd`
-// client commands and the Batch worker use it. One connection per request (simple and robust
-// against daemons restarting), timeouts on every step, retries with exponential backoff.
+// Small synchronous HTTP/1.1 client (Boost.Beast over TCP, or TLS for https:// URLs) for the omicsd
+// API: the `omicsd` client commands and the Batch worker use it. One connection per request (simple
+// and robust against daemons restarting), timeouts on every step, retries with exponential backoff.
+// HTTPS verifies the server's certificate chain (system CAs, or `ca_file`) and its host name.
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -13,6 +15,10 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace omicsd {
 
@@ -35,7 +41,7 @@ class HttpClientError : public Error {
 };
 
 struct HttpClientOptions {
-  std::string base_url = "http://127.0.0.1:8080";  // http://host[:port][/prefix]
+  std::string base_url = "http://127.0.0.1:8080";  // http[s]://host[:port][/prefix] (ports 80 / 443)
   std::string token;                               // sent as `Authorization: Bearer <token>` when set
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds request_timeout{30'000};  // whole exchange; downloads: per-chunk idle time
@@ -43,6 +49,10 @@ struct HttpClientOptions {
   std::chrono::milliseconds backoff_initial{200};     // doubled per attempt ...
   std::chrono::milliseconds backoff_max{2'000};       // ... up to this
   std::string user_agent = "omicsd-client";
+  // https:// only. PEM file of the CA certificate(s) to trust instead of the system's CAs.
+  std::string ca_file;
+  // https:// only. Do not verify the server's certificate or host name (testing only).
+  bool insecure_skip_verify = false;
 };
 
 struct HttpResponse {
@@ -57,13 +67,15 @@ class HttpClient {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
 
+  // Throws InputError for a malformed base URL or an unusable ca_file.
   explicit HttpClient(HttpClientOptions options);
 
   const HttpClientOptions& options() const { return options_; }
   std::string url(const std::string& path) const;  // base URL + path
 
-  // One request with retries. Connection failures before the request was sent are always retried;
-  // failures after sending and 5xx answers only when `idempotent`. Returns any final response
+  // One request with retries. Connection failures before the request was sent are always retried
+  // (except a server certificate that fails verification: reported at once); failures after sending
+  // and 5xx answers only when `idempotent`. Returns any final response
   // (also 4xx/5xx); throws HttpClientError(status 0) when no response came after all attempts.
   HttpResponse send(const std::string& method, const std::string& path, const std::string& body = "",
                     const std::string& content_type = "", const Headers& headers = {},
@@ -88,6 +100,8 @@ class HttpClient {
 
   HttpClientOptions options_;
   std::string host_, port_, prefix_;
+  bool tls_ = false;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // https: shared by copies of this client
 };
 
 // Percent-encodes one URL path segment (ids may contain '/', e.g. task "run-1/call").

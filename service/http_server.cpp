@@ -1,5 +1,6 @@
 #include "http_server.hpp"
 
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -8,19 +9,23 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/optional.hpp>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 
 namespace omicsd::http {
@@ -303,9 +308,42 @@ std::string lower(std::string_view s) {
 bool is_http_error(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
 }
+
+// The server's TLS context: TLS 1.2 or later, certificate chain and key from PEM files. Throws
+// std::runtime_error naming the file that cannot be used.
+net::ssl::context make_tls_context(const std::string& cert_file, const std::string& key_file) {
+  auto fail = [](const char* what, const std::string& file, const std::string& why) {
+    throw std::runtime_error(std::string("TLS ") + what + " file '" + file + "': " + why);
+  };
+  auto check_file = [&](const char* what, const std::string& file) {
+    std::error_code fec;
+    if (!std::filesystem::exists(file, fec)) fail(what, file, "no such file");
+    if (!std::filesystem::is_regular_file(file, fec)) fail(what, file, "not a regular file");
+  };
+  check_file("certificate", cert_file);
+  check_file("key", key_file);
+  net::ssl::context ctx(net::ssl::context::tls_server);
+  ctx.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                  net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                  net::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  ctx.use_certificate_chain_file(cert_file, ec);
+  if (ec) fail("certificate", cert_file, "not a usable PEM certificate (" + ec.message() + ")");
+  ctx.use_private_key_file(key_file, net::ssl::context::pem, ec);
+  if (ec) fail("key", key_file, "not a usable PEM private key for the certificate (" + ec.message() + ")");
+  if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+    fail("key", key_file, "does not match the certificate in '" + cert_file + "'");
+  return ctx;
+}
 }  // namespace
 
-class Session;
+// What stop() needs of a connection, whatever its stream type.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void request_stop() = 0;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -323,8 +361,10 @@ struct HttpServer::Impl {
   std::vector<std::thread> threads;
 
   std::mutex sessions_mu;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
   std::atomic<std::size_t> open{0};
+
+  std::optional<net::ssl::context> tls;  // set by start() when a certificate is configured
 
   // Declared last: destroyed first, while everything sessions touch in their destructors lives.
   net::io_context ioc;
@@ -338,14 +378,17 @@ struct HttpServer::Impl {
     metrics->describe_histogram("omicsd_http_request_duration_seconds",
                                 "Time from a request's headers to its response being written.",
                                 Metrics::default_buckets());
+    if (!opts.tls_cert_file.empty() || !opts.tls_key_file.empty())
+      metrics->describe_counter("omicsd_http_tls_handshake_failures_total",
+                                "Connections closed because the TLS handshake failed or timed out.");
   }
 
   void do_accept();
-  void add_session(const std::shared_ptr<Session>& s) {
+  void add_session(const std::shared_ptr<SessionBase>& s) {
     std::lock_guard lk(sessions_mu);
     sessions[s.get()] = s;
   }
-  void remove_session(Session* s) {
+  void remove_session(SessionBase* s) {
     std::lock_guard lk(sessions_mu);
     sessions.erase(s);
   }
@@ -362,32 +405,68 @@ struct HttpServer::Impl {
   }
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection. Stream is beast::tcp_stream (plain HTTP) or beast::ssl_stream<beast::tcp_stream>
+// (HTTPS: a TLS handshake first, then the same HTTP/1.1 logic).
+template <class Stream>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl& impl) : stream_(std::move(socket)), impl_(impl) {
+  // `tls` is the server's ssl::context for HTTPS sessions, nothing for plain ones.
+  template <class... TlsContext>
+  Session(tcp::socket&& socket, HttpServer::Impl& impl, TlsContext&... tls)
+      : stream_(std::move(socket), tls...), impl_(impl) {
     ++impl_.open;
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = tcp_layer().socket().remote_endpoint(ec);
     remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
-  ~Session() {
+  ~Session() override {
     impl_.remove_session(this);
     --impl_.open;
   }
 
   void run() {
-    impl_.add_session(shared_from_this());
-    net::dispatch(stream_.get_executor(), beast::bind_front_handler(&Session::do_read, shared_from_this()));
+    impl_.add_session(this->shared_from_this());
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&Session::begin, this->shared_from_this()));
   }
 
   // From stop(): close the connection unless a request is being handled.
-  void request_stop() {
-    net::post(stream_.get_executor(), [self = shared_from_this()] {
+  void request_stop() override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       if (!self->busy_) self->close();
     });
   }
 
  private:
+  beast::tcp_stream& tcp_layer() { return beast::get_lowest_layer(stream_); }
+
+  void begin() {
+    if constexpr (kTls) {
+      if (impl_.stopping) return close();
+      tcp_layer().expires_after(impl_.opts.read_timeout);
+      stream_.async_handshake(net::ssl::stream_base::server,
+                              beast::bind_front_handler(&Session::on_handshake, this->shared_from_this()));
+    } else {
+      do_read();
+    }
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      spdlog::debug("http {} closed: TLS handshake failed: {}", remote_,
+                    ec == beast::error::timeout ? std::string("timed out") : ec.message());
+      try {
+        impl_.metrics->inc("omicsd_http_tls_handshake_failures_total");
+      } catch (const std::exception& e) {
+        spdlog::warn("http metrics: {}", e.what());
+      }
+      return close();
+    }
+    do_read();
+  }
+
   void do_read() {
     if (impl_.stopping) return close();
     busy_ = false;
@@ -397,9 +476,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(impl_.opts.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(impl_.opts.header_limit, std::numeric_limits<std::uint32_t>::max())));
-    stream_.expires_after(impl_.opts.read_timeout);
+    tcp_layer().expires_after(impl_.opts.read_timeout);
     bhttp::async_read_header(stream_, buffer_, *parser_,
-                             beast::bind_front_handler(&Session::on_header, shared_from_this()));
+                             beast::bind_front_handler(&Session::on_header, this->shared_from_this()));
   }
 
   void note_request_line() {
@@ -417,7 +496,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue),
-                       [self = shared_from_this()](beast::error_code ec2, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t) {
                          if (ec2) return self->close();
                          self->read_body();
                        });
@@ -428,7 +507,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void read_body() {
     bhttp::async_read(stream_, buffer_, *parser_,
-                      beast::bind_front_handler(&Session::on_body, shared_from_this()));
+                      beast::bind_front_handler(&Session::on_body, this->shared_from_this()));
   }
 
   void on_body(beast::error_code ec, std::size_t) {
@@ -575,9 +654,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void write(std::shared_ptr<Msg> m, int status, bool close_after) {
     status_ = status;
     res_ = m;
-    stream_.expires_after(impl_.opts.write_timeout);
+    tcp_layer().expires_after(impl_.opts.write_timeout);
     bhttp::async_write(stream_, *m,
-                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+                       [self = this->shared_from_this(), close_after](beast::error_code ec, std::size_t) {
                          self->on_write(ec, close_after);
                        });
   }
@@ -592,31 +671,38 @@ class Session : public std::enable_shared_from_this<Session> {
     do_read();
   }
 
-  // Half-close, then discard what the client still sends (briefly), so that it reads our response
-  // instead of a connection reset.
+  // Half-close (TLS: after sending close_notify), then discard what the client still sends
+  // (briefly, at the TCP level), so that it reads our response instead of a connection reset.
   void graceful_close() {
+    tcp_layer().expires_after(std::chrono::seconds(1));
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = this->shared_from_this()](beast::error_code) { self->half_close(); });
+    } else {
+      half_close();
+    }
+  }
+  void half_close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_send, ec);
     drained_ = 0;
-    stream_.expires_after(std::chrono::seconds(1));
     do_drain();
   }
   void do_drain() {
-    stream_.async_read_some(net::buffer(drain_buf_),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
-                              self->drained_ += n;
-                              if (ec || self->drained_ > (8u << 20)) return self->close();
-                              self->do_drain();
-                            });
+    tcp_layer().async_read_some(net::buffer(drain_buf_),
+                                [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
+                                  self->drained_ += n;
+                                  if (ec || self->drained_ > (8u << 20)) return self->close();
+                                  self->do_drain();
+                                });
   }
 
   void close() {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.socket().close(ec);
+    tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp_layer().socket().close(ec);
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpServer::Impl& impl_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -635,7 +721,11 @@ void HttpServer::Impl::do_accept() {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       spdlog::warn("http accept failed: {}", ec.message());
     } else if (!stopping) {
-      std::make_shared<Session>(std::move(socket), *this)->run();
+      if (tls)
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *this, *tls)
+            ->run();
+      else
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), *this)->run();
     }
     if (!stopping && acceptor->is_open()) do_accept();
   });
@@ -650,6 +740,13 @@ void HttpServer::start() {
   std::lock_guard lk(impl_->state_mu);
   if (impl_->started) throw std::logic_error("HttpServer::start called twice");
   auto& im = *impl_;
+  const bool has_cert = !im.opts.tls_cert_file.empty(), has_key = !im.opts.tls_key_file.empty();
+  if (has_cert != has_key)
+    throw std::runtime_error(std::string("TLS needs both a certificate file and a key file; only the ") +
+                             (has_cert ? "certificate ('" + im.opts.tls_cert_file + "')"
+                                       : "key ('" + im.opts.tls_key_file + "')") +
+                             " was given");
+  if (has_cert) im.tls.emplace(make_tls_context(im.opts.tls_cert_file, im.opts.tls_key_file));
   beast::error_code ec;
   auto address = net::ip::make_address(im.opts.address, ec);
   if (ec) throw std::runtime_error("invalid listen address '" + im.opts.address + "': " + ec.message());
@@ -681,7 +778,8 @@ void HttpServer::start() {
       }
     });
   }
-  spdlog::info("http listening on {}:{} ({} threads)", im.opts.address, im.bound_port, im.threads.size());
+  spdlog::info("http{} listening on {}:{} ({} threads)", im.tls ? "s" : "", im.opts.address, im.bound_port,
+               im.threads.size());
 }
 
 void HttpServer::stop() {
@@ -694,7 +792,7 @@ void HttpServer::stop() {
     beast::error_code ec;
     im.acceptor->close(ec);
   });
-  std::vector<std::shared_ptr<Session>> live;
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard sl(im.sessions_mu);
     for (auto& [p, w] : im.sessions)

@@ -1,6 +1,6 @@
 #pragma once
-// HTTP/1.1 server (Boost.Beast over Asio, plain TCP) for the omicsd daemon, a Prometheus metrics
-// registry, and the built-in /healthz, /readyz and /metrics routes.
+// HTTP/1.1 server (Boost.Beast over Asio; plain TCP, or TLS 1.2+ when given a certificate) for the
+// omicsd daemon, a Prometheus metrics registry, and the built-in /healthz, /readyz and /metrics routes.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -73,6 +73,11 @@ struct HttpServerOptions {
   std::chrono::milliseconds write_timeout{300'000};
   std::chrono::milliseconds stop_grace{5'000};  // stop() waits this long for in-flight requests
   std::shared_ptr<Metrics> metrics;             // created when null
+  // TLS (HTTPS): PEM certificate chain and private key; both or neither. When set, every connection
+  // starts with a TLS handshake (TLS 1.2 or later, within read_timeout); a failed handshake (e.g.
+  // plain HTTP sent to this port) closes that connection only.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class HttpServer {
@@ -83,7 +88,7 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Binds, listens and starts the I/O threads; throws std::runtime_error if the address cannot be
-  // bound.
+  // bound, or if the TLS certificate or key cannot be loaded (the message names the file).
   void start();
   // Stops accepting, closes idle connections, lets in-flight requests finish (up to stop_grace),
   // then joins the threads. Idempotent.

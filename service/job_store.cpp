@@ -24,6 +24,18 @@ RunState parse_run_state(std::string_view s) { return static_cast<RunState>(pars
 TaskState parse_task_state(std::string_view s) {
   return static_cast<TaskState>(parse_state_index(s, "task"));
 }
+const char* to_string(WebhookStatus s) {
+  switch (s) {
+    case WebhookStatus::Pending:
+      return "PENDING";
+    case WebhookStatus::Delivered:
+      return "DELIVERED";
+    case WebhookStatus::Failed:
+      return "FAILED";
+  }
+  return "PENDING";
+}
+
 bool is_terminal(RunState s) {
   return s == RunState::Complete || s == RunState::Failed || s == RunState::Canceled;
 }
@@ -68,7 +80,7 @@ std::string random_hex(size_t digits) {
 
 std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts) {
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0)
-    throw Error("job store " + url + ": the PostgreSQL backend is not built yet");
+    return open_postgres_job_store(url, opts);
   if (url.rfind("sqlite://", 0) == 0) return open_sqlite_job_store(url.substr(9), opts);
   if (url.rfind("sqlite:", 0) == 0) return open_sqlite_job_store(url.substr(7), opts);
   return open_sqlite_job_store(url, opts);

@@ -131,6 +131,25 @@ struct TaskResult {
   bool duplicate = false;        // the same call was already applied; nothing changed
 };
 
+// One webhook event: written by the store in the same transaction that moves a run with a
+// callback_url into a terminal state (so a crash can never lose it), then delivered by the daemon's
+// notifier at least once (receivers dedupe on `id`). A resumed run that ends again gets a new event.
+enum class WebhookStatus { Pending, Delivered, Failed };
+const char* to_string(WebhookStatus s);  // PENDING | DELIVERED | FAILED
+
+struct WebhookDelivery {
+  int64_t id = 0;  // unique, increasing: the event id receivers see
+  std::string run_id;
+  std::string url;
+  RunState state{};  // the terminal state that triggered the event
+  int64_t created_at = 0;
+  WebhookStatus status = WebhookStatus::Pending;
+  int attempts = 0;  // delivery attempts recorded so far
+  int64_t next_attempt_at = 0;
+  std::string last_error;
+  std::optional<int64_t> delivered_at;
+};
+
 struct JobStoreOptions {
   int busy_timeout_ms = 10000;
   int64_t retry_base_ms = 1000;   // backoff = base * 2^(attempts-1)
@@ -178,15 +197,28 @@ class JobStore {
   virtual void put_cache(const std::string& cache_key, const nlohmann::json& outputs, int64_t now) = 0;
   virtual std::optional<nlohmann::json> get_cache(const std::string& cache_key) = 0;
 
+  // Webhooks. claim_webhooks returns up to `limit` PENDING events due at `now` (oldest first) and
+  // pushes their next_attempt_at to now + claim_ms in the same transaction, so a concurrent daemon
+  // (or this one after a crash) does not send the same event until the claim lapses.
+  virtual std::vector<WebhookDelivery> claim_webhooks(int limit, int64_t claim_ms, int64_t now) = 0;
+  // Records one delivery attempt: delivered -> DELIVERED; else the error is kept and the event is
+  // retried at retry_at, or becomes FAILED when retry_at is 0. Unknown ids throw NotFoundError.
+  virtual void record_webhook_attempt(int64_t id, bool delivered, const std::string& error, int64_t retry_at,
+                                      int64_t now) = 0;
+  virtual std::vector<WebhookDelivery> list_webhooks(const std::string& run_id) = 0;  // oldest first
+
   virtual int schema_version() = 0;
   virtual std::string describe() const = 0;  // e.g. "sqlite:/path/jobs.db"
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 1;
+inline constexpr int kJobStoreSchemaVersion = 2;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
-// "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite; "postgres://..." -> not yet built.
+// PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or
+// "postgresql://...". Several daemons may share one database (leases use FOR UPDATE SKIP LOCKED).
+std::unique_ptr<JobStore> open_postgres_job_store(const std::string& url, const JobStoreOptions& opts = {});
+// "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite; "postgres://..." -> PostgreSQL.
 std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts = {});
 
 // "run-" + 16 random hex digits; lease tokens are 32 hex digits.

@@ -14,6 +14,7 @@
 
 #include "host/common/device_info.hpp"
 #include "host/common/error.hpp"
+#include "host/common/gpu_telemetry.hpp"
 #include "omicsd_version.hpp"
 #include "service/http_client.hpp"
 #include "service/object_store.hpp"
@@ -94,6 +95,18 @@ json worker_capabilities() {
   return {{"cpu", true}, {"cpu_cores", cores}};
 }
 
+json worker_telemetry() {
+  json gpus = json::array();
+  for (const GpuUtilization& g : sample_gpu_utilization())
+    gpus.push_back({{"index", g.index},
+                    {"name", g.name},
+                    {"utilization", g.utilization},
+                    {"memory_utilization", g.memory_utilization},
+                    {"memory_used_bytes", g.memory_used},
+                    {"memory_total_bytes", g.memory_total}});
+  return {{"gpus", gpus}};
+}
+
 json aws_batch_info() {
   json j = json::object();
   const std::pair<const char*, const char*> vars[] = {{"job_id", "AWS_BATCH_JOB_ID"},
@@ -127,6 +140,7 @@ RemoteWorker::RemoteWorker(RemoteWorkerOptions options) : options_(std::move(opt
   HttpClientOptions h;
   h.base_url = options_.server;
   h.token = options_.token;
+  h.ca_file = options_.ca_file;
   h.max_attempts = 4;
   h.request_timeout = milliseconds(std::max(5, options_.lease_seconds / 3) * 1000);
   try {
@@ -303,7 +317,8 @@ void RemoteWorker::process(const json& lease) {
     }
     if (!draining && !lease_lost && now >= next_heartbeat) {
       try {
-        const json t = impl_->client.post_json(path + "/heartbeat", {{"lease_token", token}}, true);
+        const json t = impl_->client.post_json(
+            path + "/heartbeat", {{"lease_token", token}, {"telemetry", worker_telemetry()}}, true);
         deadline =
             lease_deadline(t.is_object() && t.contains("task") ? t["task"] : t, options_.lease_seconds);
         next_heartbeat = now + heartbeat_every;

@@ -14,6 +14,7 @@ namespace omicsd {
 struct RemoteWorkerOptions {
   std::string server = "http://127.0.0.1:8080";
   std::string token;
+  std::string ca_file;             // https server: PEM CA certificate(s) (empty: the system CAs)
   std::filesystem::path data_dir;  // shared with the daemon: <data-dir>/objects
   std::string worker_id;           // empty: default_worker_id()
   int lease_seconds = 60;
@@ -37,6 +38,9 @@ std::string default_worker_id();
 // What the lease request advertises: {"gpu","gpu_memory_gb","gpu_count","cpu_cores"} or
 // {"cpu":true,"cpu_cores"}.
 nlohmann::json worker_capabilities();
+// What heartbeats carry: {"gpus": [{"index","name","utilization","memory_utilization",
+// "memory_used_bytes","memory_total_bytes"}]} (an empty list without NVML).
+nlohmann::json worker_telemetry();
 // AWS Batch context from the environment ({} outside Batch).
 nlohmann::json aws_batch_info();
 

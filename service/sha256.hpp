@@ -27,6 +27,8 @@ class Sha256 {
 
 // Lowercase hex SHA-256 of a byte string.
 std::string sha256_hex(std::string_view data);
+// Lowercase hex HMAC-SHA256 of `data` under `key` (webhook signatures).
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 // Lowercase hex SHA-256 of a file, streamed in fixed-size chunks. *size_out (optional) gets the
 // byte count. Throws InputError naming the file if it cannot be opened or read.
 std::string sha256_file_hex(const std::filesystem::path& path, uint64_t* size_out = nullptr);

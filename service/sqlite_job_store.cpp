@@ -86,6 +86,31 @@ CREATE TABLE cache (
   created_at INTEGER NOT NULL
 );
 )SQL",
+    // v2: webhook outbox. The trigger writes the event in the transaction that ends the run, so
+    // every code path that makes a run terminal (complete, fail, expire, cancel, resume) is covered.
+    R"SQL(
+CREATE TABLE webhooks (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  url             TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('COMPLETE','FAILED','CANCELED')),
+  created_at      INTEGER NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING','DELIVERED','FAILED')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  delivered_at    INTEGER
+);
+CREATE INDEX webhooks_due ON webhooks(status, next_attempt_at, id);
+CREATE INDEX webhooks_by_run ON webhooks(run_id, id);
+CREATE TRIGGER runs_terminal_webhook AFTER UPDATE OF state ON runs
+WHEN NEW.state IN ('COMPLETE','FAILED','CANCELED') AND OLD.state <> NEW.state
+     AND NEW.callback_url IS NOT NULL AND NEW.callback_url <> ''
+BEGIN
+  INSERT INTO webhooks (run_id, url, state, created_at, next_attempt_at)
+  VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.updated_at, NEW.updated_at);
+END;
+)SQL",
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);
@@ -93,6 +118,8 @@ static_assert(kKnownVersion == kJobStoreSchemaVersion);
 constexpr const char* kRunCols =
     "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
     "idempotency_key, failure_reason, outputs, provenance";
+constexpr const char* kWebhookCols =
+    "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
 constexpr const char* kTaskCols =
     "id, run_id, name, kind, state, attempts, max_attempts, parameters, requirements, cache_key, "
     "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
@@ -617,7 +644,84 @@ class SqliteJobStore final : public JobStore {
     return st.js(0);
   }
 
+  std::vector<WebhookDelivery> claim_webhooks(int limit, int64_t claim_ms, int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const char* op = "claim webhooks";
+    Tx tx(db_, op);
+    std::vector<WebhookDelivery> out;
+    {
+      Stmt st(
+          db_,
+          std::string("SELECT ") + kWebhookCols +
+              " FROM webhooks WHERE status = 'PENDING' AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
+              "LIMIT ?",
+          op);
+      st.bind(1, now).bind(2, std::max(limit, 1));
+      while (st.step()) out.push_back(read_webhook(st));
+    }
+    for (WebhookDelivery& w : out) {
+      Stmt st(db_, "UPDATE webhooks SET next_attempt_at = ? WHERE id = ?", op);
+      st.bind(1, now + claim_ms).bind(2, w.id).run();
+      w.next_attempt_at = now + claim_ms;
+    }
+    tx.commit();
+    return out;
+  }
+
+  void record_webhook_attempt(int64_t id, bool delivered, const std::string& error, int64_t retry_at,
+                              int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const char* op = "record webhook attempt";
+    Tx tx(db_, op);
+    {
+      Stmt st(db_, "SELECT status FROM webhooks WHERE id = ?", op);
+      st.bind(1, id);
+      if (!st.step()) throw NotFoundError("webhook event " + std::to_string(id) + " not found");
+      if (st.text(0) != "PENDING") return;  // already settled (a concurrent daemon delivered it)
+    }
+    const char* status = delivered ? "DELIVERED" : retry_at > 0 ? "PENDING" : "FAILED";
+    Stmt st(db_,
+            "UPDATE webhooks SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "delivered_at = ? WHERE id = ?",
+            op);
+    st.bind(1, status).bind_opt(2, delivered ? std::string() : error).bind(3, retry_at > 0 ? retry_at : now);
+    if (delivered)
+      st.bind(4, now);
+    else
+      st.bind_null(4);
+    st.bind(5, id).run();
+    tx.commit();
+  }
+
+  std::vector<WebhookDelivery> list_webhooks(const std::string& run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_, std::string("SELECT ") + kWebhookCols + " FROM webhooks WHERE run_id = ? ORDER BY id",
+            "list webhooks");
+    st.bind(1, run_id);
+    std::vector<WebhookDelivery> out;
+    while (st.step()) out.push_back(read_webhook(st));
+    return out;
+  }
+
  private:
+  WebhookDelivery read_webhook(const Stmt& st) const {
+    WebhookDelivery w;
+    w.id = st.i64(0);
+    w.run_id = st.text(1);
+    w.url = st.text(2);
+    w.state = parse_run_state(st.text(3));
+    w.created_at = st.i64(4);
+    const std::string status = st.text(5);
+    w.status = status == "DELIVERED" ? WebhookStatus::Delivered
+               : status == "FAILED"  ? WebhookStatus::Failed
+                                     : WebhookStatus::Pending;
+    w.attempts = static_cast<int>(st.i64(6));
+    w.next_attempt_at = st.i64(7);
+    w.last_error = st.text(8);
+    w.delivered_at = st.opt_i64(9);
+    return w;
+  }
+
   void migrate() {
     const char* op = "migrate schema";
     Tx tx(db_, op);

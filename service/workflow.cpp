@@ -97,6 +97,9 @@ WorkflowRequest parse_workflow_request(const json& body) {
   if (body.contains("callback_url") && !body["callback_url"].is_null()) {
     if (!body["callback_url"].is_string()) throw InputError("'callback_url' must be a string");
     r.callback_url = body["callback_url"].get<std::string>();
+    if (r.callback_url.rfind("http://", 0) != 0 && r.callback_url.rfind("https://", 0) != 0)
+      throw InputError("'callback_url' must be an http:// or https:// URL");
+    if (r.callback_url.size() > 2048) throw InputError("'callback_url' is longer than 2048 characters");
   }
   // Inputs of the workflow.
   const std::set<std::string> allowed_inputs = r.workflow == "call"

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd::test {
@@ -24,167 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
-
-fs::path tiny() { return shared_data_dir() / "na12878-chr22-tiny"; }
-
-std::string q(const std::string& s) {  // single-quote for the shell
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-struct HttpResult {
-  int status = 0;
-  std::string body;
-  json j() const {
-    json v = json::parse(body, nullptr, false);
-    return v;
-  }
-};
-
-// One daemon process; killed (SIGKILL) in the destructor if still running.
-struct Daemon {
-  pid_t pid = -1;
-  uint16_t port = 0;
-  fs::path log;
-  std::string token;  // sent as Bearer when set
-
-  ~Daemon() { kill_now(SIGKILL); }
-
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
-
-  // Starts `omicsd serve` with extra args on a free port; waits (bounded) for /healthz.
-  bool start(const std::string& args, const fs::path& log_path) {
-    log = log_path;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port = free_port();
-      const std::string cmd = "exec " + omicsd_binary() +
-                              " serve --listen 127.0.0.1:" + std::to_string(port) + " " + args + " >>" +
-                              q(log.string()) + " 2>&1";
-      pid = ::fork();
-      if (pid == 0) {
-        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-      }
-      const auto deadline = Clock::now() + std::chrono::seconds(30);
-      while (Clock::now() < deadline) {
-        int st = 0;
-        if (::waitpid(pid, &st, WNOHANG) == pid) {
-          pid = -1;
-          break;  // exited (port taken?): retry
-        }
-        if (get("/healthz").status == 200) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-      kill_now(SIGKILL);
-    }
-    return false;
-  }
-
-  // Sends sig and waits (bounded) for the exit; returns the exit status (or -1).
-  int kill_now(int sig, int timeout_s = 30) {
-    if (pid <= 0) return -1;
-    ::kill(pid, sig);
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-    int st = 0;
-    while (Clock::now() < deadline) {
-      if (::waitpid(pid, &st, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &st, 0);
-    pid = -1;
-    return -1;
-  }
-
-  HttpResult request(const std::string& method, const std::string& path, const std::string& body = "",
-                     const std::vector<std::string>& headers = {}, const std::string& out_file = "") const {
-    TempDir t;
-    const fs::path body_file = t.path / "body";
-    const fs::path resp_file = out_file.empty() ? t.path / "resp" : fs::path(out_file);
-    std::string cmd = "curl -s -m 20 -o " + q(resp_file.string()) + " -w '%{http_code}' -X " + method;
-    if (!token.empty()) cmd += " -H " + q("Authorization: Bearer " + token);
-    for (const auto& h : headers) cmd += " -H " + q(h);
-    if (!body.empty() || method == "POST") {
-      write_file(body_file, body);
-      cmd += " -H 'Content-Type: application/json' --data-binary @" + q(body_file.string());
-    }
-    cmd += " " + q(url() + path);
-    std::string out;
-    run_command(cmd, &out);
-    HttpResult r;
-    try {
-      r.status = std::stoi(out);
-    } catch (...) {
-      r.status = 0;
-    }
-    if (out_file.empty()) r.body = read_file(resp_file);
-    return r;
-  }
-  HttpResult get(const std::string& path) const { return request("GET", path); }
-  HttpResult post(const std::string& path, const std::string& body,
-                  const std::vector<std::string>& headers = {}) const {
-    return request("POST", path, body, headers);
-  }
-
-  // Polls the run until it is terminal (bounded); returns the last run JSON.
-  json wait_run(const std::string& id, int timeout_s = 120) const {
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-    json last;
-    while (Clock::now() < deadline) {
-      HttpResult r = get("/v1/runs/" + id);
-      if (r.status == 200) {
-        last = r.j();
-        const std::string s = last.value("state", "");
-        if (s == "COMPLETE" || s == "FAILED" || s == "CANCELED") return last;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    }
-    return last;
-  }
-};
-
-struct ServeFixture : ::testing::Test {
-  TempDir tmp;
-  fs::path root, data, ref, bam;
-  void SetUp() override {
-    if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
-    root = tmp.path / "root";
-    data = tmp.path / "data";
-    fs::create_directories(root);
-    for (const char* f : {"q.fa", "q.fa.fai", "NA12878.chr22.tiny.bam", "NA12878.chr22.tiny.bam.bai"})
-      if (fs::exists(tiny() / f)) fs::copy_file(tiny() / f, root / f);
-    ref = root / "q.fa";
-    bam = root / "NA12878.chr22.tiny.bam";
-  }
-  std::string germline_body(const std::string& sample = "NA12878") const {
-    return json{{"workflow", "germline"},
-                {"sample", sample},
-                {"inputs", {{"reference", ref.string()}, {"reads", json::array({"file://" + bam.string()})}}},
-                {"parameters", {{"threads", 2}}}}
-        .dump();
-  }
-  std::string log_of(const Daemon& d) const { return read_file(d.log); }
-};
 
 TEST_F(ServeFixture, GermlineRunIdempotencyCacheAndBadInputs) {
   Daemon d;
@@ -376,6 +216,122 @@ TEST_F(ServeFixture, KillDashNineUnderConcurrentSubmissionsLosesNoAcknowledgedRu
     EXPECT_EQ(again.j().value("id", ""), id);
   }
   EXPECT_EQ(d2.get("/healthz").status, 200);
+}
+
+}  // namespace
+}  // namespace omicsd::test
+
+namespace omicsd::test {
+namespace {
+
+// Two daemons on different ports sharing one PostgreSQL database (as behind a load balancer, each
+// with its own data dir): a run submitted to either is visible from both, an Idempotency-Key holds
+// across them, and concurrent leases through both never hand out one task twice.
+TEST_F(ServeFixture, TwoDaemonsShareOnePostgresDatabase) {
+  PostgresDatabase pg;
+  if (pg.url.empty()) GTEST_SKIP() << kPostgresSkipMessage;
+  auto args = [&](const std::string& name) {
+    return "--db " + q(pg.url) + " --data-dir " + q((tmp.path / ("data-" + name)).string()) +
+           " --workers 0 --allow-root " + q(root.string());
+  };
+  Daemon a, b;
+  ASSERT_TRUE(a.start(args("a"), tmp.path / "a.log")) << read_file(tmp.path / "a.log");
+  ASSERT_TRUE(b.start(args("b"), tmp.path / "b.log")) << read_file(tmp.path / "b.log");
+  const Daemon* both[2] = {&a, &b};
+
+  // 8 runs, half through each daemon; every one is visible from both.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    HttpResult r = both[i % 2]->post("/v1/runs", germline_body("S" + std::to_string(i)));
+    ASSERT_EQ(r.status, 201) << r.body;
+    ids.push_back(r.j().at("id").get<std::string>());
+  }
+  for (const std::string& id : ids)
+    for (const Daemon* d : both) {
+      HttpResult r = d->get("/v1/runs/" + id);
+      ASSERT_EQ(r.status, 200) << id << " from " << d->url() << ": " << r.body;
+      EXPECT_EQ(r.j().value("state", ""), "QUEUED");
+    }
+  for (const Daemon* d : both) {
+    json list = d->get("/v1/runs?page_size=100").j();
+    std::vector<std::string> listed;
+    for (const auto& r : list["runs"]) listed.push_back(r.value("id", ""));
+    EXPECT_EQ(listed, ids) << d->url();  // creation order, whichever daemon created it
+  }
+  // The same Idempotency-Key through the other daemon answers with the same run.
+  HttpResult k1 = a.post("/v1/runs", germline_body("K"), {"Idempotency-Key: two-daemons-1"});
+  ASSERT_EQ(k1.status, 201) << k1.body;
+  HttpResult k2 = b.post("/v1/runs", germline_body("K"), {"Idempotency-Key: two-daemons-1"});
+  EXPECT_EQ(k2.status, 200) << k2.body;
+  EXPECT_EQ(k2.j().value("id", ""), k1.j().value("id", ""));
+  ids.push_back(k1.j().at("id").get<std::string>());
+
+  // 24 lease requests at once, 12 to each daemon, for the 9 leasable align tasks.
+  const fs::path out = tmp.path / "leases";
+  fs::create_directories(out);
+  std::string script;
+  for (int i = 0; i < 12; ++i)
+    for (int d = 0; d < 2; ++d) {
+      const std::string tag = std::to_string(d) + "-" + std::to_string(i);
+      script += "curl -s -m 20 -o " + q((out / ("body" + tag)).string()) + " -w '%{http_code}' -X POST " +
+                "-H 'Content-Type: application/json' --data-binary " +
+                q(json{{"worker_id", "w" + tag}, {"lease_seconds", 600}}.dump()) + " " + both[d]->url() +
+                "/v1/tasks/lease > " + q((out / ("code" + tag)).string()) + " & ";
+    }
+  script += "wait";
+  run_command("bash -c " + q(script));
+  std::vector<json> leased;
+  for (int i = 0; i < 12; ++i)
+    for (int d = 0; d < 2; ++d) {
+      const std::string tag = std::to_string(d) + "-" + std::to_string(i);
+      const std::string code = read_file(out / ("code" + tag));
+      if (code == "200") {
+        leased.push_back(json::parse(read_file(out / ("body" + tag)), nullptr, false)["task"]);
+      } else {
+        EXPECT_EQ(code, "204") << read_file(out / ("body" + tag));
+      }
+    }
+  // A lease request that found every remaining task locked by a concurrent one may have answered
+  // 204: lease the rest one at a time, alternating daemons, until both have nothing.
+  for (int i = 0, empty = 0; empty < 4 && i < 40; ++i) {
+    HttpResult r =
+        both[i % 2]->post("/v1/tasks/lease", json{{"worker_id", "seq"}, {"lease_seconds", 600}}.dump());
+    if (r.status == 204) {
+      ++empty;
+      continue;
+    }
+    ASSERT_EQ(r.status, 200) << r.body;
+    empty = 0;
+    leased.push_back(r.j()["task"]);
+  }
+  std::set<std::string> tasks, runs;
+  for (const json& t : leased) {
+    tasks.insert(t.value("id", ""));
+    runs.insert(t.value("run_id", ""));
+    EXPECT_EQ(t.value("kind", ""), "align") << t.dump();
+  }
+  EXPECT_EQ(tasks.size(), leased.size()) << "a task was leased twice";
+  EXPECT_EQ(leased.size(), ids.size());
+  EXPECT_EQ(runs, std::set<std::string>(ids.begin(), ids.end()));
+
+  // A lease taken through one daemon is the current lease for the other: heartbeat and fail it there.
+  ASSERT_FALSE(leased.empty());
+  const json& t = leased[0];
+  std::string tid = t.value("id", "");
+  tid.replace(tid.find('/'), 1, "%2F");
+  EXPECT_EQ(b.post("/v1/tasks/" + tid + "/heartbeat", json{{"lease_token", "stale"}}.dump()).status, 409);
+  EXPECT_EQ(a.post("/v1/tasks/" + tid + "/heartbeat", json{{"lease_token", t["lease_token"]}}.dump()).status,
+            200);
+  EXPECT_EQ(b.post("/v1/tasks/" + tid + "/heartbeat", json{{"lease_token", t["lease_token"]}}.dump()).status,
+            200);
+  HttpResult f =
+      b.post("/v1/tasks/" + tid + "/fail",
+             json{{"lease_token", t["lease_token"]}, {"error", "boom"}, {"retryable", false}}.dump());
+  EXPECT_EQ(f.status, 200) << f.body;
+  const std::string failed_run = t.value("run_id", "");
+  for (const Daemon* d : both) EXPECT_EQ(d->get("/v1/runs/" + failed_run).j().value("state", ""), "FAILED");
+  EXPECT_EQ(a.get("/healthz").status, 200);
+  EXPECT_EQ(b.get("/healthz").status, 200);
 }
 
 }  // namespace

@@ -3,11 +3,13 @@
 // entry looks like a real CUDA device.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <iostream>
 #include <set>
 #include <string>
 
 #include "host/common/device_info.hpp"
+#include "host/common/gpu_telemetry.hpp"
 
 namespace omicsd {
 namespace {
@@ -62,3 +64,23 @@ TEST(DeviceInfo, CpuOnlyBuildReportsNoDevices) {
 
 }  // namespace
 }  // namespace omicsd
+
+// NVML telemetry: a GPU machine reports each GPU with fractions in [0, 1] and memory sizes; a machine
+// without the driver reports none and says why (never throws).
+TEST(GpuTelemetry, SamplesEveryGpuOrSaysWhyNone) {
+  std::string why;
+  const auto gpus = omicsd::sample_gpu_utilization(&why);
+  if (gpus.empty()) {
+    EXPECT_FALSE(why.empty());
+    std::printf("no GPU telemetry here: %s\n", why.c_str());
+    return;
+  }
+  EXPECT_TRUE(why.empty());
+  for (const auto& g : gpus) {
+    EXPECT_GE(g.utilization, 0.0);
+    EXPECT_LE(g.utilization, 1.0);
+    EXPECT_GT(g.memory_total, 0u);
+    EXPECT_LE(g.memory_used, g.memory_total);
+    EXPECT_FALSE(g.name.empty());
+  }
+}

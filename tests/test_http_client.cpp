@@ -1,6 +1,9 @@
 // HttpClient, the `omicsd` client commands and the remote (Batch) worker against in-test stub
 // servers that mimic docs/api.md. Loopback only; every wait is bounded.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -178,7 +181,7 @@ TEST(HttpClient, ConnectionRefusedIsRetriedThenReported) {
 
 TEST(HttpClient, RejectsBadUrls) {
   HttpClientOptions o;
-  o.base_url = "https://example.org";
+  o.base_url = "ftp://example.org";
   EXPECT_THROW(HttpClient{o}, omicsd::InputError);
   o.base_url = "http://host:port";
   EXPECT_THROW(HttpClient{o}, omicsd::InputError);
@@ -572,4 +575,356 @@ TEST(WorkerCli, SigtermWhileIdleDrainsAndExits0) {
   EXPECT_NE(out.find("batch-w"), std::string::npos) << out;
   std::lock_guard lock(q.mu);
   EXPECT_GE(q.leases, 1);
+}
+
+// ---- HTTPS: HttpClient against the TLS server, and `omicsd serve --tls-cert` end to end ---------
+
+namespace {
+
+struct TlsFiles {
+  fs::path cert, key;
+};
+
+// A throwaway self-signed certificate and key from the openssl tool (a failure fails the test).
+TlsFiles make_cert(const fs::path& dir, const std::string& stem, const std::string& cn,
+                   const std::string& san) {
+  TlsFiles f{dir / (stem + ".crt"), dir / (stem + ".key")};
+  std::string log;
+  EXPECT_EQ(run_command("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
+                            " -addext subjectAltName=" + san + " -keyout '" + f.key.string() + "' -out '" +
+                            f.cert.string() + "'",
+                        &log),
+            0)
+      << log;
+  return f;
+}
+
+TlsFiles localhost_cert(const fs::path& dir) {
+  return make_cert(dir, "localhost", "localhost", "DNS:localhost,IP:127.0.0.1");
+}
+
+std::unique_ptr<HttpServer> start_tls_server(Router router, const TlsFiles& tls) {
+  HttpServerOptions opt;
+  opt.address = "127.0.0.1";
+  opt.port = 0;
+  opt.threads = 2;
+  opt.tls_cert_file = tls.cert.string();
+  opt.tls_key_file = tls.key.string();
+  auto server = std::make_unique<HttpServer>(opt, std::move(router));
+  server->start();
+  return server;
+}
+
+HttpClientOptions https_options(const HttpServer& server, const fs::path& ca_file,
+                                const std::string& host = "127.0.0.1") {
+  HttpClientOptions o;
+  o.base_url = "https://" + host + ":" + std::to_string(server.port());
+  o.ca_file = ca_file.string();
+  o.backoff_initial = std::chrono::milliseconds(10);
+  o.backoff_max = std::chrono::milliseconds(50);
+  o.request_timeout = std::chrono::milliseconds(10'000);
+  return o;
+}
+
+Router echo_and_file_router(const fs::path& file) {
+  Router router;
+  router.post("/v1/echo", [](Request& req) {
+    return Response::json(
+        {{"got", omicsd::http::parse_json_body(req)}, {"authorization", req.header("authorization")}}, 201);
+  });
+  router.get("/v1/runs/{id}/outputs/{name}", [file](Request&) { return Response::from_file(file); });
+  return router;
+}
+
+// The message of the HttpClientError `f` throws ("" and a test failure when it throws nothing).
+template <class F>
+std::string client_error(F&& f) {
+  try {
+    f();
+  } catch (const HttpClientError& e) {
+    EXPECT_TRUE(e.connection_error()) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected HttpClientError";
+  return "";
+}
+
+}  // namespace
+
+TEST(HttpsClient, JsonRoundTripAndDownloadByteExactWithCaFile) {
+  TempDir tmp;
+  const TlsFiles tls = localhost_cert(tmp.path);
+  std::string content(2 * 1024 * 1024 + 777, '\0');
+  std::mt19937 rng(11);
+  for (auto& c : content) c = char(rng());
+  write_file(tmp.path / "blob.bin", content);
+  auto server = start_tls_server(echo_and_file_router(tmp.path / "blob.bin"), tls);
+  for (const std::string host : {"127.0.0.1", "localhost"}) {  // IP SAN; DNS SAN (and SNI)
+    SCOPED_TRACE(host);
+    auto opt = https_options(*server, tls.cert, host);
+    opt.token = "tls-token";
+    HttpClient client(opt);
+    EXPECT_EQ(client.url("/v1/echo"), "https://" + host + ":" + std::to_string(server->port()) + "/v1/echo");
+    int status = 0;
+    const json sent = {{"workflow", "germline"}, {"list", {1, 2, 3}}};
+    const json got = client.post_json("/v1/echo", sent, false, {}, &status);
+    EXPECT_EQ(status, 201);
+    EXPECT_EQ(got["got"], sent);
+    EXPECT_EQ(got["authorization"], "Bearer tls-token");
+    const fs::path dest = tmp.path / ("out-" + host + ".bin");
+    EXPECT_EQ(client.download("/v1/runs/r1/outputs/bam", dest), content.size());
+    EXPECT_EQ(read_file(dest), content);
+    EXPECT_FALSE(fs::exists(dest.string() + ".part"));
+  }
+}
+
+TEST(HttpsClient, UntrustedCertificateFailsVerificationWithoutRetries) {
+  TempDir tmp;
+  const TlsFiles tls = localhost_cert(tmp.path);
+  const TlsFiles other = make_cert(tmp.path, "other", "localhost", "DNS:localhost,IP:127.0.0.1");
+  auto server = start_tls_server(echo_and_file_router(tmp.path / "none"), tls);
+  auto opt = https_options(*server, "");
+  opt.max_attempts = 5;
+  opt.backoff_initial = opt.backoff_max = std::chrono::milliseconds(500);
+  {  // the system CAs do not know a self-signed certificate
+    HttpClient client(opt);
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string what = client_error([&] { client.post_json("/v1/echo", json::object(), true); });
+    EXPECT_NE(what.find("certificate verification failed"), std::string::npos) << what;
+    EXPECT_EQ(what.find("attempts"), std::string::npos) << what;  // not retried
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(450));
+    EXPECT_NE(client_error([&] {
+                client.download("/v1/runs/r/outputs/x", tmp.path / "x.bin");
+              }).find("certificate verification failed"),
+              std::string::npos);
+    EXPECT_FALSE(fs::exists(tmp.path / "x.bin"));
+  }
+  {  // a CA file that did not sign the server's certificate
+    opt.ca_file = other.cert.string();
+    HttpClient client(opt);
+    const std::string what = client_error([&] { client.post_json("/v1/echo", json::object(), true); });
+    EXPECT_NE(what.find("certificate verification failed"), std::string::npos) << what;
+  }
+  {  // insecure_skip_verify talks to it anyway
+    opt.ca_file.clear();
+    opt.insecure_skip_verify = true;
+    HttpClient client(opt);
+    EXPECT_EQ(client.post_json("/v1/echo", {{"a", 1}}, true)["got"]["a"], 1);
+  }
+}
+
+TEST(HttpsClient, HostNameMismatchFails) {
+  TempDir tmp;
+  const TlsFiles wrong = make_cert(tmp.path, "wrong", "wrong.example", "DNS:wrong.example");
+  auto server = start_tls_server(echo_and_file_router(tmp.path / "none"), wrong);
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    SCOPED_TRACE(host);
+    HttpClient client(https_options(*server, wrong.cert, host));  // trusted, but for another name
+    const std::string what = client_error([&] { client.post_json("/v1/echo", json::object(), true); });
+    EXPECT_NE(what.find("certificate verification failed"), std::string::npos) << what;
+    EXPECT_NE(what.find("does not match host '" + host + "'"), std::string::npos) << what;
+  }
+}
+
+TEST(HttpsClient, PlainHttpToTlsPortFailsAndServerKeepsServing) {
+  TempDir tmp;
+  const TlsFiles tls = localhost_cert(tmp.path);
+  auto server = start_tls_server(echo_and_file_router(tmp.path / "none"), tls);
+  HttpClientOptions plain;
+  plain.base_url = "http://127.0.0.1:" + std::to_string(server->port());
+  plain.max_attempts = 1;
+  plain.request_timeout = std::chrono::milliseconds(5'000);
+  HttpClient plain_client(plain);
+  const auto t0 = std::chrono::steady_clock::now();
+  client_error([&] { plain_client.post_json("/v1/echo", json::object(), true); });
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));  // closed, not timed out
+  HttpClient tls_client(https_options(*server, tls.cert));
+  EXPECT_EQ(tls_client.post_json("/v1/echo", {{"n", 7}}, true)["got"]["n"], 7);
+
+  // And the other way round: https to a plain HTTP server fails in the handshake.
+  Router router;
+  router.get("/healthz", [](Request&) { return Response::text("ok\n"); });
+  auto plain_server = start_server(std::move(router));
+  auto opt = https_options(*plain_server, tls.cert);
+  opt.max_attempts = 1;
+  HttpClient client(opt);
+  const std::string what = client_error([&] { client.send("GET", "/healthz"); });
+  EXPECT_NE(what.find("TLS"), std::string::npos) << what;
+}
+
+TEST(HttpsClient, UrlsAndCaFileErrors) {
+  HttpClientOptions o;
+  o.base_url = "https://example.org/prefix/";
+  EXPECT_EQ(HttpClient(o).url("/v1/runs"), "https://example.org:443/prefix/v1/runs");
+  o.base_url = "https://[::1]:8443";
+  EXPECT_EQ(HttpClient(o).url("/x"), "https://[::1]:8443/x");
+  o.base_url = "http://example.org";
+  EXPECT_EQ(HttpClient(o).url("/x"), "http://example.org:80/x");
+  TempDir tmp;
+  const std::string missing = (tmp.path / "missing-ca.pem").string();
+  o.ca_file = missing;
+  EXPECT_NO_THROW(HttpClient{o});  // plain http: the CA file is not used
+  o.base_url = "https://example.org";
+  try {
+    HttpClient client(o);
+    FAIL() << "expected InputError";
+  } catch (const omicsd::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
+  }
+  write_file(tmp.path / "garbage.pem", "not a certificate\n");
+  o.ca_file = (tmp.path / "garbage.pem").string();
+  try {
+    HttpClient client(o);
+    FAIL() << "expected InputError";
+  } catch (const omicsd::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("garbage.pem"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
+// `omicsd serve` as a child process; SIGKILLed in the destructor if still running.
+struct ServeProcess {
+  pid_t pid = -1;
+  uint16_t port = 0;
+  ~ServeProcess() { stop(SIGKILL); }
+
+  // Starts `omicsd serve <args>` on a free port and waits (bounded) until /healthz answers over
+  // https with `ca`.
+  bool start(const std::string& args, const fs::path& log, const fs::path& ca) {
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      port = closed_port();
+      const std::string cmd = "exec " + omicsd_binary() +
+                              " serve --listen 127.0.0.1:" + std::to_string(port) + " " + args + " >>'" +
+                              log.string() + "' 2>&1";
+      pid = ::fork();
+      if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+      }
+      HttpClientOptions o;
+      o.base_url = url();
+      o.ca_file = ca.string();
+      o.max_attempts = 1;
+      o.connect_timeout = o.request_timeout = std::chrono::milliseconds(2'000);
+      HttpClient client(o);
+      for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+           std::chrono::steady_clock::now() < deadline;) {
+        int st = 0;
+        if (::waitpid(pid, &st, WNOHANG) == pid) {
+          pid = -1;
+          break;  // exited (port taken?): try another port
+        }
+        try {
+          if (client.send("GET", "/healthz").status == 200) return true;
+        } catch (const HttpClientError&) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      stop(SIGKILL);
+    }
+    return false;
+  }
+
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(port); }
+
+  // Sends `sig`, waits (at most 30 s) for the exit; returns the exit status, or -1.
+  int stop(int sig) {
+    if (pid <= 0) return -1;
+    ::kill(pid, sig);
+    int st = 0;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+         std::chrono::steady_clock::now() < deadline;) {
+      if (::waitpid(pid, &st, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return -1;
+  }
+};
+
+}  // namespace
+
+TEST(ServeTls, CurlClientCommandsAndWorkerOverHttps) {
+  REQUIRE_BINARY();
+  TempDir tmp;
+  const TlsFiles tls = localhost_cert(tmp.path);
+  const std::string bin = omicsd_binary(), data = (tmp.path / "data").string();
+  const std::string cert = tls.cert.string(), key = tls.key.string();
+  std::string out;
+
+  // Flag checks: both files, and they must exist.
+  EXPECT_NE(run_command("timeout 20 " + bin + " serve --data-dir " + data + " --tls-cert " + cert, &out), 0);
+  EXPECT_NE(out.find("--tls-key"), std::string::npos) << out;
+  EXPECT_NE(run_command("timeout 20 " + bin + " serve --data-dir " + data + " --tls-cert " +
+                            tmp.path.string() + "/nope.crt --tls-key " + key,
+                        &out),
+            0);
+  EXPECT_NE(out.find("nope.crt"), std::string::npos) << out;
+  // A file that exists but is no certificate: the daemon refuses to start and names it.
+  write_file(tmp.path / "garbage.crt", "garbage\n");
+  EXPECT_NE(run_command("timeout 20 " + bin + " serve --listen 127.0.0.1:0 --workers 0 --data-dir " + data +
+                            " --tls-cert " + (tmp.path / "garbage.crt").string() + " --tls-key " + key,
+                        &out),
+            0);
+  EXPECT_NE(out.find("garbage.crt"), std::string::npos) << out;
+
+  ServeProcess d;
+  ASSERT_TRUE(d.start("--workers 0 --data-dir " + data + " --tls-cert " + cert + " --tls-key " + key,
+                      tmp.path / "serve.log", tls.cert))
+      << read_file(tmp.path / "serve.log");
+  const std::string port = std::to_string(d.port);
+
+  // curl trusts the throwaway CA only when told to.
+  EXPECT_EQ(run_command("curl -sS --max-time 10 --cacert " + cert + " https://127.0.0.1:" + port + "/healthz",
+                        &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "ok\n");
+  EXPECT_EQ(
+      run_command("curl -sS --max-time 10 --cacert " + cert + " https://localhost:" + port + "/readyz", &out),
+      0)
+      << out;
+  EXPECT_EQ(out, "ready\n");
+  EXPECT_NE(run_command("curl -sS --max-time 10 https://127.0.0.1:" + port + "/healthz", &out), 0) << out;
+  EXPECT_NE(run_command("curl -sS --max-time 10 http://127.0.0.1:" + port + "/healthz", &out), 0) << out;
+
+  // Client commands: --ca-file, or $OMICSD_CA_FILE. The answers (404 / 4xx) came over TLS.
+  const std::string server = " --server " + d.url();
+  EXPECT_EQ(
+      run_command("env -u OMICSD_CA_FILE " + bin + " status no-such-run --ca-file " + cert + server, &out),
+      1);
+  EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
+  EXPECT_EQ(run_command("OMICSD_CA_FILE=" + cert + " " + bin + " status no-such-run" + server, &out), 1);
+  EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
+  // The flag wins over the environment.
+  EXPECT_EQ(run_command("OMICSD_CA_FILE=" + (tmp.path / "garbage.crt").string() + " " + bin +
+                            " status no-such-run --ca-file " + cert + server,
+                        &out),
+            1);
+  EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
+  EXPECT_NE(run_command("env -u OMICSD_CA_FILE " + bin + " status no-such-run" + server, &out), 0);
+  EXPECT_NE(out.find("certificate verification failed"), std::string::npos) << out;
+  const int rc = run_command("env -u OMICSD_CA_FILE " + bin + " submit --workflow call --reference " +
+                                 tmp.path.string() + "/no-ref.fa --bam " + tmp.path.string() +
+                                 "/no.bam --ca-file " + cert + server,
+                             &out);
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find("HTTP 4"), std::string::npos) << out;
+  EXPECT_NE(out.find(d.url() + "/v1/runs"), std::string::npos) << out;
+
+  // The Batch worker leases over https (empty queue: --once exits 0).
+  EXPECT_EQ(
+      run_command("env -u OMICSD_CA_FILE " + bin + " worker --once --unreachable-timeout 10 --data-dir " +
+                      data + " --ca-file " + cert + server,
+                  &out),
+      0)
+      << out;
+
+  EXPECT_EQ(d.stop(SIGTERM), 0) << read_file(tmp.path / "serve.log");
 }

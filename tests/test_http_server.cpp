@@ -7,9 +7,11 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "../service/auth.hpp"
 #include "../service/http_router.hpp"
 #include "../service/http_server.hpp"
+#include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;
 namespace net = boost::asio;
@@ -553,4 +556,226 @@ TEST_F(HttpServerTest, StopReturnsPromptlyWithOpenConnections) {
   tcp::socket after(ioc);
   after.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
   EXPECT_TRUE(ec) << "still accepting after stop()";
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (HTTPS)
+
+namespace {
+
+namespace ssl = net::ssl;
+
+// A throwaway self-signed certificate (<stem>.crt) and key (<stem>.key) from the openssl tool.
+bool make_self_signed(const fs::path& dir, const std::string& stem, const std::string& cn,
+                      const std::string& san, std::string* log) {
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
+                          " -addext subjectAltName=" + san + " -keyout '" + (dir / (stem + ".key")).string() +
+                          "' -out '" + (dir / (stem + ".crt")).string() + "'";
+  return omicsd::test::run_command(cmd, log) == 0;
+}
+
+// Runs one async operation to completion; the tcp_stream's expiry bounds it.
+template <class Start>
+beast::error_code run_async(net::io_context& ioc, Start&& start) {
+  beast::error_code result = net::error::would_block;
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
+
+// An HTTPS keep-alive client that verifies the server against `ca_file` and "127.0.0.1".
+class TlsClient {
+ public:
+  TlsClient(std::uint16_t port, const fs::path& ca_file)
+      : ctx_(ssl::context::tls_client), stream_(ioc_, ctx_) {
+    ctx_.load_verify_file(ca_file.string());
+    stream_.set_verify_mode(ssl::verify_peer);
+    stream_.set_verify_callback(ssl::host_name_verification("127.0.0.1"));
+    auto& layer = beast::get_lowest_layer(stream_);
+    layer.expires_after(std::chrono::seconds(10));
+    error_ = run_async(ioc_, [&](auto h) {
+      layer.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), h);
+    });
+    if (!error_)
+      error_ = run_async(ioc_, [&](auto h) { stream_.async_handshake(ssl::stream_base::client, h); });
+  }
+  const beast::error_code& error() const { return error_; }
+
+  Reply send(const std::string& method, const std::string& target, const std::string& body = "",
+             std::vector<std::pair<std::string, std::string>> headers = {}) {
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    for (auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    req.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+    auto ec = run_async(ioc_, [&](auto h) { bhttp::async_write(stream_, req, h); });
+    if (ec) throw std::runtime_error("TLS write failed: " + ec.message());
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64 << 20);
+    ec = run_async(ioc_, [&](auto h) { bhttp::async_read(stream_, buffer_, parser, h); });
+    if (ec) throw std::runtime_error("TLS read failed: " + ec.message());
+    Reply r;
+    r.status = parser.get().result_int();
+    r.headers = parser.get().base();
+    r.body = parser.get().body();
+    return r;
+  }
+
+  // Waits (at most 5 s) for the server to end the connection; returns how the read ended.
+  beast::error_code wait_closed() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+    char b;
+    return run_async(ioc_, [&](auto h) { stream_.async_read_some(net::buffer(&b, 1), h); });
+  }
+
+ private:
+  net::io_context ioc_;
+  ssl::context ctx_;
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;
+  beast::error_code error_;
+};
+
+}  // namespace
+
+TEST_F(HttpServerTest, TlsServesTheSameHttpLogic) {
+  std::string log;
+  ASSERT_TRUE(make_self_signed(dir_, "srv", "localhost", "DNS:localhost,IP:127.0.0.1", &log)) << log;
+  const fs::path cert = dir_ / "srv.crt";
+  HttpServerOptions opts;
+  opts.tls_cert_file = cert.string();
+  opts.tls_key_file = (dir_ / "srv.key").string();
+  opts.body_limit = 64 * 1024;
+  opts.header_limit = 8 * 1024;
+  start(opts);  // read timeout 1 s
+
+  {  // keep-alive, routing, JSON, files and ranges on one TLS connection
+    TlsClient c(port_, cert);
+    ASSERT_FALSE(c.error()) << c.error().message();
+    auto r = c.send("GET", "/v1/runs/a?x=1");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.json()["id"], "a");
+    EXPECT_EQ(r.json()["query"]["x"], "1");
+    r = c.send("POST", "/v1/echo", "[1,2]");
+    EXPECT_EQ(r.status, 201);
+    EXPECT_EQ(r.json()["echo"], nlohmann::json::parse("[1,2]"));
+    r = c.send("GET", "/v1/runs/r1/outputs/out.bin", "", {{"Range", "bytes=10-19"}});
+    EXPECT_EQ(r.status, 206);
+    EXPECT_EQ(r.header("Content-Range"), "bytes 10-19/1000");
+    EXPECT_EQ(r.body, file_content_.substr(10, 10));
+    r = c.send("GET", "/v1/runs/r1/outputs/out.bin");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, file_content_);
+    r = c.send("GET", "/healthz", "", {{"Connection", "close"}});
+    EXPECT_EQ(r.status, 200);
+    EXPECT_TRUE(c.wait_closed());  // Connection: close honoured
+  }
+  {  // limits: 413 and 431 over TLS
+    TlsClient c(port_, cert);
+    ASSERT_FALSE(c.error()) << c.error().message();
+    auto r = c.send("POST", "/v1/echo", std::string(200 * 1024, 'x'));
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(r.json()["error"]["code"], 413);
+    TlsClient c2(port_, cert);
+    ASSERT_FALSE(c2.error()) << c2.error().message();
+    r = c2.send("GET", "/healthz", "", {{"X-Big", std::string(16 * 1024, 'h')}});
+    EXPECT_EQ(r.status, 431);
+  }
+  // Plain HTTP to the TLS port: no HTTP answer, the connection is just closed ...
+  const auto raw = raw_exchange(port_, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(raw.find("HTTP/1."), std::string::npos) << raw;
+  // ... a client that never starts the handshake is dropped after the read timeout ...
+  {
+    net::io_context ioc;
+    tcp::socket idle(ioc);
+    idle.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_));
+    set_recv_timeout(idle, 10);
+    const auto t0 = Clock::now();
+    char buf[64];
+    boost::system::error_code ec;
+    const std::size_t n = idle.read_some(net::buffer(buf), ec);
+    const auto secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_EQ(n, 0u);
+    EXPECT_TRUE(ec == net::error::eof || ec == net::error::connection_reset) << ec.message();
+    EXPECT_GE(secs, 0.9);
+    EXPECT_LT(secs, 5.0);
+  }
+  // ... and the server keeps serving TLS.
+  TlsClient after(port_, cert);
+  ASSERT_FALSE(after.error()) << after.error().message();
+  EXPECT_EQ(after.send("GET", "/healthz").body, "ok\n");
+  EXPECT_GE(server_->metrics()->value("omicsd_http_tls_handshake_failures_total"), 2);
+  for (auto deadline = Clock::now() + std::chrono::seconds(3);
+       Clock::now() < deadline &&
+       server_->metrics()->value("omicsd_http_requests_total", {{"method", "POST"}, {"code", "413"}}) < 1;)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(server_->metrics()->value("omicsd_http_requests_total", {{"method", "POST"}, {"code", "413"}}),
+            1);
+
+  // Graceful stop closes the idle TLS connection promptly.
+  const auto t0 = Clock::now();
+  server_->stop();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 1.5);
+  EXPECT_EQ(server_->open_connections(), 0u);
+  EXPECT_TRUE(after.wait_closed());
+}
+
+TEST_F(HttpServerTest, TlsRejectsHttpsClientThatDoesNotTrustTheCertificate) {
+  std::string log;
+  ASSERT_TRUE(make_self_signed(dir_, "srv", "localhost", "DNS:localhost,IP:127.0.0.1", &log)) << log;
+  ASSERT_TRUE(make_self_signed(dir_, "other", "localhost", "DNS:localhost,IP:127.0.0.1", &log)) << log;
+  HttpServerOptions opts;
+  opts.tls_cert_file = (dir_ / "srv.crt").string();
+  opts.tls_key_file = (dir_ / "srv.key").string();
+  start(opts);
+  TlsClient wrong_ca(port_, dir_ / "other.crt");  // a CA that did not sign the server's certificate
+  EXPECT_TRUE(wrong_ca.error());
+  TlsClient ok(port_, dir_ / "srv.crt");
+  ASSERT_FALSE(ok.error()) << ok.error().message();
+  EXPECT_EQ(ok.send("GET", "/healthz").status, 200);
+}
+
+TEST(HttpServerTls, UnusableCertificateOrKeyThrowsAtStartNamingTheFile) {
+  omicsd::test::TempDir tmp;
+  std::string log;
+  ASSERT_TRUE(make_self_signed(tmp.path, "a", "localhost", "DNS:localhost", &log)) << log;
+  ASSERT_TRUE(make_self_signed(tmp.path, "b", "localhost", "DNS:localhost", &log)) << log;
+  omicsd::test::write_file(tmp.path / "garbage.pem", "this is not a certificate\n");
+  const std::string cert = (tmp.path / "a.crt").string(), key = (tmp.path / "a.key").string();
+  auto start_error = [](const std::string& cert_file, const std::string& key_file) -> std::string {
+    HttpServerOptions o;
+    o.tls_cert_file = cert_file;
+    o.tls_key_file = key_file;
+    HttpServer server(o, Router{});
+    try {
+      server.start();
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  const std::string missing = (tmp.path / "missing.crt").string();
+  std::string e = start_error(missing, key);
+  EXPECT_NE(e.find(missing), std::string::npos) << e;
+  const std::string missing_key = (tmp.path / "missing.key").string();
+  e = start_error(cert, missing_key);
+  EXPECT_NE(e.find(missing_key), std::string::npos) << e;
+  const std::string garbage = (tmp.path / "garbage.pem").string();
+  e = start_error(garbage, key);
+  EXPECT_NE(e.find(garbage), std::string::npos) << e;
+  EXPECT_NE(e.find("certificate"), std::string::npos) << e;
+  e = start_error(cert, garbage);
+  EXPECT_NE(e.find(garbage), std::string::npos) << e;
+  const std::string other_key = (tmp.path / "b.key").string();
+  e = start_error(cert, other_key);  // a key that does not belong to the certificate
+  EXPECT_NE(e.find(other_key), std::string::npos) << e;
+  e = start_error(cert, "");
+  EXPECT_NE(e.find("key"), std::string::npos) << e;
+  EXPECT_NE(e.find(cert), std::string::npos) << e;
+  e = start_error("", key);
+  EXPECT_NE(e.find("certificate"), std::string::npos) << e;
+  // The good pair starts.
+  EXPECT_EQ(start_error(cert, key), "(no error)");
 }

@@ -1,6 +1,7 @@
 #include "tests/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -72,6 +75,122 @@ std::set<std::string> vcf_snvs(const std::filesystem::path& vcf) {
   std::string line;
   while (std::getline(in, line)) s.insert(line);
   return s;
+}
+
+const char* const kPostgresSkipMessage =
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found and OMICSD_TEST_POSTGRES_URL not set: "
+    "PostgreSQL job-store tests skipped (install the postgresql package: scripts/setup.sh)";
+
+namespace {
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string pg_test_server_script() {
+  return (std::filesystem::path(OMICSD_SOURCE_DIR) / "scripts" / "pg-test-server.sh").string();
+}
+
+// The private server of this process: started on first use, stopped by the static destructor.
+struct PrivateServer {
+  std::unique_ptr<TempDir> dir;  // holds the server's directory, pg_dir
+  std::string pg_dir, url;
+  ~PrivateServer() {
+    if (dir) run_command("bash " + shell_quote(pg_test_server_script()) + " stop " + shell_quote(pg_dir));
+  }
+};
+
+// "postgres://u@h:p/db?x" with the database replaced by `db`.
+std::string with_database(const std::string& url, const std::string& db) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) throw std::runtime_error("not a postgres:// URL: " + url);
+  const size_t auth = scheme + 3;
+  const size_t path = url.find_first_of("/?", auth);
+  if (path == std::string::npos) return url + "/" + db;
+  const size_t query = url.find('?', path);
+  return url.substr(0, path) + "/" + db + (query == std::string::npos ? "" : url.substr(query));
+}
+
+}  // namespace
+
+std::string postgres_server_url() {
+  if (const char* env = std::getenv("OMICSD_TEST_POSTGRES_URL"); env && *env) return env;
+  static std::mutex mu;
+  static PrivateServer server;
+  static std::string error;
+  static bool tried = false;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!tried) {
+    tried = true;
+    const std::string script = shell_quote(pg_test_server_script());
+    std::string out;
+    if (run_command("bash " + script + " bindir", &out) != 0) return "";  // no server binaries
+    auto dir = std::make_unique<TempDir>();
+    const std::string pg_dir = (dir->path / "pg").string();
+    const int rc = run_command(
+        "bash " + script + " start " + shell_quote(pg_dir) + " " + std::to_string(getpid()), &out);
+    std::string url;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind("postgres://", 0) == 0) url = line;
+    if (rc != 0 || url.empty()) {
+      error = "scripts/pg-test-server.sh start failed (exit " + std::to_string(rc) + "): " + out;
+      run_command("bash " + script + " stop " + shell_quote(pg_dir));
+    } else {
+      server.url = url;
+      server.pg_dir = pg_dir;
+      server.dir = std::move(dir);  // the static's destructor stops the server, then removes it
+    }
+  }
+  if (!error.empty()) throw std::runtime_error(error);
+  return server.url;
+}
+
+std::vector<std::string> postgres_query(const std::string& url, const std::string& sql) {
+  PGconn* c = PQconnectdb(url.c_str());
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::string msg = PQerrorMessage(c);
+    PQfinish(c);
+    throw std::runtime_error("connect to " + url + ": " + msg);
+  }
+  PQsetNoticeProcessor(
+      c, [](void*, const char*) {}, nullptr);
+  PGresult* r = PQexec(c, sql.c_str());
+  const ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    std::string msg = PQresultErrorMessage(r);
+    PQclear(r);
+    PQfinish(c);
+    throw std::runtime_error(sql + ": " + msg);
+  }
+  std::vector<std::string> out;
+  for (int i = 0; i < PQntuples(r); ++i) out.push_back(PQnfields(r) > 0 ? PQgetvalue(r, i, 0) : "");
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
+PostgresDatabase::PostgresDatabase() {
+  const std::string server = postgres_server_url();
+  if (server.empty()) return;
+  std::random_device rd;
+  static const char* hex = "0123456789abcdef";
+  name = "omicsd_t_";
+  for (int i = 0; i < 16; ++i) name += hex[rd() % 16];
+  // The name is generated here (lowercase letters, digits, '_'): safe to splice as an identifier.
+  postgres_query(server, "CREATE DATABASE \"" + name + "\"");
+  url = with_database(server, name);
+}
+
+PostgresDatabase::~PostgresDatabase() {
+  if (url.empty()) return;
+  try {
+    postgres_query(postgres_server_url(), "DROP DATABASE IF EXISTS \"" + name + "\" WITH (FORCE)");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: %s\n", e.what());
+  }
 }
 
 }  // namespace omicsd::test

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace omicsd::test {
 
@@ -20,5 +21,27 @@ std::string read_file(const std::filesystem::path& p);
 void write_file(const std::filesystem::path& p, const std::string& content);
 // "POS REF ALT GT" of the non-reference SNVs in a VCF (bcftools query); a failing query fails the test.
 std::set<std::string> vcf_snvs(const std::filesystem::path& vcf);
+
+// PostgreSQL for the PostgreSQL job-store tests. The server is $OMICSD_TEST_POSTGRES_URL when set
+// (a libpq URI "postgres://user@host:port/db" whose user may create databases), else a private one
+// that scripts/pg-test-server.sh starts once per test process (in a temp dir; stopped at exit).
+// Returns "" when neither is possible because no PostgreSQL server binaries are installed; throws
+// std::runtime_error when they are but the server does not start.
+std::string postgres_server_url();
+// The GTEST_SKIP message of a PostgreSQL test when postgres_server_url() is "".
+extern const char* const kPostgresSkipMessage;
+// A fresh, uniquely named database on that server, dropped in the destructor; url is "" when
+// there is no server (the test should GTEST_SKIP with kPostgresSkipMessage).
+struct PostgresDatabase {
+  PostgresDatabase();
+  ~PostgresDatabase();
+  PostgresDatabase(const PostgresDatabase&) = delete;
+  PostgresDatabase& operator=(const PostgresDatabase&) = delete;
+  std::string name;  // omicsd_t_<hex>
+  std::string url;   // the server's URL with this database
+};
+// Runs one SQL statement on `url`; returns the first column of each row (NULL as "").
+// Throws std::runtime_error with the server's message on failure.
+std::vector<std::string> postgres_query(const std::string& url, const std::string& sql);
 
 }  // namespace omicsd::test

@@ -34,6 +34,7 @@ TINY="$SHARED/na12878-chr22-tiny"
 
 BENCH_DIR="${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/omicsd-bench-service.XXXXXX")}"
 mkdir -p "$BENCH_DIR/root"
+chmod 755 "$BENCH_DIR"  # the PostgreSQL server runs as the postgres user and keeps its data below
 cp -f "$TINY"/q.fa "$TINY"/q.fa.fai "$TINY"/NA12878.chr22.tiny.bam "$TINY"/NA12878.chr22.tiny.bam.bai \
   "$BENCH_DIR/root/"
 ROOT="$BENCH_DIR/root"
@@ -104,7 +105,7 @@ ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
 TABLE="$BENCH_DIR/bench-service.md"
 {
-  echo "| store | endpoint | connections | requests/s | p50 ms | p99 ms | tasks leased | non-2xx |"
+  echo "| store | endpoint | connections | requests/s | p50 ms | p99 ms | tasks leased (rate; empty answers) | non-2xx |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
 } >"$TABLE"
 
@@ -122,7 +123,8 @@ measure() {
   local rps
   rps="$(awk -v r="$reqs" -v d="$dur" 'BEGIN { printf "%.0f", r / (d / 1e6) }')"
   local leased_col="-"
-  [[ $endpoint == lease ]] && leased_col="$leased (+$empty empty)"
+  [[ $endpoint == lease ]] &&
+    leased_col="$leased ($(awk -v n="$leased" -v d="$dur" 'BEGIN { printf "%.0f", n / (d / 1e6) }')/s; +$empty empty)"
   echo "| $store | $endpoint | $c | $rps | $(ms "$p50") | $(ms "$p99") | $leased_col | $non2xx |" >>"$TABLE"
   log "$store $endpoint c=$c: $rps req/s, p50 $(ms "$p50") ms, p99 $(ms "$p99") ms"
 }

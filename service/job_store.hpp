@@ -221,6 +221,12 @@ std::unique_ptr<JobStore> open_postgres_job_store(const std::string& url, const 
 // "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite; "postgres://..." -> PostgreSQL.
 std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts = {});
 
+// Shared by the store implementations. validate_new_run: the workflow is known and the task graph
+// well formed (names unique and without '/', known kinds, attempts >= 1, dependencies on earlier
+// tasks); throws InputError. capabilities_satisfy: the rule of TaskSpec::requirements.
+void validate_new_run(const NewRun& req, const std::vector<TaskSpec>& tasks);
+bool capabilities_satisfy(const nlohmann::json& capabilities, const nlohmann::json& requirements);
+
 // "run-" + 16 random hex digits; lease tokens are 32 hex digits.
 std::string random_hex(size_t digits);
 

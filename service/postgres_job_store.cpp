@@ -203,6 +203,34 @@ std::string describe_url(const std::string& url) {
   return out;
 }
 
+// `msg` with every password in `url` replaced by "***": libpq echoes a malformed URI whole.
+std::string redact(std::string msg, const std::string& url) {
+  std::vector<std::string> secrets;
+  if (size_t scheme = url.find("://"); scheme != std::string::npos) {  // URI: user:password@
+    const size_t start = scheme + 3;
+    const size_t at = url.find('@', start);
+    const size_t colon = url.find(':', start);
+    if (at != std::string::npos && colon != std::string::npos && colon < at)
+      secrets.push_back(url.substr(colon + 1, at - colon - 1));
+  }
+  for (size_t pos = url.find("password"); pos != std::string::npos; pos = url.find("password", pos + 1)) {
+    size_t v = url.find_first_not_of(" \t", pos + 8);  // key=value: password = value, or ?password=value
+    if (v == std::string::npos || url[v] != '=') continue;
+    v = url.find_first_not_of(" \t", v + 1);
+    if (v == std::string::npos) continue;
+    const size_t end = url[v] == '\'' ? url.find('\'', v + 1) : url.find_first_of(" \t&", v);
+    secrets.push_back(url.substr(url[v] == '\'' ? v + 1 : v, end == std::string::npos
+                                                                 ? std::string::npos
+                                                                 : end - (url[v] == '\'' ? v + 1 : v)));
+  }
+  for (const std::string& p : secrets) {
+    if (p.empty()) continue;
+    for (size_t i = msg.find(p); i != std::string::npos; i = msg.find(p, i + 3))
+      msg.replace(i, p.size(), "***");
+  }
+  return msg;
+}
+
 class Conn;
 
 // One query result; the row accessors read text-format values.
@@ -215,6 +243,7 @@ class Result {
   Result& operator=(const Result&) = delete;
 
   int rows() const { return PQntuples(r_); }
+  std::string command_status() const { return PQcmdStatus(r_); }
   int64_t affected() const {
     const char* s = PQcmdTuples(r_);
     return s && *s ? std::strtoll(s, nullptr, 10) : 0;
@@ -259,7 +288,7 @@ class Conn {
       // The URL did not parse: say why without echoing it (it may hold a password).
       char* err = nullptr;
       PQconninfoOption* o = PQconninfoParse(url.c_str(), &err);
-      std::string msg = err ? trim(err) : "invalid connection string";
+      std::string msg = redact(err ? trim(err) : "invalid connection string", url);
       PQconninfoFree(o);
       PQfreemem(err);
       throw Error("job store postgres: open: invalid connection URL: " + msg);
@@ -271,7 +300,7 @@ class Conn {
     conn_ = PQconnectdbParams(keys, vals, 1);
     if (!conn_) throw Error("job store " + desc_ + ": open: out of memory");
     if (PQstatus(conn_) != CONNECTION_OK) {
-      std::string msg = trim(PQerrorMessage(conn_));
+      std::string msg = redact(trim(PQerrorMessage(conn_)), url);
       PQfinish(conn_);
       conn_ = nullptr;
       throw Error("job store " + desc_ + ": open: " + msg);
@@ -383,7 +412,10 @@ class Tx {
   void commit() {
     Result r = conn_.exec_script("COMMIT", op_);
     done_ = true;
-    (void)r;
+    // COMMIT of a transaction the server has aborted answers ROLLBACK, not an error.
+    if (r.command_status() != "COMMIT")
+      throw Error("job store " + conn_.desc() + ": " + op_ + ": the transaction was rolled back (" +
+                  r.command_status() + ")");
   }
 
  private:
@@ -391,20 +423,6 @@ class Tx {
   const char* op_;
   bool done_ = false;
 };
-
-bool satisfies(const json& caps, const json& req) {
-  if (!req.is_object()) return true;
-  for (auto it = req.begin(); it != req.end(); ++it) {
-    if (!caps.is_object() || !caps.contains(it.key())) return false;
-    const json& have = caps.at(it.key());
-    if (it.value().is_number()) {
-      if (!have.is_number() || have.get<double>() < it.value().get<double>()) return false;
-    } else if (have != it.value()) {
-      return false;
-    }
-  }
-  return true;
-}
 
 int64_t wall_ms() {
   using namespace std::chrono;
@@ -428,7 +446,7 @@ class PostgresJobStore final : public JobStore {
 
   CreateRunResult create_run(const NewRun& req, int64_t now) override {
     std::vector<TaskSpec> tasks = req.tasks.empty() ? default_tasks(req.workflow) : req.tasks;
-    validate(req, tasks);
+    validate_new_run(req, tasks);
     std::lock_guard<std::mutex> lock(mu_);
     return transact("create run", [&](Tx& tx, const char* op) -> CreateRunResult {
       if (!req.idempotency_key.empty()) {
@@ -609,7 +627,7 @@ class PostgresJobStore final : public JobStore {
             "ORDER BY t.queued_at, t.seq",
             {num(now)}, op);
         for (int i = 0; i < r.rows(); ++i)
-          if (satisfies(capabilities, r.js(i, 1))) candidates.push_back(r.text(i, 0));
+          if (capabilities_satisfy(capabilities, r.js(i, 1))) candidates.push_back(r.text(i, 0));
       }
       // The first candidate that is still leasable and that no other transaction holds (its task or
       // its run): lock both, skipping locked rows, so this never waits and never deadlocks.
@@ -895,26 +913,6 @@ class PostgresJobStore final : public JobStore {
                {num(v + 1), num(wall_ms())}, op);
     }
     tx.commit();
-  }
-
-  // Keep in step with SqliteJobStore::validate.
-  void validate(const NewRun& req, const std::vector<TaskSpec>& tasks) const {
-    if (req.workflow != "germline" && req.workflow != "align" && req.workflow != "call")
-      throw InputError("unknown workflow '" + req.workflow + "' (expected germline, align or call)");
-    if (tasks.empty()) throw InputError("run has no tasks");
-    std::set<std::string> seen;
-    for (const TaskSpec& t : tasks) {
-      if (t.name.empty() || t.name.find('/') != std::string::npos)
-        throw InputError("task name '" + t.name + "' must be non-empty and contain no '/'");
-      if (t.kind != "align" && t.kind != "call" && t.kind != "qc")
-        throw InputError("task " + t.name + ": unknown kind '" + t.kind + "' (expected align, call or qc)");
-      if (t.max_attempts < 1) throw InputError("task " + t.name + ": max_attempts must be >= 1");
-      for (const std::string& d : t.depends_on)
-        if (!seen.count(d))
-          throw InputError("task " + t.name + " depends on '" + d +
-                           "', which is not an earlier task of the run");
-      if (!seen.insert(t.name).second) throw InputError("duplicate task name '" + t.name + "'");
-    }
   }
 
   Run read_run(const Row& st) const {

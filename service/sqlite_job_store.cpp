@@ -260,20 +260,6 @@ class Tx {
   bool done_ = false;
 };
 
-bool satisfies(const json& caps, const json& req) {
-  if (!req.is_object()) return true;
-  for (auto it = req.begin(); it != req.end(); ++it) {
-    if (!caps.is_object() || !caps.contains(it.key())) return false;
-    const json& have = caps.at(it.key());
-    if (it.value().is_number()) {
-      if (!have.is_number() || have.get<double>() < it.value().get<double>()) return false;
-    } else if (have != it.value()) {
-      return false;
-    }
-  }
-  return true;
-}
-
 int64_t wall_ms() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
@@ -303,7 +289,7 @@ class SqliteJobStore final : public JobStore {
 
   CreateRunResult create_run(const NewRun& req, int64_t now) override {
     std::vector<TaskSpec> tasks = req.tasks.empty() ? default_tasks(req.workflow) : req.tasks;
-    validate(req, tasks);
+    validate_new_run(req, tasks);
     std::lock_guard<std::mutex> lock(mu_);
     const char* op = "create run";
     Tx tx(db_, op);
@@ -471,7 +457,7 @@ class SqliteJobStore final : public JobStore {
               op);
       st.bind(1, now);
       while (st.step()) {
-        if (satisfies(capabilities, st.js(1))) {
+        if (capabilities_satisfy(capabilities, st.js(1))) {
           chosen = st.text(0);
           break;
         }
@@ -608,7 +594,15 @@ class SqliteJobStore final : public JobStore {
       st.bind(1, now);
       while (st.step()) expired.push_back(read_task(st));
     }
-    for (const Task& t : expired) {
+    int n = 0;
+    for (const Task& listed : expired) {
+      // An earlier expiry in this sweep may have failed the run and so canceled this task: act
+      // only on a task that still holds the lease that was listed.
+      const auto now_task = load_task(listed.id);
+      if (!now_task || now_task->state != TaskState::Running || now_task->lease_token != listed.lease_token)
+        continue;
+      const Task& t = *now_task;
+      ++n;
       std::string error = "lease of worker " + t.worker_id + " expired (attempt " +
                           std::to_string(t.attempts) + " of " + std::to_string(t.max_attempts) + ")";
       end_lease(t.lease_token, "EXPIRED", error, now, op);
@@ -623,7 +617,7 @@ class SqliteJobStore final : public JobStore {
       }
     }
     tx.commit();
-    return static_cast<int>(expired.size());
+    return n;
   }
 
   void put_cache(const std::string& cache_key, const json& outputs, int64_t now) override {
@@ -744,25 +738,6 @@ class SqliteJobStore final : public JobStore {
       st.bind(1, v + 1).bind(2, wall_ms()).run();
     }
     tx.commit();
-  }
-
-  void validate(const NewRun& req, const std::vector<TaskSpec>& tasks) const {
-    if (req.workflow != "germline" && req.workflow != "align" && req.workflow != "call")
-      throw InputError("unknown workflow '" + req.workflow + "' (expected germline, align or call)");
-    if (tasks.empty()) throw InputError("run has no tasks");
-    std::set<std::string> seen;
-    for (const TaskSpec& t : tasks) {
-      if (t.name.empty() || t.name.find('/') != std::string::npos)
-        throw InputError("task name '" + t.name + "' must be non-empty and contain no '/'");
-      if (t.kind != "align" && t.kind != "call" && t.kind != "qc")
-        throw InputError("task " + t.name + ": unknown kind '" + t.kind + "' (expected align, call or qc)");
-      if (t.max_attempts < 1) throw InputError("task " + t.name + ": max_attempts must be >= 1");
-      for (const std::string& d : t.depends_on)
-        if (!seen.count(d))
-          throw InputError("task " + t.name + " depends on '" + d +
-                           "', which is not an earlier task of the run");
-      if (!seen.insert(t.name).second) throw InputError("duplicate task name '" + t.name + "'");
-    }
   }
 
   Run read_run(const Stmt& st) const {

@@ -185,6 +185,19 @@ TEST(PostgresOpenErrors, NameTheServerButNeverThePassword) {
     EXPECT_NE(msg.find("job store postgres://bob@127.0.0.1:1/jobs: open: "), std::string::npos) << msg;
     EXPECT_EQ(msg.find("s3cret"), std::string::npos) << msg;
   }
+  // Malformed: libpq's own message quotes the whole string, password included.
+  for (const std::string bad :
+       {"postgres://alice:s3cret-pw@[127.0.0.1:1/omicsd", "postgres://h:1/db?password=s3cret-pw&port=x",
+        "host=h password='s3cret-pw' port"}) {
+    try {
+      open_postgres_job_store(bad);
+      ADD_FAILURE() << "expected an error: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("job store postgres"), std::string::npos) << e.what();
+      std::printf("%s\n", e.what());
+    }
+  }
   try {
     open_job_store("postgres://alice:s3cret-pw@127.0.0.1:1/omicsd?nosuchoption=1");
     FAIL() << "expected an error";
@@ -478,6 +491,24 @@ TEST_P(StoreTest, ExpireLeasesRequeues) {
   EXPECT_EQ(failed->state, RunState::Failed);
   EXPECT_NE(failed->failure_reason.find("expired"), std::string::npos);
   EXPECT_EQ(store->expire_leases(T0 + 300'000), 0);
+}
+
+// Two leases of one run expire in one sweep and the first has no attempts left: the run fails and
+// its other task is canceled; the sweep must not then re-queue that canceled task.
+TEST_P(StoreTest, ExpirySweepDoesNotRequeueATaskItsRunFailureCanceled) {
+  NewRun r;
+  r.workflow = "align";
+  r.tasks = {spec("a", "align", {}, 1), spec("b", "align", {}, 3)};
+  auto run = store->create_run(r, T0).run;
+  auto la = must_lease(T0, "w1");
+  auto lb = must_lease(T0, "w2");
+  ASSERT_EQ(la.task.name, "a");
+  ASSERT_EQ(lb.task.name, "b");
+  EXPECT_EQ(store->expire_leases(T0 + 60'001), 1);
+  EXPECT_EQ(store->get_run(run.id)->state, RunState::Failed);
+  EXPECT_EQ(store->get_task(la.task.id)->state, TaskState::Failed);
+  EXPECT_EQ(store->get_task(lb.task.id)->state, TaskState::Canceled);
+  EXPECT_FALSE(store->lease_task("w3", json::object(), 60, T0 + 60'002).has_value());
 }
 
 TEST_P(StoreTest, Cancel) {
@@ -929,7 +960,9 @@ TEST_F(PostgresStoreTest, ConcurrentOpensMigrateOnce) {
   for (auto& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) {
     EXPECT_EQ(errors[t], "") << "store " << t;
-    if (stores[t]) EXPECT_EQ(stores[t]->schema_version(), kJobStoreSchemaVersion);
+    if (stores[t]) {
+      EXPECT_EQ(stores[t]->schema_version(), kJobStoreSchemaVersion);
+    }
   }
   auto versions = test::postgres_query(fresh.url, "SELECT version FROM schema_version ORDER BY version");
   EXPECT_EQ(versions, (std::vector<std::string>{"1", "2"}));

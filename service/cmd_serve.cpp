@@ -131,6 +131,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::vector<std::string> roots;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
     int64_t lease_seconds = 60;
+    uint64_t max_object_bytes = uint64_t(64) << 30;
     std::string tls_cert, tls_key;
   };
   auto o = std::make_shared<Opts>();
@@ -147,6 +148,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--threads", o->threads, "Engine threads per task (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-threads", o->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
+  cmd->add_option("--max-object-size", o->max_object_bytes,
+                  "Largest object a worker may upload with PUT /v1/objects, in bytes (default 64 GiB)")
+      ->check(CLI::PositiveNumber);
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -193,6 +197,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_attempts = o->max_attempts;
             d.threads = o->threads;
             d.http_threads = o->http_threads;
+            d.max_object_bytes = o->max_object_bytes;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

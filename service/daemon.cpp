@@ -18,6 +18,7 @@
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
+#include "service/object_routes.hpp"
 #include "service/object_store.hpp"
 #include "service/webhook_notifier.hpp"
 #include "service/workflow.hpp"
@@ -280,6 +281,8 @@ struct Api {
         Scope::worker);
 
     r.get("/v1/openapi.json", [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
+    // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).
+    add_object_routes(r, *objects, *store, {opt.allow_roots, opt.max_object_bytes}, metrics);
   }
 
   // Task ids are "<run id>/<name>": accept both the percent-encoded single segment and the run id

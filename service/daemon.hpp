@@ -26,6 +26,8 @@ struct DaemonOptions {
   int max_attempts = 3;
   int threads = 0;  // per task; 0 = engine default (all cores)
   int http_threads = 4;
+  // PUT /v1/objects/{digest} bodies larger than this -> 413.
+  uint64_t max_object_bytes = uint64_t(64) << 30;
   std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)
   std::string tls_key_file;
   // Webhooks (callback_url of a run): HMAC key file (empty: unsigned), attempts and first backoff.

@@ -1,7 +1,10 @@
 #include "service/http_client.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -13,10 +16,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <thread>
 #include <type_traits>
+
+#include "service/sha256.hpp"
 
 namespace omicsd {
 namespace {
@@ -82,6 +89,11 @@ std::shared_ptr<net::ssl::context> make_tls_context(const HttpClientOptions& o) 
 }
 
 }  // namespace
+
+std::string FetchResult::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
 
 std::string HttpResponse::header(const std::string& lower_name) const {
   auto it = headers.find(lower_name);
@@ -178,15 +190,33 @@ std::chrono::milliseconds HttpClient::backoff(int attempt) const {
 
 namespace {
 
+// Streamed bodies of one exchange: the request body read from `upload`; a 2xx response body
+// written to `dest` (via dest + ".part"), its size to *written and, with `sha256`, its digest.
+struct BodyIo {
+  const std::filesystem::path* upload = nullptr;
+  const std::filesystem::path* dest = nullptr;
+  uint64_t* written = nullptr;
+  std::string* sha256 = nullptr;
+};
+
+// Closes a file descriptor on scope exit.
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 // One exchange on a fresh connection `stream` (beast::tcp_stream, or an ssl_stream over one: then
 // a TLS handshake with SNI and certificate + host name verification follows the TCP connect). With
-// `dest`, a 2xx body is streamed into that file.
+// io.upload the request body is streamed from that file; with io.dest a 2xx body into that file.
 template <class Stream>
 HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::string& host,
                            const std::string& port, const std::string& target, const std::string& method,
                            const std::string& body, const std::string& content_type,
                            const HttpClient::Headers& headers, const HttpClientOptions& opt,
-                           const std::filesystem::path* dest, uint64_t* written) {
+                           const BodyIo& io) {
+  const std::filesystem::path* dest = io.dest;
   constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   tcp::resolver resolver(ioc);
   beast::flat_buffer buffer;
@@ -239,17 +269,62 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
   if (!opt.token.empty()) req.set(bhttp::field::authorization, "Bearer " + opt.token);
   if (!content_type.empty()) req.set(bhttp::field::content_type, content_type);
   for (const auto& [k, v] : headers) req.set(k, v);
-  req.body() = body;
-  if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
-
-  tcp_layer.expires_after(opt.request_timeout);
-  ec = run_op(ioc, [&](auto handler) { bhttp::async_write(stream, req, handler); });
-  if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
+  beast::error_code body_error;  // upload: sending the body failed (the server may have answered)
+  if (io.upload) {
+    // Header, then the file in chunks (each with its own timeout). A server that answers before it
+    // has the whole body (413, 401, ...) is listened to: stop sending and read its answer.
+    FdCloser in{::open(io.upload->c_str(), O_RDONLY | O_CLOEXEC)};
+    if (in.fd < 0) throw Error(io.upload->string() + ": cannot open for upload: " + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(in.fd, &st) != 0) throw Error(io.upload->string() + ": cannot stat: " + std::strerror(errno));
+    bhttp::request<bhttp::buffer_body> up{req.method(), target, 11};
+    up.base() = req.base();
+    up.content_length(uint64_t(st.st_size));
+    up.body().data = nullptr;
+    up.body().more = true;
+    bhttp::request_serializer<bhttp::buffer_body> sr{up};
+    tcp_layer.expires_after(opt.request_timeout);
+    ec = run_op(ioc, [&](auto handler) { bhttp::async_write_header(stream, sr, handler); });
+    if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
+    std::vector<char> chunk(std::size_t(256) << 10);
+    uint64_t left = uint64_t(st.st_size);
+    do {
+      beast::error_code avail_ec;
+      if (tcp_layer.socket().available(avail_ec) > 0) break;  // an early answer
+      ssize_t n = 0;
+      if (left > 0) {
+        n = ::read(in.fd, chunk.data(), std::size_t(std::min<uint64_t>(left, chunk.size())));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(io.upload->string() + ": read failed: " + std::strerror(errno));
+        if (n == 0) throw Error(io.upload->string() + ": the file shrank while it was being uploaded");
+        left -= uint64_t(n);
+      }
+      up.body().data = n > 0 ? chunk.data() : nullptr;
+      up.body().size = std::size_t(n);
+      up.body().more = left > 0;
+      tcp_layer.expires_after(opt.request_timeout);
+      ec = run_op(ioc, [&](auto handler) { bhttp::async_write(stream, sr, handler); });
+      if (ec == bhttp::error::need_buffer) ec = {};
+      if (ec) {
+        body_error = ec;
+        break;
+      }
+    } while (!sr.is_done());
+  } else {
+    req.body() = body;
+    if (!body.empty() || method == "POST" || method == "PUT") req.prepare_payload();
+    tcp_layer.expires_after(opt.request_timeout);
+    ec = run_op(ioc, [&](auto handler) { bhttp::async_write(stream, req, handler); });
+    if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
+  }
 
   bhttp::response_parser<bhttp::buffer_body> parser;
+  if (method == "HEAD") parser.skip(true);  // a Content-Length but no body
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   parser.header_limit(64 * 1024);
   ec = run_op(ioc, [&](auto handler) { bhttp::async_read_header(stream, buffer, parser, handler); });
+  if (ec && body_error)
+    throw ConnectionFailure{true, "sending the request body failed: " + describe(body_error)};
   if (ec) throw ConnectionFailure{true, "reading the response failed: " + describe(ec)};
 
   HttpResponse res;
@@ -267,6 +342,8 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     out.open(part, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(part.string() + ": cannot open for writing");
   }
+  std::optional<Sha256> hash;
+  if (to_file && io.sha256) hash.emplace();
   std::array<char, 64 * 1024> chunk;
   uint64_t total = 0;
   while (!parser.is_done()) {
@@ -288,6 +365,7 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     if (to_file) {
       out.write(chunk.data(), std::streamsize(n));
       if (!out) throw Error(part.string() + ": write failed");
+      if (hash) hash->update(chunk.data(), n);
     } else {
       if (res.body.size() + n > kMaxStringBody) throw ConnectionFailure{true, "response body too large"};
       res.body.append(chunk.data(), n);
@@ -297,7 +375,8 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     out.close();
     if (!out) throw Error(part.string() + ": write failed");
     std::filesystem::rename(part, *dest);
-    if (written) *written = total;
+    if (io.written) *io.written = total;
+    if (hash) *io.sha256 = "sha256:" + hash->final_hex();
   }
   // The response is complete (length-delimited), so a TLS close_notify exchange adds nothing.
   beast::error_code ignored;
@@ -308,16 +387,14 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
 HttpResponse exchange(const std::string& host, const std::string& port, const std::string& target,
                       const std::string& method, const std::string& body, const std::string& content_type,
                       const HttpClient::Headers& headers, const HttpClientOptions& opt,
-                      net::ssl::context* tls, const std::filesystem::path* dest, uint64_t* written) {
+                      net::ssl::context* tls, const BodyIo& io) {
   net::io_context ioc;
   if (tls) {
     beast::ssl_stream<beast::tcp_stream> stream(ioc, *tls);
-    return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, dest,
-                         written);
+    return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, io);
   }
   beast::tcp_stream stream(ioc);
-  return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, dest,
-                       written);
+  return exchange_over(ioc, stream, host, port, target, method, body, content_type, headers, opt, io);
 }
 
 }  // namespace
@@ -329,7 +406,7 @@ HttpResponse HttpClient::send(const std::string& method, const std::string& path
     const bool more = attempt < options_.max_attempts;
     try {
       HttpResponse r = exchange(host_, port_, prefix_ + path, method, body, content_type, headers, options_,
-                                tls_context_.get(), nullptr, nullptr);
+                                tls_context_.get(), BodyIo{});
       if (r.status >= 500 && idempotent && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -374,22 +451,33 @@ nlohmann::json HttpClient::post_json(const std::string& path, const nlohmann::js
 }
 
 uint64_t HttpClient::download(const std::string& path, const std::filesystem::path& dest) {
+  const FetchResult r = fetch(path, dest);
+  if (r.status >= 300)
+    throw HttpClientError("GET " + url(path) + ": unexpected HTTP " + std::to_string(r.status), r.status,
+                          url(path), "");
+  return r.bytes;
+}
+
+FetchResult HttpClient::fetch(const std::string& path, const std::filesystem::path& dest,
+                              const Headers& headers) {
   std::string last;
   for (int attempt = 1;; ++attempt) {
     const bool more = attempt < options_.max_attempts;
     try {
-      uint64_t written = 0;
-      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", {}, options_, tls_context_.get(),
-                                &dest, &written);
+      FetchResult res;
+      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", headers, options_,
+                                tls_context_.get(), BodyIo{nullptr, &dest, &res.bytes, &res.sha256});
       if (r.status >= 500 && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
       }
       check(r, "GET", path);
-      if (r.status >= 300)
+      if (r.status >= 300 && r.status != 304)
         throw HttpClientError("GET " + url(path) + ": unexpected HTTP " + std::to_string(r.status), r.status,
                               url(path), "");
-      return written;
+      res.status = r.status;
+      res.headers = std::move(r.headers);
+      return res;
     } catch (const ConnectionFailure& f) {
       last = f.message;
       if (more && !f.permanent) {
@@ -397,6 +485,33 @@ uint64_t HttpClient::download(const std::string& path, const std::filesystem::pa
         continue;
       }
       throw HttpClientError("GET " + url(path) + ": " + last, 0, url(path), "");
+    }
+  }
+}
+
+HttpResponse HttpClient::upload(const std::string& method, const std::string& path,
+                                const std::filesystem::path& src, const std::string& content_type,
+                                const Headers& headers, bool idempotent) {
+  std::string last;
+  for (int attempt = 1;; ++attempt) {
+    const bool more = attempt < options_.max_attempts;
+    try {
+      HttpResponse r = exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
+                                tls_context_.get(), BodyIo{&src, nullptr, nullptr, nullptr});
+      if (r.status >= 500 && idempotent && more) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      return r;
+    } catch (const ConnectionFailure& f) {
+      last = f.message;
+      if (more && !f.permanent && (!f.sent || idempotent)) {
+        std::this_thread::sleep_for(backoff(attempt));
+        continue;
+      }
+      throw HttpClientError(method + " " + url(path) + ": " + last +
+                                (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : ""),
+                            0, url(path), "");
     }
   }
 }

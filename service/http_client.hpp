@@ -63,6 +63,16 @@ struct HttpResponse {
   nlohmann::json json() const;  // parsed body; null for an empty body; throws Error when malformed
 };
 
+// What HttpClient::fetch got: the final status (2xx: `bytes` were written to the destination,
+// hashed into `sha256`; 304: the destination was left alone) and the response headers.
+struct FetchResult {
+  int status = 0;
+  uint64_t bytes = 0;
+  std::string sha256;                          // "sha256:<hex>" of the bytes written (2xx)
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string header(const std::string& lower_name) const;
+};
+
 class HttpClient {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -91,6 +101,18 @@ class HttpClient {
   // Streams GET `path` into `dest` (written to dest + ".part" and renamed when complete). Retries
   // like an idempotent request. Returns the number of bytes written. Throws HttpClientError.
   uint64_t download(const std::string& path, const std::filesystem::path& dest);
+  // Like download(), sending `headers` too (e.g. If-None-Match) and hashing the body while it is
+  // written; a 304 Not Modified is returned (dest untouched) rather than thrown.
+  FetchResult fetch(const std::string& path, const std::filesystem::path& dest, const Headers& headers = {});
+
+  // Streams the file `src` as the request body of `method` `path` (Content-Length; read and sent
+  // in chunks, never whole in memory; request_timeout applies per chunk). Retried like send() with
+  // `idempotent` (a PUT by content digest is), re-reading the file each attempt. Returns the final
+  // response (also 4xx/5xx); throws HttpClientError(status 0) when no response came after all
+  // attempts, Error when `src` cannot be read.
+  HttpResponse upload(const std::string& method, const std::string& path, const std::filesystem::path& src,
+                      const std::string& content_type = "application/octet-stream",
+                      const Headers& headers = {}, bool idempotent = true);
 
   // Throws HttpClientError for a status >= 400 with the server's JSON error message.
   void check(const HttpResponse& response, const std::string& method, const std::string& path) const;

@@ -155,58 +155,88 @@ void Router::add(std::string method, std::string pattern, Handler handler, Scope
   routes_.push_back(std::move(r));
 }
 
-Response Router::dispatch(Request& req) const {
-  try {
-    std::vector<std::string> segs;
-    for (auto s : split_path(req.path)) segs.push_back(percent_decode(s));
-    std::string effective = req.method == "HEAD" ? "GET" : req.method;
+void Router::add_streamed(std::string method, std::string pattern, Handler handler, Scope scope,
+                          StreamedBody body) {
+  add(std::move(method), std::move(pattern), std::move(handler), scope);
+  routes_.back().streamed = std::make_shared<const StreamedBody>(std::move(body));
+  ++streamed_routes_;
+}
 
-    const Route* best = nullptr;
-    std::set<std::string> allowed;
-    for (const auto& r : routes_) {
-      if (r.segments.size() != segs.size()) continue;
-      bool ok = true;
-      for (std::size_t i = 0; i < segs.size() && ok; ++i)
-        if (!r.segments[i].is_param && r.segments[i].text != segs[i]) ok = false;
-      if (!ok) continue;
-      allowed.insert(r.method);
-      if (r.method == effective && (!best || r.literals > best->literals)) best = &r;
+const Router::Route* Router::match(Request& req, Response* refusal) const {
+  std::vector<std::string> segs;
+  for (auto s : split_path(req.path)) segs.push_back(percent_decode(s));
+  std::string effective = req.method == "HEAD" ? "GET" : req.method;
+
+  const Route* best = nullptr;
+  std::set<std::string> allowed;
+  for (const auto& r : routes_) {
+    if (r.segments.size() != segs.size()) continue;
+    bool ok = true;
+    for (std::size_t i = 0; i < segs.size() && ok; ++i)
+      if (!r.segments[i].is_param && r.segments[i].text != segs[i]) ok = false;
+    if (!ok) continue;
+    allowed.insert(r.method);
+    if (r.method == effective && (!best || r.literals > best->literals)) best = &r;
+  }
+  if (!best) {
+    if (allowed.empty()) {
+      *refusal = Response::error(404, "no such resource: " + req.path);
+      return nullptr;
     }
-    if (!best) {
-      if (allowed.empty()) return Response::error(404, "no such resource: " + req.path);
-      if (allowed.count("GET")) allowed.insert("HEAD");
-      std::string allow;
-      for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
-      auto res = Response::error(
-          405, "method " + req.method + " not allowed on " + req.path + "; allowed: " + allow);
-      res.set_header("Allow", allow);
+    if (allowed.count("GET")) allowed.insert("HEAD");
+    std::string allow;
+    for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+    *refusal =
+        Response::error(405, "method " + req.method + " not allowed on " + req.path + "; allowed: " + allow);
+    refusal->set_header("Allow", allow);
+    return nullptr;
+  }
+  req.route = best->pattern;
+  req.params.clear();
+  for (std::size_t i = 0; i < segs.size(); ++i)
+    if (best->segments[i].is_param) req.params[best->segments[i].text] = segs[i];
+  return best;
+}
+
+std::optional<Response> Router::authorize(Request& req, const Route& route) const {
+  if (!tokens_ || !tokens_->enabled()) {
+    req.scopes = kAllScopes;
+    return std::nullopt;
+  }
+  auto scopes = tokens_->scopes_of(req.bearer_token);
+  req.scopes = scopes ? *scopes : 0;
+  switch (tokens_->check(req.bearer_token, route.scope)) {
+    case AuthResult::ok:
+      break;
+    case AuthResult::unauthenticated: {
+      auto res = Response::error(401, req.bearer_token.empty()
+                                          ? "missing bearer token (Authorization: Bearer <token>)"
+                                          : "unknown bearer token");
+      res.set_header("WWW-Authenticate", "Bearer");
       return res;
     }
-    req.route = best->pattern;
-    req.params.clear();
-    for (std::size_t i = 0; i < segs.size(); ++i)
-      if (best->segments[i].is_param) req.params[best->segments[i].text] = segs[i];
+    case AuthResult::forbidden:
+      return Response::error(403, "token lacks the '" + std::string(to_string(route.scope)) +
+                                      "' scope required by " + req.method + " " + route.pattern);
+  }
+  return std::nullopt;
+}
 
-    if (tokens_ && tokens_->enabled()) {
-      auto scopes = tokens_->scopes_of(req.bearer_token);
-      req.scopes = scopes ? *scopes : 0;
-      switch (tokens_->check(req.bearer_token, best->scope)) {
-        case AuthResult::ok:
-          break;
-        case AuthResult::unauthenticated: {
-          auto res = Response::error(401, req.bearer_token.empty()
-                                              ? "missing bearer token (Authorization: Bearer <token>)"
-                                              : "unknown bearer token");
-          res.set_header("WWW-Authenticate", "Bearer");
-          return res;
-        }
-        case AuthResult::forbidden:
-          return Response::error(403, "token lacks the '" + std::string(to_string(best->scope)) +
-                                          "' scope required by " + req.method + " " + best->pattern);
-      }
-    } else {
-      req.scopes = kAllScopes;
-    }
+const StreamedBody* Router::streamed_route(Request& req, std::optional<Response>* refusal) const {
+  if (streamed_routes_ == 0) return nullptr;
+  Response not_found;
+  const Route* r = match(req, &not_found);
+  if (!r || !r->streamed) return nullptr;
+  *refusal = authorize(req, *r);
+  return r->streamed.get();
+}
+
+Response Router::dispatch(Request& req) const {
+  try {
+    Response refusal;
+    const Route* best = match(req, &refusal);
+    if (!best) return refusal;
+    if (auto denied = authorize(req, *best)) return std::move(*denied);
 
     try {
       return best->handler(req);

@@ -1,6 +1,8 @@
 #pragma once
 // Request/Response types and the path router of the HTTP API (transport-independent: the server in
 // http_server.hpp feeds it parsed Beast requests, tests can call Router::dispatch directly).
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -30,6 +32,12 @@ struct Request {
   std::string bearer_token;       // from `Authorization: Bearer <token>`, empty if none
   ScopeMask scopes = kAllScopes;  // scopes of the caller (all when auth is off)
   std::string remote;             // peer address:port
+  // Routes added with Router::add_streamed only: the body is not in `body` but in `body_file` (a
+  // temp file in the route's spool_dir, removed after the handler returns unless the handler moved
+  // it away), with its size and SHA-256 ("sha256:<hex>") computed while it was received.
+  std::filesystem::path body_file;
+  std::uint64_t body_size = 0;
+  std::string body_sha256;
 
   // Header value by case-insensitive name, empty when absent.
   std::string header(std::string_view name) const;
@@ -79,6 +87,21 @@ std::map<std::string, std::string> parse_query(std::string_view query_string);
 
 using Handler = std::function<Response(Request&)>;
 
+// A route whose request body is streamed to a file instead of being buffered (uploads of many GB):
+// not limited by HttpServerOptions::body_limit, read chunk by chunk with an idle timeout per chunk
+// instead of the per-request read_timeout. Content-Length and chunked bodies both work.
+struct StreamedBody {
+  std::filesystem::path spool_dir;                    // temp files go here (same file system as their
+                                                      // final place, so handlers can rename them)
+  std::uint64_t max_bytes = std::uint64_t(64) << 30;  // larger bodies -> 413 (before reading them)
+  std::chrono::milliseconds idle_timeout{120'000};    // per chunk of the body
+  // Optional: runs after routing and auth, before any of the body is read. A response returned
+  // (or an HttpError thrown) here is sent instead of running the handler: a 2xx once the body has
+  // been read and discarded (nothing is written; the connection stays usable), anything else at
+  // once (the connection then closes). E.g. 200 for an object already stored, 400 for a bad URL.
+  std::function<std::optional<Response>(Request&)> before_body;
+};
+
 class Router {
  public:
   // pattern: literal segments and `{name}` parameters, e.g. /v1/runs/{id}/outputs/{name}. A
@@ -96,6 +119,15 @@ class Router {
   void del(std::string pattern, Handler h, Scope scope = Scope::none) {
     add("DELETE", std::move(pattern), std::move(h), scope);
   }
+
+  // A route whose body is streamed to a file (see StreamedBody and Request::body_file).
+  void add_streamed(std::string method, std::string pattern, Handler handler, Scope scope, StreamedBody body);
+  bool has_streamed_routes() const { return streamed_routes_ > 0; }
+
+  // For the server, once a request's headers are in: when req.method + req.path route to a
+  // streamed route, returns its options, with *refusal set to the 401/403 answer when the caller's
+  // token does not allow it (fills req.route/params/scopes). Null for every other request.
+  const StreamedBody* streamed_route(Request& req, std::optional<Response>* refusal) const;
 
   // Token store; null or disabled = auth off.
   void set_auth(std::shared_ptr<const TokenStore> tokens) { tokens_ = std::move(tokens); }
@@ -117,8 +149,17 @@ class Router {
     Handler handler;
     Scope scope;
     int literals = 0;
+    std::shared_ptr<const StreamedBody> streamed;  // null: body buffered in Request::body
   };
+  // The route req.method + req.path goes to (fills req.route/params), or null with *refusal set
+  // to the 404/405 answer.
+  const Route* match(Request& req, Response* refusal) const;
+  // Checks the caller's token against the route's scope (fills req.scopes); the 401/403 answer
+  // when it is refused.
+  std::optional<Response> authorize(Request& req, const Route& route) const;
+
   std::vector<Route> routes_;
+  int streamed_routes_ = 0;
   std::shared_ptr<const TokenStore> tokens_;
 };
 

@@ -1,7 +1,9 @@
 #include "http_server.hpp"
 
+#include <fcntl.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -17,16 +19,21 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/optional.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
+
+#include "sha256.hpp"
 
 namespace omicsd::http {
 
@@ -352,6 +359,7 @@ struct HttpServer::Impl {
   HttpServerOptions opts;
   Router router;
   std::shared_ptr<Metrics> metrics;
+  bool streamed_routes = false;  // router.has_streamed_routes(): requests are routed after their header
 
   std::mutex state_mu;
   bool started = false;
@@ -372,6 +380,7 @@ struct HttpServer::Impl {
 
   Impl(HttpServerOptions o, Router r)
       : opts(std::move(o)), router(std::move(r)), metrics(opts.metrics), ioc(std::max(1, opts.threads)) {
+    streamed_routes = router.has_streamed_routes();
     if (!metrics) metrics = std::make_shared<Metrics>();
     metrics->describe_counter("omicsd_http_requests_total",
                               "HTTP requests answered, by method and status code.");
@@ -422,6 +431,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     remote_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
   ~Session() override {
+    drop_spool();
     impl_.remove_session(this);
     --impl_.open;
   }
@@ -473,7 +483,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     method_ = "-";
     target_ = "-";
     parser_.emplace();
-    parser_->body_limit(impl_.opts.body_limit);
+    // With streamed routes the body limit depends on the route, known once the header is in: a
+    // declared length is checked in on_header and the limit set before the body is read.
+    // (Not boost::none: Beast 1.74 compares a Content-Length against it and then always fails.)
+    if (impl_.streamed_routes)
+      parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    else
+      parser_->body_limit(impl_.opts.body_limit);
     parser_->header_limit(static_cast<std::uint32_t>(
         std::min<std::size_t>(impl_.opts.header_limit, std::numeric_limits<std::uint32_t>::max())));
     tcp_layer().expires_after(impl_.opts.read_timeout);
@@ -492,6 +508,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec) return on_read_error(ec);
     busy_ = true;
     note_request_line();
+    if (impl_.streamed_routes) {
+      Request req = make_request(parser_->get());
+      std::optional<Response> refusal;
+      if (const StreamedBody* sb = impl_.router.streamed_route(req, &refusal))
+        return start_streamed(std::move(req), *sb, std::move(refusal));
+      const auto declared = parser_->content_length();
+      if (declared && *declared > impl_.opts.body_limit)
+        return send_error(
+            413, "request body exceeds the limit of " + std::to_string(impl_.opts.body_limit) + " bytes");
+      parser_->body_limit(impl_.opts.body_limit);
+    }
     if (parser_->is_done()) return handle();
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -513,6 +540,173 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   void on_body(beast::error_code ec, std::size_t) {
     if (ec) return on_read_error(ec);
     handle();
+  }
+
+  // ---- Streamed bodies (Router::add_streamed): the header is routed and authorised first; the
+  // body then goes chunk by chunk into a spool file (hashed on the way, an idle timeout per chunk)
+  // and the handler gets the file. Nothing of the body is held in memory beyond one chunk.
+  static constexpr std::size_t kChunk = 256 * 1024;
+
+  void start_streamed(Request req, const StreamedBody& sb, std::optional<Response> refusal) {
+    const auto& breq = parser_->get();
+    const bool has_body = !parser_->is_done();
+    const bool expect_continue = beast::iequals(breq[bhttp::field::expect], "100-continue");
+    sreq_ = std::move(req);
+    s_head_ = breq.method() == bhttp::verb::head;
+    s_version_ = breq.version() == 10 ? 10 : 11;
+    const bool keep_alive = breq.keep_alive() && !impl_.stopping;
+    // Refused, or answered before the body: a body we do not read closes the connection.
+    if (refusal) return send(std::move(*refusal), sreq_, keep_alive && !has_body, s_head_, s_version_);
+    const auto declared = parser_->content_length();
+    if (declared && *declared > sb.max_bytes)
+      return send_error(413, "request body exceeds the limit of " + std::to_string(sb.max_bytes) + " bytes");
+    std::optional<Response> early;
+    if (sb.before_body) {
+      try {
+        early = sb.before_body(sreq_);
+      } catch (const HttpError& e) {
+        early = Response::error(e.status(), e.what());
+      } catch (const std::exception& e) {
+        spdlog::error("handler {} {} threw before the body: {}", sreq_.method, sreq_.route, e.what());
+        early = Response::error(500, std::string("internal error: ") + e.what());
+      } catch (...) {
+        early = Response::error(500, "internal error");
+      }
+    }
+    if (early && (!has_body || expect_continue || early->status < 200 || early->status >= 300))
+      return send(std::move(*early), sreq_, keep_alive && !has_body, s_head_, s_version_);
+    sb_ = &sb;
+    discard_ = early.has_value();  // a 2xx decided before the body: read it, store nothing
+    early_ = std::move(early);
+    received_ = 0;
+    if (!discard_ && !open_spool(sb)) {
+      const int e = errno;
+      spdlog::error("http {}: cannot create a spool file in {}: {}", remote_, sb.spool_dir.string(),
+                    std::strerror(e));
+      return send_error(e == ENOSPC || e == EDQUOT ? 507 : 500,
+                        std::string("cannot store the request body: ") + std::strerror(e));
+    }
+    stream_parser_.emplace(std::move(*parser_));
+    parser_.reset();
+    stream_parser_->body_limit(sb.max_bytes);
+    if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
+    if (!has_body) return finish_streamed();
+    if (expect_continue) {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue),
+                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t) {
+                         if (ec2) {
+                           self->drop_spool();
+                           return self->close();
+                         }
+                         self->read_chunk();
+                       });
+      return;
+    }
+    read_chunk();
+  }
+
+  bool open_spool(const StreamedBody& sb) {
+    static std::atomic<std::uint64_t> counter{0};
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    spool_path_ = sb.spool_dir / ("upload." + std::to_string(::getpid()) + "." + std::to_string(counter++) +
+                                  "." + std::to_string(rng() % 1000000000));
+    spool_fd_ = ::open(spool_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (spool_fd_ < 0) {
+      spool_path_.clear();
+      return false;
+    }
+    sha_ = std::make_unique<Sha256>();
+    return true;
+  }
+
+  // Closes and removes the spool file (if the handler did not move it away).
+  void drop_spool() {
+    if (spool_fd_ >= 0) ::close(spool_fd_);
+    spool_fd_ = -1;
+    if (!spool_path_.empty()) ::unlink(spool_path_.c_str());
+    spool_path_.clear();
+  }
+
+  bool write_spool(const char* p, std::size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(spool_fd_, p, n);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return false;
+      }
+      p += w;
+      n -= std::size_t(w);
+    }
+    return true;
+  }
+
+  void read_chunk() {
+    auto& body = stream_parser_->get().body();
+    body.data = chunk_.get();
+    body.size = kChunk;
+    body.more = true;
+    tcp_layer().expires_after(sb_->idle_timeout);
+    bhttp::async_read(stream_, buffer_, *stream_parser_,
+                      beast::bind_front_handler(&Session::on_chunk, this->shared_from_this()));
+  }
+
+  void on_chunk(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return on_stream_error(ec);
+    const std::size_t n = kChunk - stream_parser_->get().body().size;
+    received_ += n;
+    if (n > 0 && !discard_) {
+      sha_->update(chunk_.get(), n);
+      if (!write_spool(chunk_.get(), n)) {
+        const int e = errno;
+        spdlog::error("http {}: writing {} failed: {}", remote_, spool_path_.string(), std::strerror(e));
+        drop_spool();
+        return send_error(e == ENOSPC || e == EDQUOT ? 507 : 500,
+                          std::string("cannot store the request body: ") + std::strerror(e));
+      }
+    }
+    if (stream_parser_->is_done()) return finish_streamed();
+    read_chunk();
+  }
+
+  void on_stream_error(const beast::error_code& ec) {
+    drop_spool();
+    if (ec == beast::error::timeout) {
+      spdlog::info("http {} closed: no body data for {} within {} ms", remote_, target_.substr(0, 256),
+                   sb_->idle_timeout.count());
+      return close();
+    }
+    if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message || !is_http_error(ec))
+      return close();
+    if (ec == bhttp::error::body_limit)
+      return send_error(413,
+                        "request body exceeds the limit of " + std::to_string(sb_->max_bytes) + " bytes");
+    send_error(400, "malformed HTTP request: " + ec.message());
+  }
+
+  void finish_streamed() {
+    const bool keep_alive = stream_parser_->get().keep_alive() && !impl_.stopping;
+    stream_parser_.reset();
+    if (early_) {
+      Response r = std::move(*early_);
+      early_.reset();
+      return send(std::move(r), sreq_, keep_alive, s_head_, s_version_);
+    }
+    const int fd = spool_fd_;
+    spool_fd_ = -1;
+    if (::close(fd) != 0) {
+      const int e = errno;
+      drop_spool();
+      return send_error(500, std::string("cannot store the request body: ") + std::strerror(e));
+    }
+    sreq_.body_file = spool_path_;
+    sreq_.body_size = received_;
+    sreq_.body_sha256 = "sha256:" + sha_->final_hex();
+    sha_.reset();
+    Response res = impl_.router.dispatch(sreq_);
+    drop_spool();  // unless the handler moved it into place
+    send(std::move(res), sreq_, keep_alive, s_head_, s_version_);
   }
 
   void on_read_error(const beast::error_code& ec) {
@@ -551,8 +745,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     write(m, status, true);
   }
 
-  void handle() {
-    auto& breq = parser_->get();
+  // The Request of a parsed header (body not included).
+  template <class Message>
+  Request make_request(const Message& breq) const {
     Request req;
     req.method = std::string(breq.method_string());
     req.target = std::string(breq.target());
@@ -574,8 +769,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
       req.bearer_token = std::string(tok);
     }
-    req.body = std::move(breq.body());
     req.remote = remote_;
+    return req;
+  }
+
+  void handle() {
+    auto& breq = parser_->get();
+    Request req = make_request(breq);
+    req.body = std::move(breq.body());
     bool keep_alive = breq.keep_alive() && !impl_.stopping;
     bool head = breq.method() == bhttp::verb::head;
     unsigned version = breq.version() == 10 ? 10 : 11;
@@ -706,6 +907,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   HttpServer::Impl& impl_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // A streamed body (start_streamed .. finish_streamed).
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> stream_parser_;
+  const StreamedBody* sb_ = nullptr;
+  Request sreq_;
+  std::optional<Response> early_;  // decided by before_body: sent once the body is drained
+  bool discard_ = false, s_head_ = false;
+  unsigned s_version_ = 11;
+  int spool_fd_ = -1;
+  std::filesystem::path spool_path_;
+  std::unique_ptr<Sha256> sha_;
+  std::uint64_t received_ = 0;
+  std::unique_ptr<char[]> chunk_;
   std::shared_ptr<void> res_;
   std::string remote_, method_ = "-", target_ = "-";
   int status_ = 0;

@@ -67,9 +67,10 @@ struct HttpServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;                          // 0 = pick a free port; see HttpServer::port()
   int threads = 2;                                 // I/O threads; handlers run on them (synchronously)
-  std::size_t body_limit = 1 << 20;                // larger bodies -> 413
+  std::size_t body_limit = 1 << 20;                // larger bodies -> 413 (not for add_streamed routes)
   std::size_t header_limit = 64 * 1024;            // larger headers -> 431
   std::chrono::milliseconds read_timeout{30'000};  // per request (headers + body), and keep-alive idle
+                                                   // (streamed bodies: StreamedBody::idle_timeout)
   std::chrono::milliseconds write_timeout{300'000};
   std::chrono::milliseconds stop_grace{5'000};  // stop() waits this long for in-flight requests
   std::shared_ptr<Metrics> metrics;             // created when null

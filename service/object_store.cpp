@@ -160,6 +160,16 @@ ObjectRef ObjectStore::put_bytes(std::string_view data) {
   return install(tmp, digest, data.size());
 }
 
+ObjectRef ObjectStore::adopt_temp(const fs::path& tmp, const std::string& digest, uint64_t size) {
+  if (!is_sha256_digest(digest))
+    throw InputError("malformed object digest '" + digest + "' (want sha256:<64 hex>)");
+  if (tmp.parent_path() != tmp_dir())
+    throw InputError(tmp.string() + ": not a temp file of the object store " + root_.string());
+  std::error_code ec;
+  if (!fs::is_regular_file(tmp, ec)) throw InputError(tmp.string() + ": not a regular file");
+  return install(tmp, digest, size);
+}
+
 ObjectRef ObjectStore::put_file(const fs::path& src, Mode mode) {
   std::error_code ec;
   if (!fs::is_regular_file(src, ec)) throw InputError(src.string() + ": not a regular file");

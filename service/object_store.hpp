@@ -43,6 +43,13 @@ class ObjectStore {
   enum class Mode { Copy, Move };
   ObjectRef put_file(const std::filesystem::path& src, Mode mode = Mode::Copy);
   ObjectRef put_bytes(std::string_view data);
+  // Installs `tmp`, a file the caller wrote inside tmp_dir() and hashed while writing it (e.g. an
+  // upload received over HTTP): fsynced, made read-only and renamed into place under `digest`, or
+  // just removed when that object already exists. The caller vouches that the content has this
+  // digest and size. Throws InputError for a malformed digest or a file outside tmp_dir().
+  ObjectRef adopt_temp(const std::filesystem::path& tmp, const std::string& digest, uint64_t size);
+  // Where temp files that adopt_temp() may install are created (same file system as the objects).
+  std::filesystem::path tmp_dir() const { return root_ / "tmp"; }
 
   // Path an object with this digest has (or would have). Throws InputError for a malformed digest.
   std::filesystem::path path_of(const std::string& digest) const;

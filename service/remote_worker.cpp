@@ -19,6 +19,7 @@
 #include "service/http_client.hpp"
 #include "service/object_store.hpp"
 #include "service/task_runner.hpp"
+#include "service/worker_transfer.hpp"
 
 namespace omicsd {
 namespace {
@@ -119,16 +120,29 @@ json aws_batch_info() {
   return j;
 }
 
+WorkerTransfer parse_worker_transfer(const std::string& s) {
+  if (s == "shared") return WorkerTransfer::shared;
+  if (s == "http") return WorkerTransfer::http;
+  throw InputError("worker: --transfer must be 'shared' or 'http', not '" + s + "'");
+}
+
 struct RemoteWorker::Impl {
-  Impl(const RemoteWorkerOptions& o, HttpClientOptions h)
+  Impl(const RemoteWorkerOptions& o, HttpClientOptions h, HttpClientOptions transfer_options)
       : client(std::move(h)),
+        transfer_client(std::move(transfer_options)),
         store(o.data_dir),
-        runner(store, TaskRunnerOptions{
-                          o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"} : o.allowed_roots,
-                          o.worker_id, false}) {}
-  HttpClient client;
+        runner(store, TaskRunnerOptions{o.transfer == WorkerTransfer::http
+                                            ? std::vector<std::filesystem::path>{store.root() / "inputs"}
+                                        : o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"}
+                                                                  : o.allowed_roots,
+                                        o.worker_id, false}) {
+    if (o.transfer == WorkerTransfer::http) stager = std::make_unique<TransferStager>(transfer_client, store);
+  }
+  HttpClient client;           // lease, heartbeat, complete, fail
+  HttpClient transfer_client;  // http transfer mode: downloads and uploads (from the engine thread)
   ObjectStore store;
   TaskRunner runner;
+  std::unique_ptr<TransferStager> stager;  // http transfer mode only
   json capabilities;
   json batch;
 };
@@ -143,8 +157,14 @@ RemoteWorker::RemoteWorker(RemoteWorkerOptions options) : options_(std::move(opt
   h.ca_file = options_.ca_file;
   h.max_attempts = 4;
   h.request_timeout = milliseconds(std::max(5, options_.lease_seconds / 3) * 1000);
+  // Transfers: the timeout is per chunk (and for the answer to a PUT, which the daemon sends once
+  // the object is fsynced and in place).
+  HttpClientOptions t = h;
+  t.request_timeout = milliseconds(120'000);
+  if (options_.transfer == WorkerTransfer::http && !options_.allowed_roots.empty())
+    spdlog::warn("worker: --allow-root is ignored with --transfer http (inputs come over HTTP)");
   try {
-    impl_ = new Impl(options_, std::move(h));
+    impl_ = new Impl(options_, std::move(h), std::move(t));
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {
@@ -159,9 +179,11 @@ RemoteWorker::~RemoteWorker() {
 }
 
 int RemoteWorker::run() {
-  spdlog::info("worker {}: serving {} (data dir {}, lease {} s, capabilities {}{})", options_.worker_id,
-               options_.server, options_.data_dir.string(), options_.lease_seconds,
-               impl_->capabilities.dump(), impl_->batch.empty() ? "" : ", AWS Batch " + impl_->batch.dump());
+  spdlog::info(
+      "worker {}: serving {} ({} {}, lease {} s, capabilities {}{})", options_.worker_id, options_.server,
+      options_.transfer == WorkerTransfer::http ? "transfer http, local data dir" : "shared data dir",
+      options_.data_dir.string(), options_.lease_seconds, impl_->capabilities.dump(),
+      impl_->batch.empty() ? "" : ", AWS Batch " + impl_->batch.dump());
   const json lease_request = {{"worker_id", options_.worker_id},
                               {"capabilities", impl_->capabilities},
                               {"lease_seconds", options_.lease_seconds}};
@@ -264,12 +286,24 @@ void RemoteWorker::process(const json& lease) {
   spdlog::info("worker {}: running {} ({})", options_.worker_id, label, spec.kind);
   auto state = std::make_shared<EngineState>();
   TaskRunner* runner = &impl_->runner;
-  std::thread engine([state, runner, spec] {
+  TransferStager* stager = impl_->stager.get();  // http transfer mode: inputs and outputs move over HTTP
+  std::thread engine([state, runner, stager, spec, id, token] {
     std::optional<RunnerTaskResult> result;
     std::string error;
     bool retry = true;
     try {
-      result = runner->run(spec);
+      if (stager) {
+        RunnerTaskSpec local = spec;
+        TransferStager::Staged staged = stager->stage(id, token, spec.inputs, spec.parameters);
+        local.inputs = staged.inputs;
+        local.parameters = staged.parameters;
+        for (const auto& [path, digest] : staged.digests) runner->remember_digest(path, digest);
+        result = runner->run(local);
+        TransferStager::restore_uris(result->provenance, staged.origin);
+        stager->upload(result->outputs);
+      } else {
+        result = runner->run(spec);
+      }
     } catch (const std::exception& e) {
       error = e.what();
       retry = retryable(e);

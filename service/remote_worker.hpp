@@ -1,7 +1,9 @@
 #pragma once
 // The Batch worker (`omicsd worker`): leases tasks from the daemon over HTTP (docs/api.md, "Tasks"),
-// runs each with TaskRunner into the data directory it shares with the daemon, heartbeats while it
-// runs, and reports complete (output digests + provenance) or fail (retryable or not).
+// runs each with TaskRunner into the data directory it shares with the daemon (or, with the HTTP
+// transfer mode, into its own directory: inputs downloaded and outputs uploaded over HTTP, see
+// worker_transfer.hpp), heartbeats while it runs and transfers, and reports complete (output
+// digests + provenance) or fail (retryable or not).
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -11,17 +13,27 @@
 
 namespace omicsd {
 
+// How task data reaches the worker. shared: --data-dir is the daemon's object directory (a shared
+// file system such as EFS); inputs are read by path. http: --data-dir is the worker's own store
+// and input cache; inputs are fetched and outputs uploaded through the daemon's HTTP API.
+enum class WorkerTransfer { shared, http };
+// "shared" / "http"; throws InputError for anything else.
+WorkerTransfer parse_worker_transfer(const std::string& s);
+
 struct RemoteWorkerOptions {
   std::string server = "http://127.0.0.1:8080";
   std::string token;
   std::string ca_file;             // https server: PEM CA certificate(s) (empty: the system CAs)
   std::filesystem::path data_dir;  // shared with the daemon: <data-dir>/objects
   std::string worker_id;           // empty: default_worker_id()
+  // http: data_dir is the worker's own store and input cache instead of the daemon's.
+  WorkerTransfer transfer = WorkerTransfer::shared;
   int lease_seconds = 60;
   int threads = 0;    // > 0: overrides the task's "threads" parameter (not part of the cache key)
   bool once = false;  // exit after one task, or when the queue is empty
   // Where file inputs may come from. Empty: anywhere ("/"); the daemon already restricted the URIs
-  // of the runs it accepted to its --allow-root directories.
+  // of the runs it accepted to its --allow-root directories. Unused with WorkerTransfer::http
+  // (inputs are then local copies under <data-dir>/inputs).
   std::vector<std::filesystem::path> allowed_roots;
   double unreachable_seconds = 120;  // give up (exit 3) after this long without reaching the server
   std::chrono::milliseconds idle_backoff_max{2000};

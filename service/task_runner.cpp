@@ -196,6 +196,17 @@ std::string TaskRunner::file_digest(const fs::path& path, uint64_t* size) {
   return d;
 }
 
+void TaskRunner::remember_digest(const fs::path& path, const std::string& digest) {
+  std::error_code ec;
+  const fs::path canon = fs::weakly_canonical(path, ec);  // how run() names a resolved input
+  struct stat st {};
+  if (ec || ::stat(canon.c_str(), &st) != 0)
+    throw InputError(path.string() + ": cannot stat: " + std::strerror(errno));
+  const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  std::lock_guard lock(memo_mutex_);
+  memo_[canon.string()] = Memo{uint64_t(st.st_size), mtime, digest};
+}
+
 std::optional<RunnerTaskResult> TaskRunner::cached(const std::string& key) const {
   if (!is_sha256_digest(key)) return std::nullopt;
   const fs::path p = store_.root() / "cache" / (hex_of(key) + ".json");

@@ -67,6 +67,11 @@ class TaskRunner {
   // Throws InputError for a bad spec or bad inputs, and the engine's own exceptions unchanged.
   RunnerTaskResult run(const RunnerTaskSpec& spec);
 
+  // Records that the file at `path`, as it is now (size, mtime), has `digest`, so run() does not
+  // hash it again (the HTTP-transfer worker hashed its inputs while downloading them). Throws
+  // InputError when the file cannot be found.
+  void remember_digest(const std::filesystem::path& path, const std::string& digest);
+
   // The worker-local cache entry <store>/cache/<key hex>.json, if present and all its objects exist.
   std::optional<RunnerTaskResult> cached(const std::string& key) const;
 

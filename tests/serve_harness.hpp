@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -232,6 +233,24 @@ struct ServeFixture : ::testing::Test {
         .dump();
   }
   std::string log_of(const Daemon& d) const { return read_file(d.log); }
+  // `--data-dir DATA` plus the job store options of the test (empty: the SQLite default).
+  std::string data_args() const { return "--data-dir " + q(data.string()) + db_args; }
+  std::string db_args;
 };
+
+// The same integration test against each job store: GetParam() is "sqlite" (the embedded default)
+// or "postgres" (a fresh database on the test PostgreSQL server; skipped where none is installed,
+// which scripts/test.sh turns into a failure).
+struct ServeStoreTest : ServeFixture, ::testing::WithParamInterface<std::string> {
+  std::unique_ptr<PostgresDatabase> pg;
+  void SetUp() override {
+    ServeFixture::SetUp();
+    if (IsSkipped() || GetParam() != "postgres") return;
+    pg = std::make_unique<PostgresDatabase>();
+    if (pg->url.empty()) GTEST_SKIP() << kPostgresSkipMessage;
+    db_args = " --db " + q(pg->url);
+  }
+};
+inline std::string store_param_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 }  // namespace omicsd::test

@@ -26,11 +26,10 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-TEST_F(ServeFixture, GermlineRunIdempotencyCacheAndBadInputs) {
+TEST_P(ServeStoreTest, GermlineRunIdempotencyCacheAndBadInputs) {
   Daemon d;
-  ASSERT_TRUE(
-      d.start("--data-dir " + q(data.string()) + " --workers 1 --threads 2 --allow-root " + q(root.string()),
-              tmp.path / "serve.log"))
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
       << log_of(d);
   EXPECT_EQ(d.get("/readyz").status, 200);
 
@@ -136,8 +135,8 @@ TEST_F(ServeFixture, GermlineRunIdempotencyCacheAndBadInputs) {
 TEST_F(ServeFixture, TokensAndScopes) {
   write_file(tmp.path / "tokens", "# test tokens\ntok-client client\ntok-worker worker\ntok-admin admin\n");
   Daemon d;
-  ASSERT_TRUE(d.start("--data-dir " + q(data.string()) + " --workers 0 --allow-root " + q(root.string()) +
-                          " --token-file " + q((tmp.path / "tokens").string()),
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) + " --token-file " +
+                          q((tmp.path / "tokens").string()),
                       tmp.path / "serve.log"))
       << log_of(d);
   EXPECT_EQ(d.get("/v1/runs").status, 401);
@@ -174,9 +173,9 @@ TEST_F(ServeFixture, TokensAndScopes) {
   EXPECT_EQ(d.get("/healthz").status, 200);
 }
 
-TEST_F(ServeFixture, KillDashNineUnderConcurrentSubmissionsLosesNoAcknowledgedRun) {
+TEST_P(ServeStoreTest, KillDashNineUnderConcurrentSubmissionsLosesNoAcknowledgedRun) {
   Daemon d;
-  const std::string args = "--data-dir " + q(data.string()) + " --workers 0 --allow-root " + q(root.string());
+  const std::string args = data_args() + " --workers 0 --allow-root " + q(root.string());
   ASSERT_TRUE(d.start(args, tmp.path / "serve.log")) << log_of(d);
   const fs::path body = tmp.path / "body.json";
   write_file(body, germline_body());
@@ -217,12 +216,6 @@ TEST_F(ServeFixture, KillDashNineUnderConcurrentSubmissionsLosesNoAcknowledgedRu
   }
   EXPECT_EQ(d2.get("/healthz").status, 200);
 }
-
-}  // namespace
-}  // namespace omicsd::test
-
-namespace omicsd::test {
-namespace {
 
 // Two daemons on different ports sharing one PostgreSQL database (as behind a load balancer, each
 // with its own data dir): a run submitted to either is visible from both, an Idempotency-Key holds
@@ -333,6 +326,8 @@ TEST_F(ServeFixture, TwoDaemonsShareOnePostgresDatabase) {
   EXPECT_EQ(a.get("/healthz").status, 200);
   EXPECT_EQ(b.get("/healthz").status, 200);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ServeStoreTest, ::testing::Values("sqlite", "postgres"), store_param_name);
 
 }  // namespace
 }  // namespace omicsd::test

@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -927,4 +930,420 @@ TEST(ServeTls, CurlClientCommandsAndWorkerOverHttps) {
       << out;
 
   EXPECT_EQ(d.stop(SIGTERM), 0) << read_file(tmp.path / "serve.log");
+}
+
+// ---- Streamed request bodies (Router::add_streamed) and HttpClient::upload / fetch -------------
+
+namespace {
+
+// A file of `size` pseudo-random bytes, written in 1 MiB pieces (never whole in memory).
+void write_random_file(const fs::path& p, uint64_t size, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  std::string chunk(1 << 20, '\0');
+  for (uint64_t left = size; left > 0;) {
+    const std::size_t n = std::size_t(std::min<uint64_t>(left, chunk.size()));
+    for (std::size_t i = 0; i < n; ++i) chunk[i] = char(rng());
+    out.write(chunk.data(), std::streamsize(n));
+    left -= n;
+  }
+}
+
+std::size_t files_in(const fs::path& dir) {
+  std::size_t n = 0;
+  for (auto it = fs::directory_iterator(dir); it != fs::directory_iterator(); ++it) ++n;
+  return n;
+}
+
+// Peak resident set size of this process (VmHWM), in bytes.
+uint64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+
+// A server with one streamed route PUT /up/{name} (spool dir `spool`, limit `max_bytes`) whose
+// handler moves the body to <keep>/<name> and answers its size and digest, and a JSON route.
+struct UploadServer {
+  fs::path spool, keep;
+  std::atomic<int> calls{0}, fail_first{0};
+  std::unique_ptr<HttpServer> server;
+
+  UploadServer(const fs::path& dir, uint64_t max_bytes,
+               std::shared_ptr<const omicsd::http::TokenStore> tokens = nullptr,
+               std::chrono::milliseconds idle = std::chrono::milliseconds(10'000))
+      : spool(dir / "spool"), keep(dir / "keep") {
+    fs::create_directories(spool);
+    fs::create_directories(keep);
+    Router router;
+    omicsd::http::StreamedBody body;
+    body.spool_dir = spool;
+    body.max_bytes = max_bytes;
+    body.idle_timeout = idle;
+    body.before_body = [](Request& req) -> std::optional<Response> {
+      if (req.param("name") == "exists") return Response::json({{"early", true}}, 200);
+      if (req.param("name") == "bad") throw omicsd::http::HttpError(400, "bad name");
+      return std::nullopt;
+    };
+    router.add_streamed(
+        "PUT", "/up/{name}",
+        [this](Request& req) {
+          ++calls;
+          if (fail_first > 0) {
+            --fail_first;
+            return Response::error(503, "try again");
+          }
+          EXPECT_EQ(req.body_file.parent_path(), spool);
+          EXPECT_TRUE(req.body.empty());
+          fs::rename(req.body_file, keep / req.param("name"));
+          return Response::json({{"size", req.body_size}, {"sha256", req.body_sha256}}, 201);
+        },
+        omicsd::http::Scope::worker, std::move(body));
+    router.post("/json", [](Request& req) { return Response::json({{"n", req.body.size()}}); });
+    if (tokens) router.set_auth(tokens);
+    HttpServerOptions opt;
+    opt.port = 0;
+    opt.threads = 2;
+    server = std::make_unique<HttpServer>(opt, std::move(router));
+    server->start();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server->port()); }
+};
+
+// curl PUT of a file; returns the status code ("000" when no answer), the body in *body.
+std::string curl_put(const std::string& url, const fs::path& file, const std::string& extra = "",
+                     std::string* body = nullptr) {
+  TempDir t;
+  std::string out;
+  run_command("curl -s -m 30 -o " + (t.path / "resp").string() + " -w '%{http_code}' -X PUT " + extra +
+                  " --data-binary @" + file.string() + " " + url,
+              &out);
+  if (body) *body = read_file(t.path / "resp");
+  return out;
+}
+
+}  // namespace
+
+TEST(HttpClient, UploadStreamsAFileBeyondTheJsonBodyLimit) {
+  TempDir tmp;
+  UploadServer s(tmp.path, uint64_t(64) << 20);
+  const fs::path src = tmp.path / "blob.bin";
+  write_random_file(src, (5u << 20) + 321, 11);  // 5 MB: above the server's 1 MB JSON body_limit
+  HttpClient client(client_options(*s.server));
+  const omicsd::HttpResponse r = client.upload("PUT", "/up/blob", src);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.json()["size"], fs::file_size(src));
+  EXPECT_EQ(r.json()["sha256"], omicsd::ObjectStore::digest_file(src));
+  EXPECT_EQ(read_file(s.keep / "blob"), read_file(src));
+  EXPECT_EQ(files_in(s.spool), 0u);
+  // An empty file is an empty body.
+  write_file(tmp.path / "empty", "");
+  const omicsd::HttpResponse e = client.upload("PUT", "/up/empty", tmp.path / "empty");
+  ASSERT_EQ(e.status, 201) << e.body;
+  EXPECT_EQ(e.json()["sha256"], omicsd::ObjectStore::digest_bytes(""));
+  EXPECT_EQ(fs::file_size(s.keep / "empty"), 0u);
+  // Other routes keep the 1 MB limit: a 2 MB JSON body is refused, a small one accepted.
+  EXPECT_EQ(client.send("POST", "/json", std::string(2 << 20, ' '), "application/json", {}, false).status,
+            413);
+  const omicsd::HttpResponse small = client.send("POST", "/json", "{}", "application/json", {}, false);
+  EXPECT_EQ(small.status, 200);
+  EXPECT_EQ(small.json()["n"], 2);
+  // A file that cannot be read is the caller's error, not a connection failure.
+  EXPECT_THROW(client.upload("PUT", "/up/x", tmp.path / "missing.bin"), omicsd::Error);
+  EXPECT_EQ(s.calls.load(), 2);
+}
+
+TEST(HttpClient, UploadRetriesIdempotentPutsAndResendsTheWholeFile) {
+  TempDir tmp;
+  UploadServer s(tmp.path, uint64_t(64) << 20);
+  const fs::path src = tmp.path / "blob.bin";
+  write_random_file(src, 3u << 20, 12);
+  HttpClient client(client_options(*s.server));
+  s.fail_first = 2;
+  const omicsd::HttpResponse r = client.upload("PUT", "/up/retried", src);
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(s.calls.load(), 3);
+  EXPECT_EQ(read_file(s.keep / "retried"), read_file(src));
+  // Not idempotent: one attempt, the 503 comes back.
+  s.calls = 0;
+  s.fail_first = 1;
+  EXPECT_EQ(client.upload("PUT", "/up/once", src, "application/octet-stream", {}, false).status, 503);
+  EXPECT_EQ(s.calls.load(), 1);
+  EXPECT_EQ(files_in(s.spool), 0u);
+}
+
+TEST(HttpClient, StreamedUploadIsNotBufferedInMemory) {
+  TempDir tmp;
+  UploadServer s(tmp.path, uint64_t(1) << 30);
+  const fs::path src = tmp.path / "big.bin";
+  const uint64_t size = uint64_t(160) << 20;
+  write_random_file(src, size, 13);
+  HttpClient client(client_options(*s.server));
+  const uint64_t before = peak_rss_bytes();
+  const omicsd::HttpResponse r = client.upload("PUT", "/up/big", src);
+  const uint64_t after = peak_rss_bytes();
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(r.json()["size"], size);
+  EXPECT_EQ(r.json()["sha256"], omicsd::ObjectStore::digest_file(src));
+  EXPECT_EQ(fs::file_size(s.keep / "big"), size);
+  // Client and server both run in this process: neither may hold the body.
+  EXPECT_LT(after - before, uint64_t(48) << 20) << "peak RSS grew from " << before << " to " << after;
+}
+
+TEST(HttpServer, StreamedRouteLimitsAuthEarlyAnswersAndChunkedBodies) {
+  TempDir tmp;
+  auto tokens = std::make_shared<omicsd::http::TokenStore>();
+  tokens->add("tok-worker", omicsd::http::ScopeMask(omicsd::http::Scope::worker));
+  tokens->add("tok-client", omicsd::http::ScopeMask(omicsd::http::Scope::client));
+  UploadServer s(tmp.path, uint64_t(2) << 20, tokens);
+  const fs::path big = tmp.path / "big.bin", ok = tmp.path / "ok.bin";
+  write_random_file(big, 3u << 20, 14);
+  write_random_file(ok, (3u << 19) + 7, 15);  // 1.5 MB
+  const std::string auth = "-H 'Authorization: Bearer tok-worker'";
+  std::string body;
+  // Refused before the body is read: no token, a token without the scope, a declared length over
+  // the route's limit, and a chunked body that grows over it.
+  EXPECT_EQ(curl_put(s.url() + "/up/a", ok, "", &body), "401") << body;
+  EXPECT_EQ(curl_put(s.url() + "/up/a", ok, "-H 'Authorization: Bearer tok-client'", &body), "403") << body;
+  EXPECT_EQ(curl_put(s.url() + "/up/a", big, auth, &body), "413") << body;
+  EXPECT_NE(body.find(std::to_string(2u << 20)), std::string::npos) << body;
+  EXPECT_EQ(curl_put(s.url() + "/up/a", big, auth + " -H 'Transfer-Encoding: chunked'", &body), "413")
+      << body;
+  EXPECT_EQ(s.calls.load(), 0);
+  EXPECT_EQ(files_in(s.spool), 0u);
+  EXPECT_EQ(files_in(s.keep), 0u);
+  // Chunked within the limit, and with Expect: 100-continue (curl's default for bodies > 1 MB).
+  EXPECT_EQ(curl_put(s.url() + "/up/chunked", ok, auth + " -H 'Transfer-Encoding: chunked'", &body), "201")
+      << body;
+  EXPECT_EQ(json::parse(body)["sha256"], omicsd::ObjectStore::digest_file(ok));
+  EXPECT_EQ(read_file(s.keep / "chunked"), read_file(ok));
+  EXPECT_EQ(curl_put(s.url() + "/up/continue", ok, auth + " -H 'Expect: 100-continue'", &body), "201")
+      << body;
+  EXPECT_EQ(read_file(s.keep / "continue"), read_file(ok));
+  // before_body answers: a 2xx after draining the body (nothing stored, handler not run), an
+  // error at once.
+  s.calls = 0;
+  EXPECT_EQ(curl_put(s.url() + "/up/exists", ok, auth + " -H 'Expect:'", &body), "200") << body;
+  EXPECT_EQ(json::parse(body)["early"], true);
+  EXPECT_EQ(curl_put(s.url() + "/up/exists", ok, auth, &body), "200") << body;  // with 100-continue
+  EXPECT_EQ(curl_put(s.url() + "/up/bad", ok, auth, &body), "400") << body;
+  EXPECT_NE(body.find("bad name"), std::string::npos) << body;
+  EXPECT_EQ(s.calls.load(), 0);
+  EXPECT_FALSE(fs::exists(s.keep / "exists"));
+  EXPECT_EQ(files_in(s.spool), 0u);
+  // The server still serves.
+  HttpClientOptions o = client_options(*s.server);
+  o.token = "tok-worker";
+  HttpClient client(o);
+  EXPECT_EQ(client.upload("PUT", "/up/after", ok).status, 201);
+}
+
+TEST(HttpServer, StreamedBodyIdleTimeoutClosesAndRemovesTheSpoolFile) {
+  TempDir tmp;
+  UploadServer s(tmp.path, uint64_t(64) << 20, nullptr, std::chrono::milliseconds(400));
+  // Announce 1 MB, send 10 bytes, then stall: the server gives up after the idle timeout.
+  write_file(tmp.path / "stall.sh",
+             "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(s.server->port()) +
+                 "\nprintf 'PUT /up/stalled HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1048576\\r\\n\\r\\n"
+                 "0123456789' >&3\ntimeout 10 cat <&3\n");
+  std::string out;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = run_command("bash " + (tmp.path / "stall.sh").string(), &out);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(rc, 0) << out;  // cat ended because the server closed the connection
+  EXPECT_LT(secs, 5.0);
+  EXPECT_EQ(s.calls.load(), 0);
+  EXPECT_EQ(files_in(s.spool), 0u);
+  EXPECT_EQ(files_in(s.keep), 0u);
+}
+
+TEST(HttpClient, FetchHashesTheBodyAndReturns304) {
+  TempDir tmp;
+  const fs::path blob = tmp.path / "blob.bin";
+  write_random_file(blob, (2u << 20) + 5, 16);
+  Router router;
+  router.get("/f", [&](Request& req) {
+    if (req.header("if-none-match") == "\"v1\"") {
+      Response r;
+      r.status = 304;
+      r.content_type = "";
+      return r;
+    }
+    Response r = Response::from_file(blob);
+    r.set_header("ETag", "\"v1\"");
+    return r;
+  });
+  auto server = start_server(std::move(router));
+  HttpClient client(client_options(*server));
+  const omicsd::FetchResult r = client.fetch("/f", tmp.path / "out.bin");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.bytes, fs::file_size(blob));
+  EXPECT_EQ(r.sha256, omicsd::ObjectStore::digest_file(blob));
+  EXPECT_EQ(r.header("etag"), "\"v1\"");
+  EXPECT_EQ(read_file(tmp.path / "out.bin"), read_file(blob));
+  const omicsd::FetchResult nm = client.fetch("/f", tmp.path / "out2.bin", {{"If-None-Match", "\"v1\""}});
+  EXPECT_EQ(nm.status, 304);
+  EXPECT_FALSE(fs::exists(tmp.path / "out2.bin"));
+  EXPECT_FALSE(fs::exists(tmp.path / "out2.bin.part"));
+  // download() keeps treating anything but a 2xx as an error.
+  Router r2;
+  r2.get("/nm", [](Request&) {
+    Response r;
+    r.status = 304;
+    r.content_type = "";
+    return r;
+  });
+  auto s2 = start_server(std::move(r2));
+  HttpClient c2(client_options(*s2));
+  EXPECT_THROW(c2.download("/nm", tmp.path / "nm.bin"), HttpClientError);
+  // HEAD: the headers of the GET, no body (and no wait for one).
+  const auto t0 = std::chrono::steady_clock::now();
+  const omicsd::HttpResponse h = client.send("HEAD", "/f", "", "", {}, true);
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.header("content-length"), std::to_string(fs::file_size(blob)));
+  EXPECT_TRUE(h.body.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
+// The HTTP transfer mode of the worker against a stub daemon whose input paths do not exist on
+// this machine: inputs come over HTTP (with the lease token), heartbeats continue while a slow
+// download is in flight, outputs are uploaded and their digests reported.
+TEST(RemoteWorker, HttpTransferHeartbeatsWhileDownloadingAndUploadsOutputs) {
+  const fs::path src = shared_data_dir() / "na12878-chr22-tiny";
+  if (!fs::exists(src / "NA12878.chr22.tiny.bam")) GTEST_SKIP() << "no shared data at " << src;
+  TempDir tmp;
+  fs::create_directories(tmp.path / "spool");
+  std::mutex mu;
+  int heartbeats = 0, heartbeats_during_download = 0;
+  std::atomic<bool> downloading{false};
+  bool handed_out = false;
+  std::vector<json> completes, fails;
+  std::vector<std::string> input_keys, lease_headers;
+  std::map<std::string, std::string> uploaded;  // URL digest -> digest of the body received
+  auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const json task = {
+      {"id", "run-7/call"},
+      {"name", "call"},
+      {"kind", "call"},
+      {"parameters", {{"threads", 1}}},
+      {"inputs",
+       {{"reference", "/daemon/only/q.fa"}, {"bam", "file:///daemon/only/NA12878.chr22.tiny.bam"}}}};
+  Router router;
+  router.post("/v1/tasks/lease", [&](Request&) {
+    std::lock_guard lock(mu);
+    if (handed_out) return no_content();
+    handed_out = true;
+    json t = task;
+    t["lease_token"] = "lease-7";
+    t["lease_expires_at"] = now_ms() + 3000;
+    return Response::json({{"task", t}, {"run", {{"id", "run-7"}, {"sample", "NA12878"}}}});
+  });
+  router.post("/v1/tasks/{id}/heartbeat", [&](Request&) {
+    std::lock_guard lock(mu);
+    ++heartbeats;
+    if (downloading) ++heartbeats_during_download;
+    return Response::json({{"lease_expires_at", now_ms() + 3000}});
+  });
+  router.get("/v1/tasks/{id}/inputs/{key}", [&](Request& req) {
+    const std::string key = req.param("key");
+    {
+      std::lock_guard lock(mu);
+      input_keys.push_back(key);
+      lease_headers.push_back(req.header("x-omicsd-lease-token"));
+    }
+    if (req.param("id") != "run-7/call") throw omicsd::http::HttpError(404, "unknown task");
+    if (key == "reference") return Response::from_file(src / "q.fa");
+    if (key == "reference.fai") return Response::from_file(src / "q.fa.fai");
+    if (key == "bam.bai") return Response::from_file(src / "NA12878.chr22.tiny.bam.bai");
+    if (key == "bam") {
+      downloading = true;  // a slow transfer: longer than the 3 s lease
+      std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+      downloading = false;
+      return Response::from_file(src / "NA12878.chr22.tiny.bam");
+    }
+    throw omicsd::http::HttpError(404, "no input " + key);
+  });
+  router.get("/v1/objects/{digest}", [&](Request& req) {
+    std::lock_guard lock(mu);
+    if (!uploaded.count(req.param("digest"))) throw omicsd::http::HttpError(404, "no object");
+    return Response::json({{"have", true}});
+  });
+  omicsd::http::StreamedBody body;
+  body.spool_dir = tmp.path / "spool";
+  router.add_streamed(
+      "PUT", "/v1/objects/{digest}",
+      [&](Request& req) {
+        std::lock_guard lock(mu);
+        uploaded[req.param("digest")] = req.body_sha256;
+        return Response::json({{"digest", req.body_sha256}}, 201);
+      },
+      omicsd::http::Scope::worker, std::move(body));
+  router.post("/v1/tasks/{id}/complete", [&](Request& req) {
+    std::lock_guard lock(mu);
+    completes.push_back(omicsd::http::parse_json_body(req));
+    return Response::json(task);
+  });
+  router.post("/v1/tasks/{id}/fail", [&](Request& req) {
+    std::lock_guard lock(mu);
+    fails.push_back(omicsd::http::parse_json_body(req));
+    return Response::json(task);
+  });
+  auto server = start_server(std::move(router));
+
+  omicsd::RemoteWorkerOptions o;
+  o.server = "http://127.0.0.1:" + std::to_string(server->port());
+  o.data_dir = tmp.path / "worker";
+  o.transfer = omicsd::WorkerTransfer::http;
+  o.worker_id = "xfer-unit";
+  o.lease_seconds = 3;  // heartbeats every second
+  o.once = true;
+  omicsd::RemoteWorker worker(o);
+  EXPECT_EQ(worker.run(), omicsd::kWorkerExitOk);
+
+  std::lock_guard lock(mu);
+  ASSERT_TRUE(fails.empty()) << fails.front().dump();
+  ASSERT_EQ(completes.size(), 1u);
+  EXPECT_GE(heartbeats_during_download, 2) << heartbeats << " heartbeats in all";
+  for (const auto& h : lease_headers) EXPECT_EQ(h, "lease-7");
+  EXPECT_NE(std::find(input_keys.begin(), input_keys.end(), "bam"), input_keys.end());
+  EXPECT_NE(std::find(input_keys.begin(), input_keys.end(), "reference"), input_keys.end());
+  const json& c = completes.front();
+  ASSERT_TRUE(c["outputs"].contains("vcf")) << c.dump();
+  for (const auto& [name, ref] : c["outputs"].items()) {
+    const std::string digest = ref["digest"];
+    ASSERT_TRUE(uploaded.count(digest)) << name << " was reported but not uploaded";
+    EXPECT_EQ(uploaded[digest], digest) << name;
+  }
+  // Provenance names the daemon's URIs; the downloaded inputs are in the worker's own store.
+  EXPECT_EQ(c["provenance"]["inputs"]["bam"]["uri"], "file:///daemon/only/NA12878.chr22.tiny.bam");
+  EXPECT_EQ(c["provenance"]["inputs"]["reference"]["uri"], "/daemon/only/q.fa");
+  omicsd::ObjectStore local(tmp.path / "worker");
+  EXPECT_TRUE(local.has(omicsd::ObjectStore::digest_file(src / "NA12878.chr22.tiny.bam")));
+  EXPECT_TRUE(local.has(omicsd::ObjectStore::digest_file(src / "q.fa")));
+}
+
+// A server that refuses an upload before reading its body (413 for a declared length over the
+// route's limit) is heard: the client stops sending and returns that answer, once (not retried
+// as a connection failure).
+TEST(HttpClient, UploadReturnsTheServersEarlyAnswer) {
+  TempDir tmp;
+  UploadServer s(tmp.path, uint64_t(1) << 20);
+  const fs::path src = tmp.path / "big.bin";
+  write_random_file(src, 32u << 20, 17);
+  HttpClient client(client_options(*s.server));
+  const auto t0 = std::chrono::steady_clock::now();
+  const omicsd::HttpResponse r = client.upload("PUT", "/up/big", src);
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_NE(omicsd::server_error_message(r.body).find("exceeds the limit of 1048576 bytes"),
+            std::string::npos)
+      << r.body;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(s.calls.load(), 0);
+  EXPECT_EQ(files_in(s.spool), 0u);
 }

@@ -58,13 +58,12 @@ fs::path make_large_fastq(const fs::path& bam, const fs::path& dir) {
   return many;
 }
 
-TEST_F(ServeFixture, WorkerKilledMidTaskLeaseExpiresAndAnotherWorkerFinishes) {
+TEST_P(ServeStoreTest, WorkerKilledMidTaskLeaseExpiresAndAnotherWorkerFinishes) {
   const fs::path reads = make_large_fastq(bam, root);
   Daemon d;
   // Short leases so the dead worker's lease expires quickly; no in-process workers.
-  ASSERT_TRUE(d.start(
-      "--data-dir " + q(data.string()) + " --workers 0 --lease-seconds 3 --allow-root " + q(root.string()),
-      tmp.path / "serve.log"))
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --lease-seconds 3 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
       << log_of(d);
   const std::string worker_cmd = omicsd_binary() + " worker --server " + d.url() + " --data-dir " +
                                  q(data.string()) + " --lease-seconds 3";
@@ -131,7 +130,7 @@ TEST_F(ServeFixture, WorkerKilledMidTaskLeaseExpiresAndAnotherWorkerFinishes) {
   EXPECT_EQ(b.signal_and_wait(SIGTERM), 0) << read_file(b.log);
 }
 
-TEST_F(ServeFixture, ResumeRerunsOnlyTheFailedTask) {
+TEST_P(ServeStoreTest, ResumeRerunsOnlyTheFailedTask) {
   std::string fai = read_file(root / "q.fa.fai");
   const std::string contig = fai.substr(0, fai.find('\t'));
   const std::string length =
@@ -139,9 +138,8 @@ TEST_F(ServeFixture, ResumeRerunsOnlyTheFailedTask) {
   const fs::path bed = root / "regions.bed";
   write_file(bed, "chrNoSuchContig\t0\t100\n");  // the call task fails on it (not retryable)
   Daemon d;
-  ASSERT_TRUE(
-      d.start("--data-dir " + q(data.string()) + " --workers 1 --threads 2 --allow-root " + q(root.string()),
-              tmp.path / "serve.log"))
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
       << log_of(d);
   json body = json::parse(germline_body());
   body["parameters"]["regions"] = bed.string();
@@ -222,15 +220,14 @@ struct Receiver {
   }
 };
 
-TEST_F(ServeFixture, WebhooksAreSignedRetriedAndSurviveADaemonKill) {
+TEST_P(ServeStoreTest, WebhooksAreSignedRetriedAndSurviveADaemonKill) {
   const std::string secret = "s3cret-for-tests";
   write_file(tmp.path / "webhook.key", secret + "\n");
   Receiver rx;
   rx.fail_first = 2;
   rx.start();
-  const std::string args = "--data-dir " + q(data.string()) + " --workers 1 --threads 2 --allow-root " +
-                           q(root.string()) + " --webhook-secret-file " +
-                           q((tmp.path / "webhook.key").string()) +
+  const std::string args = data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()) +
+                           " --webhook-secret-file " + q((tmp.path / "webhook.key").string()) +
                            " --webhook-backoff-ms 200 --webhook-max-attempts 5";
   Daemon d;
   ASSERT_TRUE(d.start(args, tmp.path / "serve.log")) << log_of(d);
@@ -319,7 +316,7 @@ TEST_F(ServeFixture, WebhooksAreSignedRetriedAndSurviveADaemonKill) {
 TEST_F(ServeFixture, WebhookGivesUpAfterMaxAttempts) {
   Daemon d;
   const uint16_t dead_port = free_port();  // nothing listens there
-  ASSERT_TRUE(d.start("--data-dir " + q(data.string()) + " --workers 0 --allow-root " + q(root.string()) +
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) +
                           " --webhook-backoff-ms 100 --webhook-max-attempts 2",
                       tmp.path / "serve.log"))
       << log_of(d);
@@ -346,8 +343,7 @@ TEST_F(ServeFixture, WebhookGivesUpAfterMaxAttempts) {
 
 TEST_F(ServeFixture, HeartbeatTelemetryBecomesGpuGauges) {
   Daemon d;
-  ASSERT_TRUE(d.start("--data-dir " + q(data.string()) + " --workers 0 --allow-root " + q(root.string()),
-                      tmp.path / "serve.log"))
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()), tmp.path / "serve.log"))
       << log_of(d);
   ASSERT_EQ(d.post("/v1/runs", germline_body()).status, 201);
   HttpResult lease = d.post("/v1/tasks/lease", json{{"worker_id", "gpu-worker-1"}}.dump());
@@ -375,6 +371,8 @@ TEST_F(ServeFixture, HeartbeatTelemetryBecomesGpuGauges) {
                 .status,
             200);
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ServeStoreTest, ::testing::Values("sqlite", "postgres"), store_param_name);
 
 }  // namespace
 }  // namespace omicsd::test

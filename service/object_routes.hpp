@@ -1,0 +1,54 @@
+#pragma once
+// Byte-transfer routes for workers that share no storage with the daemon (docs/api.md, "Objects"):
+//   PUT  /v1/objects/{digest}            upload an object (streamed to disk, SHA-256 verified)
+//   GET  /v1/objects/{digest}            download an object (Range, HEAD)
+//   GET  /v1/tasks/{id}/inputs/{key}     one input file of a task leased by the caller, or a
+//                                        companion index of one ("reference.fai", "bam.bai", ...)
+// All need the worker scope.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "service/http_router.hpp"
+
+namespace omicsd {
+
+class JobStore;
+class ObjectStore;
+struct Run;
+struct Task;
+namespace http {
+class Metrics;
+}
+
+struct ObjectRoutesOptions {
+  std::vector<std::filesystem::path> allow_roots;            // where file inputs may be read from
+  std::uint64_t max_object_bytes = std::uint64_t(64) << 30;  // PUT bodies larger than this -> 413
+  std::chrono::milliseconds upload_idle_timeout{120'000};    // per chunk of a PUT body
+};
+
+// The header that names the caller's lease on GET /v1/tasks/{id}/inputs/{key}.
+inline constexpr const char* kLeaseTokenHeader = "X-Omicsd-Lease-Token";
+
+// "sha256:<64 lowercase hex>" for "sha256:<hex>" or a bare 64-digit hex (either case); nullopt
+// for anything else.
+std::optional<std::string> normalize_digest(const std::string& s);
+
+// The input keys of a task and what they name: "reference", "reads" or "reads/0", "reads/1",
+// "bam", "vcf", and "regions" / "targets" (BED URIs among the task's parameters), each mapped to
+// its URI (a path, file:// URI or sha256: digest) as the lease answer carries it.
+std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run, const Task& task);
+
+// Companion index files the engine reads next to an input, by input key, as file extensions
+// (without the dot): reference -> fai, gzi, omi; bam -> bai, csi.
+const std::vector<std::string>& input_companions(const std::string& key);
+
+void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& jobs,
+                       ObjectRoutesOptions options, std::shared_ptr<http::Metrics> metrics = {});
+
+}  // namespace omicsd

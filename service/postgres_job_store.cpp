@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -616,34 +617,44 @@ class PostgresJobStore final : public JobStore {
     if (worker_id.empty()) throw InputError("worker id is empty");
     std::lock_guard<std::mutex> lock(mu_);
     return transact("lease task", [&](Tx& tx, const char* op) -> std::optional<LeasedTask> {
-      // The leasable tasks, oldest first, without locks; requirements are matched here.
-      std::vector<std::string> candidates;
-      {
-        Result r = db_.exec(
-            "SELECT t.id, t.requirements FROM tasks t JOIN runs r ON r.id = t.run_id "
-            "WHERE t.state = 'QUEUED' AND t.not_before <= $1 AND r.state IN ('QUEUED','RUNNING') "
-            "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
-            "                WHERE d.task_id = t.id AND u.state <> 'COMPLETE') "
-            "ORDER BY t.queued_at, t.seq",
-            {num(now)}, op);
-        for (int i = 0; i < r.rows(); ++i)
-          if (capabilities_satisfy(capabilities, r.js(i, 1))) candidates.push_back(r.text(i, 0));
-      }
-      // The first candidate that is still leasable and that no other transaction holds (its task or
-      // its run): lock both, skipping locked rows, so this never waits and never deadlocks.
+      // The leasable tasks, oldest first, a page at a time without locks (a deep queue costs one
+      // page, not a scan of all of it); requirements are matched here. For each match: lock it and
+      // its run, skipping locked rows, so this never waits and never deadlocks; the first one
+      // still leasable is chosen.
+      constexpr int kPage = 64;
       std::string chosen;
-      for (const std::string& id : candidates) {
-        Result r = db_.exec(
-            "SELECT t.id FROM tasks t JOIN runs r ON r.id = t.run_id "
-            "WHERE t.id = $1 AND t.state = 'QUEUED' AND t.not_before <= $2 "
-            "AND r.state IN ('QUEUED','RUNNING') "
-            "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
-            "                WHERE d.task_id = t.id AND u.state <> 'COMPLETE') "
-            "FOR UPDATE OF t, r SKIP LOCKED",
-            {str(id), num(now)}, op);
-        if (r.rows() > 0) {
-          chosen = id;
-          break;
+      int64_t after_queued = std::numeric_limits<int64_t>::min(), after_seq = 0;
+      for (bool more = true; more && chosen.empty();) {
+        std::vector<std::string> candidates;
+        {
+          Result r = db_.exec(
+              "SELECT t.id, t.requirements, t.queued_at, t.seq FROM tasks t JOIN runs r ON r.id = t.run_id "
+              "WHERE t.state = 'QUEUED' AND t.not_before <= $1 AND r.state IN ('QUEUED','RUNNING') "
+              "AND (t.queued_at, t.seq) > ($2, $3) "
+              "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
+              "                WHERE d.task_id = t.id AND u.state <> 'COMPLETE') "
+              "ORDER BY t.queued_at, t.seq LIMIT $4",
+              {num(now), num(after_queued), num(after_seq), num(kPage)}, op);
+          more = r.rows() == kPage;
+          for (int i = 0; i < r.rows(); ++i) {
+            if (capabilities_satisfy(capabilities, r.js(i, 1))) candidates.push_back(r.text(i, 0));
+            after_queued = r.i64(i, 2);
+            after_seq = r.i64(i, 3);
+          }
+        }
+        for (const std::string& id : candidates) {
+          Result r = db_.exec(
+              "SELECT t.id FROM tasks t JOIN runs r ON r.id = t.run_id "
+              "WHERE t.id = $1 AND t.state = 'QUEUED' AND t.not_before <= $2 "
+              "AND r.state IN ('QUEUED','RUNNING') "
+              "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
+              "                WHERE d.task_id = t.id AND u.state <> 'COMPLETE') "
+              "FOR UPDATE OF t, r SKIP LOCKED",
+              {str(id), num(now)}, op);
+          if (r.rows() > 0) {
+            chosen = id;
+            break;
+          }
         }
       }
       if (chosen.empty()) return std::nullopt;

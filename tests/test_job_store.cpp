@@ -511,6 +511,27 @@ TEST_P(StoreTest, ExpirySweepDoesNotRequeueATaskItsRunFailureCanceled) {
   EXPECT_FALSE(store->lease_task("w3", json::object(), 60, T0 + 60'002).has_value());
 }
 
+// A worker that meets none of the requirements at the head of a deep queue still finds the one task
+// it can run behind them (the PostgreSQL store reads the queue a page at a time).
+TEST_P(StoreTest, LeaseFindsAMatchingTaskBehindManyItCannotRun) {
+  for (int i = 0; i < 150; ++i) {
+    NewRun r;
+    r.workflow = "align";
+    r.tasks = {spec("align", "align", {}, 3, "", json{{"gpu_memory_gb", 80}})};
+    store->create_run(r, T0 + i);
+  }
+  NewRun cpu;
+  cpu.workflow = "align";
+  auto want = store->create_run(cpu, T0 + 1000).run;
+  auto l = store->lease_task("cpu-worker", json{{"cpu", true}}, 60, T0 + 2000);
+  ASSERT_TRUE(l.has_value());
+  EXPECT_EQ(l->task.run_id, want.id);
+  EXPECT_FALSE(store->lease_task("cpu-worker", json{{"cpu", true}}, 60, T0 + 2000).has_value());
+  auto g = store->lease_task("gpu-worker", json{{"gpu_memory_gb", 80}}, 60, T0 + 2000);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_NE(g->task.run_id, want.id);
+}
+
 TEST_P(StoreTest, Cancel) {
   auto run = submit().run;
   auto l = must_lease(T0);

@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <thread>
 #include <type_traits>
@@ -399,14 +400,13 @@ HttpResponse exchange(const std::string& host, const std::string& port, const st
 
 }  // namespace
 
-HttpResponse HttpClient::send(const std::string& method, const std::string& path, const std::string& body,
-                              const std::string& content_type, const Headers& headers, bool idempotent) {
+HttpResponse HttpClient::with_retries(const std::string& method, const std::string& path, bool idempotent,
+                                      const std::function<HttpResponse()>& exchange_once) {
   std::string last;
   for (int attempt = 1;; ++attempt) {
     const bool more = attempt < options_.max_attempts;
     try {
-      HttpResponse r = exchange(host_, port_, prefix_ + path, method, body, content_type, headers, options_,
-                                tls_context_.get(), BodyIo{});
+      HttpResponse r = exchange_once();
       if (r.status >= 500 && idempotent && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -423,6 +423,14 @@ HttpResponse HttpClient::send(const std::string& method, const std::string& path
                             0, url(path), "");
     }
   }
+}
+
+HttpResponse HttpClient::send(const std::string& method, const std::string& path, const std::string& body,
+                              const std::string& content_type, const Headers& headers, bool idempotent) {
+  return with_retries(method, path, idempotent, [&] {
+    return exchange(host_, port_, prefix_ + path, method, body, content_type, headers, options_,
+                    tls_context_.get(), BodyIo{});
+  });
 }
 
 void HttpClient::check(const HttpResponse& r, const std::string& method, const std::string& path) const {
@@ -492,28 +500,11 @@ FetchResult HttpClient::fetch(const std::string& path, const std::filesystem::pa
 HttpResponse HttpClient::upload(const std::string& method, const std::string& path,
                                 const std::filesystem::path& src, const std::string& content_type,
                                 const Headers& headers, bool idempotent) {
-  std::string last;
-  for (int attempt = 1;; ++attempt) {
-    const bool more = attempt < options_.max_attempts;
-    try {
-      HttpResponse r = exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
-                                tls_context_.get(), BodyIo{&src, nullptr, nullptr, nullptr});
-      if (r.status >= 500 && idempotent && more) {
-        std::this_thread::sleep_for(backoff(attempt));
-        continue;
-      }
-      return r;
-    } catch (const ConnectionFailure& f) {
-      last = f.message;
-      if (more && !f.permanent && (!f.sent || idempotent)) {
-        std::this_thread::sleep_for(backoff(attempt));
-        continue;
-      }
-      throw HttpClientError(method + " " + url(path) + ": " + last +
-                                (attempt > 1 ? " (after " + std::to_string(attempt) + " attempts)" : ""),
-                            0, url(path), "");
-    }
-  }
+  // Each attempt re-reads the file from its start.
+  return with_retries(method, path, idempotent, [&] {
+    return exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
+                    tls_context_.get(), BodyIo{&src, nullptr, nullptr, nullptr});
+  });
 }
 
 }  // namespace omicsd

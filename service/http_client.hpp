@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -119,6 +120,11 @@ class HttpClient {
 
  private:
   std::chrono::milliseconds backoff(int attempt) const;
+  // Runs exchange_once until it answers: connection failures before sending are retried, after
+  // sending and 5xx answers only when idempotent, up to max_attempts with backoff. Throws
+  // HttpClientError(status 0) when no answer came.
+  HttpResponse with_retries(const std::string& method, const std::string& path, bool idempotent,
+                            const std::function<HttpResponse()>& exchange_once);
 
   HttpClientOptions options_;
   std::string host_, port_, prefix_;

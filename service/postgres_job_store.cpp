@@ -31,6 +31,7 @@
 #include <type_traits>
 
 #include "service/job_store.hpp"
+#include "service/job_store_rows.hpp"
 
 namespace omicsd {
 namespace {
@@ -150,15 +151,7 @@ static_assert(kKnownVersion == kJobStoreSchemaVersion);
 // pg_advisory_xact_lock key serialising migrations of one database ("omicsd" + 1).
 constexpr int64_t kMigrationLockKey = 0x6f6d6963736401;
 
-constexpr const char* kRunCols =
-    "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-    "idempotency_key, failure_reason, outputs, provenance";
-constexpr const char* kWebhookCols =
-    "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
-constexpr const char* kTaskCols =
-    "id, run_id, name, kind, state, attempts, max_attempts, parameters, requirements, cache_key, "
-    "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
-    "lease_expires_at";
+using namespace job_store_rows;  // kRunCols, kTaskCols, kWebhookCols, *_from_row
 
 // A query parameter in text format; nullopt is SQL NULL.
 using Param = std::optional<std::string>;
@@ -502,7 +495,7 @@ class PostgresJobStore final : public JobStore {
     Result r = db_.exec_retry(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = $1", {str(run_id)},
                               "get run");
     if (r.rows() == 0) return std::nullopt;
-    return read_run(Row{r, 0});
+    return run_from_row(Row{r, 0});
   }
 
   RunPage list_runs(const RunFilter& f) override {
@@ -526,7 +519,7 @@ class PostgresJobStore final : public JobStore {
     sql += " ORDER BY seq LIMIT " + next(num(page_size + 1));
     Result r = db_.exec(sql, params, op);
     RunPage page;
-    for (int i = 0; i < r.rows(); ++i) page.runs.push_back(read_run(Row{r, i}));
+    for (int i = 0; i < r.rows(); ++i) page.runs.push_back(run_from_row(Row{r, i}));
     if (static_cast<int>(page.runs.size()) > page_size) {
       page.runs.pop_back();
       page.next_page_token = page.runs.back().id;
@@ -543,7 +536,7 @@ class PostgresJobStore final : public JobStore {
     {
       Result r = db_.exec(std::string("SELECT ") + kTaskCols + " FROM tasks WHERE run_id = $1 ORDER BY seq",
                           {str(run_id)}, op);
-      for (int i = 0; i < r.rows(); ++i) out.push_back(read_task(Row{r, i}));
+      for (int i = 0; i < r.rows(); ++i) out.push_back(task_from_row(Row{r, i}));
     }
     {
       Result r = db_.exec(
@@ -778,7 +771,7 @@ class PostgresJobStore final : public JobStore {
                                   "FOR UPDATE",
                               {str(c.first), num(now)}, op);
           if (r.rows() == 0) continue;
-          t = read_task(Row{r, 0});
+          t = task_from_row(Row{r, 0});
         }
         ++expired;
         std::string error = "lease of worker " + t->worker_id + " expired (attempt " +
@@ -824,7 +817,7 @@ class PostgresJobStore final : public JobStore {
                                 " FROM webhooks WHERE status = 'PENDING' AND next_attempt_at <= $1 "
                                 "ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
                             {num(now), num(std::max(limit, 1))}, op);
-        for (int i = 0; i < r.rows(); ++i) out.push_back(read_webhook(Row{r, i}));
+        for (int i = 0; i < r.rows(); ++i) out.push_back(webhook_from_row(Row{r, i}));
       }
       for (WebhookDelivery& w : out) {
         db_.exec("UPDATE webhooks SET next_attempt_at = $1 WHERE id = $2", {num(now + claim_ms), num(w.id)},
@@ -862,7 +855,7 @@ class PostgresJobStore final : public JobStore {
         db_.exec_retry(std::string("SELECT ") + kWebhookCols + " FROM webhooks WHERE run_id = $1 ORDER BY id",
                        {str(run_id)}, "list webhooks");
     std::vector<WebhookDelivery> out;
-    for (int i = 0; i < r.rows(); ++i) out.push_back(read_webhook(Row{r, i}));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(webhook_from_row(Row{r, i}));
     return out;
   }
 
@@ -880,24 +873,6 @@ class PostgresJobStore final : public JobStore {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5 * attempt));
     }
-  }
-
-  WebhookDelivery read_webhook(const Row& st) const {
-    WebhookDelivery w;
-    w.id = st.i64(0);
-    w.run_id = st.text(1);
-    w.url = st.text(2);
-    w.state = parse_run_state(st.text(3));
-    w.created_at = st.i64(4);
-    const std::string status = st.text(5);
-    w.status = status == "DELIVERED" ? WebhookStatus::Delivered
-               : status == "FAILED"  ? WebhookStatus::Failed
-                                     : WebhookStatus::Pending;
-    w.attempts = static_cast<int>(st.i64(6));
-    w.next_attempt_at = st.i64(7);
-    w.last_error = st.text(8);
-    w.delivered_at = st.opt_i64(9);
-    return w;
   }
 
   void migrate() {
@@ -926,52 +901,11 @@ class PostgresJobStore final : public JobStore {
     tx.commit();
   }
 
-  Run read_run(const Row& st) const {
-    Run r;
-    r.id = st.text(0);
-    r.workflow = st.text(1);
-    r.inputs = st.js(2);
-    r.parameters = st.js(3);
-    r.state = parse_run_state(st.text(4));
-    r.created_at = st.i64(5);
-    r.updated_at = st.i64(6);
-    r.callback_url = st.text(7);
-    r.idempotency_key = st.text(8);
-    r.failure_reason = st.text(9);
-    r.outputs = st.js(10);
-    r.provenance = st.js(11);
-    return r;
-  }
-
-  Task read_task(const Row& st) const {
-    Task t;
-    t.id = st.text(0);
-    t.run_id = st.text(1);
-    t.name = st.text(2);
-    t.kind = st.text(3);
-    t.state = parse_task_state(st.text(4));
-    t.attempts = static_cast<int>(st.i64(5));
-    t.max_attempts = static_cast<int>(st.i64(6));
-    t.parameters = st.js(7);
-    t.requirements = st.js(8);
-    t.cache_key = st.text(9);
-    t.outputs = st.js(10);
-    t.last_error = st.text(11);
-    t.queued_at = st.i64(12);
-    t.started_at = st.opt_i64(13);
-    t.finished_at = st.opt_i64(14);
-    t.not_before = st.i64(15);
-    t.worker_id = st.text(16);
-    t.lease_token = st.text(17);
-    t.lease_expires_at = st.opt_i64(18);
-    return t;
-  }
-
   std::optional<Run> load_run(const std::string& run_id) {
     Result r =
         db_.exec(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = $1", {str(run_id)}, "get run");
     if (r.rows() == 0) return std::nullopt;
-    return read_run(Row{r, 0});
+    return run_from_row(Row{r, 0});
   }
 
   std::optional<Run> run_by_key(const std::string& key, const char* op) {
@@ -995,7 +929,7 @@ class PostgresJobStore final : public JobStore {
                               (for_update ? " FOR UPDATE" : ""),
                           {str(task_id)}, "get task");
       if (r.rows() == 0) return std::nullopt;
-      t = read_task(Row{r, 0});
+      t = task_from_row(Row{r, 0});
     }
     t->depends_on = load_deps(task_id);
     return t;

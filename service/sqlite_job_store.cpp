@@ -9,6 +9,7 @@
 #include <set>
 
 #include "service/job_store.hpp"
+#include "service/job_store_rows.hpp"
 
 namespace omicsd {
 namespace {
@@ -115,15 +116,7 @@ END;
 constexpr int kKnownVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);
 
-constexpr const char* kRunCols =
-    "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-    "idempotency_key, failure_reason, outputs, provenance";
-constexpr const char* kWebhookCols =
-    "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
-constexpr const char* kTaskCols =
-    "id, run_id, name, kind, state, attempts, max_attempts, parameters, requirements, cache_key, "
-    "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
-    "lease_expires_at";
+using namespace job_store_rows;  // kRunCols, kTaskCols, kWebhookCols, *_from_row
 
 class Db;
 
@@ -362,7 +355,7 @@ class SqliteJobStore final : public JobStore {
     if (!f.page_token.empty()) st.bind(i++, f.page_token);
     st.bind(i, page_size + 1);
     RunPage page;
-    while (st.step()) page.runs.push_back(read_run(st));
+    while (st.step()) page.runs.push_back(run_from_row(st));
     if (static_cast<int>(page.runs.size()) > page_size) {
       page.runs.pop_back();
       page.next_page_token = page.runs.back().id;
@@ -379,7 +372,7 @@ class SqliteJobStore final : public JobStore {
       Stmt st(db_, std::string("SELECT ") + kTaskCols + " FROM tasks WHERE run_id = ? ORDER BY seq",
               "list tasks");
       st.bind(1, run_id);
-      while (st.step()) out.push_back(read_task(st));
+      while (st.step()) out.push_back(task_from_row(st));
     }
     for (Task& t : out) t.depends_on = load_deps(t.id);
     tx.commit();
@@ -592,7 +585,7 @@ class SqliteJobStore final : public JobStore {
                   " FROM tasks WHERE state = 'RUNNING' AND lease_expires_at < ? ORDER BY seq",
               op);
       st.bind(1, now);
-      while (st.step()) expired.push_back(read_task(st));
+      while (st.step()) expired.push_back(task_from_row(st));
     }
     int n = 0;
     for (const Task& listed : expired) {
@@ -651,7 +644,7 @@ class SqliteJobStore final : public JobStore {
               "LIMIT ?",
           op);
       st.bind(1, now).bind(2, std::max(limit, 1));
-      while (st.step()) out.push_back(read_webhook(st));
+      while (st.step()) out.push_back(webhook_from_row(st));
     }
     for (WebhookDelivery& w : out) {
       Stmt st(db_, "UPDATE webhooks SET next_attempt_at = ? WHERE id = ?", op);
@@ -693,29 +686,11 @@ class SqliteJobStore final : public JobStore {
             "list webhooks");
     st.bind(1, run_id);
     std::vector<WebhookDelivery> out;
-    while (st.step()) out.push_back(read_webhook(st));
+    while (st.step()) out.push_back(webhook_from_row(st));
     return out;
   }
 
  private:
-  WebhookDelivery read_webhook(const Stmt& st) const {
-    WebhookDelivery w;
-    w.id = st.i64(0);
-    w.run_id = st.text(1);
-    w.url = st.text(2);
-    w.state = parse_run_state(st.text(3));
-    w.created_at = st.i64(4);
-    const std::string status = st.text(5);
-    w.status = status == "DELIVERED" ? WebhookStatus::Delivered
-               : status == "FAILED"  ? WebhookStatus::Failed
-                                     : WebhookStatus::Pending;
-    w.attempts = static_cast<int>(st.i64(6));
-    w.next_attempt_at = st.i64(7);
-    w.last_error = st.text(8);
-    w.delivered_at = st.opt_i64(9);
-    return w;
-  }
-
   void migrate() {
     const char* op = "migrate schema";
     Tx tx(db_, op);
@@ -740,52 +715,11 @@ class SqliteJobStore final : public JobStore {
     tx.commit();
   }
 
-  Run read_run(const Stmt& st) const {
-    Run r;
-    r.id = st.text(0);
-    r.workflow = st.text(1);
-    r.inputs = st.js(2);
-    r.parameters = st.js(3);
-    r.state = parse_run_state(st.text(4));
-    r.created_at = st.i64(5);
-    r.updated_at = st.i64(6);
-    r.callback_url = st.text(7);
-    r.idempotency_key = st.text(8);
-    r.failure_reason = st.text(9);
-    r.outputs = st.js(10);
-    r.provenance = st.js(11);
-    return r;
-  }
-
-  Task read_task(const Stmt& st) const {
-    Task t;
-    t.id = st.text(0);
-    t.run_id = st.text(1);
-    t.name = st.text(2);
-    t.kind = st.text(3);
-    t.state = parse_task_state(st.text(4));
-    t.attempts = static_cast<int>(st.i64(5));
-    t.max_attempts = static_cast<int>(st.i64(6));
-    t.parameters = st.js(7);
-    t.requirements = st.js(8);
-    t.cache_key = st.text(9);
-    t.outputs = st.js(10);
-    t.last_error = st.text(11);
-    t.queued_at = st.i64(12);
-    t.started_at = st.opt_i64(13);
-    t.finished_at = st.opt_i64(14);
-    t.not_before = st.i64(15);
-    t.worker_id = st.text(16);
-    t.lease_token = st.text(17);
-    t.lease_expires_at = st.opt_i64(18);
-    return t;
-  }
-
   std::optional<Run> load_run(const std::string& run_id) {
     Stmt st(db_, std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?", "get run");
     st.bind(1, run_id);
     if (!st.step()) return std::nullopt;
-    return read_run(st);
+    return run_from_row(st);
   }
 
   std::vector<std::string> load_deps(const std::string& task_id) {
@@ -802,7 +736,7 @@ class SqliteJobStore final : public JobStore {
       Stmt st(db_, std::string("SELECT ") + kTaskCols + " FROM tasks WHERE id = ?", "get task");
       st.bind(1, task_id);
       if (!st.step()) return std::nullopt;
-      t = read_task(st);
+      t = task_from_row(st);
     }
     t->depends_on = load_deps(task_id);
     return t;

@@ -49,6 +49,26 @@ inline uint16_t free_port() {
   return ntohs(a.sin_port);
 }
 
+// Sends sig to the child and reaps it, waiting up to timeout_s (then SIGKILL); returns its exit
+// status, 128 + the signal that ended it, or -1 (no child, or killed after the timeout). Sets pid to -1.
+inline int signal_and_reap(pid_t& pid, int sig, int timeout_s) {
+  if (pid <= 0) return -1;
+  ::kill(pid, sig);
+  const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
+  int st = 0;
+  while (Clock::now() < deadline) {
+    if (::waitpid(pid, &st, WNOHANG) == pid) {
+      pid = -1;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &st, 0);
+  pid = -1;
+  return -1;
+}
+
 struct HttpResult {
   int status = 0;
   std::string body;
@@ -98,23 +118,7 @@ struct Daemon {
   }
 
   // Sends sig and waits (bounded) for the exit; returns the exit status (or -1).
-  int kill_now(int sig, int timeout_s = 30) {
-    if (pid <= 0) return -1;
-    ::kill(pid, sig);
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-    int st = 0;
-    while (Clock::now() < deadline) {
-      if (::waitpid(pid, &st, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &st, 0);
-    pid = -1;
-    return -1;
-  }
+  int kill_now(int sig, int timeout_s = 30) { return signal_and_reap(pid, sig, timeout_s); }
 
   HttpResult request(const std::string& method, const std::string& path, const std::string& body = "",
                      const std::vector<std::string>& headers = {}, const std::string& out_file = "") const {
@@ -192,23 +196,7 @@ struct Process {
     return true;
   }
   // Sends sig and waits (bounded) for the exit; returns the exit status, 128 + signal, or -1.
-  int signal_and_wait(int sig, int timeout_s = 30) {
-    if (pid <= 0) return -1;
-    ::kill(pid, sig);
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_s);
-    int st = 0;
-    while (Clock::now() < deadline) {
-      if (::waitpid(pid, &st, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &st, 0);
-    pid = -1;
-    return -1;
-  }
+  int signal_and_wait(int sig, int timeout_s = 30) { return signal_and_reap(pid, sig, timeout_s); }
 };
 
 // A copy of the shared NA12878 tiny data under an allowed root, and a data directory.

@@ -113,8 +113,11 @@ struct Routes {
     if (token.empty())
       throw HttpError(400, std::string("missing ") + kLeaseTokenHeader + " header (the task's lease_token)");
     const auto task = jobs.get_task(id);
-    if (!task || task->state != TaskState::Running || task->lease_token != token)
-      throw HttpError(404, "no task '" + id + "' is leased with this lease token");
+    if (!task) throw HttpError(404, "unknown task '" + id + "'");
+    // Like heartbeat and complete: a lease that is not (or no longer) the task's current one is 409.
+    if (task->state != TaskState::Running || task->lease_token != token)
+      throw HttpError(409, "task '" + id + "': lease " + token +
+                               " is not the task's current lease (task is " + to_string(task->state) + ")");
     const auto run = jobs.get_run(task->run_id);
     if (!run) throw HttpError(404, "unknown run '" + task->run_id + "'");
     std::vector<std::pair<std::string, std::string>> keys;

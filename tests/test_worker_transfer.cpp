@@ -344,15 +344,15 @@ TEST_F(TransferFixture, TaskInputsOnlyForTheLeaseHolderAndOnlyInsideTheRoots) {
   EXPECT_EQ(curl(d, "GET", base + "reference.omi", "tok-worker", lease_h, {}, &body), 404) << body;
   EXPECT_NE(body.find("outside the allowed input roots"), std::string::npos) << body;
 
-  // Only the holder of the current lease: no token 400, a wrong one 404, another run's task 404,
-  // an unknown task 404, a client token 403.
+  // Only the holder of the current lease: no token 400, a stale one 409 (as for heartbeats), our
+  // token on another run's task 409, an unknown task 404, a client token 403.
   EXPECT_EQ(curl(d, "GET", base + "reference", "tok-worker", "", {}, &body), 400) << body;
   EXPECT_EQ(curl(d, "GET", base + "reference", "tok-worker", "-H 'X-Omicsd-Lease-Token: stale'", {}, &body),
-            404)
+            409)
       << body;
   EXPECT_EQ(curl(d, "GET", "/v1/tasks/" + enc(other_run + "/align") + "/inputs/reference", "tok-worker",
                  lease_h, {}, &body),
-            404)
+            409)
       << body;
   EXPECT_EQ(curl(d, "GET", "/v1/tasks/run-nope%2Falign/inputs/reference", "tok-worker", lease_h, {}, &body),
             404)
@@ -362,7 +362,7 @@ TEST_F(TransferFixture, TaskInputsOnlyForTheLeaseHolderAndOnlyInsideTheRoots) {
   HttpResult f = d.post("/v1/tasks/" + tid + "/fail",
                         json{{"lease_token", token}, {"error", "test"}, {"retryable", false}}.dump());
   ASSERT_EQ(f.status, 200) << f.body;
-  EXPECT_EQ(curl(d, "GET", base + "reference", "tok-worker", lease_h, {}, &body), 404) << body;
+  EXPECT_EQ(curl(d, "GET", base + "reference", "tok-worker", lease_h, {}, &body), 409) << body;
 }
 
 }  // namespace

@@ -140,7 +140,7 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     co.user_agent = "omicsd-webhook";
     co.ca_file = options_.ca_file;  // https callbacks: verified against the system CAs or this bundle
     HttpClient client(co);
-    HttpClient::Headers headers = {{"X-Omicsd-Event", webhook_event_body(ev, json()).at("type")},
+    HttpClient::Headers headers = {{"X-Omicsd-Event", event_type(ev.state)},
                                    {"X-Omicsd-Delivery", "evt-" + std::to_string(ev.id)},
                                    {"X-Omicsd-Attempt", std::to_string(ev.attempts + 1)},
                                    {"X-Omicsd-Timestamp", sig.timestamp}};

@@ -56,6 +56,21 @@ void remove_quietly(const fs::path& p) {
   fs::remove(p.string() + ".part", ec);
 }
 
+// Fetches `path` into `tmp`; on any failure removes `tmp` and rethrows (daemon answers that say the
+// input cannot be had as InputError, see rethrow_transfer_error).
+FetchResult fetch_to_temp(HttpClient& client, const std::string& path, const fs::path& tmp,
+                          const HttpClient::Headers& headers, const std::string& what) {
+  try {
+    return client.fetch(path, tmp, headers);
+  } catch (const HttpClientError& e) {
+    remove_quietly(tmp);
+    rethrow_transfer_error(e, what);
+  } catch (...) {
+    remove_quietly(tmp);
+    throw;
+  }
+}
+
 }  // namespace
 
 TransferStager::TransferStager(HttpClient& client, ObjectStore& store) : client_(client), store_(store) {
@@ -74,16 +89,7 @@ fs::path TransferStager::temp_path(const fs::path& dir, const std::string& stem)
 
 void TransferStager::fetch_object(const std::string& digest, const std::string& what) {
   const fs::path tmp = temp_path(store_.tmp_dir(), "dl");
-  FetchResult r;
-  try {
-    r = client_.fetch("/v1/objects/" + url_encode_segment(digest), tmp);
-  } catch (const HttpClientError& e) {
-    remove_quietly(tmp);
-    rethrow_transfer_error(e, what);
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
-  }
+  const FetchResult r = fetch_to_temp(client_, "/v1/objects/" + url_encode_segment(digest), tmp, {}, what);
   if (r.sha256 != digest) {
     remove_quietly(tmp);
     throw Error(what + ": the downloaded object has digest " + r.sha256 + ", not " + digest);
@@ -113,16 +119,8 @@ std::string TransferStager::fetch_file_input(const std::string& task_path, const
   HttpClient::Headers headers = {{kLeaseTokenHeader, token}};
   if (!known_digest.empty() && !known_etag.empty()) headers.emplace_back("If-None-Match", known_etag);
   const fs::path tmp = temp_path(store_.tmp_dir(), "dl");
-  FetchResult r;
-  try {
-    r = client_.fetch(task_path + "/inputs/" + url_encode_segment(key), tmp, headers);
-  } catch (const HttpClientError& e) {
-    remove_quietly(tmp);
-    rethrow_transfer_error(e, what);
-  } catch (...) {
-    remove_quietly(tmp);
-    throw;
-  }
+  const FetchResult r =
+      fetch_to_temp(client_, task_path + "/inputs/" + url_encode_segment(key), tmp, headers, what);
   if (r.status == 304) {
     if (known_digest.empty()) throw Error(what + ": the daemon answered 304 to an unconditional request");
     spdlog::info("{}: unchanged, using the local copy {}", what, known_digest);

@@ -1,0 +1,75 @@
+#pragma once
+// A small SQL connection used by the catalog stores (references, read sets, variants), so each store
+// writes its SQL once for both the embedded SQLite default and a shared PostgreSQL. (The job store
+// predates this and keeps its own tuned code per backend.)
+//
+// Portable SQL rules the stores follow: '?' placeholders (rewritten to $1, $2, ... for PostgreSQL;
+// so never put a '?' inside a string literal), BIGINT / INTEGER / TEXT / DOUBLE PRECISION columns,
+// INSERT ... ON CONFLICT ... DO NOTHING / DO UPDATE, RETURNING, no AUTOINCREMENT (ids are made by
+// the stores). One connection per Db guarded by a mutex: calls from several threads serialise.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "host/common/error.hpp"
+
+namespace omicsd::sql {
+
+using Value = std::variant<std::nullptr_t, int64_t, double, std::string>;
+
+// One result row. Accessors throw Error for a column index out of range; i()/d() of a NULL give 0
+// and s() of a NULL gives "".
+struct Row {
+  std::vector<Value> cols;
+
+  bool is_null(size_t c) const;
+  int64_t i(size_t c) const;
+  double d(size_t c) const;
+  std::string s(size_t c) const;
+};
+
+enum class Dialect { sqlite, postgres };
+
+class Db {
+ public:
+  virtual ~Db() = default;
+  virtual Dialect dialect() const = 0;
+  // "sqlite:/path/x.db" or "postgres://user@host:port/db" (password removed).
+  virtual std::string describe() const = 0;
+
+  // One statement with '?' placeholders bound to params in order. query() returns its rows;
+  // exec() returns the number of rows it changed. Errors throw Error naming the store and the
+  // server's message (a unique-constraint violation throws ConstraintError).
+  virtual std::vector<Row> query(std::string_view sql, const std::vector<Value>& params = {}) = 0;
+  virtual int64_t exec(std::string_view sql, const std::vector<Value>& params = {}) = 0;
+  // Several statements without parameters (schema scripts).
+  virtual void exec_script(std::string_view sql) = 0;
+
+  // Runs fn inside one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: READ COMMITTED) and
+  // commits, or rolls back and rethrows when fn throws. Holds the connection for the whole call, so
+  // other threads wait; a transaction() inside fn joins the outer one.
+  virtual void transaction(const std::function<void()>& fn) = 0;
+};
+
+// A unique or primary-key constraint refused an insert/update.
+class ConstraintError : public Error {
+ public:
+  explicit ConstraintError(const std::string& what) : Error(what) {}
+};
+
+// "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite (WAL, synchronous=FULL, created when
+// missing); "postgres://..." / "postgresql://..." -> PostgreSQL. `component` names the store in
+// error messages ("variant store sqlite:/x: ...").
+std::unique_ptr<Db> open_db(const std::string& url, const std::string& component);
+
+// Versioned schema per component: steps[i] takes the component from version i to i + 1. Applies
+// the missing steps in one transaction (on PostgreSQL under an advisory lock, so daemons starting
+// together do not race) and records the version in table schema_versions(component, version).
+// Throws Error when the database holds a newer version of the component than steps.size().
+void migrate(Db& db, const std::string& component, const std::vector<std::string>& steps);
+
+}  // namespace omicsd::sql

@@ -1,0 +1,515 @@
+// The sequence store's metadata (one table, portable SQL through sql::Db) and the import/export
+// life cycle around readset_io.cpp's file work.
+#include "service/readset_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <regex>
+
+#include "host/common/durable_file.hpp"
+#include "service/inproc_worker.hpp"  // now_ms
+#include "service/job_store.hpp"
+#include "service/readset_io.hpp"
+#include "service/sha256.hpp"
+#include "service/sql_db.hpp"
+
+namespace omicsd {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::vector<std::string> kMigrations = {
+    R"SQL(
+CREATE TABLE readsets (
+  id              TEXT PRIMARY KEY,
+  name            TEXT NOT NULL,
+  sample_id       TEXT NOT NULL,
+  subject_id      TEXT NOT NULL DEFAULT '',
+  description     TEXT NOT NULL DEFAULT '',
+  tags            TEXT NOT NULL DEFAULT '{}',
+  read_group      TEXT NOT NULL DEFAULT '{}',
+  state           TEXT NOT NULL CHECK (state IN ('UPLOADING','IMPORTING','ACTIVE','FAILED')),
+  failure_reason  TEXT NOT NULL DEFAULT '',
+  sources         TEXT NOT NULL DEFAULT '[]',
+  parts_expected  INTEGER NOT NULL DEFAULT 0,
+  source_format   TEXT NOT NULL DEFAULT '',
+  paired          INTEGER NOT NULL DEFAULT 0,
+  name_suffixes   INTEGER NOT NULL DEFAULT 0,
+  read_count      BIGINT NOT NULL DEFAULT 0,
+  base_count      BIGINT NOT NULL DEFAULT 0,
+  source_bytes    BIGINT NOT NULL DEFAULT 0,
+  cram_bytes      BIGINT NOT NULL DEFAULT 0,
+  cram_sha256     TEXT NOT NULL DEFAULT '',
+  reads_sha256    TEXT NOT NULL DEFAULT '',
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  imported_at     BIGINT,
+  idempotency_key TEXT UNIQUE
+);
+CREATE INDEX readsets_by_time ON readsets(created_at, id);
+CREATE INDEX readsets_by_sample ON readsets(sample_id, created_at);
+CREATE INDEX readsets_by_subject ON readsets(subject_id, created_at);
+CREATE INDEX readsets_by_state ON readsets(state, created_at);
+)SQL"};
+
+const char* const kCols =
+    "id, name, sample_id, subject_id, description, tags, read_group, state, failure_reason, sources, "
+    "parts_expected, source_format, paired, name_suffixes, read_count, base_count, source_bytes, "
+    "cram_bytes, cram_sha256, reads_sha256, created_at, updated_at, imported_at";
+
+ReadSetState parse_state(const std::string& s) {
+  if (s == "UPLOADING") return ReadSetState::Uploading;
+  if (s == "IMPORTING") return ReadSetState::Importing;
+  if (s == "ACTIVE") return ReadSetState::Active;
+  if (s == "FAILED") return ReadSetState::Failed;
+  throw Error("read set store: unknown state '" + s + "'");
+}
+
+json sources_json(const std::vector<ReadSetSource>& v) {
+  json a = json::array();
+  for (const auto& s : v)
+    a.push_back({{"path", s.path}, {"uploaded", s.uploaded}, {"size", s.size}, {"sha256", s.sha256}});
+  return a;
+}
+
+ReadSet from_row(const sql::Row& r) {
+  ReadSet rs;
+  rs.id = r.s(0);
+  rs.meta.name = r.s(1);
+  rs.meta.sample_id = r.s(2);
+  rs.meta.subject_id = r.s(3);
+  rs.meta.description = r.s(4);
+  rs.meta.tags = json::parse(r.s(5));
+  rs.meta.read_group = json::parse(r.s(6));
+  rs.state = parse_state(r.s(7));
+  rs.failure_reason = r.s(8);
+  for (const json& s : json::parse(r.s(9)))
+    rs.sources.push_back({s.value("path", ""), s.value("uploaded", false), s.value("size", uint64_t(0)),
+                          s.value("sha256", "")});
+  rs.parts_expected = int(r.i(10));
+  rs.source_format = r.s(11);
+  rs.paired = r.i(12) != 0;
+  rs.name_suffixes = r.i(13) != 0;
+  rs.read_count = r.i(14);
+  rs.base_count = r.i(15);
+  rs.source_bytes = uint64_t(r.i(16));
+  rs.cram_bytes = uint64_t(r.i(17));
+  rs.cram_sha256 = r.s(18);
+  rs.reads_sha256 = r.s(19);
+  rs.created_at = r.i(20);
+  rs.updated_at = r.i(21);
+  if (!r.is_null(22)) rs.imported_at = r.i(22);
+  return rs;
+}
+
+const std::regex kSampleId("[A-Za-z0-9._-]{1,128}");
+const std::regex kTagKey("[A-Za-z][A-Za-z0-9]");
+
+std::string opt_string(const json& b, const char* key) {
+  if (!b.contains(key) || b[key].is_null()) return "";
+  if (!b[key].is_string()) throw InputError(std::string("'") + key + "' must be a string");
+  const std::string v = b[key].get<std::string>();
+  if (v.size() > 4096) throw InputError(std::string("'") + key + "' is longer than 4096 characters");
+  return v;
+}
+
+// An object of string values (tags, read group); `what` names the field in errors.
+json string_map(const json& b, const char* key) {
+  if (!b.contains(key) || b[key].is_null()) return json::object();
+  if (!b[key].is_object()) throw InputError(std::string("'") + key + "' must be an object of strings");
+  for (const auto& [k, v] : b[key].items()) {
+    if (!v.is_string())
+      throw InputError(std::string("'") + key + "." + k + "' must be a string, not " + v.type_name());
+    if (k.empty() || k.size() > 128) throw InputError(std::string("'") + key + "' has an empty or long key");
+  }
+  return b[key];
+}
+
+bool has_tab_or_newline(const std::string& s) { return s.find_first_of("\t\n\r") != std::string::npos; }
+
+}  // namespace
+
+const char* to_string(ReadSetState s) {
+  switch (s) {
+    case ReadSetState::Uploading:
+      return "UPLOADING";
+    case ReadSetState::Importing:
+      return "IMPORTING";
+    case ReadSetState::Active:
+      return "ACTIVE";
+    case ReadSetState::Failed:
+      return "FAILED";
+  }
+  return "?";
+}
+
+bool is_readset_id(const std::string& s) {
+  static const std::regex re("rs-[0-9a-f]{16}");
+  return std::regex_match(s, re);
+}
+
+ReadSetMetadata ReadSetMetadata::from_json(const json& b) {
+  ReadSetMetadata m;
+  m.sample_id = opt_string(b, "sample_id");
+  if (m.sample_id.empty()) throw InputError("missing 'sample_id'");
+  if (!std::regex_match(m.sample_id, kSampleId))
+    throw InputError("'sample_id' must be 1-128 characters of A-Z a-z 0-9 . _ -");
+  m.subject_id = opt_string(b, "subject_id");
+  m.name = opt_string(b, "name");
+  if (m.name.empty()) m.name = m.sample_id;
+  m.description = opt_string(b, "description");
+  m.tags = string_map(b, "tags");
+  m.read_group = string_map(b, "read_group");
+  for (const auto& [k, v] : m.read_group.items()) {
+    if (!std::regex_match(k, kTagKey))
+      throw InputError("'read_group' key '" + k + "' is not a two-character SAM @RG tag");
+    if (has_tab_or_newline(v.get<std::string>()) || v.get<std::string>().empty())
+      throw InputError("'read_group." + k + "' must be non-empty without tabs or newlines");
+  }
+  if (m.read_group.contains("SM") && m.read_group["SM"] != m.sample_id)
+    throw InputError("'read_group.SM' must equal 'sample_id' (or be left out)");
+  return m;
+}
+
+json ReadSet::to_json() const {
+  json files = json::array();
+  for (const auto& s : sources)
+    files.push_back({{"path", s.uploaded ? json(nullptr) : json(s.path)},
+                     {"uploaded", s.uploaded},
+                     {"size", s.size},
+                     {"sha256", s.sha256.empty() ? json(nullptr) : json(s.sha256)}});
+  return {{"id", id},
+          {"name", meta.name},
+          {"sample_id", meta.sample_id},
+          {"subject_id", meta.subject_id},
+          {"description", meta.description},
+          {"tags", meta.tags},
+          {"read_group", meta.read_group},
+          {"state", to_string(state)},
+          {"failure_reason", failure_reason},
+          {"sources", files},
+          {"parts_expected", parts_expected},
+          {"source_format", source_format.empty() ? json(nullptr) : json(source_format)},
+          {"paired", paired},
+          {"read_count", read_count},
+          {"base_count", base_count},
+          {"source_bytes", source_bytes},
+          {"cram_bytes", cram_bytes},
+          {"compression_ratio", cram_bytes ? json(double(source_bytes) / double(cram_bytes)) : json(nullptr)},
+          {"cram_sha256", cram_sha256.empty() ? json(nullptr) : json(cram_sha256)},
+          {"reads_sha256", reads_sha256.empty() ? json(nullptr) : json(reads_sha256)},
+          {"created_at", created_at},
+          {"updated_at", updated_at},
+          {"imported_at", imported_at ? json(*imported_at) : json(nullptr)},
+          {"url", "/v1/readsets/" + id}};
+}
+
+ReadSetStore::ReadSetStore(sql::Db& db, fs::path root) : db_(db), root_(std::move(root)) {
+  sql::migrate(db_, "readsets", kMigrations);
+  std::error_code ec;
+  fs::create_directories(root_, ec);
+  if (ec) throw Error(root_.string() + ": cannot create the read set directory: " + ec.message());
+}
+
+fs::path ReadSetStore::tmp_dir(const std::string& id) const { return root_ / id / "tmp"; }
+
+ReadSet ReadSetStore::create_registered(const ReadSetMetadata& meta, const std::vector<std::string>& paths,
+                                        const std::string& key, int64_t now, bool* existed) {
+  if (paths.empty() || paths.size() > 2) throw InputError("'sources' must list one or two files");
+  std::vector<ReadSetSource> sources;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    sources.push_back({p, false, uint64_t(fs::file_size(p, ec)), ""});
+  }
+  const std::string id = "rs-" + random_hex(16);
+  bool found = false;
+  std::string result_id = id;
+  db_.transaction([&] {
+    if (!key.empty()) {
+      auto rows = db_.query("SELECT id FROM readsets WHERE idempotency_key = ?", {key});
+      if (!rows.empty()) {
+        found = true;
+        result_id = rows[0].s(0);
+        return;
+      }
+    }
+    db_.exec(
+        "INSERT INTO readsets (id, name, sample_id, subject_id, description, tags, read_group, state, "
+        "sources, "
+        "parts_expected, created_at, updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'IMPORTING', "
+        "?, "
+        "0, ?, ?, ?)",
+        {id, meta.name, meta.sample_id, meta.subject_id, meta.description, meta.tags.dump(),
+         meta.read_group.dump(), sources_json(sources).dump(), now, now,
+         key.empty() ? sql::Value(nullptr) : sql::Value(key)});
+  });
+  if (existed) *existed = found;
+  return must_get(result_id);
+}
+
+ReadSet ReadSetStore::create_upload(const ReadSetMetadata& meta, int parts, const std::string& key,
+                                    int64_t now, bool* existed) {
+  if (parts < 1 || parts > 2) throw InputError("'parts' must be 1 or 2");
+  const std::string id = "rs-" + random_hex(16);
+  bool found = false;
+  std::string result_id = id;
+  db_.transaction([&] {
+    if (!key.empty()) {
+      auto rows = db_.query("SELECT id FROM readsets WHERE idempotency_key = ?", {key});
+      if (!rows.empty()) {
+        found = true;
+        result_id = rows[0].s(0);
+        return;
+      }
+    }
+    db_.exec(
+        "INSERT INTO readsets (id, name, sample_id, subject_id, description, tags, read_group, state, "
+        "parts_expected, created_at, updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'UPLOADING', "
+        "?, ?, "
+        "?, ?)",
+        {id, meta.name, meta.sample_id, meta.subject_id, meta.description, meta.tags.dump(),
+         meta.read_group.dump(), int64_t(parts), now, now,
+         key.empty() ? sql::Value(nullptr) : sql::Value(key)});
+  });
+  if (existed) *existed = found;
+  if (!found) {
+    std::error_code ec;
+    fs::create_directories(tmp_dir(result_id), ec);
+    if (ec) throw Error(tmp_dir(result_id).string() + ": cannot create: " + ec.message());
+  }
+  return must_get(result_id);
+}
+
+ReadSet ReadSetStore::put_part(const std::string& id, int part, const fs::path& tmp_file, uint64_t size,
+                               const std::string& sha256, int64_t now) {
+  ReadSet rs = must_get(id);
+  if (rs.state != ReadSetState::Uploading)
+    throw ReadSetConflict("read set " + id + " is " + to_string(rs.state) +
+                          ": parts can only be uploaded while "
+                          "it is UPLOADING");
+  if (part < 1 || part > rs.parts_expected)
+    throw InputError("read set " + id + " takes parts 1.." + std::to_string(rs.parts_expected) + ", not " +
+                     std::to_string(part));
+  const fs::path parts_dir = root_ / id / "parts";
+  std::error_code ec;
+  fs::create_directories(parts_dir, ec);
+  const fs::path dest = parts_dir / std::to_string(part);
+  fsync_path(tmp_file.string(), false);
+  fs::rename(tmp_file, dest, ec);
+  if (ec) throw Error("cannot store part " + std::to_string(part) + " of " + id + ": " + ec.message());
+  fsync_path(parts_dir.string(), true);
+  db_.transaction([&] {
+    rs = must_get(id);
+    if (rs.state != ReadSetState::Uploading)
+      throw ReadSetConflict("read set " + id + " is no longer UPLOADING");
+    rs.sources.resize(size_t(std::max<int>(int(rs.sources.size()), part)));
+    rs.sources[size_t(part - 1)] = {dest.string(), true, size, sha256};
+    save_sources(rs, now);
+  });
+  return must_get(id);
+}
+
+ReadSet ReadSetStore::complete_upload(const std::string& id, int64_t now) {
+  db_.transaction([&] {
+    ReadSet rs = must_get(id);
+    if (rs.state == ReadSetState::Importing || rs.state == ReadSetState::Active) return;  // repeated call
+    if (rs.state != ReadSetState::Uploading)
+      throw ReadSetConflict("read set " + id + " is " + to_string(rs.state) + ": nothing to complete");
+    int have = 0;
+    for (const auto& s : rs.sources) have += !s.path.empty();
+    if (have != rs.parts_expected)
+      throw ReadSetConflict("read set " + id + " has " + std::to_string(have) + " of " +
+                            std::to_string(rs.parts_expected) + " parts uploaded");
+    db_.exec("UPDATE readsets SET state = 'IMPORTING', updated_at = ? WHERE id = ?", {now, id});
+  });
+  return must_get(id);
+}
+
+void ReadSetStore::save_sources(const ReadSet& rs, int64_t now) {
+  db_.exec("UPDATE readsets SET sources = ?, updated_at = ? WHERE id = ?",
+           {sources_json(rs.sources).dump(), now, rs.id});
+}
+
+std::optional<ReadSet> ReadSetStore::get(const std::string& id) {
+  auto rows = db_.query(std::string("SELECT ") + kCols + " FROM readsets WHERE id = ?", {id});
+  if (rows.empty()) return std::nullopt;
+  return from_row(rows[0]);
+}
+
+ReadSet ReadSetStore::must_get(const std::string& id) {
+  auto rs = get(id);
+  if (!rs) throw NotFoundError("unknown read set '" + id + "'");
+  return *rs;
+}
+
+ReadSetPage ReadSetStore::list(const ReadSetFilter& f) {
+  const int size = std::clamp(f.page_size, 1, 1000);
+  std::string where = " WHERE 1 = 1";
+  std::vector<sql::Value> params;
+  if (f.state) {
+    where += " AND state = ?";
+    params.push_back(std::string(to_string(*f.state)));
+  }
+  if (!f.sample_id.empty()) {
+    where += " AND sample_id = ?";
+    params.push_back(f.sample_id);
+  }
+  if (!f.subject_id.empty()) {
+    where += " AND subject_id = ?";
+    params.push_back(f.subject_id);
+  }
+  if (!f.page_token.empty()) {
+    // "<created_at>.<id>": keyset paging, stable while read sets are added.
+    const auto dot = f.page_token.find('.');
+    int64_t t = 0;
+    try {
+      t = std::stoll(f.page_token.substr(0, dot));
+    } catch (const std::exception&) {
+      throw InputError("bad page_token");
+    }
+    if (dot == std::string::npos) throw InputError("bad page_token");
+    where += " AND (created_at > ? OR (created_at = ? AND id > ?))";
+    params.insert(params.end(), {t, t, f.page_token.substr(dot + 1)});
+  }
+  params.push_back(int64_t(size + 1));
+  auto rows = db_.query(
+      std::string("SELECT ") + kCols + " FROM readsets" + where + " ORDER BY created_at, id LIMIT ?", params);
+  ReadSetPage page;
+  for (size_t i = 0; i < rows.size() && i < size_t(size); ++i) page.readsets.push_back(from_row(rows[i]));
+  if (rows.size() > size_t(size))
+    page.next_page_token = std::to_string(page.readsets.back().created_at) + "." + page.readsets.back().id;
+  return page;
+}
+
+bool ReadSetStore::remove(const std::string& id, const std::function<bool(const std::string&)>& in_use) {
+  bool removed = false;
+  db_.transaction([&] {
+    auto rs = get(id);
+    if (!rs) return;
+    if (rs->state == ReadSetState::Importing)
+      throw ReadSetConflict("read set " + id + " is IMPORTING: delete it once the import has ended");
+    if (in_use && in_use(id))
+      throw ReadSetConflict("read set " + id + " is used by a run that has not finished");
+    db_.exec("DELETE FROM readsets WHERE id = ?", {id});
+    removed = true;
+  });
+  if (removed) {
+    std::error_code ec;
+    fs::remove_all(root_ / id, ec);
+    if (ec)
+      spdlog::warn("read set {}: deleted, but its files could not all be removed: {}", id, ec.message());
+  }
+  return removed;
+}
+
+std::vector<std::string> ReadSetStore::pending_imports() {
+  std::vector<std::string> ids;
+  for (const auto& r : db_.query("SELECT id FROM readsets WHERE state = 'IMPORTING' ORDER BY created_at, id"))
+    ids.push_back(r.s(0));
+  return ids;
+}
+
+void ReadSetStore::run_import(const std::string& id, const std::atomic<bool>* cancel) {
+  ReadSet rs = must_get(id);
+  if (rs.state != ReadSetState::Importing) return;
+  const fs::path dir = root_ / id;
+  const fs::path tmp = dir / "tmp";
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  if (ec) throw Error(tmp.string() + ": cannot create: " + ec.message());
+  const fs::path out = tmp / ("reads.cram." + random_hex(8));
+  auto cleanup = [&] { fs::remove(out, ec); };
+
+  json rg = rs.meta.read_group;
+  if (!rg.contains("ID")) rg["ID"] = rs.meta.sample_id;
+  rg["SM"] = rs.meta.sample_id;
+  std::vector<std::string> paths;
+  ReadImportStats st;
+  try {
+    uint64_t source_bytes = 0;
+    for (auto& s : rs.sources) {
+      if (s.sha256.empty()) s.sha256 = "sha256:" + sha256_file_hex(s.path, &s.size);
+      source_bytes += s.size;
+      paths.push_back(s.path);
+    }
+    rs.source_bytes = source_bytes;
+    st = import_reads_to_cram(paths, out.string(), rg, cancel);
+  } catch (const ImportCanceled&) {
+    cleanup();
+    throw;
+  } catch (const InputError& e) {
+    cleanup();
+    const int64_t now = now_ms();
+    db_.exec(
+        "UPDATE readsets SET state = 'FAILED', failure_reason = ?, updated_at = ? WHERE id = ? AND state = "
+        "'IMPORTING'",
+        {std::string(e.what()), now, id});
+    for (const auto& s : rs.sources)
+      if (s.uploaded) fs::remove(s.path, ec);  // nothing half-imported is kept
+    spdlog::warn("read set {}: import failed: {}", id, e.what());
+    return;
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+  const fs::path final_path = dir / "reads.cram";
+  fs::rename(out, final_path, ec);
+  if (ec) {
+    cleanup();
+    throw Error("cannot store " + final_path.string() + ": " + ec.message());
+  }
+  fsync_path(dir.string(), true);
+  uint64_t cram_bytes = 0;
+  const std::string cram_sha = "sha256:" + sha256_file_hex(final_path, &cram_bytes);
+  const int64_t now = now_ms();
+  db_.exec(
+      "UPDATE readsets SET state = 'ACTIVE', failure_reason = '', sources = ?, source_format = ?, paired = "
+      "?, "
+      "name_suffixes = ?, read_count = ?, base_count = ?, source_bytes = ?, cram_bytes = ?, cram_sha256 = ?, "
+      "reads_sha256 = ?, updated_at = ?, imported_at = ? WHERE id = ? AND state = 'IMPORTING'",
+      {sources_json(rs.sources).dump(), st.source_format, int64_t(st.paired), int64_t(st.name_suffixes),
+       st.read_count, st.base_count, int64_t(rs.source_bytes), int64_t(cram_bytes), cram_sha, st.reads_sha256,
+       now, now, id});
+  // The CRAM is the stored form: uploaded sources are not kept (registered files are the caller's).
+  for (const auto& s : rs.sources)
+    if (s.uploaded) fs::remove(s.path, ec);
+  fs::remove_all(tmp, ec);
+  spdlog::info("read set {}: imported {} reads ({} bases) from {} {}: {} -> {} bytes", id, st.read_count,
+               st.base_count, rs.sources.size(), st.source_format, rs.source_bytes, cram_bytes);
+}
+
+fs::path ReadSetStore::cram_path(const std::string& id) {
+  ReadSet rs = must_get(id);
+  if (rs.state != ReadSetState::Active)
+    throw ReadSetConflict("read set " + id + " is " + to_string(rs.state) + ", not ACTIVE" +
+                          (rs.failure_reason.empty() ? "" : ": " + rs.failure_reason));
+  return root_ / id / "reads.cram";
+}
+
+fs::path ReadSetStore::export_file(const std::string& id, const std::string& format, int mate) {
+  if (format != "cram" && format != "bam" && format != "fastq")
+    throw InputError("format must be fastq, bam or cram, not '" + format + "'");
+  if (mate < 0 || mate > 2) throw InputError("mate must be 1 or 2");
+  if (mate != 0 && format != "fastq") throw InputError("mate= only applies to format=fastq");
+  const fs::path cram = cram_path(id);
+  if (format == "cram") return cram;
+  ReadSet rs = must_get(id);
+  if (mate != 0 && !rs.paired) throw InputError("read set " + id + " is single-end: mate= does not apply");
+  const fs::path out =
+      root_ / id / ("export" + (mate ? "_" + std::to_string(mate) : std::string()) + "." + format);
+  if (fs::exists(out)) return out;
+  const fs::path tmp = root_ / id / ("export." + random_hex(8) + ".tmp");
+  try {
+    export_reads(cram.string(), format, mate, rs.name_suffixes, tmp.string());
+    fsync_path(tmp.string(), false);
+    fs::rename(tmp, out);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  return out;
+}
+
+}  // namespace omicsd

@@ -23,4 +23,10 @@ CliAction add_resume_command(CLI::App& app);
 CliAction add_logs_command(CLI::App& app);
 CliAction add_outputs_command(CLI::App& app);
 CliAction add_worker_command(CLI::App& app);
+// omicsd reference add|list|get|delete (service/cmd_reference.cpp).
+CliAction add_reference_command(CLI::App& app);
+// Stores (service/cmd_readset.cpp).
+CliAction add_readset_command(CLI::App& app);
+// omicsd query: the variant store (service/cmd_query.cpp).
+CliAction add_query_command(CLI::App& app);
 }  // namespace omicsd

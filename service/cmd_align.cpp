@@ -57,6 +57,8 @@ CliAction add_align_command(CLI::App& app, const std::string& command_line) {
                   "Directory for temporary sort files (default: next to the output)");
   cmd->add_option("--backend", o->backend, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--device", o->device, "CUDA device index for the cuda backend (default 0)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-T,--min-score", o->min_score, "Minimum alignment score to report");
   cmd->add_option("-k", o->index.k, "Index k-mer length (used when building the index)")
       ->check(CLI::Range(10, 28));

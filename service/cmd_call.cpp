@@ -20,6 +20,8 @@ CliAction add_call_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--backend", o->backend, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--device", o->device, "CUDA device index for the cuda backend (default 0)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--sample", o->sample, "Sample name (default: SM of the first @RG)");
   cmd->add_option("-q,--min-mapq", p.min_mapq, "Skip reads with mapping quality below this");
   cmd->add_option("-Q,--min-baseq", p.min_baseq, "Bases below this quality do not make candidates");

@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 
 #include "host/common/error.hpp"
 #include "service/cli.hpp"
+#include "service/client_common.hpp"
 #include "service/http_client.hpp"
 #include "service/progress_bar.hpp"
 
@@ -30,71 +32,7 @@ namespace {
 using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
-std::string env_or(const char* name, const std::string& fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-struct ClientOpts {
-  std::string server;
-  std::string ca_file;  // https: CA certificate(s) to trust instead of the system's
-  bool json = false;
-};
-
-void add_common(CLI::App* cmd, ClientOpts& o) {
-  o.server = env_or("OMICSD_SERVER", "http://127.0.0.1:8080");
-  cmd->add_option("--server", o.server, "Daemon URL (default: $OMICSD_SERVER or http://127.0.0.1:8080)");
-  cmd->add_flag("--json", o.json, "Print the server's JSON (for scripts)");
-  cmd->add_option("--ca-file", o.ca_file,
-                  "PEM CA certificate(s) for an https:// server (default: system CAs)")
-      ->envname("OMICSD_CA_FILE")
-      ->check(CLI::ExistingFile);
-}
-
-HttpClient make_client(const ClientOpts& o) {
-  HttpClientOptions h;
-  h.base_url = o.server;
-  h.token = env_or("OMICSD_TOKEN", "");
-  h.ca_file = o.ca_file;
-  return HttpClient(h);
-}
-
 std::string seg(const std::string& s) { return url_encode_segment(s); }
-
-std::string str(const json& j, const char* key, const std::string& fallback = "-") {
-  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return fallback;
-  const json& v = j[key];
-  if (v.is_string()) return v.get<std::string>().empty() ? fallback : v.get<std::string>();
-  return v.dump();
-}
-
-// Column-aligned table on stdout.
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<std::size_t> width;
-  for (const auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (std::size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 2, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
-
-std::string human_bytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = double(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
-  return buf;
-}
 
 void print_run(const json& run) {
   print_table({{"RUN", "WORKFLOW", "SAMPLE", "STATE"},
@@ -129,6 +67,10 @@ void print_run(const json& run) {
 std::string normalize_uri(const std::string& uri) {
   if (uri.empty()) throw InputError("empty input URI");
   if (uri.rfind("sha256:", 0) == 0 || uri.find("://") != std::string::npos || uri.front() == '/') return uri;
+  // Store ids (reference store "ref-<16 hex>", sequence store "rs-<16 hex>") go as they are, unless
+  // a local file of that name exists.
+  static const std::regex store_id("(ref|rs)-[0-9a-f]{16}");
+  if (std::regex_match(uri, store_id) && !std::filesystem::exists(uri)) return uri;
   return std::filesystem::absolute(uri).lexically_normal().string();
 }
 

@@ -53,6 +53,8 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--backend", o->align.backend, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--device", o->align.device, "CUDA device index for the cuda backend (default 0)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--gvcf", o->call.gvcf, "Write a gVCF (<sample>.g.vcf.gz)");
   cmd->add_option("--regions", o->call.regions_bed, "BED: call only inside these intervals");
   cmd->add_option("--targets", o->call.targets_bed, "BED: report only records inside these intervals");
@@ -76,6 +78,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
         c.output = (dir / (sample + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
         c.threads = a.threads;
         c.backend = a.backend;
+        c.device = a.device;
         c.sample = sample;
         const CallStats cs = run_call(c);
 

@@ -133,6 +133,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
     std::string tls_cert, tls_key;
+    std::string catalog_db;
+    int import_threads = 1;
+    bool ingest_all_sites = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
@@ -169,6 +172,13 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--webhook-ca-file", o->webhook_ca_file,
                   "CA bundle for https:// callback URLs (default: system CAs)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--catalog-db", o->catalog_db,
+                  "Reference, read-set and variant store URL (default: the --db PostgreSQL database, "
+                  "else <data-dir>/catalog.db and variants.db)");
+  cmd->add_option("--import-threads", o->import_threads, "Concurrent reference / read-set imports")
+      ->check(CLI::Range(1, 64));
+  cmd->add_flag("--ingest-all-sites", o->ingest_all_sites,
+                "Variant store: keep genotypes of non-PASS records too (default: PASS only)");
   return {cmd, [o] {
             DaemonOptions d;
             const auto colon = o->listen.rfind(':');
@@ -204,6 +214,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.webhook_max_attempts = o->webhook_max_attempts;
             d.webhook_backoff_ms = o->webhook_backoff_ms;
             d.webhook_ca_file = o->webhook_ca_file;
+            d.catalog_db = o->catalog_db;
+            d.import_threads = o->import_threads;
+            d.ingest_all_sites = o->ingest_all_sites;
             return run_daemon(
                 d, [](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
                   auto ex = std::make_shared<RunnerExecutor>(store, roots, id);

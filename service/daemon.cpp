@@ -15,6 +15,7 @@
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 #include "service/auth.hpp"
+#include "service/catalog.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
@@ -70,6 +71,7 @@ struct Api {
   std::unique_ptr<JobStore> store;
   std::unique_ptr<ObjectStore> objects;
   std::shared_ptr<http::Metrics> metrics;
+  std::unique_ptr<Catalog> catalog;  // reference, sequence and variant stores
 
   json run_json(const Run& run) {
     json tasks = json::array();
@@ -294,6 +296,8 @@ struct Api {
     WorkflowRequest w = parse_workflow_request(body);
     w.idempotency_key = req.header("Idempotency-Key");
     if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
+    const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
+    catalog->resolve_run_inputs(w);
     check_workflow_inputs(w, opt.allow_roots, *objects);
     NewRun n = make_new_run(w, opt.threads, opt.max_attempts);
     const int64_t now = now_ms();
@@ -302,7 +306,7 @@ struct Api {
       store->set_run_provenance(
           res.run.id,
           {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
-           {"submitted_inputs", w.inputs},
+           {"submitted_inputs", submitted_inputs},
            {"parameters", w.parameters}},
           now);
       metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
@@ -398,6 +402,7 @@ struct Api {
         store->put_cache(key, json{{"outputs", outputs}, {"provenance", prov}}, now_ms());
     }
     TaskResult res = store->complete_task(id, token, outputs, now_ms());
+    if (res.run_state == RunState::Complete && !res.duplicate) catalog->on_run_complete(res.task.run_id);
     if (fresh && !res.duplicate) {
       if (prov.value("cache_hit", false)) metrics->inc("omicsd_cache_hits_total");
       if (prov.contains("task_seconds") && prov["task_seconds"].is_number())
@@ -471,6 +476,15 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   const std::string db = o.db.empty() ? "sqlite:" + (o.data_dir / "omicsd.db").string() : o.db;
   api->store = open_job_store(db);
   api->metrics = std::make_shared<http::Metrics>();
+  CatalogOptions co;
+  co.data_dir = o.data_dir;
+  co.db = !o.catalog_db.empty() ? o.catalog_db : db.rfind("postgres", 0) == 0 ? db : std::string();
+  co.allow_roots = o.allow_roots;
+  co.import_threads = o.import_threads;
+  co.ingest_all_sites = o.ingest_all_sites;
+  api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
+  // Runs may read the stored references and read sets, wherever the configured roots are.
+  for (const auto& root : api->catalog->store_roots()) api->opt.allow_roots.push_back(root);
   auto& m = *api->metrics;
   m.describe_gauge("omicsd_queue_depth", "Tasks waiting in the QUEUED state");
   m.describe_gauge("omicsd_runs", "Runs by state");
@@ -502,6 +516,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
     router.set_auth(std::make_shared<http::TokenStore>(http::TokenStore::load_file(o.token_file)));
   http::add_builtin_routes(router, api->metrics, [&ready] { return ready.load(); });
   api->add_routes(router);
+  api->catalog->add_routes(router);
 
   http::HttpServerOptions so;
   so.address = o.host;
@@ -559,10 +574,14 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
     InprocWorkerOptions wo;
     wo.worker_id = std::string(host) + "-" + std::to_string(::getpid()) + "-inproc-" + std::to_string(i);
     wo.lease_seconds = o.lease_seconds;
+    wo.on_run_complete = [weak](const std::string& run_id) {
+      if (auto a = weak.lock()) a->catalog->on_run_complete(run_id);
+    };
     workers.push_back(std::make_unique<InprocWorker>(
-        *api->store, make_executor(*api->objects, o.allow_roots, wo.worker_id), wo, api->metrics));
+        *api->store, make_executor(*api->objects, api->opt.allow_roots, wo.worker_id), wo, api->metrics));
     workers.back()->start();
   }
+  api->catalog->start();  // imports left IMPORTING, germline runs not yet in the variant store
   ready = true;
   spdlog::info("omicsd serve: listening on {}:{} (data {}, db {}, {} in-process worker(s), auth {})", o.host,
                server.port(), o.data_dir.string(), api->store->describe(), o.workers,
@@ -576,6 +595,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   for (auto& w : workers) w->request_stop();
   for (auto& w : workers) w->join();  // in-flight tasks finish and are recorded
   notifier.stop();                    // undelivered events stay PENDING in the store for the next start
+  api->catalog->stop();               // interrupted imports stay IMPORTING and restart next time
   {
     std::lock_guard lk(sweep_mu);
     sweep_stop = true;

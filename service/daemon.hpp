@@ -35,6 +35,11 @@ struct DaemonOptions {
   int webhook_max_attempts = 10;
   int64_t webhook_backoff_ms = 1000;
   std::string webhook_ca_file;  // https callback_urls: CA bundle (empty: system CAs)
+  // Reference, sequence and variant stores: a PostgreSQL URL, or empty for the job store's
+  // database when that is PostgreSQL, else SQLite files in data_dir (catalog.db, variants.db).
+  std::string catalog_db;
+  int import_threads = 1;         // concurrent reference / read-set imports
+  bool ingest_all_sites = false;  // variant store: keep non-PASS genotypes too
 };
 
 // Makes the task engine of one in-process worker.

@@ -145,7 +145,9 @@ void InprocWorker::loop() {
             store_.put_cache(res.cache_key, json{{"outputs", res.outputs}, {"provenance", res.provenance}},
                              now_ms());
           store_.set_run_provenance(run.id, task_provenance_patch(task.name, prov), now_ms());
-          store_.complete_task(task.id, task.lease_token, res.outputs, now_ms());
+          const TaskResult completed = store_.complete_task(task.id, task.lease_token, res.outputs, now_ms());
+          if (completed.run_state == RunState::Complete && !completed.duplicate && opt_.on_run_complete)
+            opt_.on_run_complete(run.id);
           if (metrics_) {
             if (res.cache_hit) metrics_->inc("omicsd_cache_hits_total");
             metrics_->observe("omicsd_task_duration_seconds", secs, {{"kind", task.kind}});

@@ -52,6 +52,8 @@ struct InprocWorkerOptions {
   int64_t lease_seconds = 60;
   int poll_ms = 200;
   nlohmann::json capabilities = nlohmann::json::object();
+  // Called with the run id when a task this worker completed made its run COMPLETE.
+  std::function<void(const std::string& run_id)> on_run_complete;
 };
 
 class InprocWorker {

@@ -10,6 +10,7 @@
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 #include "service/cli.hpp"
+#include "service/cmd_bench.hpp"
 #include "service/logging.hpp"
 
 int main(int argc, char** argv) {
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
       omicsd::add_align_command(app, command_line),
       omicsd::add_call_command(app, command_line),
       omicsd::add_run_command(app, command_line),
+      omicsd::add_bench_command(app),
       omicsd::add_serve_command(app, command_line),
       omicsd::add_submit_command(app),
       omicsd::add_status_command(app),
@@ -41,6 +43,9 @@ int main(int argc, char** argv) {
       omicsd::add_logs_command(app),
       omicsd::add_outputs_command(app),
       omicsd::add_worker_command(app),
+      omicsd::add_reference_command(app),
+      omicsd::add_readset_command(app),
+      omicsd::add_query_command(app),
   };
 
   try {

@@ -157,11 +157,18 @@ std::string backend_param(const Json& p) {
   return b;
 }
 
-std::string device_for(const std::string& backend) {
+int device_param(const Json& p) {
+  const int d = param<int>(p, "device", 0);
+  if (d < 0) throw InputError("parameter 'device' must be a CUDA device index >= 0");
+  return d;
+}
+
+std::string device_for(const std::string& backend, int device) {
   if (backend.find("cuda") == std::string::npos && backend.find("gpu") == std::string::npos) return "cpu";
   std::string why;
-  const auto devs = list_gpu_devices(&why);
-  return devs.empty() ? "cpu" : devs.front().name;
+  for (const auto& d : list_gpu_devices(&why))
+    if (d.index == device) return d.name;
+  return "cpu";
 }
 
 // A resolved input as the engine will see it.
@@ -252,7 +259,8 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   std::map<std::string, std::string> uris;  // input name -> URI
   if (kind == "align") {
     check_keys(inputs_json, "input", {"reference", "reads", "reads1", "reads2"}, kind);
-    check_keys(P, "parameter", {"threads", "backend", "read_group", "interleaved", "min_score"}, kind);
+    check_keys(P, "parameter", {"threads", "backend", "device", "read_group", "interleaved", "min_score"},
+               kind);
     if (!inputs_json.contains("reference")) throw InputError("align task: missing input 'reference'");
     uris["reference"] = uri_of(inputs_json["reference"], "reference");
     if (inputs_json.contains("reads")) {
@@ -274,7 +282,8 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   } else if (kind == "call") {
     check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets"}, kind);
     check_keys(P, "parameter",
-               {"threads", "backend", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions", "targets"},
+               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions",
+                "targets"},
                kind);
     for (const char* k : {"reference", "bam"})
       if (!inputs_json.contains(k)) throw InputError(std::string("call task: missing input '") + k + "'");
@@ -400,6 +409,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     a.threads = param<int>(P, "threads", 0);
     if (a.threads < 0) throw InputError("parameter 'threads' must be >= 0");
     a.backend = backend_param(P);
+    a.device = device_param(P);
     a.min_score = param<int>(P, "min_score", a.min_score);
     a.read_group = param<std::string>(P, "read_group", "");
     if (a.read_group.empty()) a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;
@@ -428,6 +438,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     c.threads = param<int>(P, "threads", 0);
     if (c.threads < 0) throw InputError("parameter 'threads' must be >= 0");
     c.backend = backend_param(P);
+    c.device = device_param(P);
     c.params.min_mapq = param<int>(P, "min_mapq", c.params.min_mapq);
     c.params.min_baseq = param<int>(P, "min_baseq", c.params.min_baseq);
     c.params.min_qual = param<double>(P, "min_qual", c.params.min_qual);
@@ -491,7 +502,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       {"reference", reference_prov},
       {"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
       {"backend", backend_used},
-      {"device", device_for(backend_used)},
+      {"device", device_for(backend_used, device_param(P))},
       {"parameters", P},
       {"stats", stats},
       {"started_at", iso8601(wall_start)},

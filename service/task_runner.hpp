@@ -28,9 +28,9 @@ bool retryable(const std::exception& e);
 
 struct RunnerTaskSpec {
   // "align": inputs {"reference": URI, "reads": URI | [URI] | [URI, URI]}  (or "reads1"/"reads2")
-  //          parameters {threads, backend, read_group, interleaved, min_score}
+  //          parameters {threads, backend, device, read_group, interleaved, min_score}
   // "call":  inputs {"reference": URI, "bam": URI | digest, optional "bai", "regions", "targets"}
-  //          parameters {threads, backend, gvcf, min_mapq, min_baseq, min_qual, regions, targets}
+  //          parameters {threads, backend, device, gvcf, min_mapq, min_baseq, min_qual, regions, targets}
   //          (regions/targets are BED URIs; in parameters they are treated exactly like inputs)
   // "qc":    inputs {"bam", "vcf", "reference"}  parameters {}
   // URIs: file:///abs, /abs (inside the runner's allowed roots) or sha256:<hex> in the object store.

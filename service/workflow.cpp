@@ -55,9 +55,9 @@ std::vector<std::string> workflow_kinds(const std::string& wf) {
 }  // namespace
 
 const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
-  static const std::vector<std::string> align = {"threads", "backend", "read_group", "interleaved",
+  static const std::vector<std::string> align = {"threads", "backend", "device", "read_group", "interleaved",
                                                  "min_score"};
-  static const std::vector<std::string> call = {"threads",   "backend",  "gvcf",    "min_mapq",
+  static const std::vector<std::string> call = {"threads",  "backend",  "device",  "gvcf",   "min_mapq",
                                                 "min_baseq", "min_qual", "regions", "targets"};
   static const std::vector<std::string> qc = {"threads"};
   static const std::vector<std::string> none;

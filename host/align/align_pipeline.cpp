@@ -39,7 +39,7 @@ AlignStats run_align(const AlignOptions& o) {
     source->set_bytes_total(total);
   }
 
-  std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads);
+  std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads, o.device);
 
   sam_hdr_t* header = build_bam_header(ref, o.read_group, o.command_line);
   BamOutputOptions bo;

@@ -30,6 +30,7 @@ struct AlignOptions {
   size_t sort_memory_bytes = size_t(768) << 20;
   std::string tmp_dir;
   std::string backend = "auto";  // auto | cpu | cuda
+  int device = 0;                // CUDA device index for the cuda backend (--device)
   IndexParams index;
   ScoringParams scoring;
   int min_score = 30;  // alignments scoring below are reported unmapped (bwa -T)

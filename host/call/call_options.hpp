@@ -33,7 +33,8 @@ struct CallOptions {
   std::string targets_bed;  // report only records inside these intervals (panels)
   bool gvcf = false;
   int threads = 0;
-  std::string backend = "auto";
+  std::string backend = "auto";  // auto | cpu | cuda
+  int device = 0;                // CUDA device index for the cuda backend (--device)
   std::string command_line;
   std::string sample;  // default: SM of the BAM's first @RG, else the file's base name
   CallParams params;

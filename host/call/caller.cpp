@@ -8,28 +8,14 @@
 #include "host/call/call_options.hpp"
 #include "host/call/candidates.hpp"
 #include "host/call/evidence_reads.hpp"
+#include "host/call/genotype_backend_select.hpp"
 #include "host/call/genotyper.hpp"
 #include "host/call/vcf_writer.hpp"
-#include "host/common/device_info.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
 
 namespace omicsd {
 namespace {
-
-std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads) {
-  if (name != "auto" && name != "cpu" && name != "cuda")
-    throw InputError("--backend " + name + ": expected auto, cpu or cuda");
-  if (name == "cuda") {
-    std::string why;
-    const auto devices = list_gpu_devices(&why);
-    throw InputError(devices.empty()
-                         ? "--backend cuda: no usable CUDA device (" + why + ")"
-                         : "--backend cuda: the CUDA genotyping backend is not in this build yet");
-  }
-  spdlog::info("genotype backend: cpu ({} threads)", threads);
-  return make_cpu_genotype_backend(threads);
-}
 
 // Hom-ref blocks of a gVCF between variant records: runs of positions whose depth falls in the same
 // band. Reference confidence is approximated from depth alone (GQ = min(99, 3 x depth): each
@@ -75,7 +61,7 @@ CallStats run_call(const CallOptions& o) {
 
   std::string sample = o.sample.empty() ? bam.sample_name() : o.sample;
   if (sample.empty()) sample = std::filesystem::path(o.bam).stem().string();
-  auto backend = select_genotype_backend(o.backend, threads);
+  auto backend = select_genotype_backend(o.backend, threads, o.device);
 
   VcfWriterOptions wo;
   wo.path = o.output;

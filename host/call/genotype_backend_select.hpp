@@ -1,0 +1,14 @@
+#pragma once
+#include <memory>
+#include <string>
+
+#include "host/call/genotype_backend.hpp"
+
+namespace omicsd {
+
+// Resolves --backend auto|cpu|cuda and --device N for the genotyping stage, exactly as
+// select_align_backend() does for alignment (host/align/backend_select.hpp).
+std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads,
+                                                         int device = 0);
+
+}  // namespace omicsd

@@ -1,0 +1,82 @@
+// Backend and device resolution shared by the align and call stages (host/common/cuda_backends.hpp).
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <cstdlib>
+
+#include "host/common/cuda_backends.hpp"
+#include "host/common/error.hpp"
+
+namespace omicsd {
+
+std::optional<GpuDevice> choose_gpu_device(const std::string& backend, int device, std::string* why_cpu) {
+  if (backend != "auto" && backend != "cpu" && backend != "cuda")
+    throw InputError("--backend " + backend + ": expected auto, cpu or cuda");
+  if (device < 0) throw InputError("--device " + std::to_string(device) + ": expected a device index >= 0");
+  std::string why;
+  auto fail_or_cpu = [&](const std::string& reason) -> std::optional<GpuDevice> {
+    if (backend == "cuda") throw InputError("--backend cuda: " + reason);
+    if (why_cpu) *why_cpu = reason;
+    return std::nullopt;
+  };
+  if (backend == "cpu") {
+    if (why_cpu) *why_cpu = "--backend cpu";
+    return std::nullopt;
+  }
+  if (!cuda_backend_compiled()) return fail_or_cpu("this omicsd was built without the CUDA backends");
+  const std::vector<GpuDevice> devices = list_gpu_devices(&why);
+  if (devices.empty()) return fail_or_cpu("no usable CUDA device (" + why + ")");
+  for (const GpuDevice& d : devices)
+    if (d.index == device) return d;
+  return fail_or_cpu("--device " + std::to_string(device) + " is not present (" +
+                     std::to_string(devices.size()) + " CUDA device(s) visible)");
+}
+
+size_t gpu_memory_budget_from_env() {
+  const char* v = std::getenv("OMICSD_GPU_MEMORY");
+  if (!v || !*v) return 0;
+  const std::string s(v);
+  size_t idx = 0;
+  double x = 0;
+  try {
+    x = std::stod(s, &idx);
+  } catch (const std::exception&) {
+    throw InputError("OMICSD_GPU_MEMORY=" + s + ": expected a size such as 2G or 512M");
+  }
+  double mult = 1;
+  if (idx < s.size()) {
+    switch (std::toupper(static_cast<unsigned char>(s[idx]))) {
+      case 'K':
+        mult = 1024.0;
+        break;
+      case 'M':
+        mult = 1024.0 * 1024;
+        break;
+      case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        break;
+      default:
+        throw InputError("OMICSD_GPU_MEMORY=" + s + ": expected a size such as 2G or 512M");
+    }
+    if (idx + 1 != s.size())
+      throw InputError("OMICSD_GPU_MEMORY=" + s + ": expected a size such as 2G or 512M");
+  }
+  if (!(x > 0)) throw InputError("OMICSD_GPU_MEMORY=" + s + ": must be positive");
+  return size_t(x * mult);
+}
+
+void backend_log(BackendLogLevel level, const std::string& message) {
+  switch (level) {
+    case BackendLogLevel::kDebug:
+      spdlog::debug("{}", message);
+      break;
+    case BackendLogLevel::kInfo:
+      spdlog::info("{}", message);
+      break;
+    case BackendLogLevel::kWarn:
+      spdlog::warn("{}", message);
+      break;
+  }
+}
+
+}  // namespace omicsd

@@ -160,18 +160,9 @@ struct Api {
     return b[k].get<std::string>();
   }
 
-  // Maps store errors onto HTTP statuses.
   template <typename F>
   static Response guard(F&& f) {
-    try {
-      return f();
-    } catch (const NotFoundError& e) {
-      throw HttpError(404, e.what());
-    } catch (const LeaseError& e) {
-      throw HttpError(409, e.what());
-    } catch (const InputError& e) {
-      throw HttpError(400, e.what());
-    }
+    return http::answer_errors(std::forward<F>(f));
   }
 
   void add_routes(http::Router& r) {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "auth.hpp"
+#include "host/common/error.hpp"
 
 namespace omicsd::http {
 
@@ -77,6 +78,21 @@ class HttpError : public std::runtime_error {
  private:
   int status_;
 };
+
+// Runs a handler body, turning the engine's and stores' exceptions into the HTTP errors they mean:
+// NotFoundError -> 404, ConflictError -> 409, InputError -> 400 (anything else stays a 500).
+template <typename F>
+auto answer_errors(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const NotFoundError& e) {
+    throw HttpError(404, e.what());
+  } catch (const ConflictError& e) {
+    throw HttpError(409, e.what());
+  } catch (const InputError& e) {
+    throw HttpError(400, e.what());
+  }
+}
 
 // Parses the request body as JSON; throws HttpError(400) saying what is wrong (empty body,
 // syntax error with its byte position).

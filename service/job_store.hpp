@@ -27,15 +27,10 @@ TaskState parse_task_state(std::string_view s);
 bool is_terminal(RunState s);
 bool is_terminal(TaskState s);
 
-// Unknown run or task id (maps to HTTP 404).
-class NotFoundError : public Error {
- public:
-  explicit NotFoundError(const std::string& what) : Error(what) {}
-};
 // A lease token that is not (or no longer) the current lease of its task (maps to HTTP 409).
-class LeaseError : public Error {
+class LeaseError : public ConflictError {
  public:
-  explicit LeaseError(const std::string& what) : Error(what) {}
+  explicit LeaseError(const std::string& what) : ConflictError(what) {}
 };
 
 // One task of a new run. `name` is unique within the run (the task id becomes

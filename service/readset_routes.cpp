@@ -20,18 +20,9 @@ struct ReadSetRoutes {
   ReadSetStore& store;
   ReadSetRoutesOptions opt;
 
-  // Store errors -> HTTP statuses.
   template <typename F>
   static Response guard(F&& f) {
-    try {
-      return f();
-    } catch (const NotFoundError& e) {
-      throw HttpError(404, e.what());
-    } catch (const ReadSetConflict& e) {
-      throw HttpError(409, e.what());
-    } catch (const InputError& e) {
-      throw HttpError(400, e.what());
-    }
+    return http::answer_errors(std::forward<F>(f));
   }
 
   static std::string must_id(const Request& req) {
@@ -170,7 +161,9 @@ struct ReadSetRoutes {
       const std::string type =
           format == "fastq" ? "text/plain; charset=us-ascii" : "application/octet-stream";
       Response resp = Response::from_file(path, type);
-      std::string name = id + (mate ? "_" + std::to_string(mate) : std::string()) + "." + format;
+      std::string name = id;
+      if (mate) name += "_" + std::to_string(mate);
+      name += "." + format;
       resp.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
       return resp;
     });

@@ -28,9 +28,9 @@ enum class ReadSetState { Uploading, Importing, Active, Failed };
 const char* to_string(ReadSetState s);  // UPLOADING | IMPORTING | ACTIVE | FAILED
 
 // The read set is in a state that does not allow the operation (maps to HTTP 409).
-class ReadSetConflict : public Error {
+class ReadSetConflict : public ConflictError {
  public:
-  explicit ReadSetConflict(const std::string& what) : Error(what) {}
+  explicit ReadSetConflict(const std::string& what) : ConflictError(what) {}
 };
 
 // Thrown by ReadSetStore::run_import when `cancel` became true (daemon shutdown): the read set

@@ -22,15 +22,7 @@ constexpr std::uint64_t kMaxJsonBody = 1 << 20;  // a registration is a few hund
 // Store errors onto HTTP statuses: unknown id 404, conflicts 409, the caller's input 400.
 template <typename F>
 auto guard(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const NotFoundError& e) {
-    throw HttpError(404, e.what());
-  } catch (const ReferenceConflictError& e) {
-    throw HttpError(409, e.what());
-  } catch (const InputError& e) {
-    throw HttpError(400, e.what());
-  }
+  return http::answer_errors(std::forward<F>(f));
 }
 
 bool is_json(const Request& req) {

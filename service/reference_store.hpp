@@ -41,9 +41,9 @@ const char* to_string(ReferenceState s);
 ReferenceState parse_reference_state(const std::string& s);
 
 // A delete refused because the reference is in use by a run or still importing (HTTP 409).
-class ReferenceConflictError : public Error {
+class ReferenceConflictError : public ConflictError {
  public:
-  explicit ReferenceConflictError(const std::string& what) : Error(what) {}
+  explicit ReferenceConflictError(const std::string& what) : ConflictError(what) {}
 };
 
 struct ReferenceSequence {

@@ -20,13 +20,7 @@ using http::Request;
 using http::Response;
 using http::Scope;
 
-Response guarded(const std::function<Response()>& fn) {
-  try {
-    return fn();
-  } catch (const InputError& e) {
-    throw HttpError(400, e.what());
-  }
-}
+Response guarded(const std::function<Response()>& fn) { return http::answer_errors(fn); }
 
 VariantPageRequest page_of(const Request& req) {
   VariantPageRequest p;

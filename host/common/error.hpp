@@ -17,4 +17,17 @@ class InputError : public Error {
   explicit InputError(const std::string& what) : Error(what) {}
 };
 
+// An unknown run, task, reference, read set or sample (the daemon answers 404).
+class NotFoundError : public Error {
+ public:
+  explicit NotFoundError(const std::string& what) : Error(what) {}
+};
+
+// The thing exists but its state does not allow the operation: a stale lease, a delete of something a
+// run still uses, an upload to a read set that is already importing (the daemon answers 409).
+class ConflictError : public Error {
+ public:
+  explicit ConflictError(const std::string& what) : Error(what) {}
+};
+
 }  // namespace omicsd

@@ -8,16 +8,14 @@
 // and the host needs no second pass. (Returning the matrix would move ~15 KB per 150 bp read at band
 // 101 instead of ~1.2 KB.)
 //
-// Batches are processed in chunks bounded by the device-memory budget (CudaBackendOptions): each of
-// `streams` slots owns a stream, a device buffer and pinned staging buffers; chunk k is packed on the
-// host while chunk k-1 computes, and its H2D copy, kernel and D2H copy are queued on its slot's
-// stream, so H2D(k+1), kernel(k) and D2H(k-1) overlap. A chunk that does not fit is split; a task too
-// large for a chunk on its own runs on the CPU backend; an allocation the device refuses halves the
-// budget and re-plans (never an out-of-memory crash).
+// Batches are chunked by the device-memory budget (CudaBackendOptions) and pipelined over streams by
+// cuda/chunk_pipeline.cuh; this file supplies the chunk layout and the pack / launch / unpack hooks.
 #include <mutex>
+#include <span>
+#include <type_traits>
 #include <vector>
 
-#include "cuda/cuda_util.cuh"
+#include "cuda/chunk_pipeline.cuh"
 #include "host/align/banded_sw.hpp"
 #include "host/common/cuda_backends.hpp"
 
@@ -34,14 +32,12 @@ struct AlignTaskDesc {
   int32_t m, n, lo, hi;
 };
 
-struct AlignTaskOut {
-  int32_t score, objective, qbeg, qend, tbeg, tend;
-  uint32_t n_cigar, unused;
-};
-
+// Each thread writes the traceback's BandedResult as is, so the host reads back exactly what the CPU
+// backend computes (AlignResultBatch::set_result on both sides).
+static_assert(std::is_trivially_copyable_v<BandedResult>, "BandedResult is copied D2H as bytes");
 __global__ void banded_align_kernel(const AlignTaskDesc* __restrict__ desc, uint32_t count,
                                     const uint8_t* __restrict__ query, const uint8_t* __restrict__ target,
-                                    int32_t* hf, uint8_t* dir, uint32_t* cigar, AlignTaskOut* out,
+                                    int32_t* hf, uint8_t* dir, uint32_t* cigar, BandedResult* out,
                                     ScoringParams params) {
   const uint32_t idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= count) return;
@@ -54,21 +50,8 @@ __global__ void banded_align_kernel(const AlignTaskDesc* __restrict__ desc, uint
   uint8_t* dm = dir + d.dir_off;
   int32_t bi = 0, bj = 0;
   const int32_t obj = banded_fill(q, d.m, t, d.n, d.lo, d.hi, params, h, f, dm, &bi, &bj);
-  const BandedResult r =
-      banded_traceback(q, d.m, t, d.lo, d.hi, params, dm, obj, bi, bj, cigar + d.cigar_off);
-  AlignTaskOut o;
-  o.score = r.score;
-  o.objective = r.objective;
-  o.qbeg = r.qbeg;
-  o.qend = r.qend;
-  o.tbeg = r.tbeg;
-  o.tend = r.tend;
-  o.n_cigar = r.n_cigar;
-  o.unused = 0;
-  out[idx] = o;
+  out[idx] = banded_traceback(q, d.m, t, d.lo, d.hi, params, dm, obj, bi, bj, cigar + d.cigar_off);
 }
-
-constexpr int kThreadsPerBlock = 128;
 
 // Totals of a chunk and where each array lives. The input region (descriptors, queries, targets) is
 // one H2D copy from the slot's pinned buffer; the output region (results, CIGARs) one D2H copy.
@@ -98,47 +81,22 @@ struct AlignLayout {
     ws_hf = in_bytes;
     ws_dir = align_up(ws_hf + 4 * hf_words);
     out_base = align_up(ws_dir + dir_bytes);
-    out_cigar = align_up(count * sizeof(AlignTaskOut));
+    out_cigar = align_up(count * sizeof(BandedResult));
     out_bytes = align_up(out_cigar + 4 * cigar_words);
     device_bytes = out_base + out_bytes;
   }
 };
 
-struct AlignChunk {
-  size_t first = 0, last = 0;  // range of the GPU task list
-  AlignLayout layout;
-};
-
 class CudaAlignBackend final : public AlignBackend {
  public:
-  explicit CudaAlignBackend(const CudaBackendOptions& o)
-      : device_(o.device), cpu_threads_(o.cpu_threads), nslots_(std::clamp(o.streams, 2, 4)) {
-    use_device(device_);
-    budget_ = resolve_memory_budget(o.memory_budget);
-    slots_.reserve(size_t(nslots_));
-    for (int s = 0; s < nslots_; ++s) slots_.push_back(std::make_unique<Slot>());
-    backend_log(BackendLogLevel::kDebug, "cuda align backend: device " + std::to_string(device_) + " (" +
-                                             device_name(device_) + "), memory budget " +
-                                             std::to_string(budget_ >> 20) + " MiB, " +
-                                             std::to_string(nslots_) + " streams");
-  }
-  ~CudaAlignBackend() override {
-    if (cudaSetDevice(device_) == cudaSuccess)
-      for (auto& s : slots_) cudaStreamSynchronize(s->stream.get());
-  }
+  explicit CudaAlignBackend(const CudaBackendOptions& o) : pipe_(o, "cuda align backend", "task(s)") {}
 
   std::string name() const override { return "cuda"; }
-
-  CudaBackendTimings take_timings() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    CudaBackendTimings t = timings_;
-    timings_ = CudaBackendTimings{};
-    return t;
-  }
+  CudaBackendTimings take_timings() { return pipe_.take_timings(); }
 
   void align(const AlignTaskBatch& tasks, const ScoringParams& params, AlignResultBatch& out) override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    use_device(device_);
+    std::lock_guard<std::mutex> lock(pipe_.mutex());
+    use_device(pipe_.device());
     const size_t n = tasks.size();
     check_batch(tasks);
     out.resize(n);
@@ -146,21 +104,8 @@ class CudaAlignBackend final : public AlignBackend {
     source_.assign(n, 0);
     staged_off_.assign(n, 0);
     gpu_cigars_.clear();
-
-    std::vector<uint32_t> oversize;
-    std::vector<AlignChunk> chunks;
-    for (;;) {
-      plan(tasks, budget_ / size_t(nslots_), chunks, oversize);
-      if (reserve(chunks)) break;
-      budget_ /= 2;
-      backend_log(BackendLogLevel::kWarn, "cuda align backend: device " + std::to_string(device_) +
-                                              " refused the allocation; memory budget lowered to " +
-                                              std::to_string(budget_ >> 20) + " MiB");
-      if (budget_ / size_t(nslots_) < kMinSlotBytes)
-        throw Error("cuda align backend: device " + std::to_string(device_) + " is out of memory");
-    }
-    run_chunks(tasks, params, chunks, out);
-    if (!oversize.empty()) run_on_cpu(tasks, params, oversize, out);
+    Call call{*this, tasks, params, out};
+    pipe_.run(call, n);
 
     // CIGARs in task order, exactly as the CPU backend lays them out.
     out.cigar.clear();
@@ -178,14 +123,6 @@ class CudaAlignBackend final : public AlignBackend {
   }
 
  private:
-  struct Slot {
-    Stream stream;
-    DeviceBuffer dev;
-    PinnedBuffer in, out;
-    ChunkEvents events;
-    long chunk = -1;  // chunk in flight, -1: idle
-  };
-
   static void check_batch(const AlignTaskBatch& t) {
     const size_t n = t.size();
     if (t.query_offset.size() != n || t.target_offset.size() != n || t.target_length.size() != n ||
@@ -200,210 +137,96 @@ class CudaAlignBackend final : public AlignBackend {
     }
   }
 
-  // Splits the GPU tasks into chunks whose device footprint fits `cap`; tasks that alone do not fit go
-  // to `oversize`. Tasks with no cells (empty read, empty band) are left at the empty result.
-  void plan(const AlignTaskBatch& t, size_t cap, std::vector<AlignChunk>& chunks,
-            std::vector<uint32_t>& oversize) {
-    chunks.clear();
-    oversize.clear();
-    gpu_tasks_.clear();
-    AlignChunk cur;
-    for (size_t i = 0; i < t.size(); ++i) {
-      const int32_t m = int32_t(t.query_length[i]);
-      const int32_t w = band_width(t.diag_lo[i], t.diag_hi[i]);
-      if (m == 0 || w <= 0) continue;
-      AlignLayout next = cur.layout;
-      next.add(uint32_t(m), t.target_length[i], w);
-      next.finish();
-      if (next.device_bytes > cap && cur.layout.count > 0) {
-        chunks.push_back(cur);
-        cur = AlignChunk{};
-        cur.first = cur.last = gpu_tasks_.size();
-        next = AlignLayout{};
-        next.add(uint32_t(m), t.target_length[i], w);
-        next.finish();
+  // The pipeline's hooks for one align() call (cuda/chunk_pipeline.cuh).
+  struct Call {
+    CudaAlignBackend& b;
+    const AlignTaskBatch& t;
+    const ScoringParams& params;
+    AlignResultBatch& out;
+
+    // Tasks with no cells (empty read, empty band) are left at the empty result.
+    bool eligible(size_t i) const {
+      return t.query_length[i] > 0 && band_width(t.diag_lo[i], t.diag_hi[i]) > 0;
+    }
+    void begin_plan() const {}
+    void add(size_t i, long, AlignLayout& L) const {
+      L.add(t.query_length[i], t.target_length[i], band_width(t.diag_lo[i], t.diag_hi[i]));
+    }
+    void accept(size_t, long) const {}
+
+    void pack(const AlignLayout& L, std::span<const uint32_t> ids, long, uint8_t* in) const {
+      AlignTaskDesc* desc = at<AlignTaskDesc>(in, 0);
+      uint8_t* qdst = in + L.in_query;
+      uint8_t* tdst = in + L.in_target;
+      uint64_t qo = 0, to = 0, hfo = 0, dro = 0, co = 0;
+      for (size_t k = 0; k < ids.size(); ++k) {
+        const uint32_t i = ids[k];
+        AlignTaskDesc d;
+        d.m = int32_t(t.query_length[i]);
+        d.n = int32_t(t.target_length[i]);
+        d.lo = t.diag_lo[i];
+        d.hi = t.diag_hi[i];
+        const int32_t w = band_width(d.lo, d.hi);
+        d.query_off = qo;
+        d.target_off = to;
+        d.hf_off = hfo;
+        d.dir_off = dro;
+        d.cigar_off = co;
+        desc[k] = d;
+        std::copy_n(t.query.data() + t.query_offset[i], t.query_length[i], qdst + qo);
+        std::copy_n(t.target.data() + t.target_offset[i], t.target_length[i], tdst + to);
+        qo += t.query_length[i];
+        to += t.target_length[i];
+        hfo += 2 * (uint64_t(w) + 1);
+        dro += uint64_t(d.m) * uint64_t(w);
+        co += max_cigar_ops(d.m);
       }
-      if (next.device_bytes > cap) {
-        oversize.push_back(uint32_t(i));
-        continue;
+    }
+
+    void launch(const AlignLayout& L, uint8_t* dev, cudaStream_t s) const {
+      banded_align_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
+          reinterpret_cast<const AlignTaskDesc*>(dev), uint32_t(L.count), dev + L.in_query, dev + L.in_target,
+          reinterpret_cast<int32_t*>(dev + L.ws_hf), dev + L.ws_dir,
+          reinterpret_cast<uint32_t*>(dev + L.out_base + L.out_cigar),
+          reinterpret_cast<BandedResult*>(dev + L.out_base), params);
+      OMICSD_CUDA_CHECK_LAUNCH("banded_align_kernel<<<>>>");
+    }
+
+    void unpack(const AlignLayout& L, std::span<const uint32_t> ids, const uint8_t* outb) const {
+      const BandedResult* res = reinterpret_cast<const BandedResult*>(outb);
+      const uint32_t* cig = reinterpret_cast<const uint32_t*>(outb + L.out_cigar);
+      uint64_t co = 0;
+      for (size_t k = 0; k < ids.size(); ++k) {
+        const uint32_t i = ids[k];
+        const BandedResult& r = res[k];
+        const uint32_t cap = max_cigar_ops(int32_t(t.query_length[i]));
+        if (r.n_cigar > cap) throw Error("cuda align backend: kernel returned a CIGAR longer than its slot");
+        out.set_result(i, r);
+        b.source_[i] = 1;
+        b.staged_off_[i] = b.gpu_cigars_.size();
+        b.gpu_cigars_.insert(b.gpu_cigars_.end(), cig + co, cig + co + r.n_cigar);
+        co += cap;
       }
-      cur.layout = next;
-      gpu_tasks_.push_back(uint32_t(i));
-      cur.last = gpu_tasks_.size();
     }
-    if (cur.layout.count > 0) chunks.push_back(cur);
-  }
 
-  // Sizes the slots' buffers for the plan; false when the device is out of memory.
-  bool reserve(const std::vector<AlignChunk>& chunks) {
-    size_t dev = 0, in = 0, outb = 0;
-    for (const AlignChunk& c : chunks) {
-      dev = std::max(dev, c.layout.device_bytes);
-      in = std::max(in, c.layout.in_bytes);
-      outb = std::max(outb, c.layout.out_bytes);
-    }
-    const size_t used = std::min(chunks.size(), slots_.size());
-    for (size_t s = 0; s < used; ++s) {
-      if (!slots_[s]->dev.try_reserve(dev)) {
-        for (auto& sl : slots_) sl->dev.release();
-        return false;
+    void run_on_cpu(const std::vector<uint32_t>& idx) const {
+      if (!b.cpu_) b.cpu_ = make_cpu_align_backend(b.pipe_.cpu_threads());
+      AlignTaskBatch sub;
+      for (uint32_t i : idx)
+        sub.add(t.query.data() + t.query_offset[i], t.query_length[i], t.target.data() + t.target_offset[i],
+                t.target_length[i], t.diag_lo[i], t.diag_hi[i]);
+      b.cpu_->align(sub, params, b.cpu_out_);
+      for (size_t k = 0; k < idx.size(); ++k) {
+        out.set_result(idx[k], b.cpu_out_.result(k));
+        b.source_[idx[k]] = 2;
+        b.staged_off_[idx[k]] = b.cpu_out_.cigar_offset[k];
       }
-      slots_[s]->in.reserve(in);
-      slots_[s]->out.reserve(outb);
     }
-    return true;
-  }
+  };
 
-  void pack(const AlignTaskBatch& t, const AlignChunk& c, uint8_t* in) const {
-    const AlignLayout& L = c.layout;
-    AlignTaskDesc* desc = at<AlignTaskDesc>(in, 0);
-    uint8_t* qdst = in + L.in_query;
-    uint8_t* tdst = in + L.in_target;
-    uint64_t qo = 0, to = 0, hfo = 0, dro = 0, co = 0;
-    for (size_t k = 0; k < L.count; ++k) {
-      const uint32_t i = gpu_tasks_[c.first + k];
-      AlignTaskDesc d;
-      d.m = int32_t(t.query_length[i]);
-      d.n = int32_t(t.target_length[i]);
-      d.lo = t.diag_lo[i];
-      d.hi = t.diag_hi[i];
-      const int32_t w = band_width(d.lo, d.hi);
-      d.query_off = qo;
-      d.target_off = to;
-      d.hf_off = hfo;
-      d.dir_off = dro;
-      d.cigar_off = co;
-      desc[k] = d;
-      std::copy_n(t.query.data() + t.query_offset[i], t.query_length[i], qdst + qo);
-      std::copy_n(t.target.data() + t.target_offset[i], t.target_length[i], tdst + to);
-      qo += t.query_length[i];
-      to += t.target_length[i];
-      hfo += 2 * (uint64_t(w) + 1);
-      dro += uint64_t(d.m) * uint64_t(w);
-      co += max_cigar_ops(d.m);
-    }
-  }
-
-  void unpack(const AlignTaskBatch& t, const AlignChunk& c, const uint8_t* outb, AlignResultBatch& out) {
-    const AlignLayout& L = c.layout;
-    const AlignTaskOut* res = reinterpret_cast<const AlignTaskOut*>(outb);
-    const uint32_t* cig = reinterpret_cast<const uint32_t*>(outb + L.out_cigar);
-    uint64_t co = 0;
-    for (size_t k = 0; k < L.count; ++k) {
-      const uint32_t i = gpu_tasks_[c.first + k];
-      const AlignTaskOut& r = res[k];
-      const uint32_t cap = max_cigar_ops(int32_t(t.query_length[i]));
-      if (r.n_cigar > cap) throw Error("cuda align backend: kernel returned a CIGAR longer than its slot");
-      out.score[i] = r.score;
-      out.objective[i] = r.objective;
-      out.query_begin[i] = r.qbeg;
-      out.query_end[i] = r.qend;
-      out.target_begin[i] = r.tbeg;
-      out.target_end[i] = r.tend;
-      out.cigar_length[i] = r.n_cigar;
-      source_[i] = 1;
-      staged_off_[i] = gpu_cigars_.size();
-      gpu_cigars_.insert(gpu_cigars_.end(), cig + co, cig + co + r.n_cigar);
-      co += cap;
-    }
-  }
-
-  void run_chunks(const AlignTaskBatch& t, const ScoringParams& params, const std::vector<AlignChunk>& chunks,
-                  AlignResultBatch& out) {
-    if (chunks.empty()) return;
-    const size_t used = std::min(chunks.size(), slots_.size());
-    try {
-      for (size_t c = 0; c < chunks.size(); ++c) {
-        Slot& s = *slots_[c % used];
-        if (s.chunk >= 0) {
-          s.stream.sync();
-          account(s, chunks[size_t(s.chunk)].layout);
-          unpack(t, chunks[size_t(s.chunk)], s.out.get(), out);
-          s.chunk = -1;
-        }
-        const AlignLayout& L = chunks[c].layout;
-        pack(t, chunks[c], s.in.get());
-        uint8_t* dev = s.dev.get();
-        s.events.record(0, s.stream.get());
-        OMICSD_CUDA_CHECK(
-            cudaMemcpyAsync(dev, s.in.get(), L.in_bytes, cudaMemcpyHostToDevice, s.stream.get()));
-        s.events.record(1, s.stream.get());
-        const unsigned grid = unsigned((L.count + kThreadsPerBlock - 1) / kThreadsPerBlock);
-        banded_align_kernel<<<grid, kThreadsPerBlock, 0, s.stream.get()>>>(
-            reinterpret_cast<const AlignTaskDesc*>(dev), uint32_t(L.count), dev + L.in_query,
-            dev + L.in_target, reinterpret_cast<int32_t*>(dev + L.ws_hf), dev + L.ws_dir,
-            reinterpret_cast<uint32_t*>(dev + L.out_base + L.out_cigar),
-            reinterpret_cast<AlignTaskOut*>(dev + L.out_base), params);
-        OMICSD_CUDA_CHECK_LAUNCH("banded_align_kernel<<<>>>");
-        s.events.record(2, s.stream.get());
-        OMICSD_CUDA_CHECK(cudaMemcpyAsync(s.out.get(), dev + L.out_base, L.out_bytes, cudaMemcpyDeviceToHost,
-                                          s.stream.get()));
-        s.events.record(3, s.stream.get());
-        s.chunk = long(c);
-      }
-      // Drain in chunk order.
-      for (size_t c = chunks.size() - std::min(chunks.size(), used); c < chunks.size(); ++c) {
-        Slot& s = *slots_[c % used];
-        s.stream.sync();
-        account(s, chunks[c].layout);
-        unpack(t, chunks[c], s.out.get(), out);
-        s.chunk = -1;
-      }
-    } catch (...) {
-      for (auto& s : slots_) {
-        cudaStreamSynchronize(s->stream.get());  // buffers may still be in use; errors already reported
-        s->chunk = -1;
-      }
-      throw;
-    }
-  }
-
-  void run_on_cpu(const AlignTaskBatch& t, const ScoringParams& params, const std::vector<uint32_t>& idx,
-                  AlignResultBatch& out) {
-    backend_log(BackendLogLevel::kInfo,
-                "cuda align backend: " + std::to_string(idx.size()) + " task(s) too large for a " +
-                    std::to_string((budget_ / size_t(nslots_)) >> 20) + " MiB chunk run on the CPU backend");
-    timings_.cpu_fallback_tasks += idx.size();
-    if (!cpu_) cpu_ = make_cpu_align_backend(cpu_threads_);
-    AlignTaskBatch sub;
-    for (uint32_t i : idx)
-      sub.add(t.query.data() + t.query_offset[i], t.query_length[i], t.target.data() + t.target_offset[i],
-              t.target_length[i], t.diag_lo[i], t.diag_hi[i]);
-    cpu_->align(sub, params, cpu_out_);
-    for (size_t k = 0; k < idx.size(); ++k) {
-      const uint32_t i = idx[k];
-      out.score[i] = cpu_out_.score[k];
-      out.objective[i] = cpu_out_.objective[k];
-      out.query_begin[i] = cpu_out_.query_begin[k];
-      out.query_end[i] = cpu_out_.query_end[k];
-      out.target_begin[i] = cpu_out_.target_begin[k];
-      out.target_end[i] = cpu_out_.target_end[k];
-      out.cigar_length[i] = cpu_out_.cigar_length[k];
-      source_[i] = 2;
-      staged_off_[i] = cpu_out_.cigar_offset[k];
-    }
-  }
-
-  template <class Layout>
-  void account(const Slot& s, const Layout& L) {
-    timings_.chunks += 1;
-    timings_.h2d_bytes += L.in_bytes;
-    timings_.d2h_bytes += L.out_bytes;
-    timings_.h2d_ms += s.events.ms(0, 1);
-    timings_.kernel_ms += s.events.ms(1, 2);
-    timings_.d2h_ms += s.events.ms(2, 3);
-  }
-
-  CudaBackendTimings timings_;
-  int device_;
-  int cpu_threads_;
-  int nslots_;
-  size_t budget_ = 0;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<Slot>> slots_;
+  ChunkPipeline<AlignLayout> pipe_;
   std::unique_ptr<AlignBackend> cpu_;
   // Per-call state.
-  std::vector<uint32_t> gpu_tasks_;
   std::vector<uint8_t> source_;
   std::vector<uint64_t> staged_off_;
   std::vector<uint32_t> gpu_cigars_;
@@ -414,10 +237,7 @@ class CudaAlignBackend final : public AlignBackend {
 }  // namespace cuda
 
 bool take_cuda_timings(AlignBackend& backend, CudaBackendTimings* t) {
-  auto* b = dynamic_cast<cuda::CudaAlignBackend*>(&backend);
-  if (!b) return false;
-  *t = b->take_timings();
-  return true;
+  return cuda::take_timings_of<cuda::CudaAlignBackend>(backend, t);
 }
 
 std::unique_ptr<AlignBackend> make_cuda_align_backend(const CudaBackendOptions& options) {

@@ -36,69 +36,63 @@ namespace omicsd::cuda {
 inline constexpr size_t kAlign = 256;
 inline size_t align_up(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
 
-// Device memory, grown on demand, never shrunk. try_reserve() reports out-of-memory instead of
-// throwing, so callers can split their chunks instead.
-class DeviceBuffer {
+// The two kinds of memory a chunk slot holds: device memory for the kernel, and page-locked host memory
+// (cudaHostAlloc) for staging, so cudaMemcpyAsync really is asynchronous. `call` names the allocation in
+// error messages.
+struct DeviceMemory {
+  static constexpr const char* call = "cudaMalloc(&p, bytes)";
+  static cudaError_t allocate(void** p, size_t bytes) { return cudaMalloc(p, bytes); }
+  static void free(void* p) { cudaFree(p); }
+};
+struct PinnedMemory {
+  static constexpr const char* call = "cudaHostAlloc(&p, bytes, cudaHostAllocDefault)";
+  static cudaError_t allocate(void** p, size_t bytes) {
+    return cudaHostAlloc(p, bytes, cudaHostAllocDefault);
+  }
+  static void free(void* p) { cudaFreeHost(p); }
+};
+
+// A buffer of `Memory`, grown on demand, never shrunk. try_reserve() reports out-of-memory instead of
+// throwing, so callers can split their chunks instead; reserve() throws on every failure.
+template <class Memory>
+class CudaBuffer {
  public:
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() { release(); }
-  // False when the device is out of memory (the runtime's error state is cleared); throws otherwise.
-  bool try_reserve(size_t bytes) {
+  CudaBuffer() = default;
+  CudaBuffer(const CudaBuffer&) = delete;
+  CudaBuffer& operator=(const CudaBuffer&) = delete;
+  ~CudaBuffer() { release(); }
+  // False when out of memory (the runtime's error state is cleared); throws otherwise.
+  bool try_reserve(size_t bytes) { return grow(bytes, true); }
+  void reserve(size_t bytes) { grow(bytes, false); }
+  void release() {
+    if (ptr_) Memory::free(ptr_);  // destructors must not throw; a failing free has nothing to recover
+    ptr_ = nullptr;
+    size_ = 0;
+  }
+  uint8_t* get() const { return ptr_; }
+  size_t size() const { return size_; }
+
+ private:
+  bool grow(size_t bytes, bool oom_is_false) {
     if (bytes <= size_) return true;
     release();
     void* p = nullptr;
-    const cudaError_t err = cudaMalloc(&p, bytes);
-    if (err == cudaErrorMemoryAllocation) {
+    const cudaError_t err = Memory::allocate(&p, bytes);
+    if (oom_is_false && err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();  // not sticky: clear it
       return false;
     }
-    check_cuda(err, "cudaMalloc(&p, bytes)", __FILE__, __LINE__);
+    check_cuda(err, Memory::call, __FILE__, __LINE__);
     ptr_ = static_cast<uint8_t*>(p);
     size_ = bytes;
     return true;
   }
-  void release() {
-    if (ptr_) cudaFree(ptr_);  // destructors must not throw; a failing free has nothing to recover
-    ptr_ = nullptr;
-    size_ = 0;
-  }
-  uint8_t* get() const { return ptr_; }
-  size_t size() const { return size_; }
 
- private:
   uint8_t* ptr_ = nullptr;
   size_t size_ = 0;
 };
-
-// Page-locked host memory (cudaHostAlloc), so cudaMemcpyAsync really is asynchronous.
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  ~PinnedBuffer() { release(); }
-  void reserve(size_t bytes) {
-    if (bytes <= size_) return;
-    release();
-    void* p = nullptr;
-    OMICSD_CUDA_CHECK(cudaHostAlloc(&p, bytes, cudaHostAllocDefault));
-    ptr_ = static_cast<uint8_t*>(p);
-    size_ = bytes;
-  }
-  void release() {
-    if (ptr_) cudaFreeHost(ptr_);
-    ptr_ = nullptr;
-    size_ = 0;
-  }
-  uint8_t* get() const { return ptr_; }
-  size_t size() const { return size_; }
-
- private:
-  uint8_t* ptr_ = nullptr;
-  size_t size_ = 0;
-};
+using DeviceBuffer = CudaBuffer<DeviceMemory>;
+using PinnedBuffer = CudaBuffer<PinnedMemory>;
 
 class Stream {
  public:

@@ -63,6 +63,28 @@ struct AlignResultBatch {
     cigar_offset.assign(n, 0);
     cigar_length.assign(n, 0);
   }
+  // Task i's result from the shared traceback, and back; where its CIGAR lies (cigar_offset) is the
+  // backend's to set.
+  void set_result(size_t i, const BandedResult& r) {
+    score[i] = r.score;
+    objective[i] = r.objective;
+    query_begin[i] = r.qbeg;
+    query_end[i] = r.qend;
+    target_begin[i] = r.tbeg;
+    target_end[i] = r.tend;
+    cigar_length[i] = r.n_cigar;
+  }
+  BandedResult result(size_t i) const {
+    BandedResult r;
+    r.score = score[i];
+    r.objective = objective[i];
+    r.qbeg = query_begin[i];
+    r.qend = query_end[i];
+    r.tbeg = target_begin[i];
+    r.tend = target_end[i];
+    r.n_cigar = cigar_length[i];
+    return r;
+  }
 };
 
 // The hot alignment stage. Implementations: CPU (host/align/cpu_align_backend) and CUDA (cuda/).

@@ -44,13 +44,7 @@ class CpuAlignBackend final : public AlignBackend {
             banded_fill(q, m, t, tn, lo, hi, params, h.data(), f.data(), dir.data(), &bi, &bj);
         const BandedResult r =
             banded_traceback(q, m, t, lo, hi, params, dir.data(), obj, bi, bj, cigar.data());
-        out.score[i] = r.score;
-        out.objective[i] = r.objective;
-        out.query_begin[i] = r.qbeg;
-        out.query_end[i] = r.qend;
-        out.target_begin[i] = r.tbeg;
-        out.target_end[i] = r.tend;
-        out.cigar_length[i] = r.n_cigar;
+        out.set_result(i, r);
         local.insert(local.end(), cigar.begin(), cigar.begin() + r.n_cigar);
       }
     });

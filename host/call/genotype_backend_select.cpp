@@ -1,27 +1,12 @@
 #include "host/call/genotype_backend_select.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include "host/common/cuda_backends.hpp"
 
 namespace omicsd {
 
 std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads, int device) {
-  std::string why;
-  const std::optional<GpuDevice> gpu = choose_gpu_device(name, device, &why);
-  if (gpu) {
-    CudaBackendOptions o;
-    o.device = gpu->index;
-    o.memory_budget = gpu_memory_budget_from_env();
-    o.cpu_threads = threads;
-    spdlog::info("genotype backend: cuda on GPU {} ({}, sm_{}{}, {} MiB)", gpu->index, gpu->name,
-                 gpu->sm_major, gpu->sm_minor, gpu->total_memory >> 20);
-    return make_cuda_genotype_backend(o);
-  }
-  if (name == "cpu")
-    spdlog::info("genotype backend: cpu ({} threads)", threads);
-  else
-    spdlog::info("genotype backend: cpu ({} threads); {}", threads, why);
+  if (const std::optional<CudaBackendOptions> o = choose_stage_backend("genotype", name, threads, device))
+    return make_cuda_genotype_backend(*o);
   return make_cpu_genotype_backend(threads);
 }
 

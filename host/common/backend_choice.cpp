@@ -32,6 +32,26 @@ std::optional<GpuDevice> choose_gpu_device(const std::string& backend, int devic
                      std::to_string(devices.size()) + " CUDA device(s) visible)");
 }
 
+std::optional<CudaBackendOptions> choose_stage_backend(const std::string& stage, const std::string& backend,
+                                                       int threads, int device) {
+  std::string why;
+  const std::optional<GpuDevice> gpu = choose_gpu_device(backend, device, &why);
+  if (gpu) {
+    CudaBackendOptions o;
+    o.device = gpu->index;
+    o.memory_budget = gpu_memory_budget_from_env();
+    o.cpu_threads = threads;
+    spdlog::info("{} backend: cuda on GPU {} ({}, sm_{}{}, {} MiB)", stage, gpu->index, gpu->name,
+                 gpu->sm_major, gpu->sm_minor, gpu->total_memory >> 20);
+    return o;
+  }
+  if (backend == "cpu")
+    spdlog::info("{} backend: cpu ({} threads)", stage, threads);
+  else
+    spdlog::info("{} backend: cpu ({} threads); {}", stage, threads, why);
+  return std::nullopt;
+}
+
 size_t gpu_memory_budget_from_env() {
   const char* v = std::getenv("OMICSD_GPU_MEMORY");
   if (!v || !*v) return 0;

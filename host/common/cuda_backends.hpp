@@ -46,6 +46,13 @@ bool take_cuda_timings(GenotypeBackend& backend, CudaBackendTimings* t);
 // why (for the caller's one log line). Unknown backend names and negative devices: InputError.
 std::optional<GpuDevice> choose_gpu_device(const std::string& backend, int device, std::string* why_cpu);
 
+// Resolves one stage's --backend and --device (choose_gpu_device) to the options of its CUDA backend,
+// budget from $OMICSD_GPU_MEMORY, or none for its CPU backend, and logs the choice in one line
+// ("<stage> backend: cuda on GPU ..." or "<stage> backend: cpu (N threads)[; why]"). The align and
+// genotype selectors differ only in the stage name and the factories they call with the result.
+std::optional<CudaBackendOptions> choose_stage_backend(const std::string& stage, const std::string& backend,
+                                                       int threads, int device);
+
 // The memory budget from $OMICSD_GPU_MEMORY (a byte count with optional K/M/G suffix); 0 when unset.
 // Throws InputError for a malformed value.
 size_t gpu_memory_budget_from_env();

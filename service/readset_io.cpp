@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 
+#include "host/common/dna.hpp"
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
@@ -113,7 +114,7 @@ class Reader {
       }
       if (b->core.flag & BAM_FREVERSE) {  // back to the orientation the sequencer read
         std::reverse(r.seq.begin(), r.seq.end());
-        for (char& c : r.seq) c = complement(c);
+        for (char& c : r.seq) c = complement_base(c);
         std::reverse(r.qual.begin(), r.qual.end());
       }
       r.aux.clear();
@@ -123,37 +124,6 @@ class Reader {
   }
 
  private:
-  static char complement(char c) {
-    switch (c) {
-      case 'A':
-        return 'T';
-      case 'C':
-        return 'G';
-      case 'G':
-        return 'C';
-      case 'T':
-        return 'A';
-      case 'R':
-        return 'Y';
-      case 'Y':
-        return 'R';
-      case 'K':
-        return 'M';
-      case 'M':
-        return 'K';
-      case 'B':
-        return 'V';
-      case 'V':
-        return 'B';
-      case 'D':
-        return 'H';
-      case 'H':
-        return 'D';
-      default:
-        return c;  // N, S, W, '='
-    }
-  }
-
   // Size of one aux field (tag, type and value) at p, or 0 when it runs past end (corrupt).
   static size_t aux_field_size(const uint8_t* p, const uint8_t* end) {
     if (end - p < 3) return 0;

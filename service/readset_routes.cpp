@@ -162,8 +162,8 @@ struct ReadSetRoutes {
           format == "fastq" ? "text/plain; charset=us-ascii" : "application/octet-stream";
       Response resp = Response::from_file(path, type);
       std::string name = id;
-      if (mate) name += "_" + std::to_string(mate);
-      name += "." + format;
+      if (mate) name.append(1, '_').append(std::to_string(mate));
+      name.append(1, '.').append(format);
       resp.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
       return resp;
     });

@@ -214,6 +214,34 @@ ReadSetStore::ReadSetStore(sql::Db& db, fs::path root) : db_(db), root_(std::mov
 
 fs::path ReadSetStore::tmp_dir(const std::string& id) const { return root_ / id / "tmp"; }
 
+// One new row in `state`, unless the idempotency key is known: then that read set's id (*existed).
+std::string ReadSetStore::insert(const ReadSetMetadata& meta, ReadSetState state,
+                                 const std::vector<ReadSetSource>& sources, int parts, const std::string& key,
+                                 int64_t now, bool* existed) {
+  std::string id = "rs-" + random_hex(16);
+  bool found = false;
+  db_.transaction([&] {
+    if (!key.empty()) {
+      auto rows = db_.query("SELECT id FROM readsets WHERE idempotency_key = ?", {key});
+      if (!rows.empty()) {
+        found = true;
+        id = rows[0].s(0);
+        return;
+      }
+    }
+    db_.exec(
+        "INSERT INTO readsets (id, name, sample_id, subject_id, description, tags, read_group, state, "
+        "sources, "
+        "parts_expected, created_at, updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?)",
+        {id, meta.name, meta.sample_id, meta.subject_id, meta.description, meta.tags.dump(),
+         meta.read_group.dump(), std::string(to_string(state)), sources_json(sources).dump(), int64_t(parts),
+         now, now, key.empty() ? sql::Value(nullptr) : sql::Value(key)});
+  });
+  if (existed) *existed = found;
+  return id;
+}
+
 ReadSet ReadSetStore::create_registered(const ReadSetMetadata& meta, const std::vector<std::string>& paths,
                                         const std::string& key, int64_t now, bool* existed) {
   if (paths.empty() || paths.size() > 2) throw InputError("'sources' must list one or two files");
@@ -222,63 +250,21 @@ ReadSet ReadSetStore::create_registered(const ReadSetMetadata& meta, const std::
     std::error_code ec;
     sources.push_back({p, false, uint64_t(fs::file_size(p, ec)), ""});
   }
-  const std::string id = "rs-" + random_hex(16);
-  bool found = false;
-  std::string result_id = id;
-  db_.transaction([&] {
-    if (!key.empty()) {
-      auto rows = db_.query("SELECT id FROM readsets WHERE idempotency_key = ?", {key});
-      if (!rows.empty()) {
-        found = true;
-        result_id = rows[0].s(0);
-        return;
-      }
-    }
-    db_.exec(
-        "INSERT INTO readsets (id, name, sample_id, subject_id, description, tags, read_group, state, "
-        "sources, "
-        "parts_expected, created_at, updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'IMPORTING', "
-        "?, "
-        "0, ?, ?, ?)",
-        {id, meta.name, meta.sample_id, meta.subject_id, meta.description, meta.tags.dump(),
-         meta.read_group.dump(), sources_json(sources).dump(), now, now,
-         key.empty() ? sql::Value(nullptr) : sql::Value(key)});
-  });
-  if (existed) *existed = found;
-  return must_get(result_id);
+  return must_get(insert(meta, ReadSetState::Importing, sources, 0, key, now, existed));
 }
 
 ReadSet ReadSetStore::create_upload(const ReadSetMetadata& meta, int parts, const std::string& key,
                                     int64_t now, bool* existed) {
   if (parts < 1 || parts > 2) throw InputError("'parts' must be 1 or 2");
-  const std::string id = "rs-" + random_hex(16);
   bool found = false;
-  std::string result_id = id;
-  db_.transaction([&] {
-    if (!key.empty()) {
-      auto rows = db_.query("SELECT id FROM readsets WHERE idempotency_key = ?", {key});
-      if (!rows.empty()) {
-        found = true;
-        result_id = rows[0].s(0);
-        return;
-      }
-    }
-    db_.exec(
-        "INSERT INTO readsets (id, name, sample_id, subject_id, description, tags, read_group, state, "
-        "parts_expected, created_at, updated_at, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, 'UPLOADING', "
-        "?, ?, "
-        "?, ?)",
-        {id, meta.name, meta.sample_id, meta.subject_id, meta.description, meta.tags.dump(),
-         meta.read_group.dump(), int64_t(parts), now, now,
-         key.empty() ? sql::Value(nullptr) : sql::Value(key)});
-  });
+  const std::string id = insert(meta, ReadSetState::Uploading, {}, parts, key, now, &found);
   if (existed) *existed = found;
   if (!found) {
     std::error_code ec;
-    fs::create_directories(tmp_dir(result_id), ec);
-    if (ec) throw Error(tmp_dir(result_id).string() + ": cannot create: " + ec.message());
+    fs::create_directories(tmp_dir(id), ec);
+    if (ec) throw Error(tmp_dir(id).string() + ": cannot create: " + ec.message());
   }
-  return must_get(result_id);
+  return must_get(id);
 }
 
 ReadSet ReadSetStore::put_part(const std::string& id, int part, const fs::path& tmp_file, uint64_t size,

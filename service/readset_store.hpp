@@ -148,6 +148,9 @@ class ReadSetStore {
  private:
   ReadSet must_get(const std::string& id);
   void save_sources(const ReadSet& rs, int64_t now);
+  std::string insert(const ReadSetMetadata& meta, ReadSetState state,
+                     const std::vector<ReadSetSource>& sources, int parts, const std::string& key,
+                     int64_t now, bool* existed);
 
   sql::Db& db_;
   std::filesystem::path root_;

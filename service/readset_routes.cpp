@@ -106,9 +106,9 @@ struct ReadSetRoutes {
   Response complete(Request& req) {
     return guard([&] {
       const std::string id = must_id(req);
-      const ReadSetState before = store.get(id) ? store.get(id)->state : ReadSetState::Failed;
-      ReadSet rs = store.complete_upload(id, now_ms());
-      if (before == ReadSetState::Uploading && opt.schedule_import) opt.schedule_import(id);
+      bool started = false;
+      ReadSet rs = store.complete_upload(id, now_ms(), &started);
+      if (started && opt.schedule_import) opt.schedule_import(id);
       return Response::json(rs.to_json(), 202);
     });
   }

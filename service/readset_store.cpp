@@ -296,7 +296,8 @@ ReadSet ReadSetStore::put_part(const std::string& id, int part, const fs::path& 
   return must_get(id);
 }
 
-ReadSet ReadSetStore::complete_upload(const std::string& id, int64_t now) {
+ReadSet ReadSetStore::complete_upload(const std::string& id, int64_t now, bool* started) {
+  if (started) *started = false;
   db_.transaction([&] {
     ReadSet rs = must_get(id);
     if (rs.state == ReadSetState::Importing || rs.state == ReadSetState::Active) return;  // repeated call
@@ -308,6 +309,7 @@ ReadSet ReadSetStore::complete_upload(const std::string& id, int64_t now) {
       throw ReadSetConflict("read set " + id + " has " + std::to_string(have) + " of " +
                             std::to_string(rs.parts_expected) + " parts uploaded");
     db_.exec("UPDATE readsets SET state = 'IMPORTING', updated_at = ? WHERE id = ?", {now, id});
+    if (started) *started = true;
   });
   return must_get(id);
 }
@@ -465,11 +467,16 @@ void ReadSetStore::run_import(const std::string& id, const std::atomic<bool>* ca
                st.base_count, rs.sources.size(), st.source_format, rs.source_bytes, cram_bytes);
 }
 
-fs::path ReadSetStore::cram_path(const std::string& id) {
+ReadSet ReadSetStore::must_be_active(const std::string& id) {
   ReadSet rs = must_get(id);
   if (rs.state != ReadSetState::Active)
     throw ReadSetConflict("read set " + id + " is " + to_string(rs.state) + ", not ACTIVE" +
                           (rs.failure_reason.empty() ? "" : ": " + rs.failure_reason));
+  return rs;
+}
+
+fs::path ReadSetStore::cram_path(const std::string& id) {
+  must_be_active(id);
   return root_ / id / "reads.cram";
 }
 
@@ -478,9 +485,9 @@ fs::path ReadSetStore::export_file(const std::string& id, const std::string& for
     throw InputError("format must be fastq, bam or cram, not '" + format + "'");
   if (mate < 0 || mate > 2) throw InputError("mate must be 1 or 2");
   if (mate != 0 && format != "fastq") throw InputError("mate= only applies to format=fastq");
-  const fs::path cram = cram_path(id);
+  const ReadSet rs = must_be_active(id);
+  const fs::path cram = root_ / id / "reads.cram";
   if (format == "cram") return cram;
-  ReadSet rs = must_get(id);
   if (mate != 0 && !rs.paired) throw InputError("read set " + id + " is single-end: mate= does not apply");
   const fs::path out =
       root_ / id / ("export" + (mate ? "_" + std::to_string(mate) : std::string()) + "." + format);

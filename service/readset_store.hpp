@@ -120,8 +120,10 @@ class ReadSetStore {
   // UPLOADING; InputError for a part number outside 1..parts.
   ReadSet put_part(const std::string& id, int part, const std::filesystem::path& tmp_file, uint64_t size,
                    const std::string& sha256, int64_t now);
-  // UPLOADING -> IMPORTING once every part is in (ReadSetConflict otherwise).
-  ReadSet complete_upload(const std::string& id, int64_t now);
+  // UPLOADING -> IMPORTING once every part is in (ReadSetConflict otherwise). A repeated call on an
+  // IMPORTING or ACTIVE read set changes nothing; *started says whether this call made the move (so
+  // the caller schedules the import exactly once).
+  ReadSet complete_upload(const std::string& id, int64_t now, bool* started = nullptr);
   std::filesystem::path tmp_dir(const std::string& id) const;  // for upload spooling
 
   std::optional<ReadSet> get(const std::string& id);
@@ -147,6 +149,7 @@ class ReadSetStore {
 
  private:
   ReadSet must_get(const std::string& id);
+  ReadSet must_be_active(const std::string& id);  // ReadSetConflict (with the failure) otherwise
   void save_sources(const ReadSet& rs, int64_t now);
   std::string insert(const ReadSetMetadata& meta, ReadSetState state,
                      const std::vector<ReadSetSource>& sources, int parts, const std::string& key,

@@ -251,7 +251,9 @@ TEST_P(ReadSetStoreTest, ListPagesFiltersAndDeleteRespectsUse) {
   ReadSetFilter odd;
   odd.subject_id = "odd";
   EXPECT_EQ(store->list(odd).readsets.size(), 2u);
-  EXPECT_THROW(store->list(ReadSetFilter{.page_token = "garbage"}), InputError);
+  ReadSetFilter garbage;
+  garbage.page_token = "garbage";
+  EXPECT_THROW(store->list(garbage), InputError);
 
   EXPECT_THROW(store->remove(ids[0], nullptr), ReadSetConflict);  // still IMPORTING
   store->run_import(ids[0]);

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -16,9 +17,33 @@ namespace omicsd::cuda {
 // Every CUDA runtime call goes through this: a failure throws omicsd::Error naming the call, the file
 // and line, and the runtime's error name and text. (Error, not InputError: device failures are
 // retryable for the task runner.)
+// Errors after which the CUDA context is corrupt: every later call in this process fails too.
+inline bool is_sticky_cuda_error(cudaError_t err) {
+  switch (err) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorLaunchTimeout:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Sticky errors throw GpuFaultError (the device is done for in this process), others Error.
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
-  throw Error(std::string("CUDA error: ") + call + " at " + file + ":" + std::to_string(line) + ": " +
-              cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+  int device = -1;
+  cudaGetDevice(&device);
+  const std::string what = std::string("CUDA error: ") + call + " at " + file + ":" + std::to_string(line) + ": " +
+                           cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
+  if (is_sticky_cuda_error(err)) throw GpuFaultError(device, what);
+  throw Error(what);
 }
 inline void check_cuda(cudaError_t err, const char* call, const char* file, int line) {
   if (err != cudaSuccess) throw_cuda_error(err, call, file, line);
@@ -153,6 +178,15 @@ inline size_t resolve_memory_budget(size_t requested) {
 // The smallest per-slot capacity worth running a kernel for; below it a device is considered out of
 // memory for this backend.
 inline constexpr size_t kMinSlotBytes = size_t(64) << 10;
+
+// Fault injection for the tests: OMICSD_CUDA_FAULT=align,genotype makes the named backends' kernels
+// write through a null pointer (an illegal address: a sticky error).
+inline bool fault_injection_requested(const std::string& stage) {
+  const char* v = std::getenv("OMICSD_CUDA_FAULT");
+  if (!v) return false;
+  const std::string s = std::string(",") + v + ",";
+  return s.find("," + stage + ",") != std::string::npos;
+}
 
 // Host-side views into a chunk's staging buffer: typed pointers at byte offsets.
 template <class T>

@@ -1,13 +1,18 @@
-// CUDA GenotypeBackend: batched pair-HMM, one (read, haplotype) pair per thread.
+// CUDA GenotypeBackend: batched pair-HMM.
 //
-// Each thread calls pair_hmm_log10() from host/call/pair_hmm.hpp, the function the CPU backend calls,
-// with the model tables built on the host by make_pair_hmm_model() and copied to the device (never
-// recomputed there). Same code and the same operation order give the same floats provided neither
-// compiler reassociates or fuses: cuda/CMakeLists.txt compiles this file with --fmad=false, no
-// --use_fast_math, --prec-div=true and --ftz=false (IEEE division and denormals), and the host build
-// uses -ffp-contract=off. The final log10 is the shared deterministic pair_hmm_log10_pow2(), not libm's
-// or CUDA's log10 (which differ in the last ulp). The float pass and, where it underflows, the double
-// pass both run in the same thread, exactly as on the CPU.
+// Per chunk, on the slot's stream:
+//  1. pair_hmm_warp_kernel<P>, once per lane-group width present in the chunk: the warp-cooperative
+//     float pass of host/call/pair_hmm_warp.hpp (a group of P lanes per pair, the read's rows striped
+//     over the lanes, M/I/D passed between lanes by shuffles, a carry row for the stripe boundary in the
+//     pair's float workspace). The same source runs in CI through the lane layer's CPU emulation (the
+//     "cpu-simt" backend, tests/test_simt_kernels.cpp). A pair whose scaled sum S is at least
+//     kPairHmmFloatMin is finished there (log10 of S, as pair_hmm_log10 does).
+//  2. pair_hmm_finish_kernel, one thread per pair: pair_hmm_log10() itself for pairs too small for a
+//     lane group (rlen or hlen < 4, empty reads and haplotypes), and the scalar double pass for pairs
+//     whose float sum underflowed (its row rescaling needs whole rows; such pairs are rare).
+// The tables come from make_pair_hmm_model() on the host (never recomputed on the device), and
+// cuda/CMakeLists.txt compiles with --fmad=false, no --use_fast_math, --prec-div=true and --ftz=false,
+// so every float and double operation is the CPU backend's: results are bit-identical.
 //
 // Batches are chunked by the device-memory budget and pipelined over `streams` slots by
 // cuda/chunk_pipeline.cuh (this file supplies the layout and the hooks); each chunk carries its own copy of
@@ -20,6 +25,7 @@
 
 #include "cuda/chunk_pipeline.cuh"
 #include "host/call/pair_hmm.hpp"
+#include "host/call/pair_hmm_warp.hpp"
 #include "host/common/cuda_backends.hpp"
 
 namespace omicsd {
@@ -29,23 +35,74 @@ namespace {
 struct HmmPairDesc {
   uint64_t read_off;  // bytes into the chunk's read bases (and, at the same offset, qualities)
   uint64_t hap_off;   // bytes into the chunk's haplotype bases
-  uint64_t wsf_off;   // floats: pair_hmm_workspace_floats(hlen)
+  uint64_t wsf_off;   // floats: pair_hmm_workspace_floats(hlen) (the warp pass's carry row)
   uint64_t wsd_off;   // doubles: pair_hmm_workspace_doubles(hlen)
   int32_t rlen, hlen;
+  int32_t p;  // pair_hmm_warp_p: lanes per pair in the warp pass; 0: scalar passes only
+  int32_t pad = 0;
 };
 
-__global__ void pair_hmm_kernel(const HmmPairDesc* __restrict__ desc, uint32_t count,
-                                const uint8_t* __restrict__ bases, const uint8_t* __restrict__ quals,
-                                const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model,
-                                float* wsf, double* wsd, double* out_ll, uint8_t* out_pass) {
+// The warp float pass for pairs [first, first + count) of one group width P; whole warps run (lanes
+// past the end idle in an empty group) because every lane takes part in the shuffles. Pairs whose float
+// sum underflowed are left with pass kNone for the finish kernel.
+template <int P>
+__global__ void __launch_bounds__(kThreadsPerBlock) pair_hmm_warp_kernel(
+    const HmmPairDesc* __restrict__ desc, uint32_t first, uint32_t count, const uint8_t* __restrict__ bases,
+    const uint8_t* __restrict__ quals, const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model,
+    float* wsf, double* out_ll, uint8_t* out_pass) {
+  const int lane = int(threadIdx.x) & (simt::kWarpSize - 1);  // blocks are whole warps
+  const uint32_t warp = (blockIdx.x * blockDim.x + threadIdx.x) / simt::kWarpSize;
+  const uint32_t k = warp * uint32_t(simt::kWarpSize / P) + uint32_t(lane / P);
+  simt::Lanes<HmmWarpPair> pair;
+  if (k < count) {
+    const HmmPairDesc d = desc[first + k];
+    pair[lane] = HmmWarpPair{bases + d.read_off, quals + d.read_off, haps + d.hap_off, wsf + d.wsf_off, d.rlen,
+                             d.hlen};
+  } else {
+    pair[lane] = HmmWarpPair{};
+  }
+  simt::Lanes<float> sum;
+  pair_hmm_float_warp<P>(pair, model->f, sum);
+  if (k < count && lane % P == 0) {
+    const float s = sum[lane];
+    if (!(s < kPairHmmFloatMin)) {
+      out_ll[first + k] = pair_hmm_log10_pow2(double(s), -kPairHmmFloatScaleLog2);
+      out_pass[first + k] = uint8_t(PairHmmPass::kFloat);
+    } else {
+      out_ll[first + k] = 0.0;
+      out_pass[first + k] = uint8_t(PairHmmPass::kNone);  // the finish kernel runs the double pass
+    }
+  }
+}
+
+// One thread per pair: the scalar passes for pairs without a lane group, the double pass for warp
+// pairs that underflowed. `fault` (OMICSD_CUDA_FAULT=genotype) makes thread 0 write through a null
+// pointer: an illegal address, the sticky error class.
+__global__ void pair_hmm_finish_kernel(const HmmPairDesc* __restrict__ desc, uint32_t count,
+                                       const uint8_t* __restrict__ bases, const uint8_t* __restrict__ quals,
+                                       const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model,
+                                       float* wsf, double* wsd, double* out_ll, uint8_t* out_pass, int fault) {
   const uint32_t idx = blockIdx.x * blockDim.x + threadIdx.x;
+  if (fault && idx == 0) *static_cast<volatile int*>(nullptr) = 1;
   if (idx >= count) return;
   const HmmPairDesc d = desc[idx];
-  PairHmmPass pass = PairHmmPass::kNone;
-  out_ll[idx] = pair_hmm_log10(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen,
-                               *model, PairHmmWorkspace{wsf + d.wsf_off, wsd + d.wsd_off}, &pass);
-  out_pass[idx] = uint8_t(pass);
+  if (d.p == 0) {
+    PairHmmPass pass = PairHmmPass::kNone;
+    out_ll[idx] = pair_hmm_log10(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen, *model,
+                                 PairHmmWorkspace{wsf + d.wsf_off, wsd + d.wsd_off}, &pass);
+    out_pass[idx] = uint8_t(pass);
+  } else if (out_pass[idx] == uint8_t(PairHmmPass::kNone)) {
+    out_ll[idx] = pair_hmm_log10_double(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen,
+                                        *model, wsd + d.wsd_off);
+    out_pass[idx] = uint8_t(PairHmmPass::kDouble);
+  }
 }
+
+// A run of consecutive pairs of one lane-group width inside a chunk (the batch order groups widths).
+struct WidthRun {
+  int32_t p;
+  uint32_t first, count;
+};
 
 // A chunk's totals and the placement of its arrays. Input region (one H2D copy): model, descriptors,
 // read bases, read qualities, haplotype bases. Device-only: double then float workspaces. Output
@@ -75,7 +132,8 @@ struct HmmLayout {
 
 class CudaGenotypeBackend final : public GenotypeBackend {
  public:
-  explicit CudaGenotypeBackend(const CudaBackendOptions& o) : pipe_(o, "cuda genotype backend", "pair(s)") {}
+  explicit CudaGenotypeBackend(const CudaBackendOptions& o)
+      : pipe_(o, "cuda genotype backend", "pair(s)"), fault_(fault_injection_requested("genotype")) {}
 
   std::string name() const override { return "cuda"; }
   CudaBackendTimings take_timings() { return pipe_.take_timings(); }
@@ -90,26 +148,31 @@ class CudaGenotypeBackend final : public GenotypeBackend {
     hap_stamp_.assign(tasks.num_haplotypes(), -1);
     read_at_.assign(tasks.num_reads(), 0);
     hap_at_.assign(tasks.num_haplotypes(), 0);
+    // Pairs grouped by lane-group width (one launch per width and chunk), most steps first within one.
+    order_ = warp_pair_order(tasks);
     Call call{*this, tasks, params, model, out};
-    pipe_.run(call, tasks.size());
+    pipe_.run(call, order_.size());
   }
 
  private:
-  // The pipeline's hooks for one compute() call (cuda/chunk_pipeline.cuh). Reads and haplotypes are
-  // stamped with the chunk that holds them, so each is counted and copied once per chunk.
+  // The pipeline's hooks for one compute() call (cuda/chunk_pipeline.cuh). Its indexes are positions
+  // in order_ (order_[pos] is the pair). Reads and haplotypes are stamped with the chunk that holds
+  // them, so each is counted and copied once per chunk.
   struct Call {
     CudaGenotypeBackend& b;
     const HmmTaskBatch& t;
     const PairHmmParams& params;
     const PairHmmModel& model;
     HmmResultBatch& out;
+    std::vector<WidthRun> runs;  // of the chunk just packed, for its launch
 
     bool eligible(size_t) const { return true; }
     void begin_plan() const {
       std::fill(b.read_stamp_.begin(), b.read_stamp_.end(), -1);
       std::fill(b.hap_stamp_.begin(), b.hap_stamp_.end(), -1);
     }
-    void add(size_t p, long chunk, HmmLayout& L) const {
+    void add(size_t pos, long chunk, HmmLayout& L) const {
+      const uint32_t p = b.order_[pos];
       const uint32_t r = t.read_index[p], h = t.hap_index[p];
       const int32_t hlen = int32_t(t.hap_length[h]);
       L.count += 1;
@@ -118,21 +181,23 @@ class CudaGenotypeBackend final : public GenotypeBackend {
       L.wsf += pair_hmm_workspace_floats(hlen);
       L.wsd += pair_hmm_workspace_doubles(hlen);
     }
-    void accept(size_t p, long chunk) const {
+    void accept(size_t pos, long chunk) const {
+      const uint32_t p = b.order_[pos];
       b.read_stamp_[t.read_index[p]] = chunk;
       b.hap_stamp_[t.hap_index[p]] = chunk;
     }
 
     // Fills a slot's pinned input: model, descriptors, and each read / haplotype once per chunk.
-    void pack(const HmmLayout& L, std::span<const uint32_t> ids, long stamp, uint8_t* in) const {
+    void pack(const HmmLayout& L, std::span<const uint32_t> ids, long stamp, uint8_t* in) {
       std::memcpy(in, &model, sizeof(PairHmmModel));
       HmmPairDesc* desc = at<HmmPairDesc>(in, L.in_desc);
       uint8_t* bases = in + L.in_bases;
       uint8_t* quals = in + L.in_quals;
       uint8_t* haps = in + L.in_haps;
       uint64_t ro = 0, ho = 0, fo = 0, dd = 0;
+      runs.clear();
       for (size_t k = 0; k < ids.size(); ++k) {
-        const uint32_t p = ids[k];
+        const uint32_t p = b.order_[ids[k]];
         const uint32_t r = t.read_index[p], h = t.hap_index[p];
         if (b.read_stamp_[r] != stamp) {
           b.read_stamp_[r] = stamp;
@@ -152,35 +217,54 @@ class CudaGenotypeBackend final : public GenotypeBackend {
         d.hap_off = b.hap_at_[h];
         d.rlen = int32_t(t.read_length[r]);
         d.hlen = int32_t(t.hap_length[h]);
+        d.p = pair_hmm_warp_p(d.rlen, d.hlen);
         d.wsf_off = fo;
         d.wsd_off = dd;
         fo += pair_hmm_workspace_floats(d.hlen);
         dd += pair_hmm_workspace_doubles(d.hlen);
         desc[k] = d;
+        if (runs.empty() || runs.back().p != d.p) runs.push_back({d.p, uint32_t(k), 0});
+        runs.back().count += 1;
       }
       if (ro != L.read_bytes || ho != L.hap_bytes)
         throw Error("cuda genotype backend: chunk packing disagrees with its plan");
     }
 
     void launch(const HmmLayout& L, uint8_t* dev, cudaStream_t s) const {
-      pair_hmm_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
-          reinterpret_cast<const HmmPairDesc*>(dev + L.in_desc), uint32_t(L.count), dev + L.in_bases,
-          dev + L.in_quals, dev + L.in_haps, reinterpret_cast<const PairHmmModel*>(dev),
-          reinterpret_cast<float*>(dev + L.ws_f), reinterpret_cast<double*>(dev + L.ws_d),
-          reinterpret_cast<double*>(dev + L.out_base), dev + L.out_base + L.out_pass);
-      OMICSD_CUDA_CHECK_LAUNCH("pair_hmm_kernel<<<>>>");
+      const auto* desc = reinterpret_cast<const HmmPairDesc*>(dev + L.in_desc);
+      const auto* model_dev = reinterpret_cast<const PairHmmModel*>(dev);
+      auto* wsf = reinterpret_cast<float*>(dev + L.ws_f);
+      auto* ll = reinterpret_cast<double*>(dev + L.out_base);
+      uint8_t* pass = dev + L.out_base + L.out_pass;
+      for (const WidthRun& r : runs) {
+        with_pair_hmm_warp_shape(r.p, [&](auto p_const) {
+          constexpr int P = decltype(p_const)::value;
+          const size_t warps = (size_t(r.count) + (simt::kWarpSize / P) - 1) / (simt::kWarpSize / P);
+          pair_hmm_warp_kernel<P><<<blocks_for(warps * simt::kWarpSize), kThreadsPerBlock, 0, s>>>(
+              desc, r.first, r.count, dev + L.in_bases, dev + L.in_quals, dev + L.in_haps, model_dev, wsf, ll,
+              pass);
+          OMICSD_CUDA_CHECK_LAUNCH("pair_hmm_warp_kernel<<<>>>");
+        });
+      }
+      pair_hmm_finish_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
+          desc, uint32_t(L.count), dev + L.in_bases, dev + L.in_quals, dev + L.in_haps, model_dev, wsf,
+          reinterpret_cast<double*>(dev + L.ws_d), ll, pass, b.fault_);
+      OMICSD_CUDA_CHECK_LAUNCH("pair_hmm_finish_kernel<<<>>>");
     }
 
     void unpack(const HmmLayout& L, std::span<const uint32_t> ids, const uint8_t* outb) const {
       const double* ll = reinterpret_cast<const double*>(outb);
       const uint8_t* pass = outb + L.out_pass;
       for (size_t k = 0; k < ids.size(); ++k) {
-        out.log10_likelihood[ids[k]] = ll[k];
-        out.pass[ids[k]] = pass[k];
+        out.log10_likelihood[b.order_[ids[k]]] = ll[k];
+        out.pass[b.order_[ids[k]]] = pass[k];
       }
     }
 
-    void run_on_cpu(const std::vector<uint32_t>& idx) const {
+    void run_on_cpu(const std::vector<uint32_t>& positions) const {
+      std::vector<uint32_t> idx;
+      idx.reserve(positions.size());
+      for (uint32_t pos : positions) idx.push_back(b.order_[pos]);
       if (!b.cpu_) b.cpu_ = make_cpu_genotype_backend(b.pipe_.cpu_threads());
       // The same reads and haplotypes; only the pair list differs.
       HmmTaskBatch sub;
@@ -202,7 +286,9 @@ class CudaGenotypeBackend final : public GenotypeBackend {
   };
 
   ChunkPipeline<HmmLayout> pipe_;
+  const int fault_;
   std::unique_ptr<GenotypeBackend> cpu_;
+  std::vector<uint32_t> order_;  // per call: the pairs in warp order
   // Per-call state: per read / haplotype, the chunk that last counted or copied it and its offset there.
   std::vector<long> read_stamp_, hap_stamp_;
   std::vector<uint64_t> read_at_, hap_at_;

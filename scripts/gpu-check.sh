@@ -13,14 +13,16 @@
 #   BUNDLE            bundle folder (default: <build dir>/gpu-bundle; inside the ignored build dir,
 #                     so the device tool's `carry` can take it)
 #   JOBS              build jobs (default: nproc)
+#   GPU_CHECK_PEERS   0: leave out bwa, minimap2, dwgsim and the E. coli genome (run.sh's end-to-end step)
 #
 # On the device machine (from the repository root, the bundle carried along):
-#   <bundle>/run.sh   exit status 0 only when every GPU test ran (none skipped) and passed
+#   <bundle>/run.sh   exit status 0 only when every step passed (or there is no GPU: steps skipped);
+#                     THREADS (default nproc) for the CPU sides, E2E_PAIRS (default 400000)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 need_tools cmake ninja ldd strip
 
 BUILD="${OMICSD_BUILD_DIR:-build-gpu}"
@@ -57,6 +59,17 @@ for f in "$BUNDLE"/bin/*; do
   done
 done
 strip --strip-unneeded "$BUNDLE"/bin/* "$BUNDLE"/lib/* 2>/dev/null || true
+# The peers for the end-to-end comparison (run.sh step 5): bwa, minimap2 and dwgsim need only libc, libm
+# and zlib; the reference is the demo's E. coli (the reads are simulated there, not carried).
+if [[ -n ${GPU_CHECK_PEERS:-1} && ${GPU_CHECK_PEERS:-1} != 0 ]]; then
+  mkdir -p "$BUNDLE/peers"
+  for tool in bwa minimap2 dwgsim; do
+    p="$(command -v "$tool" || true)"
+    [[ -n $p ]] && cp -L "$p" "$BUNDLE/peers/"
+  done
+  genome=/usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz
+  [[ -f $genome ]] && cp "$genome" "$BUNDLE/peers/ref.fa.gz"
+fi
 if [[ -d $DATA ]]; then
   cp -r "$DATA" "$BUNDLE/data/"
 else
@@ -65,50 +78,129 @@ fi
 
 cat >"$BUNDLE/run.sh" <<'RUN'
 #!/usr/bin/env bash
-# Runs the bundled GPU checks. Results (logs, gtest JSON, bench table and JSON) go to $OUT, else to
-# results/ beside this script. Exit 0 only when every test ran on a GPU (none skipped) and passed,
-# and compute-sanitizer (when installed) found no error.
+# Runs the bundled GPU checks, in this order, each under `timeout`: device info, the GPU tests
+# (test_device_info, test_cuda_backends: GPU vs CPU bit for bit, the sticky-fault fallback),
+# `omicsd bench` (GPU and CPU side by side, nvidia-smi clocks sampled meanwhile), compute-sanitizer
+# memcheck (leak check on) and initcheck, then, when the bundle carries the peers, `omicsd align` end
+# to end on simulated reads with --backend cuda and cpu vs bwa mem and minimap2 -ax sr (same threads).
+# Results go to $OUT (else results/ beside this script): summary.txt, bench.json and results.tar.gz
+# holding every log. Exit 0 when every step passed, or when there is no GPU here (every GPU step is
+# then reported as skipped); non-zero when a step failed, timed out or a GPU test skipped on a GPU.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RES="${OUT:-$HERE/results}"
+WORK="$(mktemp -d)"
 mkdir -p "$RES"
 export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export OMICSD_SHARED_DATA="$HERE/data"
+export OMICSD_SHARED_DATA="$HERE/data" OMICSD_BIN="$HERE/bin/omicsd"
+THREADS="${THREADS:-$(nproc)}"
 rc=0
-say() { printf '[gpu-check] %s\n' "$*" | tee -a "$RES/summary.txt"; }
-: >"$RES/summary.txt"
-{ nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } >"$RES/gpu.txt" 2>&1 || true
-say "gpu: $(head -1 "$RES/gpu.txt")"
-"$HERE/bin/omicsd" --version >>"$RES/summary.txt" 2>&1 || { say "omicsd does not start"; rc=1; }
-for t in test_device_info test_cuda_backends; do
-  "$HERE/bin/$t" --gtest_output="json:$RES/$t.json" >"$RES/$t.log" 2>&1
+say() { printf '[gpu-check] %s\n' "$*" | tee -a "$WORK/summary.txt"; }
+step() {  # step NAME SECONDS CMD...: runs CMD under timeout with its output in $WORK/NAME.log
+  local name=$1 secs=$2 t0=$SECONDS st
+  shift 2
+  timeout --kill-after=10 "$secs" "$@" >"$WORK/$name.log" 2>&1
   st=$?
-  tail -n 30 "$RES/$t.log"
-  if [[ $st != 0 ]]; then say "$t: FAILED (exit $st)"; rc=1; else say "$t: passed"; fi
-  if grep -q 'GPU-vs-CPU test skipped' "$RES/$t.log"; then
-    say "$t: GPU tests were SKIPPED: $(grep -m1 'GPU-vs-CPU test skipped' "$RES/$t.log")"
-    rc=1
-  fi
+  if ((st == 124 || st == 137)); then say "$name: TIMED OUT after ${secs} s"; rc=1
+  elif ((st != 0)); then say "$name: FAILED (exit $st, $((SECONDS - t0)) s)"; rc=1
+  else say "$name: passed ($((SECONDS - t0)) s)"; fi
+  return $st
+}
+finish() {
+  say "exit $rc"
+  cp "$WORK/summary.txt" "$RES/summary.txt"
+  [[ -f $WORK/bench.json ]] && cp "$WORK/bench.json" "$RES/bench.json"
+  tar -C "$WORK" -czf "$RES/results.tar.gz" . 2>/dev/null
+  rm -rf "$WORK"
+  exit $rc
+}
+: >"$WORK/summary.txt"
+
+# 1. Device info.
+if ! nvidia-smi -L >"$WORK/gpu.txt" 2>&1; then
+  say "no GPU here ($(head -1 "$WORK/gpu.txt")): every GPU step skipped"
+  "$HERE/bin/omicsd" --version >>"$WORK/summary.txt" 2>&1 || { say "omicsd does not start"; rc=1; }
+  "$HERE/bin/test_cuda_backends" --gtest_filter='CudaBackendSelection.*' >"$WORK/selection.log" 2>&1 \
+    && say "backend selection test: passed (no GPU)" || { say "backend selection test: FAILED"; rc=1; }
+  finish
+fi
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit \
+  --format=csv >>"$WORK/gpu.txt" 2>&1
+say "gpu: $(sed -n 1p "$WORK/gpu.txt")"
+say "omicsd: $("$HERE/bin/omicsd" --version 2>&1 | head -1)"
+
+# 2. The GPU tests (every one must run: a skip on a GPU machine is a failure).
+for t in test_device_info test_cuda_backends; do
+  step "$t" 240 "$HERE/bin/$t" --gtest_output="json:$WORK/$t.json"
+  grep -E '^\[ +(OK|FAILED) +\]|\[ info \]' "$WORK/$t.log" | sed 's/^/    /' | tee -a "$WORK/summary.txt" >/dev/null
+  if grep -q 'GPU-vs-CPU test skipped' "$WORK/$t.log"; then say "$t: GPU tests were SKIPPED"; rc=1; fi
 done
+
+# 3. The benchmark, GPU and CPU side by side, with the clocks sampled every 200 ms.
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu \
+  --format=csv -lms 200 >"$WORK/clocks.csv" 2>&1 &
+smi=$!
+step bench 240 "$HERE/bin/omicsd" bench --threads "$THREADS" --json "$WORK/bench.json"
+kill "$smi" 2>/dev/null
+sed 's/^/    /' "$WORK/bench.log" | grep -v '\] \[info\]' >>"$WORK/summary.txt"
+say "sm clock during bench (MHz): $(awk -F', ' 'NR>1 && $2+0>0 {n++; s+=$2; if(min==""||$2<min)min=$2; if($2>max)max=$2} END {if(n) printf "min %d mean %.0f max %d over %d samples", min, s/n, max, n}' "$WORK/clocks.csv")"
+
+# 4. compute-sanitizer on the GPU tests' random batches (not the fault test: its error is deliberate).
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)"
+FILTER='CudaBackends.AlignRandomBatchesMatchCpu:CudaBackends.AlignEveryWarpShapeMatchesCpu:CudaBackends.PairHmmRandomBatchesMatchCpu:CudaBackends.AlignCigarLongerThanItsSlotIsRecomputedIdentically'
 if [[ -n $SAN ]]; then
-  for tool in memcheck racecheck initcheck; do
-    "$SAN" --tool "$tool" --error-exitcode 3 "$HERE/bin/test_cuda_backends" \
-      --gtest_filter='CudaBackends.*:CudaBackendsRealReads.*' >"$RES/sanitizer-$tool.log" 2>&1
-    st=$?
-    if [[ $st != 0 ]]; then say "compute-sanitizer $tool: FAILED (exit $st)"; rc=1; else say "compute-sanitizer $tool: clean"; fi
-  done
+  step sanitizer-memcheck 240 "$SAN" --tool memcheck --leak-check full --error-exitcode 3 \
+    "$HERE/bin/test_cuda_backends" --gtest_filter="$FILTER"
+  step sanitizer-initcheck 240 "$SAN" --tool initcheck --error-exitcode 3 \
+    "$HERE/bin/test_cuda_backends" --gtest_filter="$FILTER"
+  grep -h 'ERROR SUMMARY' "$WORK"/sanitizer-*.log | sed 's/^/    /' >>"$WORK/summary.txt"
 else
   say "compute-sanitizer: not installed on this machine, skipped"
 fi
-if "$HERE/bin/omicsd" bench --help >/dev/null 2>&1; then
-  "$HERE/bin/omicsd" bench --json "$RES/bench.json" >"$RES/bench.txt" 2>&1 || { say "bench: FAILED"; rc=1; }
-  cat "$RES/bench.txt"
-else
-  say "bench: this omicsd has no bench command, skipped"
+
+# 5. End to end on simulated reads, when the bundle carries the peers (scripts/gpu-check.sh --peers).
+if [[ -x $HERE/peers/dwgsim && -f $HERE/peers/ref.fa.gz ]]; then
+  e2e() {
+    set -e
+    cd "$WORK"
+    gzip -dc "$HERE/peers/ref.fa.gz" >ref.fa
+    "$HERE/peers/dwgsim" -z 20240611 -N "${E2E_PAIRS:-400000}" -1 150 -2 150 -d 400 -s 50 -e 0.002 -E 0.002 \
+      -r 0.001 -R 0.15 -X 0.3 -y 0 -n 0 -o 1 ref.fa sim >/dev/null 2>&1
+    ls sim.bwa.read1.fastq* sim.bwa.read2.fastq* >/dev/null
+    r1=$(ls sim.bwa.read1.fastq*) r2=$(ls sim.bwa.read2.fastq*)
+    "$HERE/bin/omicsd" index ref.fa >/dev/null 2>&1
+    "$HERE/peers/bwa" index ref.fa >/dev/null 2>&1
+    tm() { local t0 t1; t0=$(date +%s%N); "$@"; t1=$(date +%s%N); awk -v d=$((t1 - t0)) 'BEGIN {printf "%.2f", d / 1e9}'; }
+    echo "pairs ${E2E_PAIRS:-400000}, threads $THREADS"
+    set +e
+    for b in cuda cpu; do
+      s=$(tm "$HERE/bin/omicsd" align ref.fa "$r1" "$r2" -o "omicsd-$b.bam" -t "$THREADS" --backend "$b" 2>"omicsd-$b.log")
+      echo "omicsd align --backend $b: $s s"
+    done
+    # The alignment records (everything after the header, whose @PG line names the backend) must match.
+    python3 - omicsd-cuda.bam omicsd-cpu.bam <<'PY' || echo "BAM records: could not compare (python3?)"
+import gzip, hashlib, struct, sys
+def records(path):
+    d = gzip.open(path).read()
+    l_text = struct.unpack_from("<i", d, 4)[0]
+    p = 8 + l_text
+    n_ref = struct.unpack_from("<i", d, p)[0]
+    p += 4
+    for _ in range(n_ref):
+        p += 4 + struct.unpack_from("<i", d, p)[0] + 4
+    return hashlib.sha256(d[p:]).hexdigest(), len(d) - p
+a, b = records(sys.argv[1]), records(sys.argv[2])
+print("BAM records cuda vs cpu:", "identical" if a[0] == b[0] else "DIFFER", a[0][:16], b[0][:16])
+PY
+    s=$(tm sh -c "'$HERE/peers/bwa' mem -t $THREADS ref.fa $r1 $r2 >bwa.sam 2>bwa.log"); echo "bwa mem -t $THREADS: $s s"
+    s=$(tm sh -c "'$HERE/peers/minimap2' -ax sr -t $THREADS ref.fa $r1 $r2 >mm2.sam 2>mm2.log"); echo "minimap2 -ax sr -t $THREADS: $s s"
+    grep -h 'reads, ' omicsd-*.log | sed 's/^.*\] //'
+    rm -f sim.bwa.* sim.mutations.* bwa.sam mm2.sam ./*.bam ./*.bai ref.fa*
+  }
+  step e2e 240 bash -c "$(declare -f e2e); HERE='$HERE' WORK='$WORK' THREADS='$THREADS' E2E_PAIRS='${E2E_PAIRS:-}' e2e"
+  sed 's/^/    /' "$WORK/e2e.log" >>"$WORK/summary.txt"
 fi
-say "exit $rc"
-exit $rc
+finish
 RUN
 chmod +x "$BUNDLE/run.sh"
 

@@ -111,7 +111,8 @@ Row measure(Backend& backend, const Batch& batch, int repeats, Fn&& call) {
   Row row;
   row.backend = backend.name();
   CudaBackendTimings t;
-  call();  // warm-up: allocations, first-touch
+  // Warm-up for the CUDA backends (context, allocations, first-touch); the CPU ones need none.
+  if (backend.name() == "cuda") call();
   take_cuda_timings(backend, &t);
   const auto start = Clock::now();
   for (int i = 0; i < repeats; ++i) call();
@@ -171,7 +172,7 @@ void print_row(const Row& r) {
                   r.seconds > 0 ? 100.0 * (r.t.h2d_ms + r.t.d2h_ms) / (1e3 * r.seconds) : 0.0);
     dev = b;
   }
-  std::printf("%-6s %-5s %-12s %8zu %14llu %10.4f %9.3f  %s\n", r.stage.c_str(), r.backend.c_str(), shape,
+  std::printf("%-6s %-8s %-12s %8zu %14llu %10.4f %9.3f  %s\n", r.stage.c_str(), r.backend.c_str(), shape,
               r.batch, static_cast<unsigned long long>(r.cells), r.seconds, r.rate() / 1e9, dev.c_str());
   std::fflush(stdout);
 }
@@ -181,12 +182,27 @@ int run_bench(const BenchOptions& o) {
   std::mt19937_64 rng(20240601);
   const std::vector<uint8_t> genome = random_genome(rng, size_t(4) << 20);
   const int threads = resolve_threads(o.threads);
-  auto align_main = select_align_backend(o.backend, threads, o.device);
-  auto hmm_main = select_genotype_backend(o.backend, threads, o.device);
-  std::unique_ptr<AlignBackend> align_cpu;
-  std::unique_ptr<GenotypeBackend> hmm_cpu;
+  // The CUDA backends themselves (not behind the CPU failover of the pipelines: a benchmark must fail
+  // loudly, and reports their device timings).
+  std::unique_ptr<AlignBackend> align_main;
+  std::unique_ptr<GenotypeBackend> hmm_main;
+  if (const auto c = choose_stage_backend("align", o.backend, threads, o.device)) {
+    align_main = make_cuda_align_backend(*c);
+    hmm_main = make_cuda_genotype_backend(*c);
+  } else {
+    align_main = make_cpu_align_backend(threads);
+    hmm_main = make_cpu_genotype_backend(threads);
+  }
+  // Side by side: the scalar CPU backends and the lane-vector ones (the kernels' warp algorithms through
+  // the lane layer's CPU emulation), unless --no-cpu.
+  std::unique_ptr<AlignBackend> align_cpu, align_simt;
+  std::unique_ptr<GenotypeBackend> hmm_cpu, hmm_simt;
   if (!o.no_cpu && align_main->name() != "cpu") align_cpu = make_cpu_align_backend(threads);
   if (!o.no_cpu && hmm_main->name() != "cpu") hmm_cpu = make_cpu_genotype_backend(threads);
+  if (!o.no_cpu || align_main->name() == "cpu") {
+    align_simt = make_simt_cpu_align_backend(threads);
+    hmm_simt = make_simt_cpu_genotype_backend(threads);
+  }
 
   const std::vector<int> lengths = o.quick ? std::vector<int>{150} : std::vector<int>{100, 150, 250};
   const std::vector<int> bands = o.quick ? std::vector<int>{65} : std::vector<int>{17, 65, 129};
@@ -196,7 +212,7 @@ int run_bench(const BenchOptions& o) {
       o.quick ? std::vector<size_t>{1024} : std::vector<size_t>{1024, 16384, 65536};
   const std::vector<int> hap_lengths = o.quick ? std::vector<int>{300} : std::vector<int>{200, 400};
 
-  std::printf("%-6s %-5s %-12s %8s %14s %10s %9s  %s\n", "stage", "bknd", "shape", "batch", "cells",
+  std::printf("%-6s %-8s %-12s %8s %14s %10s %9s  %s\n", "stage", "bknd", "shape", "batch", "cells",
               "seconds", "Gcells/s", "device (per call)");
   nlohmann::json rows = nlohmann::json::array();
   const ScoringParams sp;
@@ -208,10 +224,10 @@ int run_bench(const BenchOptions& o) {
         for (size_t i = 0; i < batch.size(); ++i)
           cells += uint64_t(batch.query_length[i]) * uint64_t(band_width(batch.diag_lo[i], batch.diag_hi[i]));
         AlignResultBatch out;
-        for (AlignBackend* b : {align_main.get(), align_cpu.get()}) {
+        for (AlignBackend* b : {align_main.get(), align_cpu.get(), align_simt.get()}) {
           if (!b) continue;
-          // The CPU backend is timed once (it needs no warm-up and is the slow side).
-          const int reps = b->name() == "cpu" ? 1 : o.repeats;
+          // The CPU backends are timed once (they need no warm-up and are the slow side).
+          const int reps = b->name() != "cuda" ? 1 : o.repeats;
           Row r = measure(*b, batch, reps, [&] { b->align(batch, sp, out); });
           r.stage = "align";
           r.read_length = len;
@@ -230,9 +246,9 @@ int run_bench(const BenchOptions& o) {
       for (size_t i = 0; i < batch.size(); ++i)
         cells += uint64_t(batch.read_length[batch.read_index[i]]) * batch.hap_length[batch.hap_index[i]];
       HmmResultBatch out;
-      for (GenotypeBackend* b : {hmm_main.get(), hmm_cpu.get()}) {
+      for (GenotypeBackend* b : {hmm_main.get(), hmm_cpu.get(), hmm_simt.get()}) {
         if (!b) continue;
-        const int reps = b->name() == "cpu" ? 1 : o.repeats;
+        const int reps = b->name() != "cuda" ? 1 : o.repeats;
         Row r = measure(*b, batch, reps, [&] { b->compute(batch, hp, out); });
         r.stage = "hmm";
         r.hap_length = hl;

@@ -1,5 +1,7 @@
 #include "service/remote_worker.hpp"
 
+#include "host/common/gpu_health.hpp"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -224,6 +226,12 @@ int RemoteWorker::run() {
     idle = milliseconds(100);
     process(lease);
     if (abandoned_) break;
+    // A sticky CUDA error: this process finished its task on the CPU but must not take more GPU work.
+    if (const auto faults = gpu_failures(); !faults.empty()) {
+      spdlog::error("worker {}: {}; exiting with {} so the scheduler retries on a healthy host", options_.worker_id,
+                    faults.front(), kWorkerExitGpuFault);
+      return kWorkerExitGpuFault;
+    }
     if (options_.once) break;
   }
   spdlog::info("worker {}: exiting ({} tasks completed, {} failed){}", options_.worker_id, completed_,
@@ -385,6 +393,8 @@ void RemoteWorker::process(const json& lease) {
     provenance["cache_hit"] = r.cache_hit;
     provenance["cache_key"] = r.cache_key;
     provenance["task_seconds"] = r.seconds;
+    // A GPU that failed during the task: the results came from the CPU backend (identical); say so.
+    if (const auto faults = gpu_failures(); !faults.empty()) provenance["gpu_faults"] = faults;
     if (report("complete", {{"lease_token", token}, {"outputs", outputs}, {"provenance", provenance}})) {
       ++completed_;
       spdlog::info("worker {}: completed {} in {:.1f} s{}", options_.worker_id, label, r.seconds,

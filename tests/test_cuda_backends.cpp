@@ -28,6 +28,7 @@
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
 #include "host/io/reference.hpp"
+#include "tests/kernel_cases.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {
@@ -36,6 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::shared_data_dir;
 using test::TempDir;
+using namespace omicsd::test;  // kernel_cases.hpp
 
 fs::path tiny() { return shared_data_dir() / "na12878-chr22-tiny"; }
 
@@ -55,95 +57,6 @@ std::string no_gpu_reason() {
 
 // ---------------------------------------------------------------------------------------------
 // Alignment
-
-void expect_same_alignments(const AlignTaskBatch& tasks, const AlignResultBatch& cpu,
-                            const AlignResultBatch& gpu, const std::string& what) {
-  ASSERT_EQ(cpu.size(), tasks.size()) << what;
-  ASSERT_EQ(gpu.size(), tasks.size()) << what;
-  size_t mismatches = 0;
-  for (size_t i = 0; i < tasks.size() && mismatches < 10; ++i) {
-    const bool same = cpu.score[i] == gpu.score[i] && cpu.objective[i] == gpu.objective[i] &&
-                      cpu.query_begin[i] == gpu.query_begin[i] && cpu.query_end[i] == gpu.query_end[i] &&
-                      cpu.target_begin[i] == gpu.target_begin[i] && cpu.target_end[i] == gpu.target_end[i] &&
-                      cpu.cigar_offset[i] == gpu.cigar_offset[i] &&
-                      cpu.cigar_length[i] == gpu.cigar_length[i];
-    if (!same) {
-      ++mismatches;
-      ADD_FAILURE() << what << ": task " << i << " (m " << tasks.query_length[i] << ", n "
-                    << tasks.target_length[i] << ", band " << tasks.diag_lo[i] << ".." << tasks.diag_hi[i]
-                    << "): cpu score " << cpu.score[i] << " obj " << cpu.objective[i] << " q "
-                    << cpu.query_begin[i] << "-" << cpu.query_end[i] << " t " << cpu.target_begin[i] << "-"
-                    << cpu.target_end[i] << " ops " << cpu.cigar_length[i] << "; gpu score " << gpu.score[i]
-                    << " obj " << gpu.objective[i] << " q " << gpu.query_begin[i] << "-" << gpu.query_end[i]
-                    << " t " << gpu.target_begin[i] << "-" << gpu.target_end[i] << " ops "
-                    << gpu.cigar_length[i];
-    }
-  }
-  EXPECT_EQ(cpu.cigar, gpu.cigar) << what << ": CIGAR words differ";
-}
-
-// Random tasks: reads of the given lengths, each against a window holding a mutated copy (SNVs, indels,
-// Ns) between random flanks or against unrelated sequence, with bands around the true diagonal, off
-// it, of width 1, empty, or wider than the window.
-AlignTaskBatch random_align_tasks(uint64_t seed, size_t count, const std::vector<int>& lengths) {
-  std::mt19937_64 rng(seed);
-  auto uni = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
-  AlignTaskBatch t;
-  std::vector<uint8_t> q, win;
-  for (size_t k = 0; k < count; ++k) {
-    const int m = lengths[size_t(uni(0, int(lengths.size()) - 1))];
-    q.resize(size_t(m));
-    for (auto& b : q) b = uint8_t(uni(0, 99) < 2 ? 4 : uni(0, 3));
-    const int flank = uni(0, 40);
-    win.clear();
-    for (int i = 0; i < flank; ++i) win.push_back(uint8_t(uni(0, 3)));
-    const bool related = uni(0, 9) < 8;
-    for (int i = 0; i < m; ++i) {
-      if (!related) {
-        win.push_back(uint8_t(uni(0, 3)));
-        continue;
-      }
-      const int r = uni(0, 999);
-      if (r < 30) {
-        win.push_back(uint8_t(uni(0, 3)));  // substitution
-      } else if (r < 37) {
-        const int len = uni(1, 6);  // insertion in the window (deletion from the read)
-        for (int j = 0; j < len; ++j) win.push_back(uint8_t(uni(0, 3)));
-        win.push_back(q[size_t(i)]);
-      } else if (r < 44) {
-        // base deleted from the window (insertion in the read)
-      } else if (r < 50) {
-        win.push_back(4);  // N in the reference
-      } else {
-        win.push_back(q[size_t(i)]);
-      }
-    }
-    const int tail = uni(0, 40);
-    for (int i = 0; i < tail; ++i) win.push_back(uint8_t(uni(0, 3)));
-    const int n = int(win.size());
-    int lo = flank - uni(0, 30), hi = flank + uni(0, 30);
-    switch (uni(0, 9)) {
-      case 0:
-        hi = lo - uni(1, 3);  // empty band
-        break;
-      case 1:
-        hi = lo;  // width 1
-        break;
-      case 2:
-        lo = -m - 5;  // wider than the window on both sides
-        hi = n + 5;
-        break;
-      case 3:
-        lo = n + uni(1, 10);  // entirely right of the window: no cells
-        hi = lo + uni(0, 20);
-        break;
-      default:
-        break;
-    }
-    t.add(q.data(), uint32_t(m), win.data(), uint32_t(n), lo, hi);
-  }
-  return t;
-}
 
 class CudaBackends : public ::testing::Test {
  protected:
@@ -195,6 +108,78 @@ TEST_F(CudaBackends, AlignRandomBatchesMatchCpu) {
   EXPECT_TRUE(b.cigar.empty());
 }
 
+TEST_F(CudaBackends, AlignEveryWarpShapeMatchesCpu) {
+  // Band widths at and around each warp shape (P lanes x V slots: PV = 4 .. 512) and beyond (the
+  // scalar fill of the finish kernel), with reads from 1 to 1000 bases, in one batch: several kernel
+  // launches per chunk.
+  std::mt19937_64 rng(99);
+  AlignTaskBatch tasks;
+  for (int w : {1, 2, 8, 9, 16, 17, 32, 33, 64, 65, 128, 129, 256, 257, 512, 513, 1024, 1025, 1500})
+    for (int m : {1, 5, 31, 150, 1000}) {
+      std::vector<uint8_t> q(static_cast<size_t>(m)), win(static_cast<size_t>(m + w + 10));
+      for (auto& b : win) b = uint8_t(rng() % 4);
+      const int off = int(rng() % uint64_t(w));
+      for (int i = 0; i < m; ++i) q[size_t(i)] = rng() % 20 == 0 ? uint8_t(rng() % 4) : win[size_t(off + i)];
+      tasks.add(q.data(), uint32_t(m), win.data(), uint32_t(win.size()), off - w / 2, off - w / 2 + w - 1);
+    }
+  AlignResultBatch a, b;
+  make_cpu_align_backend(2)->align(tasks, ScoringParams{}, a);
+  cuda_align()->align(tasks, ScoringParams{}, b);
+  expect_same_alignments(tasks, a, b, "every warp shape");
+}
+
+TEST_F(CudaBackends, AlignCigarLongerThanItsSlotIsRecomputedIdentically) {
+  // Reads with a gap every few bases: CIGARs of ~60-100 ops, more than the 42-word copy-back slot of a
+  // 150 bp read, so these tasks take the CPU recompute path; the others in the batch do not.
+  std::mt19937_64 rng(4);
+  AlignTaskBatch tasks = random_align_tasks(8, 200, {150});
+  for (int k = 0; k < 50; ++k) {
+    std::vector<uint8_t> win, q;
+    for (int i = 0; i < 400; ++i) win.push_back(uint8_t(rng() % 4));
+    for (int i = 0; q.size() < 150; ++i) {
+      q.push_back(win[size_t(20 + i)]);
+      if (i % 5 == 4) q.push_back(uint8_t((win[size_t(20 + i)] + 1) % 4));  // inserted base
+    }
+    tasks.add(q.data(), 150, win.data(), uint32_t(win.size()), 0, 60);
+  }
+  ScoringParams cheap_gaps;
+  cheap_gaps.gap_open = 0;
+  cheap_gaps.gap_extend = 1;
+  cheap_gaps.mismatch = 8;
+  AlignResultBatch a, b;
+  make_cpu_align_backend(2)->align(tasks, cheap_gaps, a);
+  cuda_align()->align(tasks, cheap_gaps, b);
+  expect_same_alignments(tasks, a, b, "long CIGARs");
+  size_t long_cigars = 0;
+  for (size_t i = 0; i < a.size(); ++i) long_cigars += a.cigar_length[i] > 42;
+  EXPECT_GT(long_cigars, 10u) << "the batch should exercise the recompute path";
+}
+
+std::vector<std::string> bam_records(const fs::path& p);
+
+TEST(CudaBackendsFault, StickyErrorFinishesOnTheCpuWithTheSameOutput) {
+  // OMICSD_CUDA_FAULT makes the kernels write through a null pointer: an illegal address, which
+  // poisons the CUDA context for the rest of the process. So this runs the CLI in child processes.
+  SKIP_WITHOUT_GPU();
+  if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
+  TempDir tmp;
+  fs::copy_file(tiny() / "q.fa", tmp.path / "q.fa");
+  const std::string reads = (tiny() / "NA12878.chr22.tiny.bam").string();
+  auto align = [&](const std::string& env, const std::string& backend, const std::string& out, std::string* log) {
+    return test::run_command(env + " '" + test::omicsd_binary() + "' align '" + (tmp.path / "q.fa").string() + "' '" +
+                                 reads + "' -o '" + (tmp.path / out).string() + "' -t 2 --backend " + backend,
+                             log);
+  };
+  std::string log_cpu, log_fault;
+  ASSERT_EQ(align("", "cpu", "cpu.bam", &log_cpu), 0) << log_cpu;
+  ASSERT_EQ(align("OMICSD_CUDA_FAULT=align", "cuda", "fault.bam", &log_fault), 0) << log_fault;
+  EXPECT_NE(log_fault.find("GPU 0 failed"), std::string::npos) << log_fault;
+  EXPECT_NE(log_fault.find("cudaErrorIllegalAddress"), std::string::npos) << log_fault;
+  const auto a = bam_records(tmp.path / "cpu.bam"), b = bam_records(tmp.path / "fault.bam");
+  ASSERT_GT(a.size(), 3000u);
+  EXPECT_TRUE(a == b) << "the BAM finished on the CPU after the fault differs from the CPU backend's";
+}
+
 TEST_F(CudaBackends, AlignSmallMemoryBudgetChunksAndFallsBackIdentically) {
   // 384 KiB over 3 slots: a few dozen 150 bp tasks per chunk, and a 1000 bp read with a wide band
   // (1000 x 201 direction bytes) does not fit a chunk at all and runs on the CPU backend.
@@ -208,36 +193,6 @@ TEST_F(CudaBackends, AlignSmallMemoryBudgetChunksAndFallsBackIdentically) {
   // The same backend again (buffers reused across calls).
   gpu->align(tasks, ScoringParams{}, b);
   expect_same_alignments(tasks, a, b, "small budget, second call");
-}
-
-// Reads from a BAM with their qualities (SEQ as stored, i.e. on the forward strand) and positions.
-struct RealRead {
-  std::vector<uint8_t> bases, quals;
-  int64_t pos = -1;
-};
-
-std::vector<RealRead> load_real_reads(const fs::path& bam) {
-  std::vector<RealRead> reads;
-  samFile* fp = sam_open(bam.c_str(), "r");
-  if (!fp) return reads;
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  bam1_t* b = bam_init1();
-  while (hdr && sam_read1(fp, hdr, b) >= 0) {
-    if (b->core.flag & (BAM_FSECONDARY | BAM_FSUPPLEMENTARY)) continue;
-    RealRead r;
-    r.pos = (b->core.flag & BAM_FUNMAP) ? -1 : b->core.pos;
-    const uint8_t* s = bam_get_seq(b);
-    const uint8_t* q = bam_get_qual(b);
-    for (int i = 0; i < b->core.l_qseq; ++i) {
-      r.bases.push_back(base_code(seq_nt16_str[bam_seqi(s, i)]));
-      r.quals.push_back(q[0] == 0xff ? 30 : q[i]);
-    }
-    reads.push_back(std::move(r));
-  }
-  bam_destroy1(b);
-  if (hdr) sam_hdr_destroy(hdr);
-  sam_close(fp);
-  return reads;
 }
 
 class CudaBackendsRealReads : public CudaBackends {
@@ -255,23 +210,7 @@ class CudaBackendsRealReads : public CudaBackends {
 };
 
 TEST_F(CudaBackendsRealReads, AlignMatchesCpu) {
-  const uint8_t* g = ref->codes() + ref->contigs()[0].offset;
-  const int64_t glen = ref->contigs()[0].length;
-  AlignTaskBatch tasks;
-  std::mt19937_64 rng(5);
-  for (size_t k = 0; k < reads.size(); ++k) {
-    const RealRead& r = reads[k];
-    const int64_t m = int64_t(r.bases.size());
-    // Mapped reads near their bwa position; unmapped ones against a random stretch.
-    const int64_t centre = r.pos >= 0 ? r.pos : int64_t(rng() % uint64_t(std::max<int64_t>(1, glen - m)));
-    for (int margin : {5, 20, 50}) {
-      const int64_t wbeg = std::max<int64_t>(0, centre - margin);
-      const int64_t wend = std::min<int64_t>(glen, centre + m + margin);
-      if (wend <= wbeg) continue;
-      const int32_t d0 = int32_t(centre - wbeg);
-      tasks.add(r.bases.data(), uint32_t(m), g + wbeg, uint32_t(wend - wbeg), d0 - margin, d0 + margin);
-    }
-  }
+  const AlignTaskBatch tasks = real_align_tasks(*ref, reads);
   auto cpu = make_cpu_align_backend(2);
   auto gpu = cuda_align();
   AlignResultBatch a, b;
@@ -283,67 +222,6 @@ TEST_F(CudaBackendsRealReads, AlignMatchesCpu) {
 
 // ---------------------------------------------------------------------------------------------
 // Pair-HMM
-
-void expect_same_likelihoods(const HmmResultBatch& cpu, const HmmResultBatch& gpu, const std::string& what) {
-  ASSERT_EQ(cpu.size(), gpu.size()) << what;
-  size_t mismatches = 0;
-  for (size_t i = 0; i < cpu.size() && mismatches < 10; ++i) {
-    // Bit patterns, not ==: -inf and signed zeros must agree too.
-    uint64_t x, y;
-    std::memcpy(&x, &cpu.log10_likelihood[i], 8);
-    std::memcpy(&y, &gpu.log10_likelihood[i], 8);
-    if (x != y || cpu.pass[i] != gpu.pass[i]) {
-      ++mismatches;
-      ADD_FAILURE() << what << ": pair " << i << ": cpu " << cpu.log10_likelihood[i] << " (pass "
-                    << int(cpu.pass[i]) << ", bits " << std::hex << x << ") gpu " << gpu.log10_likelihood[i]
-                    << " (pass " << std::dec << int(gpu.pass[i]) << ", bits " << std::hex << y << std::dec
-                    << ")";
-    }
-  }
-}
-
-// Random reads and haplotypes: haplotypes are mutated copies of a random sequence, reads samples of
-// them (or of unrelated sequence, long enough that the float pass underflows), with Ns, qualities
-// 0..60 and some above kPairHmmMaxQual, empty reads and haplotypes included.
-HmmTaskBatch random_hmm_tasks(uint64_t seed, int nreads, int nhaps, bool all_pairs) {
-  std::mt19937_64 rng(seed);
-  auto uni = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
-  HmmTaskBatch t;
-  std::vector<uint8_t> base(600);
-  for (auto& b : base) b = uint8_t(uni(0, 3));
-  for (int h = 0; h < nhaps; ++h) {
-    std::vector<uint8_t> hap;
-    const int len = h == 0 ? 0 : uni(1, 9) < 2 ? uni(1, 10) : uni(100, 500);
-    for (int i = 0; i < len; ++i) {
-      const int r = uni(0, 999);
-      if (r < 10) continue;
-      hap.push_back(r < 30 ? uint8_t(uni(0, 3)) : r < 35 ? uint8_t(4) : base[size_t(i)]);
-    }
-    t.add_haplotype(hap.data(), uint32_t(hap.size()));
-  }
-  for (int r = 0; r < nreads; ++r) {
-    const int kind = uni(0, 9);
-    const int len = r == 0 ? 0 : kind == 0 ? uni(1, 3) : kind == 1 ? 250 : uni(50, 151);
-    std::vector<uint8_t> bases, quals;
-    const int start = uni(0, 100);
-    for (int i = 0; i < len; ++i) {
-      uint8_t b = (kind == 1 && uni(0, 1)) ? uint8_t(uni(0, 3)) : base[size_t((start + i) % 600)];
-      if (uni(0, 99) < 2) b = 4;
-      if (uni(0, 99) < 3) b = uint8_t(uni(0, 3));
-      bases.push_back(b);
-      const int qq = uni(0, 99);
-      quals.push_back(uint8_t(qq < 3 ? uni(0, 2) : qq < 5 ? uni(128, 255) : uni(10, 60)));
-    }
-    t.add_read(bases.data(), quals.data(), uint32_t(len));
-  }
-  if (all_pairs) {
-    t.add_all_pairs();
-  } else {
-    for (int p = 0; p < nreads * 3; ++p)
-      t.add_pair(uint32_t(uni(0, nreads - 1)), uint32_t(uni(0, nhaps - 1)));
-  }
-  return t;
-}
 
 TEST_F(CudaBackends, PairHmmRandomBatchesMatchCpu) {
   auto cpu = make_cpu_genotype_backend(2);
@@ -406,34 +284,7 @@ TEST_F(CudaBackends, PairHmmMalformedBatchIsAnInputError) {
 }
 
 TEST_F(CudaBackendsRealReads, PairHmmMatchesCpu) {
-  const uint8_t* g = ref->codes() + ref->contigs()[0].offset;
-  const int64_t glen = ref->contigs()[0].length;
-  HmmTaskBatch tasks;
-  std::mt19937_64 rng(3);
-  // Windows of the reference with every read starting inside, as haplotypes: the reference and three
-  // edited copies (a SNV, a 3-base deletion, a 2-base insertion).
-  const int64_t window = 400;
-  for (int64_t wbeg = 0; wbeg + window <= glen; wbeg += 997) {
-    const std::vector<uint8_t> refh(g + wbeg, g + wbeg + window);
-    std::vector<std::vector<uint8_t>> haps = {refh, refh, refh, refh};
-    haps[1][200] = uint8_t((haps[1][200] + 1) % 4);
-    haps[2].erase(haps[2].begin() + 210, haps[2].begin() + 213);
-    haps[3].insert(haps[3].begin() + 190, {0, 3});
-    const uint32_t first_hap = uint32_t(tasks.num_haplotypes());
-    for (const auto& h : haps) tasks.add_haplotype(h.data(), uint32_t(h.size()));
-    for (const RealRead& r : reads) {
-      if (r.pos < wbeg || r.pos + int64_t(r.bases.size()) > wbeg + window) continue;
-      const uint32_t ri = tasks.add_read(r.bases.data(), r.quals.data(), uint32_t(r.bases.size()));
-      for (uint32_t h = 0; h < 4; ++h) tasks.add_pair(ri, first_hap + h);
-    }
-  }
-  // Unplaced reads against random windows (the float pass underflows for many).
-  for (size_t k = 0; k < 200 && k < reads.size(); ++k) {
-    const int64_t wbeg = int64_t(rng() % uint64_t(glen - window));
-    const uint32_t h = tasks.add_haplotype(g + wbeg, uint32_t(window));
-    const RealRead& r = reads[k * 7 % reads.size()];
-    tasks.add_pair(tasks.add_read(r.bases.data(), r.quals.data(), uint32_t(r.bases.size())), h);
-  }
+  const HmmTaskBatch tasks = real_hmm_tasks(*ref, reads);
   ASSERT_GT(tasks.size(), 1000u);
   auto cpu = make_cpu_genotype_backend(2);
   auto gpu = cuda_genotype();

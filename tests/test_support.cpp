@@ -49,7 +49,11 @@ int run_command(const std::string& cmd, std::string* output) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string omicsd_binary() { return OMICSD_BINARY; }
+// $OMICSD_BIN when set (a bundle run elsewhere, scripts/gpu-check.sh), else the binary this build made.
+std::string omicsd_binary() {
+  const char* env = std::getenv("OMICSD_BIN");
+  return env && *env ? std::string(env) : std::string(OMICSD_BINARY);
+}
 
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

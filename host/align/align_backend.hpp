@@ -99,4 +99,16 @@ class AlignBackend {
 // Multi-threaded CPU backend (threads <= 0: hardware concurrency).
 std::unique_ptr<AlignBackend> make_cpu_align_backend(int threads);
 
+// The lane-vector CPU backend ("cpu-simt"): the CUDA kernels' warp-cooperative fill
+// (host/align/banded_warp.hpp) run through the lane layer's CPU emulation, then the scalar traceback on
+// its step-major direction bytes; bands too wide for the warp fill take the scalar fill. Bit-identical
+// with the CPU backend: what CI runs to prove the device algorithm.
+std::unique_ptr<AlignBackend> make_simt_cpu_align_backend(int threads);
+
+// The order both warp-fill backends process a batch in: tasks grouped by their warp shape
+// (banded_warp_pv, ascending; scalar-only tasks, pv 0, first), longest first within a shape so the
+// tasks sharing a warp take similar numbers of steps. Tasks with no cells (empty read or band) are
+// left out.
+std::vector<uint32_t> warp_task_order(const AlignTaskBatch& tasks);
+
 }  // namespace omicsd

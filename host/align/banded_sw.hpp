@@ -44,6 +44,41 @@ OMICSD_HD uint32_t max_cigar_ops(int32_t m) { return uint32_t(2 * m + 4); }
 OMICSD_HD int32_t max2(int32_t a, int32_t b) { return a > b ? a : b; }
 OMICSD_HD int32_t min2(int32_t a, int32_t b) { return a < b ? a : b; }
 
+// One cell of the recurrence: the only place its arithmetic and its direction bits are written (the
+// scalar fill below and the warp-cooperative fill of host/align/banded_warp.hpp both call it).
+// h_diag = H(i-1,j-1), h_up/f_up = H/F(i-1,j), h_left/e_left = H/E(i,j-1), restart = S(i-1),
+// sub = s(q[i-1], t[j-1]), gap_open_ext = gap_open + gap_extend.
+struct BandedCell {
+  int32_t h, e, f, m;  // H, E, F and M of the cell
+  uint8_t dir;         // the direction byte described at banded_fill
+};
+OMICSD_HD BandedCell banded_cell(int32_t h_diag, int32_t h_up, int32_t f_up, int32_t h_left, int32_t e_left,
+                                 int32_t restart, int32_t sub, int32_t gap_open_ext, int32_t gap_extend) {
+  const int32_t f_open = h_up - gap_open_ext, f_ext = f_up - gap_extend;
+  const int32_t fv = max2(f_open, f_ext);
+  const int32_t e_open = h_left - gap_open_ext, e_ext = e_left - gap_extend;
+  const int32_t ev = max2(e_open, e_ext);
+  const bool from_start = restart > h_diag;
+  const int32_t mv = (from_start ? restart : h_diag) + sub;
+  int32_t hv = mv;
+  uint8_t src = from_start ? 0 : 1;
+  if (ev > hv) {
+    hv = ev;
+    src = 2;
+  }
+  if (fv > hv) {
+    hv = fv;
+    src = 3;
+  }
+  BandedCell c;
+  c.h = hv;
+  c.e = ev;
+  c.f = fv;
+  c.m = mv;
+  c.dir = uint8_t(src | ((e_ext > e_open) << 2) | ((f_ext > f_open) << 3) | (from_start << 4));
+  return c;
+}
+
 // Fills the band. Workspace: h and f hold band_width + 1 int32 each; dir holds m * band_width bytes
 // (bits 0-1: source of H: 0 start, 1 diagonal, 2 E, 3 F; bit 2: E extended; bit 3: F extended;
 // bit 4: M itself starts here, from S, rather than continuing from H(i-1,j-1)).
@@ -80,33 +115,16 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
     int32_t e = kNegInf, h_left = kNegInf;
     int32_t row_best = kNegInf, row_j = 0;
     for (int32_t k = kb; k <= ke; ++k) {
-      const int32_t h_diag = h[k];    // H(i-1, j-1)
-      const int32_t h_up = h[k + 1];  // H(i-1, j)
-      const int32_t f_up = f[k + 1];  // F(i-1, j)
-      const int32_t f_open = h_up - gap_open, f_ext = f_up - p.gap_extend;
-      const int32_t fv = max2(f_open, f_ext);
-      const int32_t e_open = h_left - gap_open, e_ext = e - p.gap_extend;
-      const int32_t ev = max2(e_open, e_ext);
-      const bool from_start = restart > h_diag;
-      const uint8_t tc = trow[k];
-      const int32_t mv = (from_start ? restart : h_diag) + sub[tc < 5 ? tc : 4];
-      int32_t hv = mv;
-      uint8_t src = from_start ? 0 : 1;
-      if (ev > hv) {
-        hv = ev;
-        src = 2;
-      }
-      if (fv > hv) {
-        hv = fv;
-        src = 3;
-      }
-      drow[k] = uint8_t(src | ((e_ext > e_open) << 2) | ((f_ext > f_open) << 3) | (from_start << 4));
-      h[k] = hv;
-      f[k] = fv;
-      e = ev;
-      h_left = hv;
+      // h[k] is H(i-1, j-1), h[k+1] and f[k+1] are H and F of (i-1, j).
+      const BandedCell c = banded_cell(h[k], h[k + 1], f[k + 1], h_left, e, restart, sub[trow[k] < 5 ? trow[k] : 4],
+                                       gap_open, p.gap_extend);
+      drow[k] = c.dir;
+      h[k] = c.h;
+      f[k] = c.f;
+      e = c.e;
+      h_left = c.h;
       // The row's best end: its first column with the highest M score.
-      const int32_t cand = mv - end_penalty;
+      const int32_t cand = c.m - end_penalty;
       if (cand > row_best) {
         row_best = cand;
         row_j = i + lo + k;
@@ -139,21 +157,29 @@ OMICSD_HD void cigar_push(uint32_t* cigar, uint32_t* n, uint32_t op, uint32_t le
   }
 }
 
+// The direction matrix as banded_fill lays it out: row i - 1, band column k.
+struct RowMajorDir {
+  const uint8_t* dir;
+  int32_t w;
+  OMICSD_HD uint8_t operator()(int32_t i, int32_t k) const { return dir[int64_t(i - 1) * w + k]; }
+};
+
 // Walks the direction matrix back from the end cell and writes the CIGAR (with soft clips) in
-// read order. `cigar` must hold max_cigar_ops(m) entries.
-OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo, int32_t hi,
-                                        const ScoringParams& p, const uint8_t* dir, int32_t objective,
-                                        int32_t bi, int32_t bj, uint32_t* cigar) {
+// read order. `cigar` must hold max_cigar_ops(m) entries. `dir(i, k)` returns the direction byte of
+// cell (i, j = i + lo + k): any layout a fill wrote (RowMajorDir, or the warp fill's StepLaneDir).
+template <class Dir>
+OMICSD_HD BandedResult banded_traceback_in(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo,
+                                           const ScoringParams& p, const Dir& dir, int32_t objective, int32_t bi,
+                                           int32_t bj, uint32_t* cigar) {
   BandedResult r;
   if (objective == kNegInf || bi == 0) return r;
-  const int32_t w = band_width(lo, hi);
   uint32_t n = 0;
   cigar_push(cigar, &n, kCigarS, uint32_t(m - bi));
   int32_t i = bi, j = bj, state = 0;  // 0: H, 1: E, 2: F
   int32_t raw = 0;
   bool end_cell = true;  // the end is an M cell even where H(bi, bj) came from a gap
   for (;;) {
-    const uint8_t d = dir[int64_t(i - 1) * w + (j - i - lo)];
+    const uint8_t d = dir(i, j - i - lo);
     if (state == 0) {
       const uint8_t src = end_cell ? uint8_t(((d >> 4) & 1) ? 0 : 1) : uint8_t(d & 3);
       end_cell = false;
@@ -194,6 +220,13 @@ OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8
   r.tend = bj;
   r.n_cigar = n;
   return r;
+}
+
+// banded_traceback_in over banded_fill's row-major matrix.
+OMICSD_HD BandedResult banded_traceback(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo, int32_t hi,
+                                        const ScoringParams& p, const uint8_t* dir, int32_t objective,
+                                        int32_t bi, int32_t bj, uint32_t* cigar) {
+  return banded_traceback_in(q, m, t, lo, p, RowMajorDir{dir, band_width(lo, hi)}, objective, bi, bj, cigar);
 }
 
 }  // namespace omicsd

@@ -97,4 +97,14 @@ void validate_hmm_batch(const HmmTaskBatch& tasks);
 // Multi-threaded CPU backend (threads <= 0: hardware concurrency). Results do not depend on threads.
 std::unique_ptr<GenotypeBackend> make_cpu_genotype_backend(int threads);
 
+// The lane-vector CPU backend ("cpu-simt"): the CUDA kernels' warp-cooperative float pass
+// (host/call/pair_hmm_warp.hpp) run through the lane layer's CPU emulation, the scalar double pass
+// where it underflows, the scalar pass for pairs too small for a lane group. Bit-identical with the CPU
+// backend: what CI runs to prove the device algorithm.
+std::unique_ptr<GenotypeBackend> make_simt_cpu_genotype_backend(int threads);
+
+// The order both warp backends process a batch's pairs in: by lane-group width (pair_hmm_warp_p,
+// ascending; 0, the scalar-only pairs, first), most steps first within a width.
+std::vector<uint32_t> warp_pair_order(const HmmTaskBatch& tasks);
+
 }  // namespace omicsd

@@ -1,12 +1,41 @@
 #include "host/call/genotype_backend_select.hpp"
 
 #include "host/common/cuda_backends.hpp"
+#include "host/common/gpu_health.hpp"
 
 namespace omicsd {
+namespace {
+
+// The CUDA backend with the fault rule of host/common/gpu_health.hpp (see FailoverAlignBackend).
+class FailoverGenotypeBackend final : public GenotypeBackend {
+ public:
+  FailoverGenotypeBackend(std::unique_ptr<GenotypeBackend> gpu, int device, int threads)
+      : gpu_(std::move(gpu)), device_(device), threads_(threads) {}
+  std::string name() const override { return gpu_failed(device_) ? "cpu" : gpu_->name(); }
+  void compute(const HmmTaskBatch& tasks, const PairHmmParams& params, HmmResultBatch& out) override {
+    with_gpu_failover(
+        device_, "genotype", [&] { gpu_->compute(tasks, params, out); },
+        [&] {
+          if (!cpu_) cpu_ = make_cpu_genotype_backend(threads_);
+          cpu_->compute(tasks, params, out);
+        });
+  }
+
+ private:
+  std::unique_ptr<GenotypeBackend> gpu_, cpu_;
+  int device_, threads_;
+};
+
+}  // namespace
+
+std::unique_ptr<GenotypeBackend> with_cpu_failover(std::unique_ptr<GenotypeBackend> gpu, int device,
+                                                   int threads) {
+  return std::make_unique<FailoverGenotypeBackend>(std::move(gpu), device, threads);
+}
 
 std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads, int device) {
   if (const std::optional<CudaBackendOptions> o = choose_stage_backend("genotype", name, threads, device))
-    return make_cuda_genotype_backend(*o);
+    return with_cpu_failover(make_cuda_genotype_backend(*o), o->device, threads);
   return make_cpu_genotype_backend(threads);
 }
 

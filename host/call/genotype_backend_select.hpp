@@ -11,4 +11,8 @@ namespace omicsd {
 std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads,
                                                          int device = 0);
 
+// As with_cpu_failover() of host/align/backend_select.hpp, for the genotype stage.
+std::unique_ptr<GenotypeBackend> with_cpu_failover(std::unique_ptr<GenotypeBackend> gpu, int device,
+                                                   int threads);
+
 }  // namespace omicsd

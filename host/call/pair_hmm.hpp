@@ -205,11 +205,22 @@ OMICSD_HD double pair_hmm_log10_pow2(double x, int pow2) {
   return ln_m * kLog10E + double(e + pow2) * kLog10Two;
 }
 
+// The six transition probabilities alone: what a kernel keeps in registers (`Tables` of pair_hmm_cell
+// may be this or PairHmmTables<T>).
+template <class T>
+struct PairHmmTransitions {
+  T mm, im, mi, ii, md, dd;
+};
+template <class T>
+OMICSD_HD PairHmmTransitions<T> pair_hmm_transitions(const PairHmmTables<T>& t) {
+  return PairHmmTransitions<T>{t.mm, t.im, t.mi, t.ii, t.md, t.dd};
+}
+
 // One cell of the recurrence: the only place its arithmetic is written. `*_diag` are (i-1, j-1),
 // `*_up` (i-1, j), `*_left` (i, j-1).
-template <class T>
+template <class T, class Tables>
 OMICSD_HD void pair_hmm_cell(T prior, T m_diag, T i_diag, T d_diag, T m_up, T i_up, T m_left, T d_left,
-                             const PairHmmTables<T>& t, T* m_out, T* i_out, T* d_out) {
+                             const Tables& t, T* m_out, T* i_out, T* d_out) {
   *m_out = prior * (t.mm * m_diag + t.im * (i_diag + d_diag));
   *i_out = t.mi * m_up + t.ii * i_up;
   *d_out = t.md * m_left + t.dd * d_left;

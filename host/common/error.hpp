@@ -30,4 +30,16 @@ class ConflictError : public Error {
   explicit ConflictError(const std::string& what) : Error(what) {}
 };
 
+// A GPU failed in a way that leaves its context unusable for the rest of the process (CUDA's sticky
+// errors: illegal address, launch failure, hardware exception, ECC). Callers stop using that device and
+// finish on the CPU (host/common/gpu_health.hpp); a worker then exits with its retry code.
+class GpuFaultError : public Error {
+ public:
+  GpuFaultError(int device, const std::string& what) : Error(what), device_(device) {}
+  int device() const { return device_; }
+
+ private:
+  int device_;
+};
+
 }  // namespace omicsd

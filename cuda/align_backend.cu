@@ -7,7 +7,7 @@
 //     direction bytes stored step-major and coalesced). The same source runs in CI through the lane
 //     layer's CPU emulation (the "cpu-simt" backend, tests/test_simt_kernels.cpp).
 //  2. banded_finish_kernel, one thread per task: the scalar traceback (host/align/banded_sw.hpp) on
-//     those direction bytes; for bands too wide for the warp fill (w > 2 * kBandedWarpMaxPV) the
+//     those direction bytes; for bands too wide for the warp fill (w > kBandedWarpMaxWidth) the
 //     scalar fill and traceback themselves, the CPU backend's functions.
 // Only the results and a bounded CIGAR slot per task cross PCIe (the direction bytes never do); a task
 // whose CIGAR does not fit its slot is recomputed on the CPU backend. Tasks are ordered by warp shape
@@ -37,8 +37,8 @@ struct AlignTaskDesc {
   uint64_t scratch_off;            // uint32 words: max_cigar_ops(m), the traceback's working CIGAR
   uint64_t cigar_off;              // uint32 words: cigar_slot_words(m), what is copied back
   int32_t m, n, lo, hi;
-  int32_t pv;  // banded_warp_pv: the warp fill's shape; 0: the scalar fill (band too wide)
-  int32_t pad = 0;
+  int32_t shape;  // banded_warp_shape: the warp fill's (P, V); 0: the scalar fill (band too wide)
+  int32_t pv;     // P * V (the step-major layout's row period)
 };
 
 // The CIGAR words a task copies back: enough for any alignment with a few dozen gaps; a longer CIGAR
@@ -92,7 +92,7 @@ __global__ void banded_finish_kernel(const AlignTaskDesc* __restrict__ desc, uin
   const uint8_t* t = target + d.target_off;
   uint32_t* work = scratch + d.scratch_off;
   BandedResult r;
-  if (d.pv > 0) {
+  if (d.shape > 0) {
     const BandedFillOut f = fill[idx];
     r = banded_traceback_in(q, d.m, t, d.lo, params,
                             StepLaneDir{reinterpret_cast<const uint32_t*>(dir + d.dir_off), d.pv}, f.objective,
@@ -124,16 +124,11 @@ struct AlignLayout {
   size_t device_bytes = 0;
 
   void add(uint32_t m, uint32_t n, int32_t w) {
-    const int32_t pv = banded_warp_pv(w);
     count += 1;
     query_bytes += m;
     target_bytes += n;
-    if (pv > 0) {
-      dir_bytes += 4 * banded_warp_dir_words(int32_t(m), w, pv);
-    } else {
-      hf_words += 2 * (uint64_t(w) + 1);
-      dir_bytes += uint64_t(m) * uint64_t(w);
-    }
+    if (banded_warp_shape(w) == 0) hf_words += 2 * (uint64_t(w) + 1);
+    dir_bytes += banded_dir_bytes(int32_t(m), w);
     scratch_words += max_cigar_ops(int32_t(m));
     cigar_words += cigar_slot_words(int32_t(m));
   }
@@ -146,15 +141,17 @@ struct AlignLayout {
     ws_fill = align_up(ws_dir + dir_bytes);
     ws_scratch = align_up(ws_fill + count * sizeof(BandedFillOut));
     out_base = align_up(ws_scratch + 4 * scratch_words);
-    out_cigar = align_up(count * sizeof(BandedResult));
-    out_bytes = align_up(out_cigar + 4 * cigar_words);
+    // No padding inside or after the output region: the D2H copy must read only bytes the kernel
+    // wrote (compute-sanitizer initcheck).
+    out_cigar = count * sizeof(BandedResult);
+    out_bytes = out_cigar + 4 * cigar_words;
     device_bytes = out_base + out_bytes;
   }
 };
 
 // A run of consecutive tasks of one warp shape inside a chunk (the batch order groups shapes).
 struct ShapeRun {
-  int32_t pv;
+  int32_t shape;
   uint32_t first, count;
 };
 
@@ -247,6 +244,7 @@ class CudaAlignBackend final : public AlignBackend {
         d.lo = t.diag_lo[i];
         d.hi = t.diag_hi[i];
         const int32_t w = band_width(d.lo, d.hi);
+        d.shape = banded_warp_shape(w);
         d.pv = banded_warp_pv(w);
         d.query_off = qo;
         d.target_off = to;
@@ -259,24 +257,20 @@ class CudaAlignBackend final : public AlignBackend {
         std::copy_n(t.target.data() + t.target_offset[i], t.target_length[i], tdst + to);
         qo += t.query_length[i];
         to += t.target_length[i];
-        if (d.pv > 0) {
-          dro += 4 * banded_warp_dir_words(d.m, w, d.pv);
-        } else {
-          hfo += 2 * (uint64_t(w) + 1);
-          dro += uint64_t(d.m) * uint64_t(w);
-        }
+        if (d.shape == 0) hfo += 2 * (uint64_t(w) + 1);
+        dro += banded_dir_bytes(d.m, w);  // whole words: the next task's words stay aligned
         so += max_cigar_ops(d.m);
         co += cigar_slot_words(d.m);
-        if (runs.empty() || runs.back().pv != d.pv) runs.push_back({d.pv, uint32_t(k), 0});
+        if (runs.empty() || runs.back().shape != d.shape) runs.push_back({d.shape, uint32_t(k), 0});
         runs.back().count += 1;
       }
     }
 
-    void launch(const AlignLayout& L, uint8_t* dev, cudaStream_t s) const {
+    void launch(const AlignLayout& L, uint8_t* dev, cudaStream_t s, cudaEvent_t phase) const {
       const auto* desc = reinterpret_cast<const AlignTaskDesc*>(dev);
       auto* fill = reinterpret_cast<BandedFillOut*>(dev + L.ws_fill);
       for (const ShapeRun& r : runs) {
-        with_banded_warp_shape(r.pv, [&](auto p_const, auto v_const) {
+        with_banded_warp_shape(r.shape, [&](auto p_const, auto v_const) {
           constexpr int P = decltype(p_const)::value, V = decltype(v_const)::value;
           const size_t warps = (size_t(r.count) + (simt::kWarpSize / P) - 1) / (simt::kWarpSize / P);
           banded_fill_warp_kernel<P, V><<<blocks_for(warps * simt::kWarpSize), kThreadsPerBlock, 0, s>>>(
@@ -284,6 +278,7 @@ class CudaAlignBackend final : public AlignBackend {
           OMICSD_CUDA_CHECK_LAUNCH("banded_fill_warp_kernel<<<>>>");
         });
       }
+      OMICSD_CUDA_CHECK(cudaEventRecord(phase, s));
       banded_finish_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
           desc, uint32_t(L.count), dev + L.in_query, dev + L.in_target, reinterpret_cast<int32_t*>(dev + L.ws_hf),
           dev + L.ws_dir, fill, reinterpret_cast<uint32_t*>(dev + L.ws_scratch),

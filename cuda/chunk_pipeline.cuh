@@ -78,7 +78,9 @@ class ChunkPipeline {
   //   void pack(const Layout&, std::span<const uint32_t> ids, long stamp, uint8_t* in)
   //        fills the pinned input region; `stamp` is unique per chunk and differs from every planning
   //        chunk id, so per-task marks left by planning never look current while packing
-  //   void launch(const Layout&, uint8_t* dev, cudaStream_t)   queues the kernel
+  //   void launch(const Layout&, uint8_t* dev, cudaStream_t, cudaEvent_t phase)
+  //        queues the kernels, recording `phase` on the stream between the warp kernels and the finish
+  //        kernel (the split of kernel time in CudaBackendTimings)
   //   void unpack(const Layout&, std::span<const uint32_t> ids, const uint8_t* out)
   //   void run_on_cpu(const std::vector<uint32_t>& ids)        the tasks too large for any chunk
   template <class Hooks>
@@ -200,7 +202,7 @@ class ChunkPipeline {
         OMICSD_CUDA_CHECK(
             cudaMemcpyAsync(dev, s.in.get(), L.in_bytes, cudaMemcpyHostToDevice, s.stream.get()));
         s.events.record(1, s.stream.get());
-        h.launch(L, dev, s.stream.get());
+        h.launch(L, dev, s.stream.get(), s.events.get(4));
         s.events.record(2, s.stream.get());
         OMICSD_CUDA_CHECK(cudaMemcpyAsync(s.out.get(), dev + L.out_base, L.out_bytes, cudaMemcpyDeviceToHost,
                                           s.stream.get()));
@@ -225,6 +227,8 @@ class ChunkPipeline {
     timings_.d2h_bytes += L.out_bytes;
     timings_.h2d_ms += s.events.ms(0, 1);
     timings_.kernel_ms += s.events.ms(1, 2);
+    timings_.warp_kernel_ms += s.events.ms(1, 4);
+    timings_.finish_kernel_ms += s.events.ms(4, 2);
     timings_.d2h_ms += s.events.ms(2, 3);
   }
 

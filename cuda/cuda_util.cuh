@@ -134,7 +134,8 @@ class Stream {
   cudaStream_t s_ = nullptr;
 };
 
-// Four events around a chunk's work on its stream: before H2D, after H2D, after the kernel, after D2H.
+// Five events around a chunk's work on its stream: before H2D, after H2D, after the kernels, after D2H,
+// and (4) between the backend's two kernel phases (warp kernels, then the per-task finish kernel).
 class ChunkEvents {
  public:
   ChunkEvents() {
@@ -147,6 +148,7 @@ class ChunkEvents {
       if (e) cudaEventDestroy(e);
   }
   void record(int k, cudaStream_t s) { OMICSD_CUDA_CHECK(cudaEventRecord(ev_[k], s)); }
+  cudaEvent_t get(int k) const { return ev_[k]; }
   // After the stream has synchronised: elapsed ms between events a and b.
   double ms(int a, int b) const {
     float t = 0;
@@ -155,7 +157,7 @@ class ChunkEvents {
   }
 
  private:
-  cudaEvent_t ev_[4] = {nullptr, nullptr, nullptr, nullptr};
+  cudaEvent_t ev_[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
 };
 
 // Makes `device` current for the calling thread (backends may be called from any thread).

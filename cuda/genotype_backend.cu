@@ -124,8 +124,10 @@ struct HmmLayout {
     ws_d = in_bytes;
     ws_f = align_up(ws_d + 8 * wsd);
     out_base = align_up(ws_f + 4 * wsf);
-    out_pass = align_up(count * sizeof(double));
-    out_bytes = align_up(out_pass + count);
+    // No padding inside or after the output region: the D2H copy must read only bytes the kernels
+    // wrote (compute-sanitizer initcheck).
+    out_pass = count * sizeof(double);
+    out_bytes = out_pass + count;
     device_bytes = out_base + out_bytes;
   }
 };
@@ -230,7 +232,7 @@ class CudaGenotypeBackend final : public GenotypeBackend {
         throw Error("cuda genotype backend: chunk packing disagrees with its plan");
     }
 
-    void launch(const HmmLayout& L, uint8_t* dev, cudaStream_t s) const {
+    void launch(const HmmLayout& L, uint8_t* dev, cudaStream_t s, cudaEvent_t phase) const {
       const auto* desc = reinterpret_cast<const HmmPairDesc*>(dev + L.in_desc);
       const auto* model_dev = reinterpret_cast<const PairHmmModel*>(dev);
       auto* wsf = reinterpret_cast<float*>(dev + L.ws_f);
@@ -246,6 +248,7 @@ class CudaGenotypeBackend final : public GenotypeBackend {
           OMICSD_CUDA_CHECK_LAUNCH("pair_hmm_warp_kernel<<<>>>");
         });
       }
+      OMICSD_CUDA_CHECK(cudaEventRecord(phase, s));
       pair_hmm_finish_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
           desc, uint32_t(L.count), dev + L.in_bases, dev + L.in_quals, dev + L.in_haps, model_dev, wsf,
           reinterpret_cast<double*>(dev + L.ws_d), ll, pass, b.fault_);

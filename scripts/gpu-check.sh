@@ -95,7 +95,9 @@ export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMICSD_SHARED_DATA="$HERE/data" OMICSD_BIN="$HERE/bin/omicsd"
 THREADS="${THREADS:-$(nproc)}"
 rc=0
-say() { printf '[gpu-check] %s\n' "$*" | tee -a "$WORK/summary.txt"; }
+# The summary and the tarball are refreshed after every step, so a run cut short still leaves them.
+say() { printf '[gpu-check] %s\n' "$*" | tee -a "$WORK/summary.txt"; cp "$WORK/summary.txt" "$RES/summary.txt"; }
+save() { tar -C "$WORK" -czf "$RES/results.tar.gz" . 2>/dev/null; [[ -f $WORK/bench.json ]] && cp "$WORK/bench.json" "$RES/"; }
 step() {  # step NAME SECONDS CMD...: runs CMD under timeout with its output in $WORK/NAME.log
   local name=$1 secs=$2 t0=$SECONDS st
   shift 2
@@ -104,6 +106,7 @@ step() {  # step NAME SECONDS CMD...: runs CMD under timeout with its output in 
   if ((st == 124 || st == 137)); then say "$name: TIMED OUT after ${secs} s"; rc=1
   elif ((st != 0)); then say "$name: FAILED (exit $st, $((SECONDS - t0)) s)"; rc=1
   else say "$name: passed ($((SECONDS - t0)) s)"; fi
+  save
   return $st
 }
 finish() {
@@ -131,7 +134,7 @@ say "omicsd: $("$HERE/bin/omicsd" --version 2>&1 | head -1)"
 
 # 2. The GPU tests (every one must run: a skip on a GPU machine is a failure).
 for t in test_device_info test_cuda_backends; do
-  step "$t" 240 "$HERE/bin/$t" --gtest_output="json:$WORK/$t.json"
+  step "$t" 150 "$HERE/bin/$t" --gtest_output="json:$WORK/$t.json"
   grep -E '^\[ +(OK|FAILED) +\]|\[ info \]' "$WORK/$t.log" | sed 's/^/    /' | tee -a "$WORK/summary.txt" >/dev/null
   if grep -q 'GPU-vs-CPU test skipped' "$WORK/$t.log"; then say "$t: GPU tests were SKIPPED"; rc=1; fi
 done
@@ -140,7 +143,7 @@ done
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu \
   --format=csv -lms 200 >"$WORK/clocks.csv" 2>&1 &
 smi=$!
-step bench 240 "$HERE/bin/omicsd" bench --threads "$THREADS" --json "$WORK/bench.json"
+step bench 180 "$HERE/bin/omicsd" bench --threads "$THREADS" --json "$WORK/bench.json"
 kill "$smi" 2>/dev/null
 sed 's/^/    /' "$WORK/bench.log" | grep -v '\] \[info\]' >>"$WORK/summary.txt"
 say "sm clock during bench (MHz): $(awk -F', ' 'NR>1 && $2+0>0 {n++; s+=$2; if(min==""||$2<min)min=$2; if($2>max)max=$2} END {if(n) printf "min %d mean %.0f max %d over %d samples", min, s/n, max, n}' "$WORK/clocks.csv")"
@@ -149,9 +152,9 @@ say "sm clock during bench (MHz): $(awk -F', ' 'NR>1 && $2+0>0 {n++; s+=$2; if(m
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)"
 FILTER='CudaBackends.AlignRandomBatchesMatchCpu:CudaBackends.AlignEveryWarpShapeMatchesCpu:CudaBackends.PairHmmRandomBatchesMatchCpu:CudaBackends.AlignCigarLongerThanItsSlotIsRecomputedIdentically'
 if [[ -n $SAN ]]; then
-  step sanitizer-memcheck 240 "$SAN" --tool memcheck --leak-check full --error-exitcode 3 \
+  step sanitizer-memcheck 100 "$SAN" --tool memcheck --leak-check full --error-exitcode 3 \
     "$HERE/bin/test_cuda_backends" --gtest_filter="$FILTER"
-  step sanitizer-initcheck 240 "$SAN" --tool initcheck --error-exitcode 3 \
+  step sanitizer-initcheck 100 "$SAN" --tool initcheck --error-exitcode 3 \
     "$HERE/bin/test_cuda_backends" --gtest_filter="$FILTER"
   grep -h 'ERROR SUMMARY' "$WORK"/sanitizer-*.log | sed 's/^/    /' >>"$WORK/summary.txt"
 else
@@ -197,7 +200,7 @@ PY
     grep -h 'reads, ' omicsd-*.log | sed 's/^.*\] //'
     rm -f sim.bwa.* sim.mutations.* bwa.sam mm2.sam ./*.bam ./*.bai ref.fa*
   }
-  step e2e 240 bash -c "$(declare -f e2e); HERE='$HERE' WORK='$WORK' THREADS='$THREADS' E2E_PAIRS='${E2E_PAIRS:-}' e2e"
+  step e2e 150 bash -c "$(declare -f e2e); HERE='$HERE' WORK='$WORK' THREADS='$THREADS' E2E_PAIRS='${E2E_PAIRS:-}' e2e"
   sed 's/^/    /' "$WORK/e2e.log" >>"$WORK/summary.txt"
 fi
 finish

@@ -123,6 +123,8 @@ Row measure(Backend& backend, const Batch& batch, int repeats, Fn&& call) {
     row.t.h2d_ms /= repeats;
     row.t.kernel_ms /= repeats;
     row.t.d2h_ms /= repeats;
+    row.t.warp_kernel_ms /= repeats;
+    row.t.finish_kernel_ms /= repeats;
     row.t.chunks /= uint64_t(repeats);
     row.t.h2d_bytes /= uint64_t(repeats);
     row.t.d2h_bytes /= uint64_t(repeats);
@@ -147,6 +149,8 @@ nlohmann::json row_json(const Row& r) {
     j["device"] = {{"chunks", r.t.chunks},
                    {"h2d_ms", r.t.h2d_ms},
                    {"kernel_ms", r.t.kernel_ms},
+                   {"warp_kernel_ms", r.t.warp_kernel_ms},
+                   {"finish_kernel_ms", r.t.finish_kernel_ms},
                    {"d2h_ms", r.t.d2h_ms},
                    {"h2d_bytes", r.t.h2d_bytes},
                    {"d2h_bytes", r.t.d2h_bytes},
@@ -165,9 +169,11 @@ void print_row(const Row& r) {
     std::snprintf(shape, sizeof shape, "R=150 H=%d", r.hap_length);
   std::string dev = "-";
   if (r.timed_device) {
-    char b[160];
-    std::snprintf(b, sizeof b, "kernel %.2f ms (%.1f G/s), h2d %.2f ms, d2h %.2f ms, transfer %.0f%% of wall",
+    char b[224];
+    std::snprintf(b, sizeof b,
+                  "kernel %.2f ms (%.1f G/s; warp %.2f + finish %.2f), h2d %.2f ms, d2h %.2f ms, transfer %.0f%% of wall",
                   r.t.kernel_ms, r.t.kernel_ms > 0 ? double(r.cells) / (r.t.kernel_ms * 1e6) : 0.0,
+                  r.t.warp_kernel_ms, r.t.finish_kernel_ms,
                   r.t.h2d_ms, r.t.d2h_ms,
                   r.seconds > 0 ? 100.0 * (r.t.h2d_ms + r.t.d2h_ms) / (1e3 * r.seconds) : 0.0);
     dev = b;

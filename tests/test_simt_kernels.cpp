@@ -242,7 +242,7 @@ TEST(WarpBandedFill, StepLaneLayoutCoversEveryCell) {
       for (int32_t i = 1; i <= m; ++i)
         for (int32_t k = 0; k < w; ++k) {
           const int64_t st = 2 * int64_t(i) + k - 2;
-          const uint64_t byte = (uint64_t(st >> 2) * pv + uint64_t((i - 1) & (pv - 1))) * 4 + uint64_t(st & 3);
+          const uint64_t byte = (uint64_t(st >> 2) * pv + uint64_t((i - 1) % pv)) * 4 + uint64_t(st & 3);
           ASSERT_LT(byte, seen.size()) << "w " << w << " m " << m << " cell " << i << "," << k;
           ASSERT_EQ(seen[byte], 0) << "two cells share a byte: w " << w << " m " << m;
           seen[byte] = 1;
@@ -250,7 +250,31 @@ TEST(WarpBandedFill, StepLaneLayoutCoversEveryCell) {
     }
   EXPECT_EQ(banded_warp_pv(0), 0);
   EXPECT_EQ(banded_warp_pv(1025), 0);
-  EXPECT_EQ(banded_warp_pv(65), 64);
+  EXPECT_EQ(banded_warp_pv(65), 40);   // 8 lanes x 5 slots: 81% busy (a power of two, 64, would be 51%)
+  EXPECT_EQ(banded_warp_pv(129), 80);  // 16 x 5
+  for (int32_t w = 1; w <= kBandedWarpMaxWidth; ++w) {
+    const int32_t shape = banded_warp_shape(w), pv = banded_warp_pv(w);
+    ASSERT_GE(2 * pv, w) << "w " << w;
+    EXPECT_TRUE(with_banded_warp_shape(shape, [](auto, auto) {})) << "shape of w " << w << " is not instantiated";
+    if (w >= 17) {
+      EXPECT_GE(double(w) / (2.0 * pv), 0.68) << "w " << w;
+    }
+  }
+}
+
+TEST(WarpBandedFill, DirectionBuffersKeepWordAlignment) {
+  // Regression (first GPU run, 2026-12-04: cudaErrorMisalignedAddress): a chunk packs the tasks'
+  // direction matrices back to back, and a scalar-fill task (m * w bytes) before warp-fill tasks made
+  // their 32-bit words misaligned. banded_dir_bytes() rounds every task up to whole words.
+  uint64_t off = 0;
+  for (int32_t w : {1500, 1025, 3, 65, 7, 129, 1024})
+    for (int32_t m : {1, 3, 150, 151}) {
+      ASSERT_EQ(off % 4, 0u) << "task after w " << w << " m " << m;
+      const uint64_t bytes = banded_dir_bytes(m, w);
+      ASSERT_GE(bytes, banded_warp_pv(w) > 0 ? 4 * banded_warp_dir_words(m, w, banded_warp_pv(w))
+                                             : uint64_t(m) * uint64_t(w));
+      off += bytes;
+    }
 }
 
 class WarpKernelsRealReads : public ::testing::Test {

@@ -106,7 +106,7 @@ std::unique_ptr<AlignBackend> make_cpu_align_backend(int threads);
 std::unique_ptr<AlignBackend> make_simt_cpu_align_backend(int threads);
 
 // The order both warp-fill backends process a batch in: tasks grouped by their warp shape
-// (banded_warp_pv, ascending; scalar-only tasks, pv 0, first), longest first within a shape so the
+// (banded_warp_shape, ascending; scalar-only tasks, shape 0, first), longest first within a shape so the
 // tasks sharing a warp take similar numbers of steps. Tasks with no cells (empty read or band) are
 // left out.
 std::vector<uint32_t> warp_task_order(const AlignTaskBatch& tasks);

@@ -12,9 +12,9 @@
 //              receives row i - 1 from virtual lane PV - 1: the rows rotate through the lanes);
 //   (i-1, k)   diagonal: what the lane received one step before.
 // A row's w cells occupy w consecutive steps; the next row of the same virtual lane starts 2 * PV steps
-// later, so PV >= w / 2 keeps one row per virtual lane at a time. PV is the smallest power of two
-// >= max(4, ceil(w / 2)), so the lanes are busy w / (2 PV) >= 1/2 of the steps (about 0.8 and more on
-// the usual bands, see banded_warp_pv) plus the ramp of the first and last rows. The per-cell
+// later, so PV >= w / 2 keeps one row per virtual lane at a time; banded_warp_shape() keeps PV close
+// to w / 2 (lanes busy w / (2 PV) of the steps, 68-100% from w = 17 on) plus the ramp of the first and
+// last rows (a fraction w / 2m). The per-cell
 // arithmetic is banded_cell() of host/align/banded_sw.hpp, the same call the scalar fill makes; cells
 // outside the target are kNegInf there and here, and the best end cell is chosen by the scalar's rules
 // (highest score, then the latest row, then the first column), so the direction bytes, the end cell and
@@ -32,22 +32,49 @@
 
 namespace omicsd {
 
-// Bands wider than this (w > 2 * kBandedWarpMaxPV) run the scalar fill, one task per thread.
-inline constexpr int32_t kBandedWarpMaxPV = 512;
+// Bands wider than this run the scalar fill, one task per thread.
+inline constexpr int32_t kBandedWarpMaxWidth = 1024;
 
-// Virtual lanes for band width w: the smallest power of two >= max(4, ceil(w / 2)); 0 when the band is
-// empty or too wide for the warp fill.
+// The warp shape for band width w: P lanes per task (a power of two, so groups are shuffle segments)
+// and V register slots per lane, PV = P * V virtual lanes with 2 PV >= w. The lanes are busy about
+// w / (2 PV) of the steps, so PV is kept close to w / 2: P = 4 up to w = 32 (V = ceil(w / 8)), 8 up to
+// 128 (V = ceil(w / 16)), 16 up to 256 (V = ceil(w / 32)), 32 up to 1024 (V = ceil(w / 64)): at least
+// 68% busy from w = 17 on (81% at w = 65 and 129, where powers of two would give 51%). Encoded as
+// P * 64 + V; 0 when the band is empty or wider than kBandedWarpMaxWidth.
+OMICSD_HD int32_t banded_warp_shape(int32_t w) {
+  if (w < 1 || w > kBandedWarpMaxWidth) return 0;
+  int32_t p, lanes_per_slot_pair;
+  if (w <= 32) {
+    p = 4;
+  } else if (w <= 128) {
+    p = 8;
+  } else if (w <= 256) {
+    p = 16;
+  } else {
+    p = 32;
+  }
+  lanes_per_slot_pair = 2 * p;  // one slot of P lanes covers 2P band columns
+  return p * 64 + (w + lanes_per_slot_pair - 1) / lanes_per_slot_pair;
+}
+OMICSD_HD int32_t banded_warp_shape_lanes(int32_t shape) { return shape / 64; }
+OMICSD_HD int32_t banded_warp_shape_slots(int32_t shape) { return shape % 64; }
+// Virtual lanes (P * V) of band width w; 0 when the warp fill does not take it.
 OMICSD_HD int32_t banded_warp_pv(int32_t w) {
-  if (w < 1 || w > 2 * kBandedWarpMaxPV) return 0;
-  int32_t pv = 4;
-  while (2 * pv < w) pv *= 2;
-  return pv;
+  const int32_t s = banded_warp_shape(w);
+  return banded_warp_shape_lanes(s) * banded_warp_shape_slots(s);
 }
 // Steps of the sweep: anti-diagonals 2 + lo .. 2m + hi.
 OMICSD_HD int64_t banded_warp_steps(int32_t m, int32_t w) { return 2 * int64_t(m) + w - 2; }
 // 32-bit words of the step-major direction layout.
 OMICSD_HD uint64_t banded_warp_dir_words(int32_t m, int32_t w, int32_t pv) {
   return uint64_t((banded_warp_steps(m, w) + 3) / 4) * uint64_t(pv);
+}
+// Bytes of a task's direction matrix in a chunk's shared buffer: the warp layout, or banded_fill's
+// m * w bytes, rounded up to whole 32-bit words so the next task's words stay aligned.
+OMICSD_HD uint64_t banded_dir_bytes(int32_t m, int32_t w) {
+  const int32_t pv = banded_warp_pv(w);
+  const uint64_t bytes = pv > 0 ? 4 * banded_warp_dir_words(m, w, pv) : uint64_t(m) * uint64_t(w);
+  return (bytes + 3) / 4 * 4;
 }
 
 // The step-major direction layout, for banded_traceback_in().
@@ -56,7 +83,7 @@ struct StepLaneDir {
   int32_t pv;
   OMICSD_HD uint8_t operator()(int32_t i, int32_t k) const {
     const int64_t st = 2 * int64_t(i) + k - 2;
-    const int32_t v = (i - 1) & (pv - 1);
+    const int32_t v = (i - 1) % pv;
     return uint8_t(words[(st >> 2) * pv + v] >> (8 * (st & 3)));
   }
 };
@@ -74,22 +101,23 @@ struct BandedFillOut {
   int32_t objective = kNegInf, bi = 0, bj = 0;
 };
 
-// Fills the tasks of one warp: groups of P lanes with V slots each (PV = P * V must be the task's
-// banded_warp_pv). Every lane of a group ends with its task's BandedFillOut in out[l].
+// Fills the tasks of one warp: groups of P lanes with V slots each ((P, V) must be the task's
+// banded_warp_shape). Every lane of a group ends with its task's BandedFillOut in out[l].
 template <int P, int V>
 OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const ScoringParams& p,
                                 simt::Lanes<BandedFillOut>& out) {
   using simt::each;
   using simt::Lanes;
   static_assert(P >= 4 && P <= simt::kWarpSize && (P & (P - 1)) == 0, "P: 4, 8, 16 or 32 lanes");
-  static_assert(V >= 1 && (V & (V - 1)) == 0, "V: a power of two");
+  static_assert(V >= 1 && V < 64, "V: 1 .. 63 register slots");
   constexpr int32_t PV = P * V;
   const int32_t gap_open_ext = p.gap_open + p.gap_extend;
 
-  Lanes<int32_t> steps;
+  Lanes<int32_t> steps, width;
   each([&](int l) {
     const BandedWarpTask& d = task[l];
-    steps[l] = d.m > 0 ? int32_t(banded_warp_steps(d.m, band_width(d.lo, d.hi))) : 0;
+    width[l] = band_width(d.lo, d.hi);
+    steps[l] = d.m > 0 ? int32_t(banded_warp_steps(d.m, width[l])) : 0;
   });
   const int32_t total = simt::warp_max(steps);
 
@@ -98,6 +126,10 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
   // the row's best end so far (rj < 0: no cell in the target yet) and the packed direction bytes.
   Lanes<int32_t> row[V], kk[V], e[V], hl[V], hd[V], ho[V], fo[V], rbest[V], rj[V];
   Lanes<uint32_t> pack[V];
+  // Set when a row starts (k == 0): its cells in the target, kb <= k <= ke (ke = -1: none, also for
+  // rows past the read), t[tbase + k] = t[j - 1], the read base, S(i-1) and the end penalty.
+  Lanes<int32_t> kb[V], ke[V], tbase[V], restart[V], endpen[V];
+  Lanes<uint8_t> qb[V];
   Lanes<int32_t> best, bi, bj;  // the lane's best end over its finished rows
   each([&](int l) {
     const int32_t lane = l & (P - 1);
@@ -109,6 +141,10 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
       e[a][l] = hl[a][l] = hd[a][l] = ho[a][l] = fo[a][l] = rbest[a][l] = kNegInf;
       rj[a][l] = -1;
       pack[a][l] = 0;
+      kb[a][l] = 0;
+      ke[a][l] = -1;
+      tbase[a][l] = restart[a][l] = endpen[a][l] = 0;
+      qb[a][l] = 0;
     }
     best[l] = kNegInf;
     bi[l] = 0;
@@ -126,8 +162,7 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
     each([&](int l) {
       const BandedWarpTask& d = task[l];
       const int32_t lane = l & (P - 1);
-      const int32_t w = band_width(d.lo, d.hi);
-      const bool live = st < steps[l];
+      const int32_t w = width[l];
       OMICSD_UNROLL
       for (int a = 0; a < V; ++a) {
         // Virtual lane 0 of slot a follows virtual lane P - 1 of slot a - 1 (slot V - 1 for a == 0).
@@ -137,46 +172,48 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
         const int32_t diag = hd[a][l];
         hd[a][l] = up_h;  // (i-1, j) is the next cell's diagonal
         const int32_t k = kk[a][l], i = row[a][l];
+        if (k == 0) {  // row i starts (rows past the read, i > m, get no cells)
+          e[a][l] = hl[a][l] = rbest[a][l] = kNegInf;
+          rj[a][l] = -1;
+          kb[a][l] = max2(0, 1 - i - d.lo);
+          ke[a][l] = i <= d.m ? min2(w - 1, d.n - i - d.lo) : -1;
+          tbase[a][l] = i + d.lo - 1;
+          qb[a][l] = i <= d.m ? d.q[i - 1] : uint8_t(0);
+          restart[a][l] = i == 1 ? 0 : -p.clip5;
+          endpen[a][l] = i == d.m ? 0 : p.clip3;
+        }
         int32_t h_out = kNegInf, f_out = kNegInf;
         uint32_t dbyte = 0;
-        if (live && k >= 0 && k < w && i <= d.m) {
+        if (k >= kb[a][l] && k <= ke[a][l]) {
           // (i-1, k+1) is outside the band at its last column (and the previous virtual lane may
           // already be on its next row there when w == 2 PV).
           if (k == w - 1) up_h = up_f = kNegInf;
-          if (k == 0) {
-            e[a][l] = hl[a][l] = rbest[a][l] = kNegInf;
-            rj[a][l] = -1;
+          const BandedCell c = banded_cell(diag, up_h, up_f, hl[a][l], e[a][l], restart[a][l],
+                                           substitution_score(qb[a][l], d.t[tbase[a][l] + k], p), gap_open_ext,
+                                           p.gap_extend);
+          h_out = c.h;
+          f_out = c.f;
+          e[a][l] = c.e;
+          hl[a][l] = c.h;
+          dbyte = c.dir;
+          const int32_t cand = c.m - endpen[a][l];
+          if (rj[a][l] < 0) rj[a][l] = 0;
+          if (cand > rbest[a][l]) {
+            rbest[a][l] = cand;
+            rj[a][l] = i + d.lo + k;
           }
-          const int32_t j = i + d.lo + k;
-          if (j >= 1 && j <= d.n) {
-            const int32_t restart = i == 1 ? 0 : -p.clip5;
-            const BandedCell c = banded_cell(diag, up_h, up_f, hl[a][l], e[a][l], restart,
-                                             substitution_score(d.q[i - 1], d.t[j - 1], p), gap_open_ext,
-                                             p.gap_extend);
-            h_out = c.h;
-            f_out = c.f;
-            e[a][l] = c.e;
-            hl[a][l] = c.h;
-            dbyte = c.dir;
-            const int32_t cand = c.m - (i == d.m ? 0 : p.clip3);
-            if (rj[a][l] < 0) rj[a][l] = 0;
-            if (cand > rbest[a][l]) {
-              rbest[a][l] = cand;
-              rj[a][l] = j;
-            }
-          }
-          // Rows finish in increasing order of i over all virtual lanes, so ">=" keeps the latest row
-          // among equal ends, as the scalar fill does.
-          if (k == w - 1 && rj[a][l] >= 0 && rbest[a][l] >= best[l]) {
-            best[l] = rbest[a][l];
-            bi[l] = i;
-            bj[l] = rj[a][l];
-          }
+        }
+        // Rows finish in increasing order of i over all virtual lanes, so ">=" keeps the latest row
+        // among equal ends, as the scalar fill does (rj >= 0: the row had cells, so i <= m).
+        if (k == w - 1 && rj[a][l] >= 0 && rbest[a][l] >= best[l]) {
+          best[l] = rbest[a][l];
+          bi[l] = i;
+          bj[l] = rj[a][l];
         }
         ho[a][l] = h_out;
         fo[a][l] = f_out;
         pack[a][l] |= dbyte << (8 * (st & 3));
-        if (live && ((st & 3) == 3 || st == steps[l] - 1)) {
+        if (st < steps[l] && ((st & 3) == 3 || st == steps[l] - 1)) {
           d.dir[int64_t(st >> 2) * PV + lane + P * a] = pack[a][l];
           pack[a][l] = 0;
         }
@@ -212,21 +249,25 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
   });
 }
 
-// Calls f(std::integral_constant<int, P>, std::integral_constant<int, V>) for the shape of pv
-// (banded_warp_pv): the one place the instantiated shapes are listed. False for pv == 0.
+// Calls f(std::integral_constant<int, P>, std::integral_constant<int, V>) for a banded_warp_shape():
+// the one place the instantiated shapes are listed. False for shape 0.
 template <class F>
-bool with_banded_warp_shape(int32_t pv, F&& f) {
-  using std::integral_constant;
-  switch (pv) {
-    case 4: f(integral_constant<int, 4>{}, integral_constant<int, 1>{}); return true;
-    case 8: f(integral_constant<int, 8>{}, integral_constant<int, 1>{}); return true;
-    case 16: f(integral_constant<int, 16>{}, integral_constant<int, 1>{}); return true;
-    case 32: f(integral_constant<int, 32>{}, integral_constant<int, 1>{}); return true;
-    case 64: f(integral_constant<int, 32>{}, integral_constant<int, 2>{}); return true;
-    case 128: f(integral_constant<int, 32>{}, integral_constant<int, 4>{}); return true;
-    case 256: f(integral_constant<int, 32>{}, integral_constant<int, 8>{}); return true;
-    case 512: f(integral_constant<int, 32>{}, integral_constant<int, 16>{}); return true;
-    default: return false;
+bool with_banded_warp_shape(int32_t shape, F&& f) {
+  switch (shape) {
+#define OMICSD_BANDED_SHAPE(P, V)                                                     \
+  case P * 64 + V:                                                                    \
+    f(std::integral_constant<int, P>{}, std::integral_constant<int, V>{});          \
+    return true;
+    OMICSD_BANDED_SHAPE(4, 1) OMICSD_BANDED_SHAPE(4, 2) OMICSD_BANDED_SHAPE(4, 3) OMICSD_BANDED_SHAPE(4, 4)
+    OMICSD_BANDED_SHAPE(8, 3) OMICSD_BANDED_SHAPE(8, 4) OMICSD_BANDED_SHAPE(8, 5) OMICSD_BANDED_SHAPE(8, 6)
+    OMICSD_BANDED_SHAPE(8, 7) OMICSD_BANDED_SHAPE(8, 8)
+    OMICSD_BANDED_SHAPE(16, 5) OMICSD_BANDED_SHAPE(16, 6) OMICSD_BANDED_SHAPE(16, 7) OMICSD_BANDED_SHAPE(16, 8)
+    OMICSD_BANDED_SHAPE(32, 5) OMICSD_BANDED_SHAPE(32, 6) OMICSD_BANDED_SHAPE(32, 7) OMICSD_BANDED_SHAPE(32, 8)
+    OMICSD_BANDED_SHAPE(32, 9) OMICSD_BANDED_SHAPE(32, 10) OMICSD_BANDED_SHAPE(32, 11) OMICSD_BANDED_SHAPE(32, 12)
+    OMICSD_BANDED_SHAPE(32, 13) OMICSD_BANDED_SHAPE(32, 14) OMICSD_BANDED_SHAPE(32, 15) OMICSD_BANDED_SHAPE(32, 16)
+#undef OMICSD_BANDED_SHAPE
+    default:
+      return false;
   }
 }
 

@@ -14,18 +14,18 @@ std::vector<uint32_t> warp_task_order(const AlignTaskBatch& tasks) {
   const size_t n = tasks.size();
   std::vector<uint32_t> order;
   order.reserve(n);
-  std::vector<int32_t> pv(n);
+  std::vector<int32_t> shape(n);
   std::vector<int64_t> steps(n);
   for (size_t i = 0; i < n; ++i) {
     const int32_t w = band_width(tasks.diag_lo[i], tasks.diag_hi[i]);
     const int32_t m = int32_t(tasks.query_length[i]);
     if (m == 0 || w <= 0) continue;
-    pv[i] = banded_warp_pv(w);
+    shape[i] = banded_warp_shape(w);
     steps[i] = banded_warp_steps(m, w);
     order.push_back(uint32_t(i));
   }
   std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    return pv[a] != pv[b] ? pv[a] < pv[b] : steps[a] > steps[b];
+    return shape[a] != shape[b] ? shape[a] < shape[b] : steps[a] > steps[b];
   });
   return order;
 }
@@ -44,17 +44,16 @@ class SimtCpuAlignBackend final : public AlignBackend {
     // Units of work: one emulated warp (32 / P tasks of one shape) or one scalar task.
     struct Unit {
       size_t begin, end;
-      int32_t pv;
+      int32_t shape;
     };
+    auto shape_of = [&](uint32_t i) { return banded_warp_shape(band_width(tasks.diag_lo[i], tasks.diag_hi[i])); };
     std::vector<Unit> units;
     for (size_t a = 0; a < order.size();) {
-      const int32_t pv = banded_warp_pv(band_width(tasks.diag_lo[order[a]], tasks.diag_hi[order[a]]));
+      const int32_t shape = shape_of(order[a]);
       size_t b = a;
-      while (b < order.size() &&
-             banded_warp_pv(band_width(tasks.diag_lo[order[b]], tasks.diag_hi[order[b]])) == pv)
-        ++b;
-      const size_t per = pv == 0 ? 1 : size_t(simt::kWarpSize / std::min(pv, simt::kWarpSize));
-      for (size_t u = a; u < b; u += per) units.push_back({u, std::min(b, u + per), pv});
+      while (b < order.size() && shape_of(order[b]) == shape) ++b;
+      const size_t per = shape == 0 ? 1 : size_t(simt::kWarpSize / banded_warp_shape_lanes(shape));
+      for (size_t u = a; u < b; u += per) units.push_back({u, std::min(b, u + per), shape});
       a = b;
     }
     std::vector<std::vector<uint32_t>> cigars(n);
@@ -63,7 +62,7 @@ class SimtCpuAlignBackend final : public AlignBackend {
       std::vector<int32_t> h, f;
       std::vector<uint8_t> dir8;
       for (size_t u = ubegin; u < uend; ++u) run_unit(tasks, params, order, units[u].begin, units[u].end,
-                                                      units[u].pv, out, cigars, dir, cigar, h, f, dir8);
+                                                      units[u].shape, out, cigars, dir, cigar, h, f, dir8);
     });
     out.cigar.clear();
     for (size_t i = 0; i < n; ++i) {
@@ -74,13 +73,13 @@ class SimtCpuAlignBackend final : public AlignBackend {
 
  private:
   static void run_unit(const AlignTaskBatch& tasks, const ScoringParams& params, const std::vector<uint32_t>& order,
-                       size_t begin, size_t end, int32_t pv, AlignResultBatch& out,
+                       size_t begin, size_t end, int32_t shape, AlignResultBatch& out,
                        std::vector<std::vector<uint32_t>>& cigars, std::vector<uint32_t>& dir,
                        std::vector<uint32_t>& cigar, std::vector<int32_t>& h, std::vector<int32_t>& f,
                        std::vector<uint8_t>& dir8) {
     auto q_of = [&](uint32_t i) { return tasks.query.data() + tasks.query_offset[i]; };
     auto t_of = [&](uint32_t i) { return tasks.target.data() + tasks.target_offset[i]; };
-    if (pv == 0) {  // too wide for the warp fill: the scalar fill, as the CUDA backend's wide path
+    if (shape == 0) {  // too wide for the warp fill: the scalar fill, as the CUDA backend's wide path
       const uint32_t i = order[begin];
       const int32_t m = int32_t(tasks.query_length[i]), lo = tasks.diag_lo[i], hi = tasks.diag_hi[i];
       const int32_t w = band_width(lo, hi);
@@ -97,8 +96,9 @@ class SimtCpuAlignBackend final : public AlignBackend {
       cigars[i].assign(cigar.begin(), cigar.begin() + r.n_cigar);
       return;
     }
-    with_banded_warp_shape(pv, [&](auto p_const, auto v_const) {
+    with_banded_warp_shape(shape, [&](auto p_const, auto v_const) {
       constexpr int P = decltype(p_const)::value, V = decltype(v_const)::value;
+      constexpr int32_t pv = P * V;
       simt::Lanes<BandedWarpTask> lanes;
       std::vector<uint64_t> dir_at(end - begin);
       uint64_t words = 0;

@@ -226,12 +226,26 @@ OMICSD_HD void pair_hmm_cell(T prior, T m_diag, T i_diag, T d_diag, T m_up, T i_
   *d_out = t.md * m_left + t.dd * d_left;
 }
 
+// The emission prior of read base `read_base` against haplotype code `hap_code` (& 7; codes >= 4 are
+// N), given the read base's match and mismatch probabilities: the one place the rule is written.
+template <class T>
+OMICSD_HD T pair_hmm_prior(uint8_t read_base, int hap_code, T match, T mismatch) {
+  return (read_base > 3 || hap_code > 3 || hap_code == int(read_base)) ? match : mismatch;
+}
+// The match and mismatch probabilities of a base of quality `qual`.
+template <class T>
+OMICSD_HD void pair_hmm_base_probs(uint8_t qual, const PairHmmTables<T>& t, T* match, T* mismatch) {
+  const int q = qual > kPairHmmMaxQual ? kPairHmmMaxQual : int(qual);
+  *match = t.match[q];
+  *mismatch = t.mismatch[q];
+}
+
 // Emission priors of one read base against each haplotype code, indexed by code & 7 (codes >= 4 are N).
 template <class T>
 OMICSD_HD void pair_hmm_row_priors(uint8_t read_base, uint8_t qual, const PairHmmTables<T>& t, T prof[8]) {
-  const int q = qual > kPairHmmMaxQual ? kPairHmmMaxQual : int(qual);
-  const T match = t.match[q], mismatch = t.mismatch[q];
-  for (int c = 0; c < 8; ++c) prof[c] = (read_base > 3 || c > 3 || c == int(read_base)) ? match : mismatch;
+  T match, mismatch;
+  pair_hmm_base_probs<T>(qual, t, &match, &mismatch);
+  for (int c = 0; c < 8; ++c) prof[c] = pair_hmm_prior<T>(read_base, c, match, mismatch);
 }
 
 // The forward pass in one precision over rows of hlen + 1 values (ws: 3 rows). Returns the scaled

@@ -12,8 +12,8 @@
 // Lane 0 starts row i + 1 of the next stripe while lane P - 1 is still on row i, so lane P - 1 writes
 // its rows into a carry row (3 x (hlen + 1) floats: the pair's float workspace) and lane 0 reads them
 // hlen - P + 1 steps later, before they are overwritten (this needs hlen >= P: see pair_hmm_warp_p).
-// The cell is pair_hmm_cell() of host/call/pair_hmm.hpp with the emission priors of
-// pair_hmm_row_priors(), the calls the scalar forward pass makes, on the same operands; the last row's
+// The cell is pair_hmm_cell() of host/call/pair_hmm.hpp with the emission prior pair_hmm_prior() (the
+// rule pair_hmm_row_priors() tabulates for the scalar pass), on the same operands; the last row's
 // lane adds M + I in ascending j exactly as the scalar sum does. So the scaled sum S is bit-identical
 // with the scalar float pass, and the caller finishes as pair_hmm_log10() does: log10 of S, or the
 // scalar double pass when S < kPairHmmFloatMin (its row rescaling needs whole rows; it is rare).
@@ -62,7 +62,8 @@ OMICSD_HD void pair_hmm_float_warp(const simt::Lanes<HmmWarpPair>& pair, const P
   Lanes<float> initial, ms, is, ds;        // this step's cell (sent on)
   Lanes<float> mdg, idg, ddg, ml, dl;      // diagonal and left operands
   Lanes<float> acc;                        // the last row's running sum
-  Lanes<float> prof[8];                    // emission priors of the lane's row by haplotype code
+  Lanes<float> pmatch, pmismatch;          // the lane's row: its read base's match / mismatch priors
+  Lanes<uint8_t> rbase;                    // ... and the base
   each([&](int l) {
     const HmmWarpPair& d = pair[l];
     const int32_t lane = l & (P - 1);
@@ -71,8 +72,8 @@ OMICSD_HD void pair_hmm_float_warp(const simt::Lanes<HmmWarpPair>& pair, const P
     row[l] = lane + 1;
     col[l] = -lane;  // 0-based column of this step's cell; negative: not started
     ms[l] = is[l] = ds[l] = mdg[l] = idg[l] = ddg[l] = ml[l] = dl[l] = acc[l] = 0.0f;
-    OMICSD_UNROLL
-    for (int c = 0; c < 8; ++c) prof[c][l] = 0.0f;
+    pmatch[l] = pmismatch[l] = 0.0f;
+    rbase[l] = 0;
   });
   const int32_t total = simt::warp_max(steps);
 
@@ -107,15 +108,11 @@ OMICSD_HD void pair_hmm_float_warp(const simt::Lanes<HmmWarpPair>& pair, const P
           mdg[l] = idg[l] = 0.0f;
           ddg[l] = i == 1 ? initial[l] : 0.0f;
           ml[l] = dl[l] = 0.0f;
-          float pr[8];
-          pair_hmm_row_priors<float>(d.read[i - 1], d.qual[i - 1], tables, pr);
-          OMICSD_UNROLL
-          for (int k = 0; k < 8; ++k) prof[k][l] = pr[k];
+          rbase[l] = d.read[i - 1];
+          pair_hmm_base_probs<float>(d.qual[i - 1], tables, &pmatch[l], &pmismatch[l]);
         }
-        const int code = d.hap[j - 1] & 7;
-        float prior = prof[0][l];
-        OMICSD_UNROLL
-        for (int k = 1; k < 8; ++k) prior = code == k ? prof[k][l] : prior;
+        // The value pair_hmm_row_priors() puts at prof[hap & 7], without the 8-entry profile.
+        const float prior = pair_hmm_prior<float>(rbase[l], d.hap[j - 1] & 7, pmatch[l], pmismatch[l]);
         pair_hmm_cell<float>(prior, mdg[l], idg[l], ddg[l], m_up, i_up, ml[l], dl[l], tr, &m_out, &i_out, &d_out);
         mdg[l] = m_up;
         idg[l] = i_up;

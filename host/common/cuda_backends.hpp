@@ -34,6 +34,9 @@ std::unique_ptr<GenotypeBackend> make_cuda_genotype_backend(const CudaBackendOpt
 struct CudaBackendTimings {
   uint64_t chunks = 0, h2d_bytes = 0, d2h_bytes = 0, cpu_fallback_tasks = 0;
   double h2d_ms = 0, kernel_ms = 0, d2h_ms = 0;
+  // kernel_ms split: the warp-cooperative kernels, then the per-task finish kernel (traceback / double
+  // pass / scalar tasks).
+  double warp_kernel_ms = 0, finish_kernel_ms = 0;
 };
 // Moves the backend's accumulated timings into *t and resets them; false (and *t untouched) when the
 // backend is not a CUDA backend.

@@ -54,17 +54,22 @@ __host__ __device__ inline uint32_t cigar_slot_words(int32_t m) {
 // takes 32 / P consecutive tasks, one per group of P lanes. Whole warps run (lanes past the end idle in
 // an empty group) because every lane takes part in the shuffles.
 template <int P, int V>
-__global__ void __launch_bounds__(kThreadsPerBlock) banded_fill_warp_kernel(
-    const AlignTaskDesc* __restrict__ desc, uint32_t first, uint32_t count, const uint8_t* __restrict__ query,
-    const uint8_t* __restrict__ target, uint8_t* dir, BandedFillOut* fill, ScoringParams params) {
-  const int lane = int(threadIdx.x) & (simt::kWarpSize - 1);  // blocks are whole warps
-  const uint32_t warp = (blockIdx.x * blockDim.x + threadIdx.x) / simt::kWarpSize;
-  const uint32_t k = warp * uint32_t(simt::kWarpSize / P) + uint32_t(lane / P);
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    banded_fill_warp_kernel(const AlignTaskDesc* __restrict__ desc, uint32_t first, uint32_t count,
+                            const uint8_t* __restrict__ query, const uint8_t* __restrict__ target,
+                            uint8_t* dir, BandedFillOut* fill, ScoringParams params) {
+  const int lane = warp_lane();
+  const uint32_t k = group_item<P>();
   simt::Lanes<BandedWarpTask> task;
   if (k < count) {
     const AlignTaskDesc d = desc[first + k];
-    task[lane] = BandedWarpTask{query + d.query_off, target + d.target_off,
-                                reinterpret_cast<uint32_t*>(dir + d.dir_off), d.m, d.n, d.lo, d.hi};
+    task[lane] = BandedWarpTask{query + d.query_off,
+                                target + d.target_off,
+                                reinterpret_cast<uint32_t*>(dir + d.dir_off),
+                                d.m,
+                                d.n,
+                                d.lo,
+                                d.hi};
   } else {
     task[lane] = BandedWarpTask{};
   }
@@ -82,8 +87,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock) banded_fill_warp_kernel(
 __global__ void banded_finish_kernel(const AlignTaskDesc* __restrict__ desc, uint32_t count,
                                      const uint8_t* __restrict__ query, const uint8_t* __restrict__ target,
                                      int32_t* hf, uint8_t* dir, const BandedFillOut* __restrict__ fill,
-                                     uint32_t* scratch, uint32_t* cigar, BandedResult* out, ScoringParams params,
-                                     int fault) {
+                                     uint32_t* scratch, uint32_t* cigar, BandedResult* out,
+                                     ScoringParams params, int fault) {
   const uint32_t idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (fault && idx == 0) *static_cast<volatile int*>(nullptr) = 1;
   if (idx >= count) return;
@@ -95,13 +100,14 @@ __global__ void banded_finish_kernel(const AlignTaskDesc* __restrict__ desc, uin
   if (d.shape > 0) {
     const BandedFillOut f = fill[idx];
     r = banded_traceback_in(q, d.m, t, d.lo, params,
-                            StepLaneDir{reinterpret_cast<const uint32_t*>(dir + d.dir_off), d.pv}, f.objective,
-                            f.bi, f.bj, work);
+                            StepLaneDir{reinterpret_cast<const uint32_t*>(dir + d.dir_off), d.pv},
+                            f.objective, f.bi, f.bj, work);
   } else {
     const int32_t w = band_width(d.lo, d.hi);
     int32_t* h = hf + d.hf_off;
     int32_t bi = 0, bj = 0;
-    const int32_t obj = banded_fill(q, d.m, t, d.n, d.lo, d.hi, params, h, h + (w + 1), dir + d.dir_off, &bi, &bj);
+    const int32_t obj =
+        banded_fill(q, d.m, t, d.n, d.lo, d.hi, params, h, h + (w + 1), dir + d.dir_off, &bi, &bj);
     r = banded_traceback(q, d.m, t, d.lo, d.hi, params, dir + d.dir_off, obj, bi, bj, work);
   }
   out[idx] = r;
@@ -272,18 +278,18 @@ class CudaAlignBackend final : public AlignBackend {
       for (const ShapeRun& r : runs) {
         with_banded_warp_shape(r.shape, [&](auto p_const, auto v_const) {
           constexpr int P = decltype(p_const)::value, V = decltype(v_const)::value;
-          const size_t warps = (size_t(r.count) + (simt::kWarpSize / P) - 1) / (simt::kWarpSize / P);
-          banded_fill_warp_kernel<P, V><<<blocks_for(warps * simt::kWarpSize), kThreadsPerBlock, 0, s>>>(
+          banded_fill_warp_kernel<P, V><<<blocks_for_groups<P>(r.count), kThreadsPerBlock, 0, s>>>(
               desc, r.first, r.count, dev + L.in_query, dev + L.in_target, dev + L.ws_dir, fill, params);
           OMICSD_CUDA_CHECK_LAUNCH("banded_fill_warp_kernel<<<>>>");
         });
       }
       OMICSD_CUDA_CHECK(cudaEventRecord(phase, s));
       banded_finish_kernel<<<blocks_for(L.count), kThreadsPerBlock, 0, s>>>(
-          desc, uint32_t(L.count), dev + L.in_query, dev + L.in_target, reinterpret_cast<int32_t*>(dev + L.ws_hf),
-          dev + L.ws_dir, fill, reinterpret_cast<uint32_t*>(dev + L.ws_scratch),
-          reinterpret_cast<uint32_t*>(dev + L.out_base + L.out_cigar), reinterpret_cast<BandedResult*>(dev + L.out_base),
-          params, b.fault_);
+          desc, uint32_t(L.count), dev + L.in_query, dev + L.in_target,
+          reinterpret_cast<int32_t*>(dev + L.ws_hf), dev + L.ws_dir, fill,
+          reinterpret_cast<uint32_t*>(dev + L.ws_scratch),
+          reinterpret_cast<uint32_t*>(dev + L.out_base + L.out_cigar),
+          reinterpret_cast<BandedResult*>(dev + L.out_base), params, b.fault_);
       OMICSD_CUDA_CHECK_LAUNCH("banded_finish_kernel<<<>>>");
     }
 
@@ -297,8 +303,8 @@ class CudaAlignBackend final : public AlignBackend {
         const uint32_t m = t.query_length[i];
         const uint32_t slot = cigar_slot_words(int32_t(m));
         if (r.n_cigar > max_cigar_ops(int32_t(m)))
-          throw Error("cuda align backend: kernel returned a CIGAR longer than a read of " + std::to_string(m) +
-                      " bases can have");
+          throw Error("cuda align backend: kernel returned a CIGAR longer than a read of " +
+                      std::to_string(m) + " bases can have");
         if (r.n_cigar > slot) {
           b.overflow_.push_back(i);
         } else {

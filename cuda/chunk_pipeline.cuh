@@ -16,14 +16,30 @@
 #include <vector>
 
 #include "cuda/cuda_util.cuh"
+#include "host/common/simt.hpp"
 #include "host/common/cuda_backends.hpp"
 
 namespace omicsd::cuda {
 
-// Both kernels run one task per thread.
+// Threads per block of every kernel (four warps).
 inline constexpr int kThreadsPerBlock = 128;
 inline unsigned blocks_for(size_t tasks) {
   return unsigned((tasks + kThreadsPerBlock - 1) / kThreadsPerBlock);
+}
+
+// Warp kernels: whole warps of a 1-D launch; each group of P lanes takes one item (task or pair).
+__device__ __forceinline__ int warp_lane() { return int(threadIdx.x) & (simt::kWarpSize - 1); }
+// The item of this thread's group: warp w holds items w * (32 / P) .. w * (32 / P) + 32 / P - 1.
+template <int P>
+__device__ __forceinline__ uint32_t group_item() {
+  const uint32_t warp = (blockIdx.x * blockDim.x + threadIdx.x) / simt::kWarpSize;
+  return warp * uint32_t(simt::kWarpSize / P) + uint32_t(warp_lane() / P);
+}
+// Blocks for a warp kernel over `items` items in groups of P lanes.
+template <int P>
+unsigned blocks_for_groups(size_t items) {
+  constexpr size_t per_warp = simt::kWarpSize / P;
+  return blocks_for((items + per_warp - 1) / per_warp * simt::kWarpSize);
 }
 
 // Layout: a chunk's totals and array placement, built by the backend's add() hook and finish(). The

@@ -4,9 +4,9 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <utility>
 
@@ -40,8 +40,8 @@ inline bool is_sticky_cuda_error(cudaError_t err) {
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
   int device = -1;
   cudaGetDevice(&device);
-  const std::string what = std::string("CUDA error: ") + call + " at " + file + ":" + std::to_string(line) + ": " +
-                           cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
+  const std::string what = std::string("CUDA error: ") + call + " at " + file + ":" + std::to_string(line) +
+                           ": " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")";
   if (is_sticky_cuda_error(err)) throw GpuFaultError(device, what);
   throw Error(what);
 }

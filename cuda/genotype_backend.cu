@@ -46,18 +46,18 @@ struct HmmPairDesc {
 // past the end idle in an empty group) because every lane takes part in the shuffles. Pairs whose float
 // sum underflowed are left with pass kNone for the finish kernel.
 template <int P>
-__global__ void __launch_bounds__(kThreadsPerBlock) pair_hmm_warp_kernel(
-    const HmmPairDesc* __restrict__ desc, uint32_t first, uint32_t count, const uint8_t* __restrict__ bases,
-    const uint8_t* __restrict__ quals, const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model,
-    float* wsf, double* out_ll, uint8_t* out_pass) {
-  const int lane = int(threadIdx.x) & (simt::kWarpSize - 1);  // blocks are whole warps
-  const uint32_t warp = (blockIdx.x * blockDim.x + threadIdx.x) / simt::kWarpSize;
-  const uint32_t k = warp * uint32_t(simt::kWarpSize / P) + uint32_t(lane / P);
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    pair_hmm_warp_kernel(const HmmPairDesc* __restrict__ desc, uint32_t first, uint32_t count,
+                         const uint8_t* __restrict__ bases, const uint8_t* __restrict__ quals,
+                         const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model, float* wsf,
+                         double* out_ll, uint8_t* out_pass) {
+  const int lane = warp_lane();
+  const uint32_t k = group_item<P>();
   simt::Lanes<HmmWarpPair> pair;
   if (k < count) {
     const HmmPairDesc d = desc[first + k];
-    pair[lane] = HmmWarpPair{bases + d.read_off, quals + d.read_off, haps + d.hap_off, wsf + d.wsf_off, d.rlen,
-                             d.hlen};
+    pair[lane] = HmmWarpPair{
+        bases + d.read_off, quals + d.read_off, haps + d.hap_off, wsf + d.wsf_off, d.rlen, d.hlen};
   } else {
     pair[lane] = HmmWarpPair{};
   }
@@ -80,20 +80,21 @@ __global__ void __launch_bounds__(kThreadsPerBlock) pair_hmm_warp_kernel(
 // pointer: an illegal address, the sticky error class.
 __global__ void pair_hmm_finish_kernel(const HmmPairDesc* __restrict__ desc, uint32_t count,
                                        const uint8_t* __restrict__ bases, const uint8_t* __restrict__ quals,
-                                       const uint8_t* __restrict__ haps, const PairHmmModel* __restrict__ model,
-                                       float* wsf, double* wsd, double* out_ll, uint8_t* out_pass, int fault) {
+                                       const uint8_t* __restrict__ haps,
+                                       const PairHmmModel* __restrict__ model, float* wsf, double* wsd,
+                                       double* out_ll, uint8_t* out_pass, int fault) {
   const uint32_t idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (fault && idx == 0) *static_cast<volatile int*>(nullptr) = 1;
   if (idx >= count) return;
   const HmmPairDesc d = desc[idx];
   if (d.p == 0) {
     PairHmmPass pass = PairHmmPass::kNone;
-    out_ll[idx] = pair_hmm_log10(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen, *model,
-                                 PairHmmWorkspace{wsf + d.wsf_off, wsd + d.wsd_off}, &pass);
+    out_ll[idx] = pair_hmm_log10(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen,
+                                 *model, PairHmmWorkspace{wsf + d.wsf_off, wsd + d.wsd_off}, &pass);
     out_pass[idx] = uint8_t(pass);
   } else if (out_pass[idx] == uint8_t(PairHmmPass::kNone)) {
-    out_ll[idx] = pair_hmm_log10_double(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off, d.hlen,
-                                        *model, wsd + d.wsd_off);
+    out_ll[idx] = pair_hmm_log10_double(bases + d.read_off, quals + d.read_off, d.rlen, haps + d.hap_off,
+                                        d.hlen, *model, wsd + d.wsd_off);
     out_pass[idx] = uint8_t(PairHmmPass::kDouble);
   }
 }
@@ -241,8 +242,7 @@ class CudaGenotypeBackend final : public GenotypeBackend {
       for (const WidthRun& r : runs) {
         with_pair_hmm_warp_shape(r.p, [&](auto p_const) {
           constexpr int P = decltype(p_const)::value;
-          const size_t warps = (size_t(r.count) + (simt::kWarpSize / P) - 1) / (simt::kWarpSize / P);
-          pair_hmm_warp_kernel<P><<<blocks_for(warps * simt::kWarpSize), kThreadsPerBlock, 0, s>>>(
+          pair_hmm_warp_kernel<P><<<blocks_for_groups<P>(r.count), kThreadsPerBlock, 0, s>>>(
               desc, r.first, r.count, dev + L.in_bases, dev + L.in_quals, dev + L.in_haps, model_dev, wsf, ll,
               pass);
           OMICSD_CUDA_CHECK_LAUNCH("pair_hmm_warp_kernel<<<>>>");

@@ -17,7 +17,8 @@
 #
 # On the device machine (from the repository root, the bundle carried along):
 #   <bundle>/run.sh   exit status 0 only when every step passed (or there is no GPU: steps skipped);
-#                     THREADS (default nproc) for the CPU sides, E2E_PAIRS (default 400000)
+#                     THREADS (default nproc) for the CPU sides, E2E_PAIRS (default 400000),
+#                     GPU_CHECK_STEPS (default tests,bench,sanitizer,e2e: a subset reruns part)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -94,6 +95,8 @@ mkdir -p "$RES"
 export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OMICSD_SHARED_DATA="$HERE/data" OMICSD_BIN="$HERE/bin/omicsd"
 THREADS="${THREADS:-$(nproc)}"
+STEPS=",${GPU_CHECK_STEPS:-tests,bench,sanitizer,e2e},"  # which of steps 2-5 to run
+want() { [[ $STEPS == *",$1,"* ]]; }
 rc=0
 # The summary and the tarball are refreshed after every step, so a run cut short still leaves them.
 say() { printf '[gpu-check] %s\n' "$*" | tee -a "$WORK/summary.txt"; cp "$WORK/summary.txt" "$RES/summary.txt"; }
@@ -133,13 +136,14 @@ say "gpu: $(sed -n 1p "$WORK/gpu.txt")"
 say "omicsd: $("$HERE/bin/omicsd" --version 2>&1 | head -1)"
 
 # 2. The GPU tests (every one must run: a skip on a GPU machine is a failure).
-for t in test_device_info test_cuda_backends; do
+want tests && for t in test_device_info test_cuda_backends; do
   step "$t" 150 "$HERE/bin/$t" --gtest_output="json:$WORK/$t.json"
   grep -E '^\[ +(OK|FAILED) +\]|\[ info \]' "$WORK/$t.log" | sed 's/^/    /' | tee -a "$WORK/summary.txt" >/dev/null
   if grep -q 'GPU-vs-CPU test skipped' "$WORK/$t.log"; then say "$t: GPU tests were SKIPPED"; rc=1; fi
 done
 
 # 3. The benchmark, GPU and CPU side by side, with the clocks sampled every 200 ms.
+if want bench; then
 nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,temperature.gpu \
   --format=csv -lms 200 >"$WORK/clocks.csv" 2>&1 &
 smi=$!
@@ -147,11 +151,14 @@ step bench 180 "$HERE/bin/omicsd" bench --threads "$THREADS" --json "$WORK/bench
 kill "$smi" 2>/dev/null
 sed 's/^/    /' "$WORK/bench.log" | grep -v '\] \[info\]' >>"$WORK/summary.txt"
 say "sm clock during bench (MHz): $(awk -F', ' 'NR>1 && $2+0>0 {n++; s+=$2; if(min==""||$2<min)min=$2; if($2>max)max=$2} END {if(n) printf "min %d mean %.0f max %d over %d samples", min, s/n, max, n}' "$WORK/clocks.csv")"
+fi
 
 # 4. compute-sanitizer on the GPU tests' random batches (not the fault test: its error is deliberate).
 SAN="$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1 || true)"
 FILTER='CudaBackends.AlignRandomBatchesMatchCpu:CudaBackends.AlignEveryWarpShapeMatchesCpu:CudaBackends.PairHmmRandomBatchesMatchCpu:CudaBackends.AlignCigarLongerThanItsSlotIsRecomputedIdentically'
-if [[ -n $SAN ]]; then
+if ! want sanitizer; then
+  :
+elif [[ -n $SAN ]]; then
   step sanitizer-memcheck 100 "$SAN" --tool memcheck --leak-check full --error-exitcode 3 \
     "$HERE/bin/test_cuda_backends" --gtest_filter="$FILTER"
   step sanitizer-initcheck 100 "$SAN" --tool initcheck --error-exitcode 3 \
@@ -162,7 +169,7 @@ else
 fi
 
 # 5. End to end on simulated reads, when the bundle carries the peers (scripts/gpu-check.sh --peers).
-if [[ -x $HERE/peers/dwgsim && -f $HERE/peers/ref.fa.gz ]]; then
+if want e2e && [[ -x $HERE/peers/dwgsim && -f $HERE/peers/ref.fa.gz ]]; then
   e2e() {
     set -e
     cd "$WORK"
@@ -180,6 +187,18 @@ if [[ -x $HERE/peers/dwgsim && -f $HERE/peers/ref.fa.gz ]]; then
       s=$(tm "$HERE/bin/omicsd" align ref.fa "$r1" "$r2" -o "omicsd-$b.bam" -t "$THREADS" --backend "$b" 2>"omicsd-$b.log")
       echo "omicsd align --backend $b: $s s"
     done
+    # The whole pipeline (align + call + QC), GPU vs CPU: wall time, identical VCF records.
+    for b in cuda cpu; do
+      s=$(tm "$HERE/bin/omicsd" run ref.fa "$r1" "$r2" -o "run-$b" --sample sim -t "$THREADS" --backend "$b" 2>"run-$b.log")
+      echo "omicsd run --backend $b: $s s"
+    done
+    if [[ ! -s run-cuda/sim.vcf.gz || ! -s run-cpu/sim.vcf.gz ]]; then
+      echo "VCF cuda vs cpu: a run wrote no VCF (see run-*.log)"
+    elif cmp -s <(gzip -dc run-cuda/sim.vcf.gz | grep -v '^##commandline\|^##fileDate') <(gzip -dc run-cpu/sim.vcf.gz | grep -v '^##commandline\|^##fileDate'); then
+      echo "VCF cuda vs cpu: identical ($(gzip -dc run-cpu/sim.vcf.gz | grep -vc '^#') records)"
+    else
+      echo "VCF cuda vs cpu: DIFFER"
+    fi
     # The alignment records (everything after the header, whose @PG line names the backend) must match.
     python3 - omicsd-cuda.bam omicsd-cpu.bam <<'PY' || echo "BAM records: could not compare (python3?)"
 import gzip, hashlib, struct, sys
@@ -198,7 +217,7 @@ PY
     s=$(tm sh -c "'$HERE/peers/bwa' mem -t $THREADS ref.fa $r1 $r2 >bwa.sam 2>bwa.log"); echo "bwa mem -t $THREADS: $s s"
     s=$(tm sh -c "'$HERE/peers/minimap2' -ax sr -t $THREADS ref.fa $r1 $r2 >mm2.sam 2>mm2.log"); echo "minimap2 -ax sr -t $THREADS: $s s"
     grep -h 'reads, ' omicsd-*.log | sed 's/^.*\] //'
-    rm -f sim.bwa.* sim.mutations.* bwa.sam mm2.sam ./*.bam ./*.bai ref.fa*
+    rm -rf sim.bwa.* sim.mutations.* bwa.sam mm2.sam ./*.bam ./*.bai ref.fa* run-cuda run-cpu
   }
   step e2e 150 bash -c "$(declare -f e2e); HERE='$HERE' WORK='$WORK' THREADS='$THREADS' E2E_PAIRS='${E2E_PAIRS:-}' e2e"
   sed 's/^/    /' "$WORK/e2e.log" >>"$WORK/summary.txt"

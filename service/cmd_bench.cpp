@@ -171,10 +171,10 @@ void print_row(const Row& r) {
   if (r.timed_device) {
     char b[224];
     std::snprintf(b, sizeof b,
-                  "kernel %.2f ms (%.1f G/s; warp %.2f + finish %.2f), h2d %.2f ms, d2h %.2f ms, transfer %.0f%% of wall",
+                  "kernel %.2f ms (%.1f G/s; warp %.2f + finish %.2f), h2d %.2f ms, d2h %.2f ms, transfer "
+                  "%.0f%% of wall",
                   r.t.kernel_ms, r.t.kernel_ms > 0 ? double(r.cells) / (r.t.kernel_ms * 1e6) : 0.0,
-                  r.t.warp_kernel_ms, r.t.finish_kernel_ms,
-                  r.t.h2d_ms, r.t.d2h_ms,
+                  r.t.warp_kernel_ms, r.t.finish_kernel_ms, r.t.h2d_ms, r.t.d2h_ms,
                   r.seconds > 0 ? 100.0 * (r.t.h2d_ms + r.t.d2h_ms) / (1e3 * r.seconds) : 0.0);
     dev = b;
   }

@@ -1,7 +1,5 @@
 #include "service/remote_worker.hpp"
 
-#include "host/common/gpu_health.hpp"
-
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 
 #include "host/common/device_info.hpp"
 #include "host/common/error.hpp"
+#include "host/common/gpu_health.hpp"
 #include "host/common/gpu_telemetry.hpp"
 #include "omicsd_version.hpp"
 #include "service/http_client.hpp"
@@ -228,8 +227,8 @@ int RemoteWorker::run() {
     if (abandoned_) break;
     // A sticky CUDA error: this process finished its task on the CPU but must not take more GPU work.
     if (const auto faults = gpu_failures(); !faults.empty()) {
-      spdlog::error("worker {}: {}; exiting with {} so the scheduler retries on a healthy host", options_.worker_id,
-                    faults.front(), kWorkerExitGpuFault);
+      spdlog::error("worker {}: {}; exiting with {} so the scheduler retries on a healthy host",
+                    options_.worker_id, faults.front(), kWorkerExitGpuFault);
       return kWorkerExitGpuFault;
     }
     if (options_.once) break;

@@ -44,7 +44,7 @@ struct RemoteWorkerOptions {
 constexpr int kWorkerExitOk = 0;           // drained or --once done
 constexpr int kWorkerExitBadConfig = 2;    // not retryable (bad token, bad data dir, ...)
 constexpr int kWorkerExitUnreachable = 3;  // server unreachable after retries (retryable)
-constexpr int kWorkerExitGpuFault = 4;     // a GPU failed (sticky CUDA error) after the task in hand (retryable)
+constexpr int kWorkerExitGpuFault = 4;  // a GPU failed (sticky CUDA error) after the task in hand (retryable)
 
 // "<host>-<pid>", or "batch-<AWS_BATCH_JOB_ID>[-<AWS_BATCH_JOB_ARRAY_INDEX>]-<pid>" inside AWS Batch.
 std::string default_worker_id();
@@ -62,8 +62,8 @@ class RemoteWorker {
   explicit RemoteWorker(RemoteWorkerOptions options);
   ~RemoteWorker();
 
-  // Lease/run/report loop. Returns kWorkerExitOk, kWorkerExitUnreachable or kWorkerExitGpuFault; throws InputError for a
-  // configuration the server rejects (401/403/400: exit 2).
+  // Lease/run/report loop. Returns kWorkerExitOk, kWorkerExitUnreachable or kWorkerExitGpuFault; throws
+  // InputError for a configuration the server rejects (401/403/400: exit 2).
   int run();
 
   // True when a task's engine thread was left running (drain deadline passed or lease lost while

@@ -22,7 +22,7 @@
 namespace omicsd::test {
 
 inline void expect_same_alignments(const AlignTaskBatch& tasks, const AlignResultBatch& cpu,
-                            const AlignResultBatch& gpu, const std::string& what) {
+                                   const AlignResultBatch& gpu, const std::string& what) {
   ASSERT_EQ(cpu.size(), tasks.size()) << what;
   ASSERT_EQ(gpu.size(), tasks.size()) << what;
   size_t mismatches = 0;
@@ -46,7 +46,6 @@ inline void expect_same_alignments(const AlignTaskBatch& tasks, const AlignResul
   }
   EXPECT_EQ(cpu.cigar, gpu.cigar) << what << ": CIGAR words differ";
 }
-
 
 // Random tasks: reads of the given lengths, each against a window holding a mutated copy (SNVs, indels,
 // Ns) between random flanks or against unrelated sequence, with bands around the true diagonal, off
@@ -111,7 +110,6 @@ inline AlignTaskBatch random_align_tasks(uint64_t seed, size_t count, const std:
   return t;
 }
 
-
 // Reads from a BAM with their qualities (SEQ as stored, i.e. on the forward strand) and positions.
 struct RealRead {
   std::vector<uint8_t> bases, quals;
@@ -166,7 +164,8 @@ inline AlignTaskBatch real_align_tasks(const Reference& ref_, const std::vector<
   return tasks;
 }
 
-inline void expect_same_likelihoods(const HmmResultBatch& cpu, const HmmResultBatch& gpu, const std::string& what) {
+inline void expect_same_likelihoods(const HmmResultBatch& cpu, const HmmResultBatch& gpu,
+                                    const std::string& what) {
   ASSERT_EQ(cpu.size(), gpu.size()) << what;
   size_t mismatches = 0;
   for (size_t i = 0; i < cpu.size() && mismatches < 10; ++i) {
@@ -183,7 +182,6 @@ inline void expect_same_likelihoods(const HmmResultBatch& cpu, const HmmResultBa
     }
   }
 }
-
 
 // Random reads and haplotypes: haplotypes are mutated copies of a random sequence, reads samples of
 // them (or of unrelated sequence, long enough that the float pass underflows), with Ns, qualities

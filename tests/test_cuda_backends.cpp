@@ -165,9 +165,11 @@ TEST(CudaBackendsFault, StickyErrorFinishesOnTheCpuWithTheSameOutput) {
   TempDir tmp;
   fs::copy_file(tiny() / "q.fa", tmp.path / "q.fa");
   const std::string reads = (tiny() / "NA12878.chr22.tiny.bam").string();
-  auto align = [&](const std::string& env, const std::string& backend, const std::string& out, std::string* log) {
-    return test::run_command(env + " '" + test::omicsd_binary() + "' align '" + (tmp.path / "q.fa").string() + "' '" +
-                                 reads + "' -o '" + (tmp.path / out).string() + "' -t 2 --backend " + backend,
+  auto align = [&](const std::string& env, const std::string& backend, const std::string& out,
+                   std::string* log) {
+    return test::run_command(env + " '" + test::omicsd_binary() + "' align '" + (tmp.path / "q.fa").string() +
+                                 "' '" + reads + "' -o '" + (tmp.path / out).string() + "' -t 2 --backend " +
+                                 backend,
                              log);
   };
   std::string log_cpu, log_fault;

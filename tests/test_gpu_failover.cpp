@@ -19,7 +19,8 @@ class FaultyAlignBackend final : public AlignBackend {
   std::string name() const override { return "cuda"; }
   void align(const AlignTaskBatch&, const ScoringParams&, AlignResultBatch&) override {
     ++*calls_;
-    if (sticky_) throw GpuFaultError(3, "CUDA error: kernel at x.cu:1: cudaErrorIllegalAddress (illegal address)");
+    if (sticky_)
+      throw GpuFaultError(3, "CUDA error: kernel at x.cu:1: cudaErrorIllegalAddress (illegal address)");
     throw Error("CUDA error: cudaMalloc: cudaErrorInvalidValue");
   }
 

@@ -78,9 +78,7 @@ TEST(SimtLanes, DpxEmulationIsExact) {
   // Against the definitions in wider integers: per 16-bit half for the x2 forms, with wrap-around adds.
   std::mt19937_64 rng(7);
   const int32_t extremes[] = {0, 1, -1, 32767, -32768, 32766, INT32_MAX, INT32_MIN, 65535, 65536};
-  auto pick = [&](int k) -> int32_t {
-    return k < 10 ? extremes[k] : int32_t(uint32_t(rng()));
-  };
+  auto pick = [&](int k) -> int32_t { return k < 10 ? extremes[k] : int32_t(uint32_t(rng())); };
   auto half = [](uint32_t x, int k) { return int32_t(int16_t(uint16_t(x >> (16 * k)))); };
   auto wrap16 = [](int32_t v) { return int32_t(int16_t(uint16_t(uint32_t(v)))); };
   for (int it = 0; it < 200000; ++it) {
@@ -104,10 +102,14 @@ TEST(SimtLanes, DpxEmulationIsExact) {
 ScoringParams extreme_params(std::mt19937_64& rng) {
   auto field = [&]() -> int32_t {
     switch (rng() % 4) {
-      case 0: return 0;
-      case 1: return 1;
-      case 2: return 100;
-      default: return int32_t(rng() % 20);
+      case 0:
+        return 0;
+      case 1:
+        return 1;
+      case 2:
+        return 100;
+      default:
+        return int32_t(rng() % 20);
     }
   };
   ScoringParams p;
@@ -130,7 +132,10 @@ AlignTaskBatch property_align_tasks(std::mt19937_64& rng, size_t count) {
   std::vector<uint8_t> q, win;
   for (size_t k = 0; k < count; ++k) {
     const int kind = uni(0, 999);
-    const int m = kind < 20 ? uni(0, 1) : kind < 900 ? uni(2, 160) : kind < 990 ? uni(161, 400) : uni(401, 1000);
+    const int m = kind < 20    ? uni(0, 1)
+                  : kind < 900 ? uni(2, 160)
+                  : kind < 990 ? uni(161, 400)
+                               : uni(401, 1000);
     // Band widths: mostly the aligner's (9..64), all of 1..256 represented; long reads keep to <= 128.
     const int wmax = m > 400 ? 128 : 256;
     const int w = uni(0, 9) < 7 ? uni(1, 64) : uni(1, wmax);
@@ -158,8 +163,8 @@ AlignTaskBatch property_align_tasks(std::mt19937_64& rng, size_t count) {
     for (int i = uni(0, w); i > 0; --i) win.push_back(uint8_t(uni(0, 3)));
     const int n = int(win.size());
     int lo = flank - uni(0, w - 1);
-    if (uni(0, 19) == 0) lo = -uni(0, m + 5);      // starting left of the window
-    if (uni(0, 39) == 0) lo = n - uni(-3, 5);       // mostly right of the window
+    if (uni(0, 19) == 0) lo = -uni(0, m + 5);  // starting left of the window
+    if (uni(0, 39) == 0) lo = n - uni(-3, 5);  // mostly right of the window
     t.add(q.data(), uint32_t(m), win.data(), uint32_t(n), lo, lo + w - 1);
   }
   return t;
@@ -178,15 +183,17 @@ TEST(WarpBandedFill, HundredThousandRandomTasksMatchTheScalarFill) {
     scalar->align(tasks, p, a);
     warp->align(tasks, p, b);
     expect_same_alignments(tasks, a, b,
-                           "round " + std::to_string(round) + " (match " + std::to_string(p.match) + " mismatch " +
-                               std::to_string(p.mismatch) + " open " + std::to_string(p.gap_open) + " extend " +
-                               std::to_string(p.gap_extend) + " clip5 " + std::to_string(p.clip5) + " clip3 " +
-                               std::to_string(p.clip3) + " N " + std::to_string(p.ambiguous) + ")");
+                           "round " + std::to_string(round) + " (match " + std::to_string(p.match) +
+                               " mismatch " + std::to_string(p.mismatch) + " open " +
+                               std::to_string(p.gap_open) + " extend " + std::to_string(p.gap_extend) +
+                               " clip5 " + std::to_string(p.clip5) + " clip3 " + std::to_string(p.clip3) +
+                               " N " + std::to_string(p.ambiguous) + ")");
     if (HasFailure()) return;
     tasks_done += tasks.size();
     for (size_t i = 0; i < tasks.size(); ++i) {
       aligned += a.cigar_length[i] > 0;
-      cells += uint64_t(tasks.query_length[i]) * uint64_t(std::max(0, band_width(tasks.diag_lo[i], tasks.diag_hi[i])));
+      cells += uint64_t(tasks.query_length[i]) *
+               uint64_t(std::max(0, band_width(tasks.diag_lo[i], tasks.diag_hi[i])));
     }
   }
   EXPECT_EQ(tasks_done, 100000u);
@@ -201,8 +208,8 @@ TEST(WarpBandedFill, EveryWarpShapeAndItsEdges) {
   auto scalar = make_cpu_align_backend(0);
   auto warp = make_simt_cpu_align_backend(0);
   std::mt19937_64 rng(99);
-  const int widths[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129,
-                        255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 1500};
+  const int widths[] = {1,  2,   3,   7,   8,   9,   15,  16,  17,  31,  32,   33,   63,   64,
+                        65, 127, 128, 129, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025, 1500};
   AlignTaskBatch tasks;
   for (int w : widths)
     for (int m : {1, 2, 5, 31, 150, 1000}) {
@@ -255,7 +262,8 @@ TEST(WarpBandedFill, StepLaneLayoutCoversEveryCell) {
   for (int32_t w = 1; w <= kBandedWarpMaxWidth; ++w) {
     const int32_t shape = banded_warp_shape(w), pv = banded_warp_pv(w);
     ASSERT_GE(2 * pv, w) << "w " << w;
-    EXPECT_TRUE(with_banded_warp_shape(shape, [](auto, auto) {})) << "shape of w " << w << " is not instantiated";
+    EXPECT_TRUE(with_banded_warp_shape(shape, [](auto, auto) {}))
+        << "shape of w " << w << " is not instantiated";
     if (w >= 17) {
       EXPECT_GE(double(w) / (2.0 * pv), 0.68) << "w " << w;
     }

@@ -116,8 +116,8 @@ OMICSD_HD int32_t banded_fill(const uint8_t* q, int32_t m, const uint8_t* t, int
     int32_t row_best = kNegInf, row_j = 0;
     for (int32_t k = kb; k <= ke; ++k) {
       // h[k] is H(i-1, j-1), h[k+1] and f[k+1] are H and F of (i-1, j).
-      const BandedCell c = banded_cell(h[k], h[k + 1], f[k + 1], h_left, e, restart, sub[trow[k] < 5 ? trow[k] : 4],
-                                       gap_open, p.gap_extend);
+      const BandedCell c = banded_cell(h[k], h[k + 1], f[k + 1], h_left, e, restart,
+                                       sub[trow[k] < 5 ? trow[k] : 4], gap_open, p.gap_extend);
       drow[k] = c.dir;
       h[k] = c.h;
       f[k] = c.f;
@@ -169,8 +169,8 @@ struct RowMajorDir {
 // cell (i, j = i + lo + k): any layout a fill wrote (RowMajorDir, or the warp fill's StepLaneDir).
 template <class Dir>
 OMICSD_HD BandedResult banded_traceback_in(const uint8_t* q, int32_t m, const uint8_t* t, int32_t lo,
-                                           const ScoringParams& p, const Dir& dir, int32_t objective, int32_t bi,
-                                           int32_t bj, uint32_t* cigar) {
+                                           const ScoringParams& p, const Dir& dir, int32_t objective,
+                                           int32_t bi, int32_t bj, uint32_t* cigar) {
   BandedResult r;
   if (objective == kNegInf || bi == 0) return r;
   uint32_t n = 0;

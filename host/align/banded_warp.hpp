@@ -188,9 +188,9 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
           // (i-1, k+1) is outside the band at its last column (and the previous virtual lane may
           // already be on its next row there when w == 2 PV).
           if (k == w - 1) up_h = up_f = kNegInf;
-          const BandedCell c = banded_cell(diag, up_h, up_f, hl[a][l], e[a][l], restart[a][l],
-                                           substitution_score(qb[a][l], d.t[tbase[a][l] + k], p), gap_open_ext,
-                                           p.gap_extend);
+          const BandedCell c =
+              banded_cell(diag, up_h, up_f, hl[a][l], e[a][l], restart[a][l],
+                          substitution_score(qb[a][l], d.t[tbase[a][l] + k], p), gap_open_ext, p.gap_extend);
           h_out = c.h;
           f_out = c.f;
           e[a][l] = c.e;
@@ -253,11 +253,10 @@ OMICSD_HD void banded_fill_warp(const simt::Lanes<BandedWarpTask>& task, const S
 // the one place the instantiated shapes are listed. False for shape 0.
 template <class F>
 bool with_banded_warp_shape(int32_t shape, F&& f) {
+  // clang-format off
   switch (shape) {
-#define OMICSD_BANDED_SHAPE(P, V)                                                     \
-  case P * 64 + V:                                                                    \
-    f(std::integral_constant<int, P>{}, std::integral_constant<int, V>{});          \
-    return true;
+#define OMICSD_BANDED_SHAPE(P, V) \
+  case P * 64 + V: f(std::integral_constant<int, P>{}, std::integral_constant<int, V>{}); return true;
     OMICSD_BANDED_SHAPE(4, 1) OMICSD_BANDED_SHAPE(4, 2) OMICSD_BANDED_SHAPE(4, 3) OMICSD_BANDED_SHAPE(4, 4)
     OMICSD_BANDED_SHAPE(8, 3) OMICSD_BANDED_SHAPE(8, 4) OMICSD_BANDED_SHAPE(8, 5) OMICSD_BANDED_SHAPE(8, 6)
     OMICSD_BANDED_SHAPE(8, 7) OMICSD_BANDED_SHAPE(8, 8)
@@ -266,9 +265,9 @@ bool with_banded_warp_shape(int32_t shape, F&& f) {
     OMICSD_BANDED_SHAPE(32, 9) OMICSD_BANDED_SHAPE(32, 10) OMICSD_BANDED_SHAPE(32, 11) OMICSD_BANDED_SHAPE(32, 12)
     OMICSD_BANDED_SHAPE(32, 13) OMICSD_BANDED_SHAPE(32, 14) OMICSD_BANDED_SHAPE(32, 15) OMICSD_BANDED_SHAPE(32, 16)
 #undef OMICSD_BANDED_SHAPE
-    default:
-      return false;
+    default: return false;
   }
+  // clang-format on
 }
 
 }  // namespace omicsd

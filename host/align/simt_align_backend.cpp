@@ -46,7 +46,9 @@ class SimtCpuAlignBackend final : public AlignBackend {
       size_t begin, end;
       int32_t shape;
     };
-    auto shape_of = [&](uint32_t i) { return banded_warp_shape(band_width(tasks.diag_lo[i], tasks.diag_hi[i])); };
+    auto shape_of = [&](uint32_t i) {
+      return banded_warp_shape(band_width(tasks.diag_lo[i], tasks.diag_hi[i]));
+    };
     std::vector<Unit> units;
     for (size_t a = 0; a < order.size();) {
       const int32_t shape = shape_of(order[a]);
@@ -61,8 +63,9 @@ class SimtCpuAlignBackend final : public AlignBackend {
       std::vector<uint32_t> dir, cigar;
       std::vector<int32_t> h, f;
       std::vector<uint8_t> dir8;
-      for (size_t u = ubegin; u < uend; ++u) run_unit(tasks, params, order, units[u].begin, units[u].end,
-                                                      units[u].shape, out, cigars, dir, cigar, h, f, dir8);
+      for (size_t u = ubegin; u < uend; ++u)
+        run_unit(tasks, params, order, units[u].begin, units[u].end, units[u].shape, out, cigars, dir, cigar,
+                 h, f, dir8);
     });
     out.cigar.clear();
     for (size_t i = 0; i < n; ++i) {
@@ -72,11 +75,11 @@ class SimtCpuAlignBackend final : public AlignBackend {
   }
 
  private:
-  static void run_unit(const AlignTaskBatch& tasks, const ScoringParams& params, const std::vector<uint32_t>& order,
-                       size_t begin, size_t end, int32_t shape, AlignResultBatch& out,
-                       std::vector<std::vector<uint32_t>>& cigars, std::vector<uint32_t>& dir,
-                       std::vector<uint32_t>& cigar, std::vector<int32_t>& h, std::vector<int32_t>& f,
-                       std::vector<uint8_t>& dir8) {
+  static void run_unit(const AlignTaskBatch& tasks, const ScoringParams& params,
+                       const std::vector<uint32_t>& order, size_t begin, size_t end, int32_t shape,
+                       AlignResultBatch& out, std::vector<std::vector<uint32_t>>& cigars,
+                       std::vector<uint32_t>& dir, std::vector<uint32_t>& cigar, std::vector<int32_t>& h,
+                       std::vector<int32_t>& f, std::vector<uint8_t>& dir8) {
     auto q_of = [&](uint32_t i) { return tasks.query.data() + tasks.query_offset[i]; };
     auto t_of = [&](uint32_t i) { return tasks.target.data() + tasks.target_offset[i]; };
     if (shape == 0) {  // too wide for the warp fill: the scalar fill, as the CUDA backend's wide path
@@ -90,8 +93,8 @@ class SimtCpuAlignBackend final : public AlignBackend {
       int32_t bi = 0, bj = 0;
       const int32_t obj = banded_fill(q_of(i), m, t_of(i), int32_t(tasks.target_length[i]), lo, hi, params,
                                       h.data(), f.data(), dir8.data(), &bi, &bj);
-      const BandedResult r = banded_traceback(q_of(i), m, t_of(i), lo, hi, params, dir8.data(), obj, bi, bj,
-                                              cigar.data());
+      const BandedResult r =
+          banded_traceback(q_of(i), m, t_of(i), lo, hi, params, dir8.data(), obj, bi, bj, cigar.data());
       out.set_result(i, r);
       cigars[i].assign(cigar.begin(), cigar.begin() + r.n_cigar);
       return;

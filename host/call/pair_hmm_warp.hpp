@@ -59,11 +59,11 @@ OMICSD_HD void pair_hmm_float_warp(const simt::Lanes<HmmWarpPair>& pair, const P
   const PairHmmTransitions<float> tr = pair_hmm_transitions(tables);
 
   Lanes<int32_t> steps, row, col;
-  Lanes<float> initial, ms, is, ds;        // this step's cell (sent on)
-  Lanes<float> mdg, idg, ddg, ml, dl;      // diagonal and left operands
-  Lanes<float> acc;                        // the last row's running sum
-  Lanes<float> pmatch, pmismatch;          // the lane's row: its read base's match / mismatch priors
-  Lanes<uint8_t> rbase;                    // ... and the base
+  Lanes<float> initial, ms, is, ds;    // this step's cell (sent on)
+  Lanes<float> mdg, idg, ddg, ml, dl;  // diagonal and left operands
+  Lanes<float> acc;                    // the last row's running sum
+  Lanes<float> pmatch, pmismatch;      // the lane's row: its read base's match / mismatch priors
+  Lanes<uint8_t> rbase;                // ... and the base
   each([&](int l) {
     const HmmWarpPair& d = pair[l];
     const int32_t lane = l & (P - 1);
@@ -113,7 +113,8 @@ OMICSD_HD void pair_hmm_float_warp(const simt::Lanes<HmmWarpPair>& pair, const P
         }
         // The value pair_hmm_row_priors() puts at prof[hap & 7], without the 8-entry profile.
         const float prior = pair_hmm_prior<float>(rbase[l], d.hap[j - 1] & 7, pmatch[l], pmismatch[l]);
-        pair_hmm_cell<float>(prior, mdg[l], idg[l], ddg[l], m_up, i_up, ml[l], dl[l], tr, &m_out, &i_out, &d_out);
+        pair_hmm_cell<float>(prior, mdg[l], idg[l], ddg[l], m_up, i_up, ml[l], dl[l], tr, &m_out, &i_out,
+                             &d_out);
         mdg[l] = m_up;
         idg[l] = i_up;
         ddg[l] = d_up;
@@ -150,11 +151,20 @@ template <class F>
 bool with_pair_hmm_warp_shape(int32_t p, F&& f) {
   using std::integral_constant;
   switch (p) {
-    case 4: f(integral_constant<int, 4>{}); return true;
-    case 8: f(integral_constant<int, 8>{}); return true;
-    case 16: f(integral_constant<int, 16>{}); return true;
-    case 32: f(integral_constant<int, 32>{}); return true;
-    default: return false;
+    case 4:
+      f(integral_constant<int, 4>{});
+      return true;
+    case 8:
+      f(integral_constant<int, 8>{});
+      return true;
+    case 16:
+      f(integral_constant<int, 16>{});
+      return true;
+    case 32:
+      f(integral_constant<int, 32>{});
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -81,8 +81,8 @@ class SimtCpuGenotypeBackend final : public GenotypeBackend {
       const uint32_t k = order[begin];
       ensure(hlen_of(k));
       PairHmmPass pass = PairHmmPass::kNone;
-      out.log10_likelihood[k] = pair_hmm_log10(read_of(k), qual_of(k), rlen_of(k), hap_of(k), hlen_of(k), model,
-                                               PairHmmWorkspace{wf.data(), wd.data()}, &pass);
+      out.log10_likelihood[k] = pair_hmm_log10(read_of(k), qual_of(k), rlen_of(k), hap_of(k), hlen_of(k),
+                                               model, PairHmmWorkspace{wf.data(), wd.data()}, &pass);
       out.pass[k] = uint8_t(pass);
       return;
     }
@@ -115,8 +115,8 @@ class SimtCpuGenotypeBackend final : public GenotypeBackend {
           out.pass[k] = uint8_t(PairHmmPass::kFloat);
         } else {
           ensure(hlen_of(k));
-          out.log10_likelihood[k] =
-              pair_hmm_log10_double(read_of(k), qual_of(k), rlen_of(k), hap_of(k), hlen_of(k), model, wd.data());
+          out.log10_likelihood[k] = pair_hmm_log10_double(read_of(k), qual_of(k), rlen_of(k), hap_of(k),
+                                                          hlen_of(k), model, wd.data());
           out.pass[k] = uint8_t(PairHmmPass::kDouble);
         }
       }

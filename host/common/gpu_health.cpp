@@ -25,8 +25,8 @@ void mark_gpu_failed(int device, const std::string& why) {
   auto& f = failures();
   if (std::any_of(f.begin(), f.end(), [&](const auto& x) { return x.first == device; })) return;
   f.emplace_back(device, why);
-  spdlog::error("GPU {} failed and is no longer used by this process; continuing on the CPU backend: {}", device,
-                why);
+  spdlog::error("GPU {} failed and is no longer used by this process; continuing on the CPU backend: {}",
+                device, why);
 }
 
 bool gpu_failed(int device) {

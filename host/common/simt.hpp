@@ -70,10 +70,14 @@ __device__ __forceinline__ Lanes<T> shfl_xor(const Lanes<T>& x, int mask) {
   return {__shfl_xor_sync(kFullMask, x.v, mask, W)};
 }
 // The largest value over all 32 lanes, returned to every lane (warp-uniform).
-__device__ __forceinline__ int32_t warp_max(const Lanes<int32_t>& x) { return __reduce_max_sync(kFullMask, x.v); }
+__device__ __forceinline__ int32_t warp_max(const Lanes<int32_t>& x) {
+  return __reduce_max_sync(kFullMask, x.v);
+}
 
 // DPX (hardware on sm_90, emulated by the CUDA library elsewhere).
-__device__ __forceinline__ int32_t vimax3_s32(int32_t a, int32_t b, int32_t c) { return __vimax3_s32(a, b, c); }
+__device__ __forceinline__ int32_t vimax3_s32(int32_t a, int32_t b, int32_t c) {
+  return __vimax3_s32(a, b, c);
+}
 __device__ __forceinline__ int32_t viaddmax_s32(int32_t a, int32_t b, int32_t c) {
   return __viaddmax_s32(a, b, c);
 }
@@ -145,7 +149,9 @@ inline int32_t viaddmax_s32(int32_t a, int32_t b, int32_t c) {
 }
 namespace detail {
 inline int16_t half(uint32_t x, int k) { return int16_t(uint16_t(x >> (16 * k))); }
-inline uint32_t pack(int16_t lo, int16_t hi) { return uint32_t(uint16_t(lo)) | (uint32_t(uint16_t(hi)) << 16); }
+inline uint32_t pack(int16_t lo, int16_t hi) {
+  return uint32_t(uint16_t(lo)) | (uint32_t(uint16_t(hi)) << 16);
+}
 }  // namespace detail
 inline uint32_t vimax3_s16x2(uint32_t a, uint32_t b, uint32_t c) {
   int16_t r[2];

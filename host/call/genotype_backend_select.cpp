@@ -34,8 +34,17 @@ std::unique_ptr<GenotypeBackend> with_cpu_failover(std::unique_ptr<GenotypeBacke
 }
 
 std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name, int threads, int device) {
-  if (const std::optional<CudaBackendOptions> o = choose_stage_backend("genotype", name, threads, device))
-    return with_cpu_failover(make_cuda_genotype_backend(*o), o->device, threads);
+  if (const std::optional<CudaBackendOptions> o = choose_stage_backend("genotype", name, threads, device)) {
+    // A device this process has given up on (a sticky fault in an earlier stage) is not touched again;
+    // a fault while setting the backend up counts the same.
+    if (!gpu_failed(o->device)) {
+      try {
+        return with_cpu_failover(make_cuda_genotype_backend(*o), o->device, threads);
+      } catch (const GpuFaultError& e) {
+        mark_gpu_failed(o->device, std::string("genotype backend: ") + e.what());
+      }
+    }
+  }
   return make_cpu_genotype_backend(threads);
 }
 

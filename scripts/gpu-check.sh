@@ -2,8 +2,9 @@
 # Build omicsd and its GPU tests here for sm_90 (H100/H200), then bundle them for a machine that has
 # an NVIDIA driver but no build tools or packages: one folder holding the stripped binaries, every
 # non-system shared library they load (htslib, libdeflate, spdlog, fmt, libstdc++, ...), the test data
-# and a run.sh that sets LD_LIBRARY_PATH and runs the GPU-vs-CPU tests, compute-sanitizer on them
-# when it is installed there, and the benchmark, writing results into $OUT when set.
+# and a run.sh that sets LD_LIBRARY_PATH and runs, each under timeout, device info, the GPU-vs-CPU
+# tests, the benchmark, compute-sanitizer memcheck and initcheck (when installed there) and an
+# end-to-end comparison with bwa and minimap2, writing results into $OUT when set (at most 3 files).
 #
 # Usage: scripts/gpu-check.sh            build + bundle; prints the bundle's path on stdout
 #   OMICSD_BUILD_DIR  build directory (default: build-gpu; a new one is configured Release, tests
@@ -23,7 +24,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
+[[ ${1:-} == -h || ${1:-} == --help ]] && { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0; }
 need_tools cmake ninja ldd strip
 
 BUILD="${OMICSD_BUILD_DIR:-build-gpu}"

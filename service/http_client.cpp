@@ -24,6 +24,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "service/json_input.hpp"
 #include "service/sha256.hpp"
 
 namespace omicsd {
@@ -104,10 +105,9 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 nlohmann::json HttpResponse::json() const {
   if (body.empty()) return nullptr;
   try {
-    return nlohmann::json::parse(body);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("malformed JSON in the server's answer (HTTP ") + std::to_string(status) +
-                "): " + e.what());
+    return parse_json_input(body, "the server's answer (HTTP " + std::to_string(status) + ")");
+  } catch (const InputError& e) {
+    throw Error(e.what());  // the server's fault, not the caller's input
   }
 }
 
@@ -128,14 +128,14 @@ std::string url_encode_segment(const std::string& s) {
 
 std::string server_error_message(const std::string& body) {
   try {
-    const auto j = nlohmann::json::parse(body);
+    const auto j = parse_json_input(body, "error body");
     if (j.is_object() && j.contains("error")) {
       const auto& e = j["error"];
       if (e.is_object() && e.contains("message") && e["message"].is_string())
         return e["message"].get<std::string>();
       if (e.is_string()) return e.get<std::string>();
     }
-  } catch (const nlohmann::json::exception&) {
+  } catch (const InputError&) {
   }
   std::string s = body.substr(0, 300);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();

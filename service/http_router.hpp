@@ -17,6 +17,7 @@
 
 #include "auth.hpp"
 #include "host/common/error.hpp"
+#include "service/json_input.hpp"
 
 namespace omicsd::http {
 
@@ -80,7 +81,9 @@ class HttpError : public std::runtime_error {
 };
 
 // Runs a handler body, turning the engine's and stores' exceptions into the HTTP errors they mean:
-// NotFoundError -> 404, ConflictError -> 409, InputError -> 400 (anything else stays a 500).
+// NotFoundError -> 404, ConflictError -> 409, InputError -> 400, and an nlohmann exception (a
+// request field of the wrong type or out of range: the caller's JSON) -> 400; anything else stays a
+// 500.
 template <typename F>
 auto answer_errors(F&& f) -> decltype(f()) {
   try {
@@ -91,11 +94,14 @@ auto answer_errors(F&& f) -> decltype(f()) {
     throw HttpError(409, e.what());
   } catch (const InputError& e) {
     throw HttpError(400, e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw HttpError(400, json_error_message("invalid request", e));
   }
 }
 
-// Parses the request body as JSON; throws HttpError(400) saying what is wrong (empty body,
-// syntax error with its byte position).
+// Parses the request body as JSON (parse_json_input: nesting limited to kMaxJsonDepth, numbers in
+// range); throws HttpError(400) saying what is wrong (empty body, too deep, syntax error with its
+// byte position). Every route reads its JSON body through here.
 nlohmann::json parse_json_body(const Request& req);
 
 std::string percent_decode(std::string_view s, bool plus_as_space = false);
@@ -150,7 +156,8 @@ class Router {
 
   // Routes the request: fills req.params/route/scopes, checks auth (401/403), answers 404 for an
   // unknown path and 405 (with Allow) for a known path with another method, and turns handler
-  // exceptions into JSON errors (HttpError -> its status, anything else -> 500). Never throws.
+  // exceptions into JSON errors (HttpError -> its status, the answer_errors mapping for the
+  // engine's errors and nlohmann exceptions, anything else -> 500). Never throws.
   Response dispatch(Request& req) const;
 
  private:

@@ -1,0 +1,121 @@
+// Security regression tests against a real `omicsd serve` on loopback (issue 12): each test replays
+// an attack that once broke the daemon and checks that it is refused with a 4xx JSON error while the
+// daemon keeps serving.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/serve_harness.hpp"
+#include "tests/test_support.hpp"
+
+namespace omicsd::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string deep_array(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+
+// A JSON error body: {"error": {"code": status, "message": ...}}.
+void expect_json_error(const HttpResult& r, int status, const std::string& needle = "") {
+  EXPECT_EQ(r.status, status) << r.body;
+  const json j = r.j();
+  ASSERT_TRUE(j.is_object() && j.contains("error")) << r.body;
+  EXPECT_EQ(j["error"].value("code", 0), status) << r.body;
+  if (!needle.empty()) {
+    EXPECT_NE(j["error"].value("message", std::string()).find(needle), std::string::npos) << r.body;
+  }
+}
+
+// A germline body whose parameters.read_group is replaced by `read_group` (raw JSON text).
+std::string germline_with_read_group(const ServeFixture& f, const std::string& read_group) {
+  std::string body = json{{"workflow", "germline"},
+                          {"sample", "S1"},
+                          {"inputs", {{"reference", f.ref.string()}, {"reads", f.bam.string()}}},
+                          {"parameters", {{"read_group", "RGX"}}}}
+                         .dump();
+  const std::string marker = "\"RGX\"";
+  body.replace(body.find(marker), marker.size(), read_group);
+  return body;
+}
+
+TEST_P(ServeStoreTest, DeepJsonAndBadParameterTypesAre400AndTheDaemonKeepsServing) {
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()), tmp.path / "serve.log"))
+      << log_of(d);
+
+  // The attack of issue 12: a 100,000-deep array in parameters.read_group (200 KB) killed the daemon
+  // with a stack overflow on its I/O thread.
+  expect_json_error(d.post("/v1/runs", germline_with_read_group(*this, deep_array(100'000))), 400,
+                    "nested deeper than 64");
+  ASSERT_EQ(d.get("/healthz").status, 200) << log_of(d);
+  // Deep but within the limit is parsed, then refused by the parameter's schema (a string).
+  expect_json_error(d.post("/v1/runs", germline_with_read_group(*this, deep_array(60))), 400,
+                    "'read_group' must be a string");
+  // Numbers out of range and wrong types: 400, not 500.
+  expect_json_error(d.post("/v1/runs", germline_with_read_group(*this, "1e400")), 400);
+  expect_json_error(d.post("/v1/runs", R"({"workflow": "germline", "inputs": 1e400})"), 400);
+  for (const auto& [k, v] : std::vector<std::pair<std::string, json>>{{"threads", "2"},
+                                                                      {"threads", -1},
+                                                                      {"threads", 1e9},
+                                                                      {"threads", 18446744073709551615ull},
+                                                                      {"gvcf", 1},
+                                                                      {"backend", "opencl"},
+                                                                      {"device", json::array()},
+                                                                      {"min_mapq", 1.5},
+                                                                      {"min_qual", "high"},
+                                                                      {"min_score", json::object()},
+                                                                      {"interleaved", "yes"},
+                                                                      {"regions", 7}}) {
+    json b = json::parse(germline_body());
+    b["parameters"][k] = v;
+    expect_json_error(d.post("/v1/runs", b.dump()), 400, "'" + k + "'");
+  }
+  expect_json_error(d.post("/v1/runs", R"({"workflow": 5, "inputs": {}})"), 400);
+  expect_json_error(d.post("/v1/runs", R"([1, 2)"), 400);
+  expect_json_error(d.post("/v1/runs", "\"\xff\xfe\""), 400);
+
+  // The worker side: lease a real task, then complete it with a deep provenance.
+  HttpResult ok = d.post("/v1/runs", germline_body());
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  HttpResult lease = d.post("/v1/tasks/lease", json{{"worker_id", "w1"}, {"lease_seconds", 60}}.dump());
+  ASSERT_EQ(lease.status, 200) << lease.body;
+  const json task = lease.j()["task"];
+  std::string tid = task["id"].get<std::string>();
+  tid.replace(tid.find('/'), 1, "%2F");
+  const std::string token = task["lease_token"].get<std::string>();
+  expect_json_error(d.post("/v1/tasks/" + tid + "/complete", R"({"lease_token": ")" + token +
+                                                                 R"(", "outputs": {}, "provenance": {"x": )" +
+                                                                 deep_array(100'000) + "}}"),
+                    400, "nested deeper than 64");
+  expect_json_error(
+      d.post("/v1/tasks/" + tid + "/heartbeat",
+             R"({"lease_token": ")" + token + R"(", "telemetry": )" + deep_array(100'000) + "}"),
+      400, "nested deeper than 64");
+  expect_json_error(d.post("/v1/tasks/" + tid + "/complete",
+                           R"({"lease_token": ")" + token + R"(", "outputs": {"bam": {"digest": 1e400}}})"),
+                    400);
+  expect_json_error(d.post("/v1/tasks/lease", R"({"worker_id": ["w"]})"), 400);
+  // Other routes with JSON bodies go through the same parser.
+  for (const char* path : {"/v1/references", "/v1/readsets", "/v1/cohorts/query"}) {
+    HttpResult r = d.request("POST", path, deep_array(100'000), {"Content-Type: application/json"});
+    EXPECT_EQ(r.status, 400) << path << ": " << r.body;
+  }
+
+  // Still serving, and the run and its task are untouched.
+  EXPECT_EQ(d.get("/healthz").status, 200) << log_of(d);
+  HttpResult run = d.get("/v1/runs/" + ok.j()["id"].get<std::string>());
+  ASSERT_EQ(run.status, 200) << run.body;
+  EXPECT_EQ(run.j()["tasks"][0]["state"], "RUNNING") << run.body;
+  EXPECT_EQ(log_of(d).find("internal error"), std::string::npos) << log_of(d);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ServeStoreTest, ::testing::Values("sqlite", "postgres"), store_param_name);
+
+}  // namespace
+}  // namespace omicsd::test

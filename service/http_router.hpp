@@ -55,6 +55,8 @@ struct Response {
   // When set, the body is streamed from this file instead (Range requests supported); a missing
   // file turns into a 404 JSON error.
   std::optional<std::filesystem::path> file;
+  // Kept alive until the response is sent: e.g. the RootedFile whose /proc/self/fd path is `file`.
+  std::shared_ptr<const void> hold;
 
   Response& set_header(std::string name, std::string value);
 

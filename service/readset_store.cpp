@@ -4,11 +4,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
+#include <chrono>
 #include <regex>
 
 #include "host/common/durable_file.hpp"
 #include "service/inproc_worker.hpp"  // now_ms
 #include "service/job_store.hpp"
+#include "service/object_store.hpp"
 #include "service/readset_io.hpp"
 #include "service/sha256.hpp"
 #include "service/sql_db.hpp"
@@ -205,7 +208,8 @@ json ReadSet::to_json() const {
           {"url", "/v1/readsets/" + id}};
 }
 
-ReadSetStore::ReadSetStore(sql::Db& db, fs::path root) : db_(db), root_(std::move(root)) {
+ReadSetStore::ReadSetStore(sql::Db& db, fs::path root, std::vector<fs::path> allow_roots)
+    : db_(db), root_(std::move(root)), allow_roots_(std::move(allow_roots)) {
   sql::migrate(db_, "readsets", kMigrations);
   std::error_code ec;
   fs::create_directories(root_, ec);
@@ -413,16 +417,31 @@ void ReadSetStore::run_import(const std::string& id, const std::atomic<bool>* ca
   if (!rg.contains("ID")) rg["ID"] = rs.meta.sample_id;
   rg["SM"] = rs.meta.sample_id;
   std::vector<std::string> paths;
+  std::vector<RootedFile> files;  // the sources, opened beneath their roots: what is read is what was checked
   ReadImportStats st;
   try {
     uint64_t source_bytes = 0;
     for (auto& s : rs.sources) {
-      if (s.sha256.empty()) s.sha256 = "sha256:" + sha256_file_hex(s.path, &s.size);
+      files.push_back(s.uploaded ? open_within_roots(s.path, {root_}, s.path)
+                                 : open_within_roots(s.path, allow_roots_, s.path));
+      const std::string opened = files.back().path().string();
+      if (s.sha256.empty()) s.sha256 = "sha256:" + sha256_file_hex(opened, &s.size);
       source_bytes += s.size;
-      paths.push_back(s.path);
+      paths.push_back(opened);
     }
     rs.source_bytes = source_bytes;
-    st = import_reads_to_cram(paths, out.string(), rg, cancel);
+    try {
+      st = import_reads_to_cram(paths, out.string(), rg, cancel);
+    } catch (const InputError& e) {  // name the sources, not /proc/self/fd/N
+      std::string m = e.what();
+      for (size_t i = 0; i < paths.size(); ++i)
+        for (size_t at = m.find(paths[i]); at != std::string::npos; at = m.find(paths[i], at + 1)) {
+          const size_t end = at + paths[i].size();
+          if (end < m.size() && std::isdigit(static_cast<unsigned char>(m[end]))) continue;  // fd 12, not 1
+          m.replace(at, paths[i].size(), rs.sources[i].path);
+        }
+      throw InputError(m);
+    }
   } catch (const ImportCanceled&) {
     cleanup();
     throw;

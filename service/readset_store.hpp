@@ -102,8 +102,11 @@ struct ReadSetFilter {
 
 class ReadSetStore {
  public:
-  // Creates the schema (component "readsets") and `root` when missing.
-  ReadSetStore(sql::Db& db, std::filesystem::path root);
+  // Creates the schema (component "readsets") and `root` when missing. `allow_roots`: where
+  // registered source files may lie; an import opens each source beneath its root again
+  // (open_within_roots), so a file swapped for a link out of the roots after registration fails the
+  // import instead of being read.
+  ReadSetStore(sql::Db& db, std::filesystem::path root, std::vector<std::filesystem::path> allow_roots);
 
   const std::filesystem::path& root() const { return root_; }
 
@@ -156,7 +159,10 @@ class ReadSetStore {
                      int64_t now, bool* existed);
 
   sql::Db& db_;
+  void sweep_stale_temp_files();  // at construction
+
   std::filesystem::path root_;
+  std::vector<std::filesystem::path> allow_roots_;
 };
 
 // True for "rs-" followed by 16 lowercase hex digits.

@@ -9,6 +9,7 @@
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
+#include "service/address_policy.hpp"
 #include "service/cli.hpp"
 #include "service/daemon.hpp"
 #include "service/inproc_worker.hpp"
@@ -128,7 +129,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::string data_dir, db, token_file, webhook_secret_file, webhook_ca_file;
     int webhook_max_attempts = 10;
     int64_t webhook_backoff_ms = 1000;
-    std::vector<std::string> roots;
+    std::vector<std::string> roots, callback_allow;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
@@ -172,6 +173,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--webhook-ca-file", o->webhook_ca_file,
                   "CA bundle for https:// callback URLs (default: system CAs)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--callback-allow", o->callback_allow,
+                  "CIDR network that run callback_urls may reach although it is loopback, private or "
+                  "link-local (refused by default), e.g. 10.1.0.0/16 (repeatable)");
   cmd->add_option("--catalog-db", o->catalog_db,
                   "Reference, read-set and variant store URL (default: the --db PostgreSQL database, "
                   "else <data-dir>/catalog.db and variants.db)");
@@ -214,6 +218,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.webhook_max_attempts = o->webhook_max_attempts;
             d.webhook_backoff_ms = o->webhook_backoff_ms;
             d.webhook_ca_file = o->webhook_ca_file;
+            for (const auto& c : o->callback_allow) {
+              parse_cidr(c);  // InputError: a bad --callback-allow fails the start
+              d.callback_allow.push_back(c);
+            }
             d.catalog_db = o->catalog_db;
             d.import_threads = o->import_threads;
             d.ingest_all_sites = o->ingest_all_sites;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -14,8 +15,10 @@
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
+#include "service/address_policy.hpp"
 #include "service/auth.hpp"
 #include "service/catalog.hpp"
+#include "service/http_client.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
@@ -72,6 +75,30 @@ struct Api {
   std::unique_ptr<ObjectStore> objects;
   std::shared_ptr<http::Metrics> metrics;
   std::unique_ptr<Catalog> catalog;  // reference, sequence and variant stores
+  AddressPolicy callback_policy;     // where callback_urls may point (--callback-allow)
+
+  // A callback_url naming a refused address literally (http://127.0.0.1/..., http://[::1]/...) is a
+  // 400 at submission; names are checked when they are resolved, at each delivery.
+  void check_callback_url(const std::string& url) const {
+    if (url.empty()) return;
+    if (redact_url_credentials(url) != url)  // never stored, so never logged or shown to clients
+      throw HttpError(400,
+                      "'callback_url' must not carry credentials (user:password@host); receivers "
+                      "authenticate events by their X-Omicsd-Signature (--webhook-secret-file)");
+    HttpClientOptions co;
+    co.base_url = url;
+    std::string host;
+    try {
+      host = HttpClient(co).host();
+    } catch (const InputError& e) {
+      throw HttpError(400, std::string("'callback_url': ") + e.what());
+    }
+    boost::system::error_code not_ip;
+    boost::asio::ip::make_address(host, not_ip);
+    if (not_ip) return;
+    const std::string why = callback_policy.refusal(host);
+    if (!why.empty()) throw HttpError(400, "'callback_url' refused: " + why);
+  }
 
   json run_json(const Run& run) {
     json tasks = json::array();
@@ -86,7 +113,8 @@ struct Api {
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},
-            {"callback_url", run.callback_url.empty() ? json(nullptr) : json(run.callback_url)},
+            {"callback_url",
+             run.callback_url.empty() ? json(nullptr) : json(redact_url_credentials(run.callback_url))},
             {"tasks", tasks},
             {"outputs", flat_outputs(run)},
             {"callbacks", callbacks_json(run.id)},
@@ -285,6 +313,7 @@ struct Api {
   Response create_run(Request& req) {
     const json body = body_of(req);
     WorkflowRequest w = parse_workflow_request(body);
+    check_callback_url(w.callback_url);
     w.idempotency_key = req.header("Idempotency-Key");
     if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
     const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
@@ -460,6 +489,11 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
       o.webhook_secret_file.empty() ? std::string() : read_secret_file(o.webhook_secret_file);
   auto api = std::make_shared<Api>();
   api->opt = o;
+  {
+    std::vector<Cidr> allow;
+    for (const auto& c : o.callback_allow) allow.push_back(parse_cidr(c));
+    api->callback_policy = AddressPolicy(std::move(allow));
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) throw InputError(o.data_dir.string() + ": cannot create the data directory: " + ec.message());
@@ -544,6 +578,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   wh.secret = webhook_secret;
   wh.max_attempts = o.webhook_max_attempts;
   wh.ca_file = o.webhook_ca_file;
+  wh.policy = api->callback_policy;
   wh.backoff_initial = std::chrono::milliseconds(std::max<int64_t>(o.webhook_backoff_ms, 1));
   wh.backoff_max = std::max(wh.backoff_max, wh.backoff_initial);
   if (wh.secret.empty()) spdlog::warn("webhooks are sent unsigned (no --webhook-secret-file)");

@@ -35,6 +35,9 @@ struct DaemonOptions {
   int webhook_max_attempts = 10;
   int64_t webhook_backoff_ms = 1000;
   std::string webhook_ca_file;  // https callback_urls: CA bundle (empty: system CAs)
+  // Networks callback_urls may reach besides public addresses (CIDRs; service/address_policy.hpp):
+  // loopback, private, link-local and metadata addresses are refused unless listed here.
+  std::vector<std::string> callback_allow;
   // Reference, sequence and variant stores: a PostgreSQL URL, or empty for the job store's
   // database when that is PostgreSQL, else SQLite files in data_dir (catalog.db, variants.db).
   std::string catalog_db;

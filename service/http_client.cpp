@@ -233,8 +233,21 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
                            });
   });
   if (ec) throw ConnectionFailure{false, "cannot resolve " + host + ": " + describe(ec)};
+  std::vector<tcp::endpoint> allowed;  // what is connected to is what was checked
+  std::string refused;
+  for (const auto& e : endpoints) {
+    if (opt.connect_policy) {
+      const std::string why = opt.connect_policy(e.endpoint().address().to_string());
+      if (!why.empty()) {
+        if (refused.empty()) refused = why;
+        continue;
+      }
+    }
+    allowed.push_back(e.endpoint());
+  }
+  if (allowed.empty()) throw ConnectionFailure{false, "refused: " + refused, true};
   tcp_layer.expires_after(opt.connect_timeout);
-  ec = run_op(ioc, [&](auto handler) { tcp_layer.async_connect(endpoints, handler); });
+  ec = run_op(ioc, [&](auto handler) { tcp_layer.async_connect(allowed, handler); });
   if (ec) throw ConnectionFailure{false, "cannot connect: " + describe(ec)};
 
   if constexpr (kTls) {
@@ -368,7 +381,12 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
       if (!out) throw Error(part.string() + ": write failed");
       if (hash) hash->update(chunk.data(), n);
     } else {
-      if (res.body.size() + n > kMaxStringBody) throw ConnectionFailure{true, "response body too large"};
+      const uint64_t limit = std::min<uint64_t>(opt.max_response_body, kMaxStringBody);
+      if (res.body.size() + n > limit) {
+        res.body.append(chunk.data(), std::size_t(limit - res.body.size()));
+        res.truncated = true;
+        break;  // the rest stays unread: the connection is closed below
+      }
       res.body.append(chunk.data(), n);
     }
   }

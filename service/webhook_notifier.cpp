@@ -116,12 +116,14 @@ int WebhookNotifier::deliver_due(int64_t now_ms) {
     if (metrics_) metrics_->inc("omicsd_webhook_deliveries_total", 1, {{"outcome", outcome}});
     if (ok)
       spdlog::info("webhook evt-{} ({} {}) delivered to {} (attempt {})", ev.id, ev.run_id,
-                   to_string(ev.state), ev.url, attempts);
+                   to_string(ev.state), redact_url_credentials(ev.url), attempts);
     else if (retry_at)
-      spdlog::warn("webhook evt-{} to {}: attempt {} of {} failed: {}; retrying in {} ms", ev.id, ev.url,
-                   attempts, options_.max_attempts, error, retry_at - done_at);
+      spdlog::warn("webhook evt-{} to {}: attempt {} of {} failed: {}; retrying in {} ms", ev.id,
+                   redact_url_credentials(ev.url), attempts, options_.max_attempts, error,
+                   retry_at - done_at);
     else
-      spdlog::error("webhook evt-{} to {}: giving up after {} attempts: {}", ev.id, ev.url, attempts, error);
+      spdlog::error("webhook evt-{} to {}: giving up after {} attempts: {}", ev.id,
+                    redact_url_credentials(ev.url), attempts, error);
   }
   return static_cast<int>(events.size());
 }
@@ -139,6 +141,8 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     co.request_timeout = options_.request_timeout;
     co.user_agent = "omicsd-webhook";
     co.ca_file = options_.ca_file;  // https callbacks: verified against the system CAs or this bundle
+    co.connect_policy = [this](const std::string& ip) { return options_.policy.refusal(ip); };
+    co.max_response_body = 64 * 1024;  // only the status matters
     HttpClient client(co);
     HttpClient::Headers headers = {{"X-Omicsd-Event", event_type(ev.state)},
                                    {"X-Omicsd-Delivery", "evt-" + std::to_string(ev.id)},
@@ -148,7 +152,16 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     HttpResponse r =
         client.send("POST", url_has_path(ev.url) ? "" : "/", body, "application/json", headers, false);
     if (r.status >= 200 && r.status < 300) return true;
-    *error = "HTTP " + std::to_string(r.status) + ": " + server_error_message(r.body);
+    *error = "HTTP " + std::to_string(r.status);  // never the body: clients see last_error
+    return false;
+  } catch (const HttpClientError& e) {
+    // No answer. The reason is logged; clients see only whether the address was refused by policy
+    // or nothing answered (no probing of what listens where through error texts).
+    const std::string what = e.what();
+    const auto refused = what.find(": refused: ");
+    spdlog::debug("webhook evt-{}: {}", ev.id, redact_url_credentials(what));
+    *error = refused != std::string::npos ? "refused: " + what.substr(refused + 11)
+                                          : "no response (connection failed or timed out)";
     return false;
   } catch (const std::exception& e) {
     *error = e.what();

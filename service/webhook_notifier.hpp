@@ -17,6 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "service/address_policy.hpp"
 
 namespace omicsd {
 
@@ -36,6 +39,10 @@ struct WebhookOptions {
   std::chrono::milliseconds claim{60'000};       // claimed events are hidden from other daemons this long
   int batch = 16;
   std::string ca_file;  // https callbacks: extra CA bundle (empty: system CAs)
+  // Which addresses a callback may connect to (public ones, plus what the operator allowed); the
+  // client connects only to an address this accepted. Receivers' answers are not read beyond 64 KB
+  // and only their status is recorded (never their body: it would be shown to clients).
+  AddressPolicy policy;
 };
 
 // The JSON body of one event, given the run's current summary (id, workflow, state, outputs...).

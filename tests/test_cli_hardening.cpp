@@ -115,6 +115,87 @@ TEST_P(ServeStoreTest, DeepJsonAndBadParameterTypesAre400AndTheDaemonKeepsServin
   EXPECT_EQ(log_of(d).find("internal error"), std::string::npos) << log_of(d);
 }
 
+// Polls the run until its first webhook event has failed or been delivered; returns that callback.
+json settled_callback(const Daemon& d, const std::string& id) {
+  json cb;
+  for (auto until = Clock::now() + std::chrono::seconds(30); Clock::now() < until;) {
+    const json run = d.get("/v1/runs/" + id).j();
+    if (run.contains("callbacks") && run["callbacks"].size() == 1 &&
+        run["callbacks"][0]["status"] != "PENDING")
+      return run["callbacks"][0];
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return cb;
+}
+
+TEST_F(ServeFixture, CallbackUrlsCannotReachLoopbackPrivateOrMetadataAddresses) {
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) +
+                          " --webhook-max-attempts 1 --webhook-backoff-ms 50",
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  HttpResult victim = d.post("/v1/runs", germline_body("victim"));
+  ASSERT_EQ(victim.status, 201) << victim.body;
+  const std::string victim_id = victim.j()["id"].get<std::string>();
+  const std::string port = std::to_string(d.port);
+
+  // Literal addresses are refused at submission.
+  for (const std::string& url :
+       std::vector<std::string>{"http://127.0.0.1:" + port + "/v1/runs/" + victim_id + "/cancel",
+                                "http://169.254.169.254/latest/meta-data/", "http://[::1]:" + port + "/",
+                                "http://10.0.0.1/hook", "http://192.168.0.10:8080/", "http://0.0.0.0:" + port,
+                                "http://[::ffff:127.0.0.1]:" + port + "/", "http://[fd00:ec2::254]/"}) {
+    json b = json::parse(germline_body("attacker"));
+    b["callback_url"] = url;
+    expect_json_error(d.post("/v1/runs", b.dump()), 400, "refused");
+  }
+  // A name that resolves to loopback is accepted at submission and refused when it is resolved: the
+  // daemon never connects, so the victim run is not canceled through its own API.
+  json b = json::parse(germline_body("attacker"));
+  b["callback_url"] = "http://localhost:" + port + "/v1/runs/" + victim_id + "/cancel";
+  HttpResult attacker = d.post("/v1/runs", b.dump());
+  ASSERT_EQ(attacker.status, 201) << attacker.body;
+  const std::string attacker_id = attacker.j()["id"].get<std::string>();
+  ASSERT_EQ(d.post("/v1/runs/" + attacker_id + "/cancel", "").status, 200);
+  const json cb = settled_callback(d, attacker_id);
+  ASSERT_EQ(cb.value("status", ""), "FAILED") << cb.dump();
+  EXPECT_EQ(cb["last_error"].get<std::string>().rfind("refused: ", 0), 0u) << cb.dump();
+  EXPECT_NE(cb["last_error"].get<std::string>().find("loopback"), std::string::npos) << cb.dump();
+  EXPECT_EQ(d.get("/v1/runs/" + victim_id).j().value("state", ""), "QUEUED")
+      << "the callback reached the daemon";
+  EXPECT_EQ(d.get("/healthz").status, 200);
+}
+
+TEST_F(ServeFixture, AllowedCallbackRecordsOnlyTheStatusNotTheReceiversBody) {
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) +
+                          " --webhook-max-attempts 1 --webhook-backoff-ms 50 --callback-allow 127.0.0.0/8",
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  // The receiver (the daemon itself, allowed by the operator) answers 404 with a JSON body naming
+  // the path: none of that body may reach the run's callbacks.
+  json b = json::parse(germline_body("S1"));
+  b["callback_url"] = "http://127.0.0.1:" + std::to_string(d.port) + "/private-area-SECRET";
+  HttpResult sub = d.post("/v1/runs", b.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  const std::string id = sub.j()["id"].get<std::string>();
+  ASSERT_EQ(d.post("/v1/runs/" + id + "/cancel", "").status, 200);
+  const json cb = settled_callback(d, id);
+  ASSERT_EQ(cb.value("status", ""), "FAILED") << cb.dump();
+  EXPECT_EQ(cb.value("last_error", ""), "HTTP 404") << cb.dump();
+  // Connection failures say only that nothing answered.
+  const uint16_t dead = free_port();
+  b["callback_url"] = "http://127.0.0.1:" + std::to_string(dead) + "/hook";
+  sub = d.post("/v1/runs", b.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  const std::string id2 = sub.j()["id"].get<std::string>();
+  ASSERT_EQ(d.post("/v1/runs/" + id2 + "/cancel", "").status, 200);
+  EXPECT_EQ(settled_callback(d, id2).value("last_error", ""), "no response (connection failed or timed out)");
+  // Outside the allowed network it is still refused.
+  b["callback_url"] = "http://169.254.169.254/latest/meta-data/";
+  expect_json_error(d.post("/v1/runs", b.dump()), 400, "refused");
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ServeStoreTest, ::testing::Values("sqlite", "postgres"), store_param_name);
 
 }  // namespace

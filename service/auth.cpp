@@ -10,6 +10,7 @@ std::optional<Scope> parse_scope(std::string_view name) {
   if (name == "client") return Scope::client;
   if (name == "worker") return Scope::worker;
   if (name == "admin") return Scope::admin;
+  if (name == "metrics") return Scope::metrics;
   return std::nullopt;
 }
 
@@ -23,6 +24,8 @@ std::string_view to_string(Scope scope) {
       return "worker";
     case Scope::admin:
       return "admin";
+    case Scope::metrics:
+      return "metrics";
   }
   return "?";
 }
@@ -50,7 +53,7 @@ TokenStore TokenStore::parse(std::string_view text, std::string_view origin) {
     auto fail = [&](const std::string& why) {
       std::ostringstream os;
       os << origin << ":" << line_no << ": " << why
-         << " (expected `token scope[,scope]` with scopes client, worker, admin)";
+         << " (expected `token scope[,scope]` with scopes client, worker, admin, metrics)";
       throw std::runtime_error(os.str());
     };
     auto sp = line.find_first_of(" \t");

@@ -130,7 +130,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int webhook_max_attempts = 10;
     int64_t webhook_backoff_ms = 1000;
     std::vector<std::string> roots, callback_allow;
-    int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
+    int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
+        handler_threads = 8;
+    bool metrics_auth = false;
+    int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
     std::string tls_cert, tls_key;
@@ -152,6 +155,18 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--threads", o->threads, "Engine threads per task (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-threads", o->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
+  cmd->add_option("--handler-threads", o->handler_threads,
+                  "Threads that run request handlers, off the HTTP I/O threads (default 8)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_flag("--metrics-auth", o->metrics_auth,
+                "/metrics requires a token with the metrics (or admin) scope (needs --token-file)");
+  cmd->add_option("--metrics-cache-ms", o->metrics_cache_ms,
+                  "Recompute the run and queue gauges of /metrics at most this often (default 5000)")
+      ->check(CLI::Range(int64_t(0), int64_t(3'600'000)));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "HTTP connections served at once; more wait in the listen backlog (default 4096, "
+                  "capped by the open file limit)")
+      ->check(CLI::Range(1, 1'000'000));
   cmd->add_option("--max-object-size", o->max_object_bytes,
                   "Largest object a worker may upload with PUT /v1/objects, in bytes (default 64 GiB)")
       ->check(CLI::PositiveNumber);
@@ -211,6 +226,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_attempts = o->max_attempts;
             d.threads = o->threads;
             d.http_threads = o->http_threads;
+            d.max_connections = std::size_t(o->max_connections);
+            d.handler_threads = o->handler_threads;
+            d.metrics_auth = o->metrics_auth;
+            d.metrics_cache_ms = o->metrics_cache_ms;
             d.max_object_bytes = o->max_object_bytes;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;

@@ -438,27 +438,22 @@ struct Api {
     return Response::json(j);
   }
 
+  // Runs by state and queue depth (QUEUED tasks of active runs): two aggregate queries, at most once
+  // per metrics_cache_ms whatever the scrape rate; a scrape while another refreshes renders the
+  // values it has instead of waiting.
+  std::mutex collect_mu;
+  std::chrono::steady_clock::time_point collected_at{};
+  bool collected = false;
   void collect(http::Metrics& m) {
-    // Runs by state and queue depth (QUEUED tasks of active runs). Bounded scan.
-    int queued_tasks = 0;
-    for (RunState s :
-         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled}) {
-      RunFilter f;
-      f.state = s;
-      f.page_size = 1000;
-      int64_t n = 0;
-      for (int page = 0; page < 50; ++page) {
-        RunPage p = store->list_runs(f);
-        n += int64_t(p.runs.size());
-        if (s == RunState::Queued || s == RunState::Running)
-          for (const Run& r : p.runs)
-            for (const Task& t : store->list_tasks(r.id)) queued_tasks += t.state == TaskState::Queued;
-        if (p.next_page_token.empty()) break;
-        f.page_token = p.next_page_token;
-      }
-      m.set("omicsd_runs", double(n), {{"state", to_string(s)}});
-    }
-    m.set("omicsd_queue_depth", queued_tasks);
+    std::unique_lock lk(collect_mu, std::try_to_lock);
+    if (!lk.owns_lock()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (collected && now - collected_at < std::chrono::milliseconds(opt.metrics_cache_ms)) return;
+    const JobStore::Counts c = store->counts();
+    for (const auto& [state, n] : c.runs) m.set("omicsd_runs", double(n), {{"state", to_string(state)}});
+    m.set("omicsd_queue_depth", double(c.queued_tasks));
+    collected_at = now;
+    collected = true;
   }
 };
 
@@ -487,6 +482,9 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   // Read before any thread starts, so a bad file fails the start cleanly.
   const std::string webhook_secret =
       o.webhook_secret_file.empty() ? std::string() : read_secret_file(o.webhook_secret_file);
+  // Every connection, upload spool, import and database handle is a descriptor: take all the
+  // process may have (the accept loop backs off when they run out anyway).
+  const std::uint64_t nofile = http::raise_open_file_limit();
   auto api = std::make_shared<Api>();
   api->opt = o;
   {
@@ -539,7 +537,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::Router router;
   if (!o.token_file.empty())
     router.set_auth(std::make_shared<http::TokenStore>(http::TokenStore::load_file(o.token_file)));
-  http::add_builtin_routes(router, api->metrics, [&ready] { return ready.load(); });
+  if (o.metrics_auth && o.token_file.empty())
+    throw InputError("--metrics-auth needs --token-file (tokens with the metrics or admin scope)");
+  http::add_builtin_routes(
+      router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   api->add_routes(router);
   api->catalog->add_routes(router);
 
@@ -547,11 +548,14 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   so.address = o.host;
   so.port = o.port;
   so.threads = o.http_threads;
+  so.max_connections = o.max_connections;
+  so.handler_threads = o.handler_threads;
   so.tls_cert_file = o.tls_cert_file;
   so.tls_key_file = o.tls_key_file;
   so.metrics = api->metrics;
   http::HttpServer server(so, std::move(router));
   server.start();
+  spdlog::info("open file limit {}, at most {} HTTP connections", nofile, server.max_connections());
 
   // Lease sweeper.
   std::mutex sweep_mu;

@@ -26,6 +26,10 @@ struct DaemonOptions {
   int max_attempts = 3;
   int threads = 0;  // per task; 0 = engine default (all cores)
   int http_threads = 4;
+  std::size_t max_connections = 4096;  // HTTP connections at once (within RLIMIT_NOFILE)
+  int handler_threads = 8;             // request handlers run here, off the I/O threads
+  bool metrics_auth = false;           // with a token file: /metrics needs a metrics (or admin) token
+  int64_t metrics_cache_ms = 5000;     // run/queue gauges are recomputed at most this often
   // PUT /v1/objects/{digest} bodies larger than this -> 413.
   uint64_t max_object_bytes = uint64_t(64) << 30;
   std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)

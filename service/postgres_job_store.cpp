@@ -380,6 +380,22 @@ class PostgresJobStore final : public JobStore {
 
   std::string describe() const override { return db_.desc(); }
 
+  Counts counts() override {
+    Counts c;
+    for (RunState s :
+         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
+      c.runs[s] = 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    Result r = db_.exec_retry("SELECT state, COUNT(*) FROM runs GROUP BY state", {}, "count runs");
+    for (int i = 0; i < r.rows(); ++i) c.runs[parse_run_state(r.text(i, 0))] = r.i64(i, 1);
+    Result q = db_.exec_retry(
+        "SELECT COUNT(*) FROM tasks t JOIN runs r ON r.id = t.run_id WHERE t.state = 'QUEUED' AND "
+        "r.state IN ('QUEUED', 'RUNNING')",
+        {}, "count queued tasks");
+    if (q.rows()) c.queued_tasks = q.i64(0, 0);
+    return c;
+  }
+
   int schema_version() override {
     std::lock_guard<std::mutex> lock(mu_);
     Result r =

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -194,6 +195,62 @@ TEST_F(ServeFixture, AllowedCallbackRecordsOnlyTheStatusNotTheReceiversBody) {
   // Outside the allowed network it is still refused.
   b["callback_url"] = "http://169.254.169.254/latest/meta-data/";
   expect_json_error(d.post("/v1/runs", b.dump()), 400, "refused");
+}
+
+// Sum of the samples of one metric family whose labels contain `labels` (e.g. state="QUEUED").
+double metric(const std::string& text, const std::string& name, const std::string& labels = "") {
+  double sum = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name, 0) != 0 ||
+        (line.size() > name.size() && line[name.size()] != '{' && line[name.size()] != ' '))
+      continue;
+    if (!labels.empty() && line.find(labels) == std::string::npos) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// Issue 12, item 5: the run and queue gauges come from aggregate queries (no scan of every run and
+// its tasks per scrape), on both stores; with --metrics-auth /metrics needs a metrics token while
+// /healthz stays open.
+TEST_P(ServeStoreTest, MetricsGaugesAreAggregatesAndCanRequireAToken) {
+  write_file(tmp.path / "tokens", "tok-client client\ntok-metrics metrics\ntok-admin admin\n");
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --metrics-cache-ms 0 --metrics-auth --allow-root " +
+                          q(root.string()) + " --token-file " + q((tmp.path / "tokens").string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  d.token = "tok-client";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    HttpResult r = d.post("/v1/runs", germline_body("S" + std::to_string(i)));
+    ASSERT_EQ(r.status, 201) << r.body;
+    ids.push_back(r.j()["id"].get<std::string>());
+  }
+  ASSERT_EQ(d.post("/v1/runs/" + ids[0] + "/cancel", "").status, 200);
+  int queued_tasks = 0;  // what the old per-run scan counted: QUEUED tasks of QUEUED/RUNNING runs
+  for (const auto& id : ids) {
+    const json run = d.get("/v1/runs/" + id).j();
+    if (run["state"] == "QUEUED" || run["state"] == "RUNNING")
+      for (const auto& t : run["tasks"]) queued_tasks += t["state"] == "QUEUED";
+  }
+  EXPECT_EQ(queued_tasks, 12);
+
+  EXPECT_EQ(d.get("/metrics").status, 403) << "a client token scraped /metrics";
+  d.token = "";
+  EXPECT_EQ(d.get("/metrics").status, 401);
+  EXPECT_EQ(d.get("/healthz").status, 200);
+  d.token = "tok-metrics";
+  HttpResult m = d.get("/metrics");
+  ASSERT_EQ(m.status, 200) << m.body;
+  EXPECT_EQ(metric(m.body, "omicsd_runs", "state=\"QUEUED\""), 4) << m.body;
+  EXPECT_EQ(metric(m.body, "omicsd_runs", "state=\"CANCELED\""), 1) << m.body;
+  EXPECT_EQ(metric(m.body, "omicsd_runs", "state=\"COMPLETE\""), 0) << m.body;
+  EXPECT_EQ(metric(m.body, "omicsd_queue_depth"), queued_tasks) << m.body;
+  EXPECT_EQ(d.get("/v1/runs").status, 403) << "the metrics scope is for /metrics only";
+  d.token = "tok-admin";
+  EXPECT_EQ(d.get("/metrics").status, 200);
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, ServeStoreTest, ::testing::Values("sqlite", "postgres"), store_param_name);

@@ -259,12 +259,16 @@ void Catalog::add_routes(http::Router& router) {
   ReferenceRoutesOptions ro;
   ro.schedule_import = [d](const std::string& id) { d->schedule_reference(id); };
   ro.in_use = [d](const std::string& id) { return d->in_use(id); };
+  ro.max_upload_bytes = d->opt.max_reference_bytes;
+  ro.min_free_bytes = d->opt.min_free_bytes;
   add_reference_routes(router, *d->references, ro);
   ReadSetRoutesOptions so;
   so.allow_roots = d->opt.allow_roots;
   so.objects = &d->objects;
   so.schedule_import = [d](const std::string& id) { d->schedule_readset(id); };
   so.in_use = [d](const std::string& id) { return d->in_use(id); };
+  so.max_part_bytes = d->opt.max_readset_part_bytes;
+  so.min_free_bytes = d->opt.min_free_bytes;
   add_readset_routes(router, *d->readsets, so);
   add_variant_routes(router, *d->variants);
 }

@@ -136,6 +136,8 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
+    uint64_t max_reference_bytes = uint64_t(64) << 30, max_readset_part_bytes = uint64_t(256) << 30;
+    uint64_t min_free_bytes = uint64_t(1) << 30;
     std::string tls_cert, tls_key;
     std::string catalog_db;
     int import_threads = 1;
@@ -170,6 +172,15 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--max-object-size", o->max_object_bytes,
                   "Largest object a worker may upload with PUT /v1/objects, in bytes (default 64 GiB)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-reference-size", o->max_reference_bytes,
+                  "Largest FASTA upload to POST /v1/references, in bytes (default 64 GiB)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-readset-part-size", o->max_readset_part_bytes,
+                  "Largest read-set part upload, in bytes (default 256 GiB)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--min-free-space", o->min_free_bytes,
+                  "Free bytes every upload must leave on the data directory's disk, else 507 (default 1 GiB; "
+                  "0: no check)");
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -231,6 +242,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.metrics_auth = o->metrics_auth;
             d.metrics_cache_ms = o->metrics_cache_ms;
             d.max_object_bytes = o->max_object_bytes;
+            d.max_reference_bytes = o->max_reference_bytes;
+            d.max_readset_part_bytes = o->max_readset_part_bytes;
+            d.min_free_bytes = o->min_free_bytes;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

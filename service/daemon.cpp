@@ -271,9 +271,7 @@ struct Api {
         [this](Request& req) {
           return guard([&] {
             const json b = body_of(req);
-            const int64_t secs = b.contains("lease_seconds") && b["lease_seconds"].is_number_integer()
-                                     ? b["lease_seconds"].get<int64_t>()
-                                     : opt.lease_seconds;
+            const int64_t secs = lease_seconds_of(b);
             Task t = store->heartbeat(task_id(req), str_field(b, "lease_token", true), secs, now_ms());
             if (b.contains("telemetry")) record_telemetry(t.worker_id, b["telemetry"]);
             return Response::json(task_json(t, nullptr));
@@ -303,7 +301,22 @@ struct Api {
 
     r.get("/v1/openapi.json", [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
     // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).
-    add_object_routes(r, *objects, *store, {opt.allow_roots, opt.max_object_bytes}, metrics);
+    ObjectRoutesOptions oo;
+    oo.allow_roots = opt.allow_roots;
+    oo.max_object_bytes = opt.max_object_bytes;
+    oo.min_free_bytes = opt.min_free_bytes;
+    add_object_routes(r, *objects, *store, oo, metrics);
+  }
+
+  // A lease or heartbeat's lease_seconds: absent -> --lease-seconds; anything but an integer in
+  // 1..86400 is a 400 (an unbounded one overflowed now + seconds in the store).
+  int64_t lease_seconds_of(const json& b) const {
+    if (!b.contains("lease_seconds") || b["lease_seconds"].is_null()) return opt.lease_seconds;
+    const json& v = b["lease_seconds"];
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > 86400) ||
+        (!v.is_number_unsigned() && (v.get<int64_t>() < 1 || v.get<int64_t>() > 86400)))
+      throw HttpError(400, "lease_seconds must be an integer between 1 and 86400");
+    return v.get<int64_t>();
   }
 
   // Task ids are "<run id>/<name>": accept both the percent-encoded single segment and the run id
@@ -361,10 +374,7 @@ struct Api {
     const std::string worker = str_field(b, "worker_id", true);
     json caps =
         b.contains("capabilities") && b["capabilities"].is_object() ? b["capabilities"] : json::object();
-    int64_t secs = opt.lease_seconds;
-    if (b.contains("lease_seconds") && b["lease_seconds"].is_number_integer())
-      secs = b["lease_seconds"].get<int64_t>();
-    if (secs < 1 || secs > 86400) throw HttpError(400, "lease_seconds must be between 1 and 86400");
+    const int64_t secs = lease_seconds_of(b);
     auto leased = store->lease_task(worker, caps, secs, now_ms());
     if (!leased) {
       Response r;
@@ -415,11 +425,11 @@ struct Api {
     const bool fresh = current->state == TaskState::Running && current->lease_token == token;
     json prov = b.contains("provenance") && b["provenance"].is_object() ? b["provenance"] : json::object();
     if (fresh) {
-      if (!prov.contains("worker_id")) prov["worker_id"] = current->worker_id;
+      // The worker's word is recorded as provenance only. It does not go into the shared call
+      // cache: a key the daemon cannot recompute would let one worker choose the outputs of any
+      // future task with that key (in-process workers, which compute their keys, write the cache).
+      prov["worker_id"] = current->worker_id;
       store->set_run_provenance(current->run_id, task_provenance_patch(current->name, prov), now_ms());
-      const std::string key = prov.value("cache_key", std::string());
-      if (!key.empty() && !prov.value("cache_hit", false))
-        store->put_cache(key, json{{"outputs", outputs}, {"provenance", prov}}, now_ms());
     }
     TaskResult res = store->complete_task(id, token, outputs, now_ms());
     if (res.run_state == RunState::Complete && !res.duplicate) catalog->on_run_complete(res.task.run_id);
@@ -505,6 +515,9 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.allow_roots = o.allow_roots;
   co.import_threads = o.import_threads;
   co.ingest_all_sites = o.ingest_all_sites;
+  co.max_reference_bytes = o.max_reference_bytes;
+  co.max_readset_part_bytes = o.max_readset_part_bytes;
+  co.min_free_bytes = o.min_free_bytes;
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) api->opt.allow_roots.push_back(root);

@@ -32,6 +32,9 @@ struct DaemonOptions {
   int64_t metrics_cache_ms = 5000;     // run/queue gauges are recomputed at most this often
   // PUT /v1/objects/{digest} bodies larger than this -> 413.
   uint64_t max_object_bytes = uint64_t(64) << 30;
+  uint64_t max_reference_bytes = uint64_t(64) << 30;      // FASTA uploads
+  uint64_t max_readset_part_bytes = uint64_t(256) << 30;  // read-set part uploads
+  uint64_t min_free_bytes = uint64_t(1) << 30;            // every upload leaves this much free (else 507)
   std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)
   std::string tls_key_file;
   // Webhooks (callback_url of a run): HMAC key file (empty: unsigned), attempts and first backoff.

@@ -119,6 +119,10 @@ struct StreamedBody {
                                                       // final place, so handlers can rename them)
   std::uint64_t max_bytes = std::uint64_t(64) << 30;  // larger bodies -> 413 (before reading them)
   std::chrono::milliseconds idle_timeout{120'000};    // per chunk of the body
+  // The spool directory's file system must keep this much free space after the body: a declared
+  // Content-Length that would leave less is a 507 before any of it is read, and a body (chunked,
+  // or the disk filling meanwhile) that brings free space below it is cut off with a 507.
+  std::uint64_t min_free_bytes = 0;
   // Optional: runs after routing and auth, before any of the body is read. A response returned
   // (or an HttpError thrown) here is sent instead of running the handler: a 2xx once the body has
   // been read and discarded (nothing is written; the connection stays usable), anything else at

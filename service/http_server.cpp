@@ -586,6 +586,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const auto declared = parser_->content_length();
     if (declared && *declared > sb.max_bytes)
       return send_error(413, "request body exceeds the limit of " + std::to_string(sb.max_bytes) + " bytes");
+    if (sb.min_free_bytes > 0 && declared) {
+      const std::uint64_t free = free_bytes(sb.spool_dir);
+      if (free < *declared || free - *declared < sb.min_free_bytes)
+        return send_error(507, "not enough free space for a body of " + std::to_string(*declared) +
+                                   " bytes (the server keeps " + std::to_string(sb.min_free_bytes) +
+                                   " bytes free)");
+    }
     std::optional<Response> early;
     if (sb.before_body) {
       try {
@@ -630,6 +637,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     read_chunk();
+  }
+
+  static constexpr std::uint64_t kFreeCheckEvery = std::uint64_t(64) << 20;  // bytes between checks
+
+  static std::uint64_t free_bytes(const std::filesystem::path& dir) {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return std::numeric_limits<std::uint64_t>::max();  // unknown
+    return std::uint64_t(st.f_bavail) * std::uint64_t(st.f_frsize);
   }
 
   bool open_spool(const StreamedBody& sb) {
@@ -681,6 +696,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return on_stream_error(ec);
     const std::size_t n = kChunk - stream_parser_->get().body().size;
+    if (sb_->min_free_bytes > 0 && !discard_ &&
+        received_ / kFreeCheckEvery != (received_ + n) / kFreeCheckEvery &&
+        free_bytes(sb_->spool_dir) < sb_->min_free_bytes) {
+      drop_spool();
+      return send_error(507, "not enough free space: the server keeps " +
+                                 std::to_string(sb_->min_free_bytes) + " bytes free");
+    }
     received_ += n;
     if (n > 0 && !discard_) {
       sha_->update(chunk_.get(), n);

@@ -253,6 +253,7 @@ void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& job
   http::StreamedBody body;
   body.spool_dir = objects.tmp_dir();
   body.max_bytes = r->opt.max_object_bytes;
+  body.min_free_bytes = r->opt.min_free_bytes;
   body.idle_timeout = r->opt.upload_idle_timeout;
   body.before_body = [r](Request& req) { return r->before_put(req); };
   router.add_streamed(

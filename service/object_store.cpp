@@ -78,6 +78,14 @@ ObjectStore::ObjectStore(fs::path root) : root_(std::move(root)) {
   if (!ec) fs::create_directories(root_ / "tmp", ec);
   if (ec) throw Error(root_.string() + ": cannot create the object store: " + ec.message());
   root_ = fs::canonical(root_);
+  // Upload spools and temp objects a crash left behind: one untouched for a day is no upload in
+  // progress (a live one is written continuously; the idle timeout is minutes), even by another
+  // daemon or worker sharing the directory.
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) {
+    std::error_code e2;
+    if (e.is_regular_file(e2) && e.last_write_time(e2) < cutoff) fs::remove(e.path(), e2);
+  }
 }
 
 std::string ObjectStore::digest_file(const fs::path& path, uint64_t* size_out) {

@@ -214,9 +214,33 @@ ReadSetStore::ReadSetStore(sql::Db& db, fs::path root, std::vector<fs::path> all
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw Error(root_.string() + ": cannot create the read set directory: " + ec.message());
+  sweep_stale_temp_files();
 }
 
 fs::path ReadSetStore::tmp_dir(const std::string& id) const { return root_ / id / "tmp"; }
+
+void ReadSetStore::sweep_stale_temp_files() {
+  // Part uploads (<id>/tmp/*) and exports (<id>/export.*.tmp) a crash cut off: untouched for a day
+  // means nobody is writing them, even another daemon sharing the directory.
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(root_, ec)) {
+    std::error_code e2;
+    if (!dir.is_directory(e2)) continue;
+    auto stale = [&](const fs::directory_entry& e) {
+      std::error_code e3;
+      return e.is_regular_file(e3) && e.last_write_time(e3) < cutoff;
+    };
+    for (const auto& e : fs::directory_iterator(dir.path() / "tmp", e2))
+      if (stale(e)) fs::remove(e.path(), e2);
+    for (const auto& e : fs::directory_iterator(dir.path(), e2)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("export.", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+          stale(e))
+        fs::remove(e.path(), e2);
+    }
+  }
+}
 
 // One new row in `state`, unless the idempotency key is known: then that read set's id (*existed).
 std::string ReadSetStore::insert(const ReadSetMetadata& meta, ReadSetState state,

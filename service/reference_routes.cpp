@@ -201,6 +201,7 @@ void add_reference_routes(http::Router& router, ReferenceStore& store, Reference
   http::StreamedBody body;
   body.spool_dir = store.tmp_dir();  // same file system as the references: create() renames
   body.max_bytes = r->opt.max_upload_bytes;
+  body.min_free_bytes = r->opt.min_free_bytes;
   body.idle_timeout = r->opt.upload_idle_timeout;
   body.before_body = [r](Request& req) { return guard([&] { return r->before_body(req); }); };
   router.add_streamed(

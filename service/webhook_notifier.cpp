@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "service/http_client.hpp"
 #include "service/http_server.hpp"
@@ -69,21 +72,22 @@ WebhookNotifier::WebhookNotifier(JobStore& store, WebhookOptions options,
 WebhookNotifier::~WebhookNotifier() { stop(); }
 
 void WebhookNotifier::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lk(mu_);
-    while (!stop_) {
-      lk.unlock();
-      try {
-        // Keep going while there is a backlog; otherwise wait for the next poll.
-        while (!stop_ && deliver_due(unix_ms_now()) >= options_.batch) {
+  for (int i = 0; i < std::max(options_.senders, 1); ++i)
+    threads_.emplace_back([this] {
+      std::unique_lock lk(mu_);
+      while (!stop_) {
+        lk.unlock();
+        try {
+          // Keep going while there is a backlog; otherwise wait for the next poll.
+          while (!stop_ && deliver_due(unix_ms_now()) >= options_.batch) {
+          }
+        } catch (const std::exception& e) {
+          spdlog::error("webhooks: {}", e.what());  // store unavailable: try again next poll
         }
-      } catch (const std::exception& e) {
-        spdlog::error("webhooks: {}", e.what());  // store unavailable: try again next poll
+        lk.lock();
+        cv_.wait_for(lk, options_.poll_interval, [this] { return stop_; });
       }
-      lk.lock();
-      cv_.wait_for(lk, options_.poll_interval, [this] { return stop_; });
-    }
-  });
+    });
 }
 
 void WebhookNotifier::stop() {
@@ -92,7 +96,9 @@ void WebhookNotifier::stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
 }
 
 std::chrono::milliseconds WebhookNotifier::backoff(int failed_attempts) const {
@@ -104,9 +110,33 @@ std::chrono::milliseconds WebhookNotifier::backoff(int failed_attempts) const {
 
 int WebhookNotifier::deliver_due(int64_t now_ms) {
   const auto events = store_.claim_webhooks(options_.batch, options_.claim.count(), now_ms);
-  for (const WebhookDelivery& ev : events) {
-    std::string error;
-    const bool ok = deliver_one(ev, &error);
+  // The claimed events are delivered concurrently (one thread each, at most `batch`): a receiver
+  // that hangs until its timeout delays only its own events, not everyone else's.
+  std::vector<std::string> errors(events.size());
+  std::vector<char> delivered(events.size(), 0);
+  {
+    std::vector<std::thread> senders;
+    senders.reserve(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      auto send = [this, &events, &errors, &delivered, i] {
+        delivered[i] = deliver_one(events[i], &errors[i]) ? 1 : 0;
+      };
+      if (events.size() == 1) {
+        send();
+        continue;
+      }
+      try {
+        senders.emplace_back(send);
+      } catch (const std::system_error&) {  // no thread to be had: deliver this one here
+        send();
+      }
+    }
+    for (auto& t : senders) t.join();
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    const WebhookDelivery& ev = events[i];
+    const std::string& error = errors[i];
+    const bool ok = delivered[i] != 0;
     const int attempts = ev.attempts + 1;
     const int64_t done_at = unix_ms_now();
     int64_t retry_at = 0;

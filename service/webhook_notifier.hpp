@@ -38,6 +38,9 @@ struct WebhookOptions {
   std::chrono::milliseconds poll_interval{500};  // how often due events are looked for
   std::chrono::milliseconds claim{60'000};       // claimed events are hidden from other daemons this long
   int batch = 16;
+  // Delivery threads, each claiming and sending events on its own: a receiver that hangs until
+  // request_timeout holds up one of them, not the others' events.
+  int senders = 4;
   std::string ca_file;  // https callbacks: extra CA bundle (empty: system CAs)
   // Which addresses a callback may connect to (public ones, plus what the operator allowed); the
   // client connects only to an address this accepted. Receivers' answers are not read beyond 64 KB
@@ -80,7 +83,7 @@ class WebhookNotifier {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace omicsd

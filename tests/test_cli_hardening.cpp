@@ -1,8 +1,14 @@
 // Security regression tests against a real `omicsd serve` on loopback (issue 12): each test replays
 // an attack that once broke the daemon and checks that it is refused with a 4xx JSON error while the
 // daemon keeps serving.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -11,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "service/http_server.hpp"
 #include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
 
@@ -195,6 +202,128 @@ TEST_F(ServeFixture, AllowedCallbackRecordsOnlyTheStatusNotTheReceiversBody) {
   // Outside the allowed network it is still refused.
   b["callback_url"] = "http://169.254.169.254/latest/meta-data/";
   expect_json_error(d.post("/v1/runs", b.dump()), 400, "refused");
+}
+
+// Issue 12, item 6: a worker's complete cannot write the shared call cache under a key it chose, and
+// a heartbeat's lease_seconds is bounded (9.2e15 overflowed now + seconds in the store).
+TEST_P(ServeStoreTest, WorkersCannotPoisonTheCallCacheOrOverflowTheirLease) {
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()), tmp.path / "serve.log"))
+      << log_of(d);
+  ASSERT_EQ(d.post("/v1/runs", germline_body()).status, 201);
+  HttpResult lease = d.post("/v1/tasks/lease", json{{"worker_id", "w1"}}.dump());
+  ASSERT_EQ(lease.status, 200) << lease.body;
+  const json task = lease.j()["task"];
+  std::string tid = task["id"].get<std::string>();
+  tid.replace(tid.find('/'), 1, "%2F");
+  const std::string token = task["lease_token"].get<std::string>();
+  for (const json& secs :
+       {json(9'200'000'000'000'000LL), json(-5), json(0), json(86401), json("60"), json(1.5)})
+    expect_json_error(d.post("/v1/tasks/" + tid + "/heartbeat",
+                             json{{"lease_token", token}, {"lease_seconds", secs}}.dump()),
+                      400, "lease_seconds");
+  expect_json_error(d.post("/v1/tasks/lease", json{{"worker_id", "w2"}, {"lease_seconds", 1e18}}.dump()), 400,
+                    "lease_seconds");
+  HttpResult hb = d.post("/v1/tasks/" + tid + "/heartbeat",
+                         json{{"lease_token", token}, {"lease_seconds", 86400}}.dump());
+  ASSERT_EQ(hb.status, 200) << hb.body;
+
+  const std::string chosen_key = "sha256:" + std::string(64, 'a');
+  HttpResult done = d.post(
+      "/v1/tasks/" + tid + "/complete",
+      json{{"lease_token", token},
+           {"outputs", json::object()},
+           {"provenance", {{"cache_key", chosen_key}, {"cache_hit", false}, {"worker_id", "someone-else"}}}}
+          .dump());
+  ASSERT_EQ(done.status, 200) << done.body;
+  const json run = d.get("/v1/runs/" + task["run_id"].get<std::string>()).j();
+  EXPECT_EQ(run["provenance"]["tasks"]["align"].value("worker_id", ""), "w1")
+      << "the lease holder, not the claim";
+  ASSERT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
+  std::string out;
+  const std::string count = "SELECT COUNT(*) FROM cache";
+  const std::string cmd = pg ? "psql -At " + q(pg->url) + " -c " + q(count)
+                             : "sqlite3 " + q((data / "omicsd.db").string()) + " " + q(count);
+  ASSERT_EQ(run_command(cmd, &out), 0) << out;
+  EXPECT_EQ(std::stoi(out), 0) << "a worker wrote the shared call cache";
+}
+
+// Issue 12, item 6: upload sizes are configurable and every upload must leave --min-free-space free
+// (507 before a byte is stored), for objects, references and read-set parts alike.
+TEST_F(ServeFixture, UploadsAreBoundedAndMustLeaveFreeSpace) {
+  Daemon d;
+  ASSERT_TRUE(
+      d.start(data_args() + " --workers 0 --max-reference-size 100 --min-free-space 1000000000000000000",
+              tmp.path / "serve.log"))
+      << log_of(d);
+  write_file(tmp.path / "g.fa", ">chr1\n" + std::string(60, 'A') + "\n>chr2\n" + std::string(60, 'C') + "\n");
+  auto upload = [&](const std::string& method, const std::string& path) {
+    std::string out;
+    run_command("curl -s -o /dev/null -w '%{http_code}' -X " + method +
+                    " -H 'Content-Type: application/octet-stream' --data-binary @" +
+                    q((tmp.path / "g.fa").string()) + " " + q(d.url() + path),
+                &out);
+    return out;
+  };
+  EXPECT_EQ(upload("POST", "/v1/references?name=big"), "413");  // 130 bytes > --max-reference-size
+  const std::string digest = "sha256%3A" + std::string(64, '0');
+  EXPECT_EQ(upload("PUT", "/v1/objects/" + digest), "507");  // would leave less than 1e18 bytes free
+  HttpResult rs = d.post("/v1/readsets", json{{"sample_id", "S1"}, {"parts", 1}}.dump());
+  ASSERT_EQ(rs.status, 201) << rs.body;
+  EXPECT_EQ(upload("PUT", "/v1/readsets/" + rs.j()["id"].get<std::string>() + "/parts/1"), "507");
+  std::error_code ec;
+  for (const auto& e : fs::recursive_directory_iterator(data / "tmp", ec))
+    ADD_FAILURE() << "spooled although refused: " << e.path();
+  EXPECT_EQ(d.get("/healthz").status, 200);
+}
+
+// Issue 12, item 6: webhooks are delivered concurrently, so a receiver that never answers (it waits
+// out the 10 s request timeout) does not hold up another run's event.
+TEST_F(ServeFixture, AHangingWebhookReceiverDoesNotDelayOthers) {
+  // The hanging receiver: listens, never accepts (the kernel completes the handshake, nobody answers).
+  const int hang = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(hang, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(hang, 16), 0);
+  ASSERT_EQ(::getsockname(hang, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  std::atomic<int> hits{0};
+  http::Router r;
+  r.post("/hook", [&hits](http::Request&) {
+    ++hits;
+    return http::Response::json({{"ok", true}});
+  });
+  http::HttpServerOptions so;
+  so.port = 0;
+  http::HttpServer fast(so, std::move(r));
+  fast.start();
+
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) +
+                          " --callback-allow 127.0.0.0/8 --webhook-max-attempts 1",
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  json b = json::parse(germline_body("slow"));
+  std::vector<std::string> ids;
+  for (const std::string& url : {"http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/hook",
+                                 "http://127.0.0.1:" + std::to_string(fast.port()) + "/hook"}) {
+    b["sample"] = "S" + std::to_string(ids.size());
+    b["callback_url"] = url;
+    HttpResult sub = d.post("/v1/runs", b.dump());
+    ASSERT_EQ(sub.status, 201) << sub.body;
+    ids.push_back(sub.j()["id"].get<std::string>());
+  }
+  const auto t0 = Clock::now();
+  for (const auto& id : ids) ASSERT_EQ(d.post("/v1/runs/" + id + "/cancel", "").status, 200);
+  while (hits.load() == 0 && Clock::now() - t0 < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_EQ(hits.load(), 1);
+  EXPECT_LT(waited, 5.0) << "the fast receiver waited behind the hanging one";
+  ::close(hang);
+  fast.stop();
 }
 
 // Sum of the samples of one metric family whose labels contain `labels` (e.g. state="QUEUED").

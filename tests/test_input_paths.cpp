@@ -89,5 +89,18 @@ TEST_F(RootedFileTest, OnlyRegularFilesAndNoHangOnAFifo) {
   EXPECT_NE(refusal(in / "missing.txt", {in}).find("cannot open"), std::string::npos);
 }
 
+// Issue 12, item 6: upload spools and temp objects a crash left in <data>/tmp are swept at start.
+TEST(ObjectStoreStart, SweepsStaleTempFilesOnly) {
+  test::TempDir dir;
+  { ObjectStore first(dir.path); }
+  test::write_file(dir.path / "tmp" / "put-cut-off", "x");
+  test::write_file(dir.path / "tmp" / "put-live", "x");
+  fs::last_write_time(dir.path / "tmp" / "put-cut-off",
+                      fs::file_time_type::clock::now() - std::chrono::hours(25));
+  ObjectStore again(dir.path);
+  EXPECT_FALSE(fs::exists(dir.path / "tmp" / "put-cut-off"));
+  EXPECT_TRUE(fs::exists(dir.path / "tmp" / "put-live"));
+}
+
 }  // namespace
 }  // namespace omicsd

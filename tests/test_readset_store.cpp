@@ -262,6 +262,21 @@ TEST_P(ReadSetStoreTest, SourceSwappedForALinkOutOfTheRootsFailsTheImport) {
   EXPECT_EQ(rs.state, ReadSetState::Active) << rs.failure_reason;
 }
 
+// Issue 12, item 6: part uploads and exports a crash cut off are swept when a store starts (a day
+// after their last write; live ones are kept).
+TEST_P(ReadSetStoreTest, StaleSpoolAndExportFilesAreSweptOnStart) {
+  const fs::path d = dir.path / "readsets" / "rs-00112233aabbccdd";
+  fs::create_directories(d / "tmp");
+  for (const char* f : {"tmp/up1", "tmp/up2", "export.ab12.tmp", "reads.cram"}) test::write_file(d / f, "x");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(25);
+  for (const char* f : {"tmp/up1", "export.ab12.tmp", "reads.cram"}) fs::last_write_time(d / f, old);
+  ReadSetStore reopened(*db, dir.path / "readsets", roots());
+  EXPECT_FALSE(fs::exists(d / "tmp" / "up1"));
+  EXPECT_FALSE(fs::exists(d / "export.ab12.tmp"));
+  EXPECT_TRUE(fs::exists(d / "tmp" / "up2")) << "a live upload was swept";
+  EXPECT_TRUE(fs::exists(d / "reads.cram")) << "a stored read set was swept";
+}
+
 TEST_P(ReadSetStoreTest, CanceledImportStaysImportingAndResumes) {
   auto [r1, r2] = fastq_pair(false);
   ReadSetMetadata m;

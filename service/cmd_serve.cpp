@@ -2,6 +2,7 @@
 // This file parses the options and wires the TaskRunner into the in-process workers' executor.
 #include <sys/stat.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -119,6 +120,17 @@ class RunnerExecutor {
   std::map<std::string, std::string> memo_;
 };
 
+// 127.0.0.0/8, ::1 (also as ::ffff:127.x) and "localhost": only this host can connect.
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto a = boost::asio::ip::make_address(host, ec);
+  if (ec) return false;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  return a.is_loopback();
+}
+
 }  // namespace
 
 CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) {
@@ -132,7 +144,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::vector<std::string> roots, callback_allow;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
         handler_threads = 8;
-    bool metrics_auth = false;
+    bool metrics_auth = false, insecure_no_auth = false;
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
@@ -160,6 +172,8 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--handler-threads", o->handler_threads,
                   "Threads that run request handlers, off the HTTP I/O threads (default 8)")
       ->check(CLI::Range(1, 256));
+  cmd->add_flag("--insecure-no-auth", o->insecure_no_auth,
+                "Serve without --token-file on a non-loopback --listen address (refused otherwise)");
   cmd->add_flag("--metrics-auth", o->metrics_auth,
                 "/metrics requires a token with the metrics (or admin) scope (needs --token-file)");
   cmd->add_option("--metrics-cache-ms", o->metrics_cache_ms,
@@ -224,6 +238,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             } catch (const std::exception&) {
               throw InputError("--listen: bad port in '" + o->listen + "'");
             }
+            if (o->token_file.empty() && !o->insecure_no_auth && !is_loopback_host(d.host))
+              throw InputError("--listen " + o->listen +
+                               " is reachable from other hosts but auth is off: give --token-file "
+                               "(or --insecure-no-auth to serve everyone anyway)");
             d.data_dir = fs::absolute(o->data_dir);
             d.db = o->db;
             d.workers = o->workers;

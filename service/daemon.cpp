@@ -11,6 +11,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "host/common/error.hpp"
@@ -121,14 +122,32 @@ struct Api {
             {"provenance", run.provenance.is_null() ? json::object() : run.provenance}};
   }
 
+  // Label values of the worker gauges are bounded: every new series is kept by the registry for
+  // the life of the process, so workers (ids chosen by the caller), GPUs and names are capped.
+  static constexpr std::size_t kMaxTelemetryWorkers = 1024;
+  static constexpr int kMaxGpusPerWorker = 16;
+  std::mutex telemetry_mu;
+  std::set<std::string> telemetry_workers;
+
   // GPU utilisation reported by a worker with its heartbeat, as per-worker, per-GPU gauges.
   void record_telemetry(const std::string& worker, const json& telemetry) {
     if (!telemetry.is_object() || !telemetry.contains("gpus") || !telemetry["gpus"].is_array()) return;
+    {
+      std::lock_guard lk(telemetry_mu);
+      if (!telemetry_workers.count(worker)) {
+        if (telemetry_workers.size() >= kMaxTelemetryWorkers) return;  // the gauges of the first 1024
+        telemetry_workers.insert(worker);
+      }
+    }
     for (const json& g : telemetry["gpus"]) {
       if (!g.is_object()) continue;
-      const http::Metrics::Labels labels = {{"worker", worker},
-                                            {"gpu", std::to_string(g.value("index", 0))},
-                                            {"name", g.value("name", std::string())}};
+      const json& index = g.contains("index") ? g["index"] : json(0);
+      if (!index.is_number_integer() || index.get<int64_t>() < 0 || index.get<int64_t>() >= kMaxGpusPerWorker)
+        continue;
+      std::string name = g.contains("name") && g["name"].is_string() ? g["name"].get<std::string>() : "";
+      if (name.size() > 64) name.resize(64);
+      const http::Metrics::Labels labels = {
+          {"worker", worker}, {"gpu", std::to_string(index.get<int64_t>())}, {"name", name}};
       auto num = [&](const char* k) { return g.contains(k) && g[k].is_number() ? g[k].get<double>() : 0.0; };
       metrics->set("omicsd_worker_gpu_utilization_ratio", num("utilization"), labels);
       metrics->set("omicsd_worker_gpu_memory_used_bytes", num("memory_used_bytes"), labels);
@@ -333,17 +352,12 @@ struct Api {
     catalog->resolve_run_inputs(w);
     check_workflow_inputs(w, opt.allow_roots, *objects);
     NewRun n = make_new_run(w, opt.threads, opt.max_attempts);
+    n.provenance = {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
+                    {"submitted_inputs", submitted_inputs},
+                    {"parameters", w.parameters}};
     const int64_t now = now_ms();
-    CreateRunResult res = store->create_run(n, now);
-    if (!res.existed) {
-      store->set_run_provenance(
-          res.run.id,
-          {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
-           {"submitted_inputs", submitted_inputs},
-           {"parameters", w.parameters}},
-          now);
-      metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
-    }
+    CreateRunResult res = store->create_run(n, now);  // the run, its tasks and provenance: one transaction
+    if (!res.existed) metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
     Response resp = Response::json(run_json(must_run(res.run.id)), res.existed ? 200 : 201);
     resp.set_header("Location", "/v1/runs/" + res.run.id);
     return resp;
@@ -372,6 +386,8 @@ struct Api {
   Response lease(Request& req) {
     const json b = body_of(req);
     const std::string worker = str_field(b, "worker_id", true);
+    if (worker.empty() || worker.size() > 200)
+      throw HttpError(400, "'worker_id' must be 1 to 200 characters");
     json caps =
         b.contains("capabilities") && b["capabilities"].is_object() ? b["capabilities"] : json::object();
     const int64_t secs = lease_seconds_of(b);

@@ -58,6 +58,9 @@ struct NewRun {
   std::string callback_url;     // empty = none
   std::string idempotency_key;  // empty = none
   std::vector<TaskSpec> tasks;  // empty = default_tasks(workflow)
+  // The run's first provenance (engine, submitted inputs, parameters), written by the same
+  // transaction as the run: there is never a run without it.
+  nlohmann::json provenance = nlohmann::json::object();
 };
 
 struct Run {

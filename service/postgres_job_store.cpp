@@ -421,10 +421,11 @@ class PostgresJobStore final : public JobStore {
         // once it commits, the insert does nothing and its run is returned instead.
         Result r = db_.exec(
             "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, "
-            "callback_url, idempotency_key) VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $8) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            "callback_url, idempotency_key, provenance) VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $8, "
+            "$9) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             {str(run_id), str(req.workflow), str(req.inputs.dump()), str(req.parameters.dump()), num(now),
-             num(now), opt_str(req.callback_url), opt_str(req.idempotency_key)},
+             num(now), opt_str(req.callback_url), opt_str(req.idempotency_key),
+             str((req.provenance.is_object() ? req.provenance : json::object()).dump())},
             op);
         if (r.rows() == 0) {
           auto existing = run_by_key(req.idempotency_key, op);

@@ -203,7 +203,7 @@ void add_readset_routes(http::Router& router, ReadSetStore& store, ReadSetRoutes
           return resp;
         });
       },
-      Scope::client);
+      Scope::admin);  // deleting shared data is the operator's, not any client's
   http::StreamedBody body;
   body.spool_dir = store.root() / "spool";
   std::filesystem::create_directories(body.spool_dir);

@@ -214,9 +214,9 @@ void add_reference_routes(http::Router& router, ReferenceStore& store, Reference
   router.get(
       "/v1/references/{id}/content", [r](Request& req) { return guard([&] { return r->content(req); }); },
       Scope::client);
-  router.del(
+  router.del(  // deleting shared data is the operator's (admin), not any client's
       "/v1/references/{id}", [r](Request& req) { return guard([&] { return r->remove(req); }); },
-      Scope::client);
+      Scope::admin);
 }
 
 }  // namespace omicsd

@@ -322,11 +322,12 @@ class SqliteJobStore final : public JobStore {
     {
       Stmt st(db_,
               "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, "
-              "callback_url, idempotency_key) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+              "callback_url, idempotency_key, provenance) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?)",
               op);
       st.bind(1, run_id).bind(2, req.workflow).bind(3, req.inputs.dump());
       st.bind(4, req.parameters.dump()).bind(5, now).bind(6, now);
       st.bind_opt(7, req.callback_url).bind_opt(8, req.idempotency_key);
+      st.bind(9, (req.provenance.is_object() ? req.provenance : json::object()).dump());
       st.run();
     }
     for (const TaskSpec& t : tasks) {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "service/address_policy.hpp"
 #include "service/http_server.hpp"
 #include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
@@ -246,6 +247,53 @@ TEST_P(ServeStoreTest, WorkersCannotPoisonTheCallCacheOrOverflowTheirLease) {
                              : "sqlite3 " + q((data / "omicsd.db").string()) + " " + q(count);
   ASSERT_EQ(run_command(cmd, &out), 0) << out;
   EXPECT_EQ(std::stoi(out), 0) << "a worker wrote the shared call cache";
+}
+
+// Issue 12, item 7: auth is not silently off on an address other hosts can reach; deleting shared
+// data needs admin; callback URLs with credentials are not shown back; worker ids are bounded.
+TEST_F(ServeFixture, NoAuthOnlyOnLoopbackDeletesNeedAdminCredentialsAreRedacted) {
+  std::string out;
+  const uint16_t port = free_port();
+  const std::string serve = "timeout 20 " + omicsd_binary() + " serve --workers 0 --data-dir " +
+                            q((tmp.path / "d0").string()) + " --listen 0.0.0.0:" + std::to_string(port);
+  EXPECT_EQ(run_command(serve + " 2>&1", &out), 2) << out;
+  EXPECT_NE(out.find("--token-file"), std::string::npos) << out;
+  {
+    Process p;  // the operator insists: it serves
+    p.start(serve.substr(std::string("timeout 20 ").size()) + " --insecure-no-auth", tmp.path / "open.log");
+    Daemon probe;
+    probe.port = port;
+    int status = 0;
+    for (int i = 0; i < 100 && status != 200; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      status = probe.get("/healthz").status;
+    }
+    EXPECT_EQ(status, 200) << read_file(tmp.path / "open.log");
+    EXPECT_EQ(p.signal_and_wait(SIGTERM), 0);
+  }
+
+  write_file(tmp.path / "tokens", "tok-client client\ntok-admin admin\ntok-worker worker\n");
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) + " --token-file " +
+                          q((tmp.path / "tokens").string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  d.token = "tok-client";
+  EXPECT_EQ(d.request("DELETE", "/v1/readsets/rs-0123456789abcdef").status, 403);
+  EXPECT_EQ(d.request("DELETE", "/v1/references/ref-0123456789abcdef").status, 403);
+  json b = json::parse(germline_body("S1"));
+  b["callback_url"] = "https://hook-user:hook-SECRET@hooks.example.org/omicsd";
+  HttpResult sub = d.post("/v1/runs", b.dump());
+  expect_json_error(sub, 400, "must not carry credentials");
+  EXPECT_EQ(sub.body.find("hook-SECRET"), std::string::npos) << sub.body;
+  EXPECT_EQ(redact_url_credentials("https://u:p@h.example/x?y=a@b"), "https://***@h.example/x?y=a@b");
+  EXPECT_EQ(redact_url_credentials("https://h.example/x@y"), "https://h.example/x@y");
+  d.token = "tok-admin";
+  EXPECT_EQ(d.request("DELETE", "/v1/readsets/rs-0123456789abcdef").status, 404);
+  EXPECT_EQ(d.request("DELETE", "/v1/references/ref-0123456789abcdef").status, 404);
+  d.token = "tok-worker";
+  expect_json_error(d.post("/v1/tasks/lease", json{{"worker_id", std::string(201, 'w')}}.dump()), 400,
+                    "worker_id");
 }
 
 // Issue 12, item 6: upload sizes are configurable and every upload must leave --min-free-space free

@@ -212,5 +212,47 @@ TEST(HttpServerLimits, HealthzAnswersAtOnceWhileSlowHandlersRun) {
   EXPECT_GT(healthz_seconds_behind_slow_handlers(0), 1.0);
 }
 
+// Issue 12, item 7: TLS 1.2 only with forward-secret AEAD suites (Mozilla intermediate); a client
+// offering only CBC/SHA-1 or static-RSA suites gets no handshake.
+TEST(HttpServerLimits, TlsOffersOnlyTheIntermediateProfile) {
+  test::TempDir dir;
+  const std::string cert = (dir.path / "c.crt").string(), key = (dir.path / "c.key").string();
+  std::string log;
+  ASSERT_EQ(
+      test::run_command("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout '" +
+                            key + "' -out '" + cert + "'",
+                        &log),
+      0)
+      << log;
+  Router router;
+  add_builtin_routes(router, nullptr);
+  HttpServerOptions o;
+  o.port = 0;
+  o.tls_cert_file = cert;
+  o.tls_key_file = key;
+  HttpServer server(o, std::move(router));
+  server.start();
+  auto handshake = [&](const std::string& args) {
+    std::string out;
+    const int rc =
+        test::run_command("timeout 20 openssl s_client -connect 127.0.0.1:" + std::to_string(server.port()) +
+                              " " + args + " </dev/null 2>&1",
+                          &out);
+    return std::make_pair(rc, out);
+  };
+  for (const char* weak : {"AES128-SHA", "AES256-SHA256", "ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256"}) {
+    const auto [rc, out] = handshake(std::string("-tls1_2 -cipher ") + weak);
+    EXPECT_NE(rc, 0) << weak << " was accepted:\n" << out;
+  }
+  const auto [rc, out] = handshake("-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("ECDHE-RSA-AES128-GCM-SHA256"), std::string::npos) << out;
+  const auto [rc13, out13] = handshake("-tls1_3");
+  EXPECT_EQ(rc13, 0) << out13;
+  const auto [rc11, out11] = handshake("-tls1_1");
+  EXPECT_NE(rc11, 0) << out11;
+  server.stop();
+}
+
 }  // namespace
 }  // namespace omicsd::http

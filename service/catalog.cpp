@@ -275,7 +275,11 @@ void Catalog::add_routes(http::Router& router) {
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {
   std::string readset_sample;
-  for (auto& [key, value] : w.inputs.items()) {
+  for (auto& item : w.inputs.items()) {
+    // Named, not a structured binding: lambdas capture those only from C++20 compilers on (clang
+    // 16+), and the fuzzing build uses clang 14.
+    const std::string& key = item.key();
+    json& value = item.value();
     auto one = [&](json& v) {
       if (!v.is_string()) return;
       const std::string s = v.get<std::string>();

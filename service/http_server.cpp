@@ -259,11 +259,6 @@ struct FileRangeBody {
   };
 };
 
-struct ByteRange {
-  enum Kind { ignore, unsatisfiable, ok } kind = ignore;
-  std::uint64_t first = 0, last = 0;
-};
-
 bool iequals_sv(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -281,6 +276,8 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
   }
   return true;
 }
+
+}  // namespace
 
 // Single `bytes=a-b`, `bytes=a-` or `bytes=-n` ranges; anything else (multiple ranges, other units,
 // syntax errors) is ignored and the whole file is sent, as RFC 9110 allows.
@@ -310,6 +307,8 @@ ByteRange parse_range(std::string_view h, std::uint64_t size) {
   if (first >= size) return {ByteRange::unsatisfiable};
   return {ByteRange::ok, first, last};
 }
+
+namespace {
 
 std::string lower(std::string_view s) {
   std::string out(s);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -115,6 +116,15 @@ class HttpServer {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// A Range request header against a file of `size` bytes: one `bytes=a-b`, `bytes=a-` or `bytes=-n`
+// range is served (ok, first <= last < size), one that starts past the end is unsatisfiable (416),
+// anything else is ignored (the whole file is sent). Exposed for tests and the fuzzers.
+struct ByteRange {
+  enum Kind { ignore, unsatisfiable, ok } kind = ignore;
+  std::uint64_t first = 0, last = 0;
+};
+ByteRange parse_range(std::string_view header, std::uint64_t size);
 
 // Raises the soft RLIMIT_NOFILE of the process to its hard limit (capped at 1,048,576); returns the
 // soft limit in effect afterwards.

@@ -112,6 +112,7 @@ struct Catalog::Impl {
     ro.allow_roots = opt.allow_roots;  // registrations by URI (checked again when imported)
     references = std::make_unique<ReferenceStore>(*catalog_db, opt.data_dir / "references", ro);
     readsets = std::make_unique<ReadSetStore>(*catalog_db, opt.data_dir / "readsets", opt.allow_roots);
+    readsets->set_export_cache_limit(opt.max_export_cache_bytes);
     variants = std::make_unique<VariantStore>(*variant_db, variant_query_db.get());
     if (metrics) {
       metrics->describe_counter(

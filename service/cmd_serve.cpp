@@ -149,7 +149,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
     uint64_t max_reference_bytes = uint64_t(64) << 30, max_readset_part_bytes = uint64_t(256) << 30;
-    uint64_t min_free_bytes = uint64_t(1) << 30;
+    uint64_t min_free_bytes = uint64_t(1) << 30, max_export_cache_bytes = uint64_t(64) << 30;
     std::string tls_cert, tls_key;
     std::string catalog_db;
     int import_threads = 1;
@@ -195,6 +195,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--min-free-space", o->min_free_bytes,
                   "Free bytes every upload must leave on the data directory's disk, else 507 (default 1 GiB; "
                   "0: no check)");
+  cmd->add_option("--max-export-cache", o->max_export_cache_bytes,
+                  "Bytes of read-set exports (FASTQ/BAM conversions) kept for reuse; the least recently "
+                  "served go first (default 64 GiB; 0: unbounded)");
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -263,6 +266,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_reference_bytes = o->max_reference_bytes;
             d.max_readset_part_bytes = o->max_readset_part_bytes;
             d.min_free_bytes = o->min_free_bytes;
+            d.max_export_cache_bytes = o->max_export_cache_bytes;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

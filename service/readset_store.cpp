@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <regex>
@@ -534,18 +535,70 @@ fs::path ReadSetStore::export_file(const std::string& id, const std::string& for
   if (mate != 0 && !rs.paired) throw InputError("read set " + id + " is single-end: mate= does not apply");
   const fs::path out =
       root_ / id / ("export" + (mate ? "_" + std::to_string(mate) : std::string()) + "." + format);
-  if (fs::exists(out)) return out;
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    fs::last_write_time(out, fs::file_time_type::clock::now(), ec);  // last served: the cache's LRU order
+    return out;
+  }
   const fs::path tmp = root_ / id / ("export." + random_hex(8) + ".tmp");
   try {
     export_reads(cram.string(), format, mate, rs.name_suffixes, tmp.string());
     fsync_path(tmp.string(), false);
     fs::rename(tmp, out);
   } catch (...) {
-    std::error_code ec;
     fs::remove(tmp, ec);
     throw;
   }
+  trim_exports(out);
   return out;
+}
+
+void ReadSetStore::set_export_cache_limit(std::uint64_t max_bytes, std::chrono::seconds min_age) {
+  std::lock_guard lk(export_mu_);
+  export_cache_max_ = max_bytes;
+  export_min_age_ = min_age;
+}
+
+void ReadSetStore::trim_exports(const fs::path& keep) {
+  std::lock_guard lk(export_mu_);
+  if (export_cache_max_ == 0) return;
+  struct Entry {
+    fs::file_time_type served;
+    std::uint64_t size;
+    fs::path path;
+  };
+  std::vector<Entry> entries;
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(root_, ec)) {
+    std::error_code e2;
+    if (!dir.is_directory(e2)) continue;
+    for (const auto& f : fs::directory_iterator(dir.path(), e2)) {
+      const std::string name = f.path().filename().string();
+      const bool is_export = name.rfind("export", 0) == 0 &&
+                             (f.path().extension() == ".fastq" || f.path().extension() == ".bam");
+      std::error_code e3;
+      if (!is_export || !f.is_regular_file(e3)) continue;
+      const std::uint64_t size = f.file_size(e3);
+      const auto served = f.last_write_time(e3);
+      if (e3) continue;
+      total += size;
+      entries.push_back({served, size, f.path()});
+    }
+  }
+  if (total <= export_cache_max_) return;
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.served < b.served; });
+  const auto recent = fs::file_time_type::clock::now() - export_min_age_;
+  for (const Entry& e : entries) {
+    if (total <= export_cache_max_) break;
+    if (e.path == keep || e.served > recent) continue;
+    std::error_code e4;
+    if (fs::remove(e.path, e4)) {
+      total -= e.size;
+      spdlog::info("read-set export cache: removed {} ({} bytes)", e.path.string(), e.size);
+    }
+  }
 }
 
 }  // namespace omicsd

@@ -277,6 +277,37 @@ TEST_P(ReadSetStoreTest, StaleSpoolAndExportFilesAreSweptOnStart) {
   EXPECT_TRUE(fs::exists(d / "reads.cram")) << "a stored read set was swept";
 }
 
+// Issue 12, item 6: exports are a bounded cache (least recently served first, never one served
+// within the grace period nor the one just made), not kept forever.
+TEST_P(ReadSetStoreTest, ExportCacheIsBoundedLeastRecentlyServedFirst) {
+  auto [r1, r2] = fastq_pair(false);
+  const ReadSet a = imported({r1.string(), r2.string()}, "A");
+  const ReadSet b = imported({r1.string(), r2.string()}, "B");
+  ASSERT_EQ(a.state, ReadSetState::Active) << a.failure_reason;
+  ASSERT_EQ(b.state, ReadSetState::Active) << b.failure_reason;
+  const fs::path a_fq = store->export_file(a.id, "fastq", 0);
+  // Within the grace period nothing is removed, whatever the limit.
+  store->set_export_cache_limit(1, std::chrono::seconds(3600));
+  const fs::path b_fq = store->export_file(b.id, "fastq", 1);
+  EXPECT_TRUE(fs::exists(a_fq));
+  // Past it, making one export evicts the others until the total fits (here: all but the new one).
+  store->set_export_cache_limit(1, std::chrono::seconds(0));
+  const fs::path a_bam = store->export_file(a.id, "bam", 0);
+  EXPECT_TRUE(fs::exists(a_bam)) << "the export just made was removed";
+  EXPECT_FALSE(fs::exists(a_fq));
+  EXPECT_FALSE(fs::exists(b_fq));
+  // An evicted export is made again on demand (the same bytes), evicting the BAM in turn.
+  const std::string again = test::read_file(store->export_file(a.id, "fastq", 0));
+  EXPECT_FALSE(again.empty());
+  EXPECT_FALSE(fs::exists(a_bam));
+  // Room for everything: nothing goes.
+  store->set_export_cache_limit(std::uint64_t(1) << 40, std::chrono::seconds(0));
+  const fs::path b_fq2 = store->export_file(b.id, "fastq", 2);
+  EXPECT_TRUE(fs::exists(a_fq));
+  EXPECT_TRUE(fs::exists(b_fq2));
+  EXPECT_EQ(test::read_file(a_fq), again);
+}
+
 TEST_P(ReadSetStoreTest, CanceledImportStaysImportingAndResumes) {
   auto [r1, r2] = fastq_pair(false);
   ReadSetMetadata m;

@@ -26,6 +26,8 @@ PACKAGES=(
   wrk curl
   # throwaway certificates for the TLS tests; the system CA bundle for https:// clients
   openssl ca-certificates
+  # libFuzzer, AddressSanitizer and UBSan for scripts/fuzz.sh
+  clang
 )
 
 # One dpkg-query for all packages (it exits 1 when some are unknown: that is expected).

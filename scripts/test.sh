@@ -3,8 +3,9 @@
 # suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
 # scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
 # scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000) and variant calls vs
-# bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000). Exits non-zero
-# when any stage fails; runs every test stage even after a failure so one run shows all of them.
+# bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000), and
+# the fuzzers (scripts/fuzz.sh, OMICSD_FUZZ_SECONDS per harness, default 15; 0 skips them). Exits
+# non-zero when any stage fails; runs every test stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
 #   OMICSD_BUILD_DIR, OMICSD_CUDA   as for scripts/build.sh
@@ -12,6 +13,8 @@
 #   CTEST_JOBS                      ctest parallelism (default: 2)
 #   OMICSD_SIM_PAIRS                simulated read pairs for the alignment check (default 200000)
 #   OMICSD_CALL_SIM_PAIRS           simulated read pairs for the calling check (default 500000)
+#   OMICSD_FUZZ_SECONDS             seconds per libFuzzer harness (default 15; 0: not run)
+#   OMICSD_FUZZ_START_BY            skip the fuzzers when this many seconds have passed (default 2700)
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -90,6 +93,22 @@ if bash "$SCRIPTS_DIR/eval-call-sim.sh" --check "${OMICSD_CALL_SIM_PAIRS:-500000
 else
   failed+=("eval-call-sim.sh --check")
   n_fail=$((n_fail + 1))
+fi
+
+# Every parser of outside bytes under libFuzzer + ASan/UBSan for a short time, from the committed
+# seed corpus (tests/fuzz/corpus); a finding leaves its reproducer in build-fuzz/artifacts/.
+# Building them (clang + sanitizers, the whole service library) takes about 25 minutes on a 2-core
+# machine, so the stage runs only when the stages before it left that much of CI's 90 minutes
+# (OMICSD_FUZZ_START_BY: seconds since test.sh started, default 2700); otherwise it says so and skips.
+if ((${OMICSD_FUZZ_SECONDS:-15} > 0)) && ((SECONDS - t0 > ${OMICSD_FUZZ_START_BY:-2700})); then
+  log "fuzz.sh skipped: $((SECONDS - t0)) s already spent (OMICSD_FUZZ_START_BY=${OMICSD_FUZZ_START_BY:-2700})"
+elif ((${OMICSD_FUZZ_SECONDS:-15} > 0)); then
+  if bash "$SCRIPTS_DIR/fuzz.sh" "${OMICSD_FUZZ_SECONDS:-15}"; then
+    passed=$((passed + 1))
+  else
+    failed+=("fuzz.sh")
+    n_fail=$((n_fail + 1))
+  fi
 fi
 
 log "finished in $((SECONDS - t0)) s"

@@ -4,12 +4,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "service/sha256.hpp"
+
 namespace omicsd::http {
 
 std::optional<Scope> parse_scope(std::string_view name) {
   if (name == "client") return Scope::client;
   if (name == "worker") return Scope::worker;
   if (name == "admin") return Scope::admin;
+  if (name == "metrics") return Scope::metrics;
   return std::nullopt;
 }
 
@@ -23,6 +26,8 @@ std::string_view to_string(Scope scope) {
       return "worker";
     case Scope::admin:
       return "admin";
+    case Scope::metrics:
+      return "metrics";
   }
   return "?";
 }
@@ -50,7 +55,7 @@ TokenStore TokenStore::parse(std::string_view text, std::string_view origin) {
     auto fail = [&](const std::string& why) {
       std::ostringstream os;
       os << origin << ":" << line_no << ": " << why
-         << " (expected `token scope[,scope]` with scopes client, worker, admin)";
+         << " (expected `token scope[,scope]` with scopes client, worker, admin, metrics)";
       throw std::runtime_error(os.str());
     };
     auto sp = line.find_first_of(" \t");
@@ -68,7 +73,7 @@ TokenStore TokenStore::parse(std::string_view text, std::string_view origin) {
       mask |= static_cast<ScopeMask>(*scope);
     }
     if (mask == 0) fail("missing scope");
-    store.tokens_[std::string(token)] = mask;
+    store.tokens_[sha256_hex(token)] = mask;  // by digest, as add() keeps them
   }
   return store;
 }
@@ -81,13 +86,16 @@ TokenStore TokenStore::load_file(const std::filesystem::path& path) {
   return parse(ss.str(), path.string());
 }
 
+// Tokens are kept and looked up by their SHA-256: the lookup's timing (hashing, comparing keys)
+// then depends on the digest of what the caller sent, which tells nothing about a valid token, so
+// tokens cannot be guessed byte by byte from response times.
 void TokenStore::add(std::string token, ScopeMask scopes) {
   enabled_ = true;
-  tokens_[std::move(token)] = scopes;
+  tokens_[sha256_hex(token)] = scopes;
 }
 
 std::optional<ScopeMask> TokenStore::scopes_of(std::string_view token) const {
-  auto it = tokens_.find(std::string(token));
+  auto it = tokens_.find(sha256_hex(token));
   if (it == tokens_.end()) return std::nullopt;
   return it->second;
 }

@@ -2,9 +2,10 @@
 // Bearer-token authentication with scopes for the HTTP API.
 //
 // Token file: one `token scope[,scope...]` per line; blank lines and `#` comments are ignored.
-// Scopes: client (submit/read runs), worker (lease/complete tasks), admin (everything; implies the
-// other two). A route declares the scope it needs; when no token file is configured the store is
-// disabled and every request is allowed (the embedded laptop default).
+// Scopes: client (submit/read runs), worker (lease/complete tasks), metrics (scrape /metrics when
+// the daemon runs with --metrics-auth), admin (everything; implies the others). A route declares the scope it
+// needs; when no token file is configured the store is disabled and every request is allowed (the embedded
+// laptop default).
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -14,11 +15,11 @@
 
 namespace omicsd::http {
 
-enum class Scope : std::uint8_t { none = 0, client = 1, worker = 2, admin = 4 };
+enum class Scope : std::uint8_t { none = 0, client = 1, worker = 2, admin = 4, metrics = 8 };
 
 // Bit mask of scopes (Scope values or'ed together).
 using ScopeMask = std::uint8_t;
-inline constexpr ScopeMask kAllScopes = 1 | 2 | 4;
+inline constexpr ScopeMask kAllScopes = 1 | 2 | 4 | 8;
 
 std::optional<Scope> parse_scope(std::string_view name);
 std::string_view to_string(Scope scope);

@@ -111,7 +111,8 @@ struct Catalog::Impl {
     ReferenceStoreOptions ro;
     ro.allow_roots = opt.allow_roots;  // registrations by URI (checked again when imported)
     references = std::make_unique<ReferenceStore>(*catalog_db, opt.data_dir / "references", ro);
-    readsets = std::make_unique<ReadSetStore>(*catalog_db, opt.data_dir / "readsets");
+    readsets = std::make_unique<ReadSetStore>(*catalog_db, opt.data_dir / "readsets", opt.allow_roots);
+    readsets->set_export_cache_limit(opt.max_export_cache_bytes);
     variants = std::make_unique<VariantStore>(*variant_db, variant_query_db.get());
     if (metrics) {
       metrics->describe_counter(
@@ -259,19 +260,27 @@ void Catalog::add_routes(http::Router& router) {
   ReferenceRoutesOptions ro;
   ro.schedule_import = [d](const std::string& id) { d->schedule_reference(id); };
   ro.in_use = [d](const std::string& id) { return d->in_use(id); };
+  ro.max_upload_bytes = d->opt.max_reference_bytes;
+  ro.min_free_bytes = d->opt.min_free_bytes;
   add_reference_routes(router, *d->references, ro);
   ReadSetRoutesOptions so;
   so.allow_roots = d->opt.allow_roots;
   so.objects = &d->objects;
   so.schedule_import = [d](const std::string& id) { d->schedule_readset(id); };
   so.in_use = [d](const std::string& id) { return d->in_use(id); };
+  so.max_part_bytes = d->opt.max_readset_part_bytes;
+  so.min_free_bytes = d->opt.min_free_bytes;
   add_readset_routes(router, *d->readsets, so);
   add_variant_routes(router, *d->variants);
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {
   std::string readset_sample;
-  for (auto& [key, value] : w.inputs.items()) {
+  for (auto& item : w.inputs.items()) {
+    // Named, not a structured binding: lambdas capture those only from C++20 compilers on (clang
+    // 16+), and the fuzzing build uses clang 14.
+    const std::string& key = item.key();
+    json& value = item.value();
     auto one = [&](json& v) {
       if (!v.is_string()) return;
       const std::string s = v.get<std::string>();

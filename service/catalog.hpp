@@ -27,6 +27,11 @@ struct CatalogOptions {
   std::vector<std::filesystem::path> allow_roots;  // registrations by URI must lie inside
   int import_threads = 1;                          // concurrent reference / read-set imports
   bool ingest_all_sites = false;                   // variant store: also non-PASS records
+  // Uploads: the largest FASTA, the largest read-set part, and the free space every upload leaves.
+  std::uint64_t max_reference_bytes = std::uint64_t(64) << 30;
+  std::uint64_t max_readset_part_bytes = std::uint64_t(256) << 30;
+  std::uint64_t min_free_bytes = std::uint64_t(1) << 30;
+  std::uint64_t max_export_cache_bytes = std::uint64_t(64) << 30;  // read-set exports (0: unbounded)
 };
 
 class Catalog {

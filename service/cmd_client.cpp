@@ -24,6 +24,7 @@
 #include "service/cli.hpp"
 #include "service/client_common.hpp"
 #include "service/http_client.hpp"
+#include "service/json_input.hpp"
 #include "service/progress_bar.hpp"
 
 namespace omicsd {
@@ -80,8 +81,8 @@ std::pair<std::string, json> parse_param(const std::string& kv) {
   if (eq == std::string::npos || eq == 0) throw InputError("--param " + kv + ": expected key=value");
   const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
   try {
-    return {k, json::parse(v)};
-  } catch (const json::exception&) {
+    return {k, parse_json_input(v, "--param")};
+  } catch (const InputError&) {
     return {k, json(v)};
   }
 }

@@ -17,6 +17,7 @@
 #include "host/common/error.hpp"
 #include "service/cli.hpp"
 #include "service/client_common.hpp"
+#include "service/json_input.hpp"
 
 namespace omicsd {
 namespace {
@@ -200,11 +201,7 @@ int run_query(const QueryOpts& o) {
   }
   // --cohort: the rule file is sent as it is (the server checks it); paging fields are ours.
   json rule;
-  try {
-    rule = json::parse(read_text(o.cohort));
-  } catch (const json::parse_error& e) {
-    throw InputError(o.cohort + ": not JSON: " + e.what());
-  }
+  rule = parse_json_input(read_text(o.cohort), o.cohort + ": not JSON");
   if (!rule.is_object()) throw InputError(o.cohort + ": a cohort rule is a JSON object");
   if (o.page_size > 0) rule["page_size"] = o.page_size;
   const json a = fetch_pages(

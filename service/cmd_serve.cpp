@@ -2,6 +2,7 @@
 // This file parses the options and wires the TaskRunner into the in-process workers' executor.
 #include <sys/stat.h>
 
+#include <boost/asio/ip/address.hpp>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -9,6 +10,7 @@
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
+#include "service/address_policy.hpp"
 #include "service/cli.hpp"
 #include "service/daemon.hpp"
 #include "service/inproc_worker.hpp"
@@ -118,6 +120,17 @@ class RunnerExecutor {
   std::map<std::string, std::string> memo_;
 };
 
+// 127.0.0.0/8, ::1 (also as ::ffff:127.x) and "localhost": only this host can connect.
+bool is_loopback_host(const std::string& host) {
+  if (host == "localhost") return true;
+  boost::system::error_code ec;
+  const auto a = boost::asio::ip::make_address(host, ec);
+  if (ec) return false;
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  return a.is_loopback();
+}
+
 }  // namespace
 
 CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) {
@@ -128,10 +141,15 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::string data_dir, db, token_file, webhook_secret_file, webhook_ca_file;
     int webhook_max_attempts = 10;
     int64_t webhook_backoff_ms = 1000;
-    std::vector<std::string> roots;
-    int workers = 1, max_attempts = 3, threads = 0, http_threads = 4;
+    std::vector<std::string> roots, callback_allow;
+    int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
+        handler_threads = 8;
+    bool metrics_auth = false, insecure_no_auth = false;
+    int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
+    uint64_t max_reference_bytes = uint64_t(64) << 30, max_readset_part_bytes = uint64_t(256) << 30;
+    uint64_t min_free_bytes = uint64_t(1) << 30, max_export_cache_bytes = uint64_t(64) << 30;
     std::string tls_cert, tls_key;
     std::string catalog_db;
     int import_threads = 1;
@@ -151,9 +169,35 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--threads", o->threads, "Engine threads per task (0 = all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--http-threads", o->http_threads, "HTTP I/O threads")->check(CLI::Range(1, 256));
+  cmd->add_option("--handler-threads", o->handler_threads,
+                  "Threads that run request handlers, off the HTTP I/O threads (default 8)")
+      ->check(CLI::Range(1, 256));
+  cmd->add_flag("--insecure-no-auth", o->insecure_no_auth,
+                "Serve without --token-file on a non-loopback --listen address (refused otherwise)");
+  cmd->add_flag("--metrics-auth", o->metrics_auth,
+                "/metrics requires a token with the metrics (or admin) scope (needs --token-file)");
+  cmd->add_option("--metrics-cache-ms", o->metrics_cache_ms,
+                  "Recompute the run and queue gauges of /metrics at most this often (default 5000)")
+      ->check(CLI::Range(int64_t(0), int64_t(3'600'000)));
+  cmd->add_option("--max-connections", o->max_connections,
+                  "HTTP connections served at once; more wait in the listen backlog (default 4096, "
+                  "capped by the open file limit)")
+      ->check(CLI::Range(1, 1'000'000));
   cmd->add_option("--max-object-size", o->max_object_bytes,
                   "Largest object a worker may upload with PUT /v1/objects, in bytes (default 64 GiB)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-reference-size", o->max_reference_bytes,
+                  "Largest FASTA upload to POST /v1/references, in bytes (default 64 GiB)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-readset-part-size", o->max_readset_part_bytes,
+                  "Largest read-set part upload, in bytes (default 256 GiB)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--min-free-space", o->min_free_bytes,
+                  "Free bytes every upload must leave on the data directory's disk, else 507 (default 1 GiB; "
+                  "0: no check)");
+  cmd->add_option("--max-export-cache", o->max_export_cache_bytes,
+                  "Bytes of read-set exports (FASTQ/BAM conversions) kept for reuse; the least recently "
+                  "served go first (default 64 GiB; 0: unbounded)");
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -172,6 +216,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--webhook-ca-file", o->webhook_ca_file,
                   "CA bundle for https:// callback URLs (default: system CAs)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--callback-allow", o->callback_allow,
+                  "CIDR network that run callback_urls may reach although it is loopback, private or "
+                  "link-local (refused by default), e.g. 10.1.0.0/16 (repeatable)");
   cmd->add_option("--catalog-db", o->catalog_db,
                   "Reference, read-set and variant store URL (default: the --db PostgreSQL database, "
                   "else <data-dir>/catalog.db and variants.db)");
@@ -194,6 +241,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             } catch (const std::exception&) {
               throw InputError("--listen: bad port in '" + o->listen + "'");
             }
+            if (o->token_file.empty() && !o->insecure_no_auth && !is_loopback_host(d.host))
+              throw InputError("--listen " + o->listen +
+                               " is reachable from other hosts but auth is off: give --token-file "
+                               "(or --insecure-no-auth to serve everyone anyway)");
             d.data_dir = fs::absolute(o->data_dir);
             d.db = o->db;
             d.workers = o->workers;
@@ -207,13 +258,25 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_attempts = o->max_attempts;
             d.threads = o->threads;
             d.http_threads = o->http_threads;
+            d.max_connections = std::size_t(o->max_connections);
+            d.handler_threads = o->handler_threads;
+            d.metrics_auth = o->metrics_auth;
+            d.metrics_cache_ms = o->metrics_cache_ms;
             d.max_object_bytes = o->max_object_bytes;
+            d.max_reference_bytes = o->max_reference_bytes;
+            d.max_readset_part_bytes = o->max_readset_part_bytes;
+            d.min_free_bytes = o->min_free_bytes;
+            d.max_export_cache_bytes = o->max_export_cache_bytes;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;
             d.webhook_max_attempts = o->webhook_max_attempts;
             d.webhook_backoff_ms = o->webhook_backoff_ms;
             d.webhook_ca_file = o->webhook_ca_file;
+            for (const auto& c : o->callback_allow) {
+              parse_cidr(c);  // InputError: a bad --callback-allow fails the start
+              d.callback_allow.push_back(c);
+            }
             d.catalog_db = o->catalog_db;
             d.import_threads = o->import_threads;
             d.ingest_all_sites = o->ingest_all_sites;

@@ -5,17 +5,21 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
+#include "service/address_policy.hpp"
 #include "service/auth.hpp"
 #include "service/catalog.hpp"
+#include "service/http_client.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
@@ -72,6 +76,30 @@ struct Api {
   std::unique_ptr<ObjectStore> objects;
   std::shared_ptr<http::Metrics> metrics;
   std::unique_ptr<Catalog> catalog;  // reference, sequence and variant stores
+  AddressPolicy callback_policy;     // where callback_urls may point (--callback-allow)
+
+  // A callback_url naming a refused address literally (http://127.0.0.1/..., http://[::1]/...) is a
+  // 400 at submission; names are checked when they are resolved, at each delivery.
+  void check_callback_url(const std::string& url) const {
+    if (url.empty()) return;
+    if (redact_url_credentials(url) != url)  // never stored, so never logged or shown to clients
+      throw HttpError(400,
+                      "'callback_url' must not carry credentials (user:password@host); receivers "
+                      "authenticate events by their X-Omicsd-Signature (--webhook-secret-file)");
+    HttpClientOptions co;
+    co.base_url = url;
+    std::string host;
+    try {
+      host = HttpClient(co).host();
+    } catch (const InputError& e) {
+      throw HttpError(400, std::string("'callback_url': ") + e.what());
+    }
+    boost::system::error_code not_ip;
+    boost::asio::ip::make_address(host, not_ip);
+    if (not_ip) return;
+    const std::string why = callback_policy.refusal(host);
+    if (!why.empty()) throw HttpError(400, "'callback_url' refused: " + why);
+  }
 
   json run_json(const Run& run) {
     json tasks = json::array();
@@ -86,21 +114,40 @@ struct Api {
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},
-            {"callback_url", run.callback_url.empty() ? json(nullptr) : json(run.callback_url)},
+            {"callback_url",
+             run.callback_url.empty() ? json(nullptr) : json(redact_url_credentials(run.callback_url))},
             {"tasks", tasks},
             {"outputs", flat_outputs(run)},
             {"callbacks", callbacks_json(run.id)},
             {"provenance", run.provenance.is_null() ? json::object() : run.provenance}};
   }
 
+  // Label values of the worker gauges are bounded: every new series is kept by the registry for
+  // the life of the process, so workers (ids chosen by the caller), GPUs and names are capped.
+  static constexpr std::size_t kMaxTelemetryWorkers = 1024;
+  static constexpr int kMaxGpusPerWorker = 16;
+  std::mutex telemetry_mu;
+  std::set<std::string> telemetry_workers;
+
   // GPU utilisation reported by a worker with its heartbeat, as per-worker, per-GPU gauges.
   void record_telemetry(const std::string& worker, const json& telemetry) {
     if (!telemetry.is_object() || !telemetry.contains("gpus") || !telemetry["gpus"].is_array()) return;
+    {
+      std::lock_guard lk(telemetry_mu);
+      if (!telemetry_workers.count(worker)) {
+        if (telemetry_workers.size() >= kMaxTelemetryWorkers) return;  // the gauges of the first 1024
+        telemetry_workers.insert(worker);
+      }
+    }
     for (const json& g : telemetry["gpus"]) {
       if (!g.is_object()) continue;
-      const http::Metrics::Labels labels = {{"worker", worker},
-                                            {"gpu", std::to_string(g.value("index", 0))},
-                                            {"name", g.value("name", std::string())}};
+      const json& index = g.contains("index") ? g["index"] : json(0);
+      if (!index.is_number_integer() || index.get<int64_t>() < 0 || index.get<int64_t>() >= kMaxGpusPerWorker)
+        continue;
+      std::string name = g.contains("name") && g["name"].is_string() ? g["name"].get<std::string>() : "";
+      if (name.size() > 64) name.resize(64);
+      const http::Metrics::Labels labels = {
+          {"worker", worker}, {"gpu", std::to_string(index.get<int64_t>())}, {"name", name}};
       auto num = [&](const char* k) { return g.contains(k) && g[k].is_number() ? g[k].get<double>() : 0.0; };
       metrics->set("omicsd_worker_gpu_utilization_ratio", num("utilization"), labels);
       metrics->set("omicsd_worker_gpu_memory_used_bytes", num("memory_used_bytes"), labels);
@@ -243,9 +290,7 @@ struct Api {
         [this](Request& req) {
           return guard([&] {
             const json b = body_of(req);
-            const int64_t secs = b.contains("lease_seconds") && b["lease_seconds"].is_number_integer()
-                                     ? b["lease_seconds"].get<int64_t>()
-                                     : opt.lease_seconds;
+            const int64_t secs = lease_seconds_of(b);
             Task t = store->heartbeat(task_id(req), str_field(b, "lease_token", true), secs, now_ms());
             if (b.contains("telemetry")) record_telemetry(t.worker_id, b["telemetry"]);
             return Response::json(task_json(t, nullptr));
@@ -275,7 +320,22 @@ struct Api {
 
     r.get("/v1/openapi.json", [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
     // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).
-    add_object_routes(r, *objects, *store, {opt.allow_roots, opt.max_object_bytes}, metrics);
+    ObjectRoutesOptions oo;
+    oo.allow_roots = opt.allow_roots;
+    oo.max_object_bytes = opt.max_object_bytes;
+    oo.min_free_bytes = opt.min_free_bytes;
+    add_object_routes(r, *objects, *store, oo, metrics);
+  }
+
+  // A lease or heartbeat's lease_seconds: absent -> --lease-seconds; anything but an integer in
+  // 1..86400 is a 400 (an unbounded one overflowed now + seconds in the store).
+  int64_t lease_seconds_of(const json& b) const {
+    if (!b.contains("lease_seconds") || b["lease_seconds"].is_null()) return opt.lease_seconds;
+    const json& v = b["lease_seconds"];
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > 86400) ||
+        (!v.is_number_unsigned() && (v.get<int64_t>() < 1 || v.get<int64_t>() > 86400)))
+      throw HttpError(400, "lease_seconds must be an integer between 1 and 86400");
+    return v.get<int64_t>();
   }
 
   // Task ids are "<run id>/<name>": accept both the percent-encoded single segment and the run id
@@ -285,23 +345,19 @@ struct Api {
   Response create_run(Request& req) {
     const json body = body_of(req);
     WorkflowRequest w = parse_workflow_request(body);
+    check_callback_url(w.callback_url);
     w.idempotency_key = req.header("Idempotency-Key");
     if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
     const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
     catalog->resolve_run_inputs(w);
     check_workflow_inputs(w, opt.allow_roots, *objects);
     NewRun n = make_new_run(w, opt.threads, opt.max_attempts);
+    n.provenance = {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
+                    {"submitted_inputs", submitted_inputs},
+                    {"parameters", w.parameters}};
     const int64_t now = now_ms();
-    CreateRunResult res = store->create_run(n, now);
-    if (!res.existed) {
-      store->set_run_provenance(
-          res.run.id,
-          {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
-           {"submitted_inputs", submitted_inputs},
-           {"parameters", w.parameters}},
-          now);
-      metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
-    }
+    CreateRunResult res = store->create_run(n, now);  // the run, its tasks and provenance: one transaction
+    if (!res.existed) metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
     Response resp = Response::json(run_json(must_run(res.run.id)), res.existed ? 200 : 201);
     resp.set_header("Location", "/v1/runs/" + res.run.id);
     return resp;
@@ -330,12 +386,11 @@ struct Api {
   Response lease(Request& req) {
     const json b = body_of(req);
     const std::string worker = str_field(b, "worker_id", true);
+    if (worker.empty() || worker.size() > 200)
+      throw HttpError(400, "'worker_id' must be 1 to 200 characters");
     json caps =
         b.contains("capabilities") && b["capabilities"].is_object() ? b["capabilities"] : json::object();
-    int64_t secs = opt.lease_seconds;
-    if (b.contains("lease_seconds") && b["lease_seconds"].is_number_integer())
-      secs = b["lease_seconds"].get<int64_t>();
-    if (secs < 1 || secs > 86400) throw HttpError(400, "lease_seconds must be between 1 and 86400");
+    const int64_t secs = lease_seconds_of(b);
     auto leased = store->lease_task(worker, caps, secs, now_ms());
     if (!leased) {
       Response r;
@@ -386,11 +441,11 @@ struct Api {
     const bool fresh = current->state == TaskState::Running && current->lease_token == token;
     json prov = b.contains("provenance") && b["provenance"].is_object() ? b["provenance"] : json::object();
     if (fresh) {
-      if (!prov.contains("worker_id")) prov["worker_id"] = current->worker_id;
+      // The worker's word is recorded as provenance only. It does not go into the shared call
+      // cache: a key the daemon cannot recompute would let one worker choose the outputs of any
+      // future task with that key (in-process workers, which compute their keys, write the cache).
+      prov["worker_id"] = current->worker_id;
       store->set_run_provenance(current->run_id, task_provenance_patch(current->name, prov), now_ms());
-      const std::string key = prov.value("cache_key", std::string());
-      if (!key.empty() && !prov.value("cache_hit", false))
-        store->put_cache(key, json{{"outputs", outputs}, {"provenance", prov}}, now_ms());
     }
     TaskResult res = store->complete_task(id, token, outputs, now_ms());
     if (res.run_state == RunState::Complete && !res.duplicate) catalog->on_run_complete(res.task.run_id);
@@ -409,27 +464,22 @@ struct Api {
     return Response::json(j);
   }
 
+  // Runs by state and queue depth (QUEUED tasks of active runs): two aggregate queries, at most once
+  // per metrics_cache_ms whatever the scrape rate; a scrape while another refreshes renders the
+  // values it has instead of waiting.
+  std::mutex collect_mu;
+  std::chrono::steady_clock::time_point collected_at{};
+  bool collected = false;
   void collect(http::Metrics& m) {
-    // Runs by state and queue depth (QUEUED tasks of active runs). Bounded scan.
-    int queued_tasks = 0;
-    for (RunState s :
-         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled}) {
-      RunFilter f;
-      f.state = s;
-      f.page_size = 1000;
-      int64_t n = 0;
-      for (int page = 0; page < 50; ++page) {
-        RunPage p = store->list_runs(f);
-        n += int64_t(p.runs.size());
-        if (s == RunState::Queued || s == RunState::Running)
-          for (const Run& r : p.runs)
-            for (const Task& t : store->list_tasks(r.id)) queued_tasks += t.state == TaskState::Queued;
-        if (p.next_page_token.empty()) break;
-        f.page_token = p.next_page_token;
-      }
-      m.set("omicsd_runs", double(n), {{"state", to_string(s)}});
-    }
-    m.set("omicsd_queue_depth", queued_tasks);
+    std::unique_lock lk(collect_mu, std::try_to_lock);
+    if (!lk.owns_lock()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (collected && now - collected_at < std::chrono::milliseconds(opt.metrics_cache_ms)) return;
+    const JobStore::Counts c = store->counts();
+    for (const auto& [state, n] : c.runs) m.set("omicsd_runs", double(n), {{"state", to_string(state)}});
+    m.set("omicsd_queue_depth", double(c.queued_tasks));
+    collected_at = now;
+    collected = true;
   }
 };
 
@@ -458,8 +508,16 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   // Read before any thread starts, so a bad file fails the start cleanly.
   const std::string webhook_secret =
       o.webhook_secret_file.empty() ? std::string() : read_secret_file(o.webhook_secret_file);
+  // Every connection, upload spool, import and database handle is a descriptor: take all the
+  // process may have (the accept loop backs off when they run out anyway).
+  const std::uint64_t nofile = http::raise_open_file_limit();
   auto api = std::make_shared<Api>();
   api->opt = o;
+  {
+    std::vector<Cidr> allow;
+    for (const auto& c : o.callback_allow) allow.push_back(parse_cidr(c));
+    api->callback_policy = AddressPolicy(std::move(allow));
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) throw InputError(o.data_dir.string() + ": cannot create the data directory: " + ec.message());
@@ -473,6 +531,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.allow_roots = o.allow_roots;
   co.import_threads = o.import_threads;
   co.ingest_all_sites = o.ingest_all_sites;
+  co.max_reference_bytes = o.max_reference_bytes;
+  co.max_readset_part_bytes = o.max_readset_part_bytes;
+  co.min_free_bytes = o.min_free_bytes;
+  co.max_export_cache_bytes = o.max_export_cache_bytes;
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) api->opt.allow_roots.push_back(root);
@@ -505,7 +567,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::Router router;
   if (!o.token_file.empty())
     router.set_auth(std::make_shared<http::TokenStore>(http::TokenStore::load_file(o.token_file)));
-  http::add_builtin_routes(router, api->metrics, [&ready] { return ready.load(); });
+  if (o.metrics_auth && o.token_file.empty())
+    throw InputError("--metrics-auth needs --token-file (tokens with the metrics or admin scope)");
+  http::add_builtin_routes(
+      router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   api->add_routes(router);
   api->catalog->add_routes(router);
 
@@ -513,11 +578,14 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   so.address = o.host;
   so.port = o.port;
   so.threads = o.http_threads;
+  so.max_connections = o.max_connections;
+  so.handler_threads = o.handler_threads;
   so.tls_cert_file = o.tls_cert_file;
   so.tls_key_file = o.tls_key_file;
   so.metrics = api->metrics;
   http::HttpServer server(so, std::move(router));
   server.start();
+  spdlog::info("open file limit {}, at most {} HTTP connections", nofile, server.max_connections());
 
   // Lease sweeper.
   std::mutex sweep_mu;
@@ -544,6 +612,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   wh.secret = webhook_secret;
   wh.max_attempts = o.webhook_max_attempts;
   wh.ca_file = o.webhook_ca_file;
+  wh.policy = api->callback_policy;
   wh.backoff_initial = std::chrono::milliseconds(std::max<int64_t>(o.webhook_backoff_ms, 1));
   wh.backoff_max = std::max(wh.backoff_max, wh.backoff_initial);
   if (wh.secret.empty()) spdlog::warn("webhooks are sent unsigned (no --webhook-secret-file)");

@@ -26,8 +26,16 @@ struct DaemonOptions {
   int max_attempts = 3;
   int threads = 0;  // per task; 0 = engine default (all cores)
   int http_threads = 4;
+  std::size_t max_connections = 4096;  // HTTP connections at once (within RLIMIT_NOFILE)
+  int handler_threads = 8;             // request handlers run here, off the I/O threads
+  bool metrics_auth = false;           // with a token file: /metrics needs a metrics (or admin) token
+  int64_t metrics_cache_ms = 5000;     // run/queue gauges are recomputed at most this often
   // PUT /v1/objects/{digest} bodies larger than this -> 413.
   uint64_t max_object_bytes = uint64_t(64) << 30;
+  uint64_t max_reference_bytes = uint64_t(64) << 30;      // FASTA uploads
+  uint64_t max_readset_part_bytes = uint64_t(256) << 30;  // read-set part uploads
+  uint64_t min_free_bytes = uint64_t(1) << 30;            // every upload leaves this much free (else 507)
+  uint64_t max_export_cache_bytes = uint64_t(64) << 30;   // read-set exports kept (LRU; 0: unbounded)
   std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)
   std::string tls_key_file;
   // Webhooks (callback_url of a run): HMAC key file (empty: unsigned), attempts and first backoff.
@@ -35,6 +43,9 @@ struct DaemonOptions {
   int webhook_max_attempts = 10;
   int64_t webhook_backoff_ms = 1000;
   std::string webhook_ca_file;  // https callback_urls: CA bundle (empty: system CAs)
+  // Networks callback_urls may reach besides public addresses (CIDRs; service/address_policy.hpp):
+  // loopback, private, link-local and metadata addresses are refused unless listed here.
+  std::vector<std::string> callback_allow;
   // Reference, sequence and variant stores: a PostgreSQL URL, or empty for the job store's
   // database when that is PostgreSQL, else SQLite files in data_dir (catalog.db, variants.db).
   std::string catalog_db;

@@ -24,6 +24,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "service/json_input.hpp"
 #include "service/sha256.hpp"
 
 namespace omicsd {
@@ -104,10 +105,9 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 nlohmann::json HttpResponse::json() const {
   if (body.empty()) return nullptr;
   try {
-    return nlohmann::json::parse(body);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("malformed JSON in the server's answer (HTTP ") + std::to_string(status) +
-                "): " + e.what());
+    return parse_json_input(body, "the server's answer (HTTP " + std::to_string(status) + ")");
+  } catch (const InputError& e) {
+    throw Error(e.what());  // the server's fault, not the caller's input
   }
 }
 
@@ -128,14 +128,14 @@ std::string url_encode_segment(const std::string& s) {
 
 std::string server_error_message(const std::string& body) {
   try {
-    const auto j = nlohmann::json::parse(body);
+    const auto j = parse_json_input(body, "error body");
     if (j.is_object() && j.contains("error")) {
       const auto& e = j["error"];
       if (e.is_object() && e.contains("message") && e["message"].is_string())
         return e["message"].get<std::string>();
       if (e.is_string()) return e.get<std::string>();
     }
-  } catch (const nlohmann::json::exception&) {
+  } catch (const InputError&) {
   }
   std::string s = body.substr(0, 300);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -233,8 +233,21 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
                            });
   });
   if (ec) throw ConnectionFailure{false, "cannot resolve " + host + ": " + describe(ec)};
+  std::vector<tcp::endpoint> allowed;  // what is connected to is what was checked
+  std::string refused;
+  for (const auto& e : endpoints) {
+    if (opt.connect_policy) {
+      const std::string why = opt.connect_policy(e.endpoint().address().to_string());
+      if (!why.empty()) {
+        if (refused.empty()) refused = why;
+        continue;
+      }
+    }
+    allowed.push_back(e.endpoint());
+  }
+  if (allowed.empty()) throw ConnectionFailure{false, "refused: " + refused, true};
   tcp_layer.expires_after(opt.connect_timeout);
-  ec = run_op(ioc, [&](auto handler) { tcp_layer.async_connect(endpoints, handler); });
+  ec = run_op(ioc, [&](auto handler) { tcp_layer.async_connect(allowed, handler); });
   if (ec) throw ConnectionFailure{false, "cannot connect: " + describe(ec)};
 
   if constexpr (kTls) {
@@ -368,7 +381,12 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
       if (!out) throw Error(part.string() + ": write failed");
       if (hash) hash->update(chunk.data(), n);
     } else {
-      if (res.body.size() + n > kMaxStringBody) throw ConnectionFailure{true, "response body too large"};
+      const uint64_t limit = std::min<uint64_t>(opt.max_response_body, kMaxStringBody);
+      if (res.body.size() + n > limit) {
+        res.body.append(chunk.data(), std::size_t(limit - res.body.size()));
+        res.truncated = true;
+        break;  // the rest stays unread: the connection is closed below
+      }
       res.body.append(chunk.data(), n);
     }
   }

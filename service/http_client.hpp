@@ -54,12 +54,21 @@ struct HttpClientOptions {
   std::string ca_file;
   // https:// only. Do not verify the server's certificate or host name (testing only).
   bool insecure_skip_verify = false;
+  // Called with each address the host name resolved to (a literal IP, e.g. "10.0.0.7"): "" allows
+  // it, anything else is why it is refused. The client connects only to allowed addresses, the very
+  // ones checked (no second lookup); when none is left the request fails at once, not retried
+  // (HttpClientError status 0, message "...: refused: <why>"). Unset: any address.
+  std::function<std::string(const std::string& ip)> connect_policy;
+  // Responses read into a string (not download/fetch): at most this many body bytes are read; the
+  // rest is left unread (the connection closes) and HttpResponse::truncated is set.
+  std::uint64_t max_response_body = std::uint64_t(256) << 20;
 };
 
 struct HttpResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
+  bool truncated = false;  // the body was longer than HttpClientOptions::max_response_body
   std::string header(const std::string& lower_name) const;
   nlohmann::json json() const;  // parsed body; null for an empty body; throws Error when malformed
 };
@@ -82,7 +91,8 @@ class HttpClient {
   explicit HttpClient(HttpClientOptions options);
 
   const HttpClientOptions& options() const { return options_; }
-  std::string url(const std::string& path) const;  // base URL + path
+  std::string url(const std::string& path) const;    // base URL + path
+  const std::string& host() const { return host_; }  // host name or IP literal (no brackets)
 
   // One request with retries. Connection failures before the request was sent are always retried
   // (except a server certificate that fails verification: reported at once); failures after sending

@@ -95,9 +95,9 @@ Response Response::from_file(std::filesystem::path path, std::string content_typ
 nlohmann::json parse_json_body(const Request& req) {
   if (req.body.empty()) throw HttpError(400, "request body is empty; expected a JSON document");
   try {
-    return nlohmann::json::parse(req.body);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw HttpError(400, std::string("malformed JSON body: ") + e.what());
+    return parse_json_input(req.body, "malformed JSON body");
+  } catch (const InputError& e) {
+    throw HttpError(400, e.what());
   }
 }
 
@@ -239,7 +239,7 @@ Response Router::dispatch(Request& req) const {
     if (auto denied = authorize(req, *best)) return std::move(*denied);
 
     try {
-      return best->handler(req);
+      return answer_errors([&] { return best->handler(req); });
     } catch (const HttpError& e) {
       return Response::error(e.status(), e.what());
     } catch (const std::exception& e) {

@@ -17,6 +17,7 @@
 
 #include "auth.hpp"
 #include "host/common/error.hpp"
+#include "service/json_input.hpp"
 
 namespace omicsd::http {
 
@@ -54,6 +55,8 @@ struct Response {
   // When set, the body is streamed from this file instead (Range requests supported); a missing
   // file turns into a 404 JSON error.
   std::optional<std::filesystem::path> file;
+  // Kept alive until the response is sent: e.g. the RootedFile whose /proc/self/fd path is `file`.
+  std::shared_ptr<const void> hold;
 
   Response& set_header(std::string name, std::string value);
 
@@ -80,7 +83,9 @@ class HttpError : public std::runtime_error {
 };
 
 // Runs a handler body, turning the engine's and stores' exceptions into the HTTP errors they mean:
-// NotFoundError -> 404, ConflictError -> 409, InputError -> 400 (anything else stays a 500).
+// NotFoundError -> 404, ConflictError -> 409, InputError -> 400, and an nlohmann exception (a
+// request field of the wrong type or out of range: the caller's JSON) -> 400; anything else stays a
+// 500.
 template <typename F>
 auto answer_errors(F&& f) -> decltype(f()) {
   try {
@@ -91,11 +96,14 @@ auto answer_errors(F&& f) -> decltype(f()) {
     throw HttpError(409, e.what());
   } catch (const InputError& e) {
     throw HttpError(400, e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw HttpError(400, json_error_message("invalid request", e));
   }
 }
 
-// Parses the request body as JSON; throws HttpError(400) saying what is wrong (empty body,
-// syntax error with its byte position).
+// Parses the request body as JSON (parse_json_input: nesting limited to kMaxJsonDepth, numbers in
+// range); throws HttpError(400) saying what is wrong (empty body, too deep, syntax error with its
+// byte position). Every route reads its JSON body through here.
 nlohmann::json parse_json_body(const Request& req);
 
 std::string percent_decode(std::string_view s, bool plus_as_space = false);
@@ -111,6 +119,10 @@ struct StreamedBody {
                                                       // final place, so handlers can rename them)
   std::uint64_t max_bytes = std::uint64_t(64) << 30;  // larger bodies -> 413 (before reading them)
   std::chrono::milliseconds idle_timeout{120'000};    // per chunk of the body
+  // The spool directory's file system must keep this much free space after the body: a declared
+  // Content-Length that would leave less is a 507 before any of it is read, and a body (chunked,
+  // or the disk filling meanwhile) that brings free space below it is cut off with a 507.
+  std::uint64_t min_free_bytes = 0;
   // Optional: runs after routing and auth, before any of the body is read. A response returned
   // (or an HttpError thrown) here is sent instead of running the handler: a 2xx once the body has
   // been read and discarded (nothing is written; the connection stays usable), anything else at
@@ -150,7 +162,8 @@ class Router {
 
   // Routes the request: fills req.params/route/scopes, checks auth (401/403), answers 404 for an
   // unknown path and 405 (with Allow) for a known path with another method, and turns handler
-  // exceptions into JSON errors (HttpError -> its status, anything else -> 500). Never throws.
+  // exceptions into JSON errors (HttpError -> its status, the answer_errors mapping for the
+  // engine's errors and nlohmann exceptions, anything else -> 500). Never throws.
   Response dispatch(Request& req) const;
 
  private:

@@ -3,16 +3,21 @@
 #include <fcntl.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -254,11 +259,6 @@ struct FileRangeBody {
   };
 };
 
-struct ByteRange {
-  enum Kind { ignore, unsatisfiable, ok } kind = ignore;
-  std::uint64_t first = 0, last = 0;
-};
-
 bool iequals_sv(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
@@ -276,6 +276,8 @@ bool parse_u64(std::string_view s, std::uint64_t& out) {
   }
   return true;
 }
+
+}  // namespace
 
 // Single `bytes=a-b`, `bytes=a-` or `bytes=-n` ranges; anything else (multiple ranges, other units,
 // syntax errors) is ignored and the whole file is sent, as RFC 9110 allows.
@@ -306,6 +308,8 @@ ByteRange parse_range(std::string_view h, std::uint64_t size) {
   return {ByteRange::ok, first, last};
 }
 
+namespace {
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -318,6 +322,11 @@ bool is_http_error(const beast::error_code& ec) {
 
 // The server's TLS context: TLS 1.2 or later, certificate chain and key from PEM files. Throws
 // std::runtime_error naming the file that cannot be used.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
+
 net::ssl::context make_tls_context(const std::string& cert_file, const std::string& key_file) {
   auto fail = [](const char* what, const std::string& file, const std::string& why) {
     throw std::runtime_error(std::string("TLS ") + what + " file '" + file + "': " + why);
@@ -334,6 +343,11 @@ net::ssl::context make_tls_context(const std::string& cert_file, const std::stri
                   net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
                   net::ssl::context::single_dh_use);
   SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  // Mozilla's "intermediate" profile: TLS 1.2 only with forward-secret AEAD suites (TLS 1.3 suites
+  // are all AEAD); the server's order wins.
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), kTls12Ciphers) != 1)
+    throw std::runtime_error("TLS: OpenSSL accepts none of the configured TLS 1.2 cipher suites");
+  SSL_CTX_set_options(ctx.native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION);
   beast::error_code ec;
   ctx.use_certificate_chain_file(cert_file, ec);
   if (ec) fail("certificate", cert_file, "not a usable PEM certificate (" + ec.message() + ")");
@@ -371,17 +385,32 @@ struct HttpServer::Impl {
   std::mutex sessions_mu;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
   std::atomic<std::size_t> open{0};
+  std::size_t max_connections = 0;  // opts.max_connections within RLIMIT_NOFILE (start())
+
+  // The accept loop's back-off (touched only on the acceptor's strand): after EMFILE/ENFILE it waits
+  // 5 ms, doubling to 1 s, instead of retrying at once (which spun a core and flooded the log);
+  // accept errors are logged at most once per 10 s, with the number left out.
+  std::chrono::milliseconds accept_backoff{0};
+  std::chrono::steady_clock::time_point last_accept_log{};
+  std::uint64_t accept_errors_unlogged = 0;
 
   std::optional<net::ssl::context> tls;  // set by start() when a certificate is configured
 
   // Declared last: destroyed first, while everything sessions touch in their destructors lives.
   net::io_context ioc;
+  std::optional<net::thread_pool> handlers;  // opts.handler_threads > 0 (joined by stop())
+  // Keeps the I/O threads in run() while a handler on the pool holds the only reference to a
+  // session's next step (after the acceptor closed, ioc would otherwise run out of work).
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> accept_timer;  // on the acceptor's strand
 
   Impl(HttpServerOptions o, Router r)
       : opts(std::move(o)), router(std::move(r)), metrics(opts.metrics), ioc(std::max(1, opts.threads)) {
     streamed_routes = router.has_streamed_routes();
     if (!metrics) metrics = std::make_shared<Metrics>();
+    metrics->describe_counter("omicsd_http_accept_errors_total",
+                              "Failed accepts by error (EMFILE: out of file descriptors).");
     metrics->describe_counter("omicsd_http_requests_total",
                               "HTTP requests answered, by method and status code.");
     metrics->describe_histogram("omicsd_http_request_duration_seconds",
@@ -393,6 +422,12 @@ struct HttpServer::Impl {
   }
 
   void do_accept();
+  bool runs_inline(const std::string& path) const {
+    return !handlers ||
+           std::find(opts.inline_paths.begin(), opts.inline_paths.end(), path) != opts.inline_paths.end();
+  }
+  void accept_later(std::chrono::milliseconds delay);
+  void accept_failed(const beast::error_code& ec);
   void add_session(const std::shared_ptr<SessionBase>& s) {
     std::lock_guard lk(sessions_mu);
     sessions[s.get()] = s;
@@ -560,6 +595,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const auto declared = parser_->content_length();
     if (declared && *declared > sb.max_bytes)
       return send_error(413, "request body exceeds the limit of " + std::to_string(sb.max_bytes) + " bytes");
+    if (sb.min_free_bytes > 0 && declared) {
+      const std::uint64_t free = free_bytes(sb.spool_dir);
+      if (free < *declared || free - *declared < sb.min_free_bytes)
+        return send_error(507, "not enough free space for a body of " + std::to_string(*declared) +
+                                   " bytes (the server keeps " + std::to_string(sb.min_free_bytes) +
+                                   " bytes free)");
+    }
     std::optional<Response> early;
     if (sb.before_body) {
       try {
@@ -604,6 +646,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       return;
     }
     read_chunk();
+  }
+
+  static constexpr std::uint64_t kFreeCheckEvery = std::uint64_t(64) << 20;  // bytes between checks
+
+  static std::uint64_t free_bytes(const std::filesystem::path& dir) {
+    struct statvfs st {};
+    if (::statvfs(dir.c_str(), &st) != 0) return std::numeric_limits<std::uint64_t>::max();  // unknown
+    return std::uint64_t(st.f_bavail) * std::uint64_t(st.f_frsize);
   }
 
   bool open_spool(const StreamedBody& sb) {
@@ -655,6 +705,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return on_stream_error(ec);
     const std::size_t n = kChunk - stream_parser_->get().body().size;
+    if (sb_->min_free_bytes > 0 && !discard_ &&
+        received_ / kFreeCheckEvery != (received_ + n) / kFreeCheckEvery &&
+        free_bytes(sb_->spool_dir) < sb_->min_free_bytes) {
+      drop_spool();
+      return send_error(507, "not enough free space: the server keeps " +
+                                 std::to_string(sb_->min_free_bytes) + " bytes free");
+    }
     received_ += n;
     if (n > 0 && !discard_) {
       sha_->update(chunk_.get(), n);
@@ -704,9 +761,20 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     sreq_.body_size = received_;
     sreq_.body_sha256 = "sha256:" + sha_->final_hex();
     sha_.reset();
-    Response res = impl_.router.dispatch(sreq_);
-    drop_spool();  // unless the handler moved it into place
-    send(std::move(res), sreq_, keep_alive, s_head_, s_version_);
+    if (impl_.runs_inline(sreq_.path)) {
+      Response res = impl_.router.dispatch(sreq_);
+      drop_spool();  // unless the handler moved it into place
+      return send(std::move(res), sreq_, keep_alive, s_head_, s_version_);
+    }
+    // On the handler pool (the session reads nothing meanwhile: sreq_ is the handler's), then back
+    // on the session's strand to send.
+    net::post(*impl_.handlers, [self = this->shared_from_this(), keep_alive] {
+      auto res = std::make_shared<Response>(self->impl_.router.dispatch(self->sreq_));
+      net::post(self->stream_.get_executor(), [self, res, keep_alive] {
+        self->drop_spool();
+        self->send(std::move(*res), self->sreq_, keep_alive, self->s_head_, self->s_version_);
+      });
+    });
   }
 
   void on_read_error(const beast::error_code& ec) {
@@ -781,8 +849,17 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     bool head = breq.method() == bhttp::verb::head;
     unsigned version = breq.version() == 10 ? 10 : 11;
 
-    Response res = impl_.router.dispatch(req);
-    send(std::move(res), req, keep_alive, head, version);
+    if (impl_.runs_inline(req.path)) {
+      Response res = impl_.router.dispatch(req);
+      return send(std::move(res), req, keep_alive, head, version);
+    }
+    auto shared = std::make_shared<Request>(std::move(req));
+    net::post(*impl_.handlers, [self = this->shared_from_this(), shared, keep_alive, head, version] {
+      auto res = std::make_shared<Response>(self->impl_.router.dispatch(*shared));
+      net::post(self->stream_.get_executor(), [self, shared, res, keep_alive, head, version] {
+        self->send(std::move(*res), *shared, keep_alive, head, version);
+      });
+    });
   }
 
   template <class Body>
@@ -928,12 +1005,50 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::size_t drained_ = 0;
 };
 
+void HttpServer::Impl::accept_later(std::chrono::milliseconds delay) {
+  accept_timer->expires_after(delay);
+  accept_timer->async_wait([this](beast::error_code ec) {
+    if (!ec && !stopping && acceptor->is_open()) do_accept();
+  });
+}
+
+void HttpServer::Impl::accept_failed(const beast::error_code& ec) {
+  metrics->inc("omicsd_http_accept_errors_total", 1, {{"error", ec.message()}});
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_accept_log >= std::chrono::seconds(10)) {
+    if (accept_errors_unlogged > 0)
+      spdlog::warn("http accept failed: {} ({} more accept errors in the last 10 s)", ec.message(),
+                   accept_errors_unlogged);
+    else
+      spdlog::warn("http accept failed: {}", ec.message());
+    last_accept_log = now;
+    accept_errors_unlogged = 0;
+  } else {
+    ++accept_errors_unlogged;
+  }
+}
+
 void HttpServer::Impl::do_accept() {
+  if (open.load() >= max_connections) {  // full: look again shortly (a closing session frees a slot)
+    accept_later(std::chrono::milliseconds(10));
+    return;
+  }
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
-      spdlog::warn("http accept failed: {}", ec.message());
+      accept_failed(ec);
+      const int e = ec.value();
+      if (ec.category() == boost::system::system_category() &&
+          (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)) {
+        // Out of descriptors or memory: the pending connection stays in the backlog; retrying at
+        // once would fail again at once.
+        accept_backoff =
+            std::clamp(accept_backoff * 2, std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+        if (!stopping) accept_later(accept_backoff);
+        return;
+      }
     } else if (!stopping) {
+      accept_backoff = std::chrono::milliseconds(0);
       if (tls)
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *this, *tls)
             ->run();
@@ -965,6 +1080,15 @@ void HttpServer::start() {
   if (ec) throw std::runtime_error("invalid listen address '" + im.opts.address + "': " + ec.message());
   tcp::endpoint ep{address, im.opts.port};
   im.acceptor.emplace(net::make_strand(im.ioc));
+  im.accept_timer.emplace(im.acceptor->get_executor());
+  {
+    rlimit rl{};
+    std::size_t cap = im.opts.max_connections;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      cap = std::min<std::size_t>(
+          cap, rl.rlim_cur > 128 ? std::size_t(rl.rlim_cur - 64) : std::size_t(rl.rlim_cur / 2));
+    im.max_connections = std::max<std::size_t>(cap, 1);
+  }
   auto fail = [&](const char* what) {
     throw std::runtime_error(std::string("cannot ") + what + " " + im.opts.address + ":" +
                              std::to_string(im.opts.port) + ": " + ec.message());
@@ -977,6 +1101,8 @@ void HttpServer::start() {
   im.acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) fail("listen on");
   im.bound_port = im.acceptor->local_endpoint().port();
+  if (im.opts.handler_threads > 0) im.handlers.emplace(std::size_t(im.opts.handler_threads));
+  im.work.emplace(im.ioc.get_executor());
   im.do_accept();
   im.started = true;
   for (int i = 0; i < std::max(1, im.opts.threads); ++i) {
@@ -1004,6 +1130,7 @@ void HttpServer::stop() {
   net::post(im.acceptor->get_executor(), [&im] {
     beast::error_code ec;
     im.acceptor->close(ec);
+    im.accept_timer->cancel();
   });
   std::vector<std::shared_ptr<SessionBase>> live;
   {
@@ -1016,27 +1143,49 @@ void HttpServer::stop() {
   auto deadline = std::chrono::steady_clock::now() + im.opts.stop_grace;
   while (im.open > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  im.work.reset();
   im.ioc.stop();
   for (auto& t : im.threads)
     if (t.joinable()) t.join();
   im.threads.clear();
+  if (im.handlers) {
+    im.handlers->stop();  // queued handlers are dropped; running ones finish (answers go nowhere now)
+    im.handlers->join();
+    im.handlers.reset();
+  }
   spdlog::info("http server on port {} stopped", im.bound_port);
 }
 
 std::uint16_t HttpServer::port() const { return impl_->bound_port; }
 std::shared_ptr<Metrics> HttpServer::metrics() const { return impl_->metrics; }
 std::size_t HttpServer::open_connections() const { return impl_->open; }
+std::size_t HttpServer::max_connections() const { return impl_->max_connections; }
 
-void add_builtin_routes(Router& router, std::shared_ptr<Metrics> metrics, std::function<bool()> ready) {
+std::uint64_t raise_open_file_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  const rlim_t want =
+      rl.rlim_max == RLIM_INFINITY ? rlim_t(1) << 20 : std::min<rlim_t>(rl.rlim_max, rlim_t(1) << 20);
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) return rl.rlim_cur;
+  rl.rlim_cur = want;
+  if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) ::getrlimit(RLIMIT_NOFILE, &rl);
+  return rl.rlim_cur;
+}
+
+void add_builtin_routes(Router& router, std::shared_ptr<Metrics> metrics, std::function<bool()> ready,
+                        Scope metrics_scope) {
   router.get("/healthz", [](Request&) { return Response::text("ok\n"); });
   router.get("/readyz", [ready = std::move(ready)](Request&) {
     if (!ready || ready()) return Response::text("ready\n");
     return Response::error(503, "not ready");
   });
-  router.get("/metrics", [metrics = std::move(metrics)](Request&) {
-    return Response::text(metrics ? metrics->render() : std::string{}, 200,
-                          "text/plain; version=0.0.4; charset=utf-8");
-  });
+  router.get(
+      "/metrics",
+      [metrics = std::move(metrics)](Request&) {
+        return Response::text(metrics ? metrics->render() : std::string{}, 200,
+                              "text/plain; version=0.0.4; charset=utf-8");
+      },
+      metrics_scope);
 }
 
 }  // namespace omicsd::http

@@ -1,10 +1,15 @@
 #include "service/job_store.hpp"
 
+#include <sys/random.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <set>
+
+#include "host/common/error.hpp"
 
 namespace omicsd {
 
@@ -92,22 +97,23 @@ bool capabilities_satisfy(const nlohmann::json& caps, const nlohmann::json& req)
 }
 
 std::string random_hex(size_t digits) {
-  static std::mutex mu;
-  static std::mt19937_64 rng;
-  static pid_t seeded_pid = 0;
+  // The kernel's CSPRNG: run ids and lease tokens must not be predictable from earlier ones
+  // (mt19937_64's state is recoverable from 312 outputs). getrandom never repeats across forks.
   static const char* hex = "0123456789abcdef";
+  std::string bytes((digits + 1) / 2, '\0');
+  for (size_t got = 0; got < bytes.size();) {
+    const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw Error(std::string("getrandom failed: ") + std::strerror(errno));
+    }
+    got += size_t(n);
+  }
   std::string out;
   out.reserve(digits);
-  std::lock_guard<std::mutex> lock(mu);
-  if (seeded_pid != getpid()) {  // (re)seed in every process, so a fork never repeats ids
-    std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd(), static_cast<unsigned>(getpid())};
-    rng.seed(seq);
-    seeded_pid = getpid();
-  }
-  while (out.size() < digits) {
-    uint64_t v = rng();
-    for (int i = 0; i < 16 && out.size() < digits; ++i, v >>= 4) out.push_back(hex[v & 15]);
+  for (unsigned char c : bytes) {
+    out.push_back(hex[c >> 4]);
+    if (out.size() < digits) out.push_back(hex[c & 15]);
   }
   return out;
 }

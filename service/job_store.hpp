@@ -5,6 +5,7 @@
 // milliseconds so callers (and tests) control it. Every implementation is thread-safe and runs
 // each mutating operation in one transaction.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -57,6 +58,9 @@ struct NewRun {
   std::string callback_url;     // empty = none
   std::string idempotency_key;  // empty = none
   std::vector<TaskSpec> tasks;  // empty = default_tasks(workflow)
+  // The run's first provenance (engine, submitted inputs, parameters), written by the same
+  // transaction as the run: there is never a run without it.
+  nlohmann::json provenance = nlohmann::json::object();
 };
 
 struct Run {
@@ -201,6 +205,14 @@ class JobStore {
   virtual void record_webhook_attempt(int64_t id, bool delivered, const std::string& error, int64_t retry_at,
                                       int64_t now) = 0;
   virtual std::vector<WebhookDelivery> list_webhooks(const std::string& run_id) = 0;  // oldest first
+
+  // Gauges for /metrics in two aggregate queries (no scan of runs or tasks in the process): runs by
+  // state (every state present, 0 when none) and QUEUED tasks of QUEUED or RUNNING runs.
+  struct Counts {
+    std::map<RunState, int64_t> runs;
+    int64_t queued_tasks = 0;
+  };
+  virtual Counts counts() = 0;
 
   virtual int schema_version() = 0;
   virtual std::string describe() const = 0;  // e.g. "sqlite:/path/jobs.db"

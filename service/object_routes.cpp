@@ -153,6 +153,7 @@ struct Routes {
     const std::string what = "input '" + key + "' of task '" + id + "'";
     fs::path file;
     std::string digest;
+    std::shared_ptr<const void> held;  // the opened input, until it is sent
     if (uri->rfind("sha256:", 0) == 0) {
       if (!is_sha256_digest(*uri)) throw HttpError(404, what + ": malformed digest " + *uri);
       if (ext.empty()) {
@@ -166,10 +167,14 @@ struct Routes {
       file = objects.path_of(digest);
     } else {
       try {
-        // Only what resolves inside the --allow-root directories (symlinks and ".." resolved).
+        // Only what resolves inside the --allow-root directories (symlinks and ".." resolved), and
+        // opened beneath its root: a link swapped in after the check is refused by the kernel.
         ResolvedInput r = resolve_input_uri(*uri, opt.allow_roots, &objects);
         if (!ext.empty()) r = resolve_input_uri(r.path.string() + "." + ext, opt.allow_roots, nullptr);
-        file = r.path;
+        auto opened =
+            std::make_shared<RootedFile>(open_within_roots(r.path, opt.allow_roots, r.path.string()));
+        file = opened->path();
+        held = std::move(opened);
       } catch (const InputError& e) {
         throw HttpError(404, what + ": " + e.what());
       }
@@ -189,6 +194,7 @@ struct Routes {
       return r;
     }
     Response r = Response::from_file(file);
+    r.hold = std::move(held);
     r.set_header("ETag", etag);
     if (!digest.empty()) r.set_header("X-Content-Digest", digest);
     return r;
@@ -247,6 +253,7 @@ void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& job
   http::StreamedBody body;
   body.spool_dir = objects.tmp_dir();
   body.max_bytes = r->opt.max_object_bytes;
+  body.min_free_bytes = r->opt.min_free_bytes;
   body.idle_timeout = r->opt.upload_idle_timeout;
   body.before_body = [r](Request& req) { return r->before_put(req); };
   router.add_streamed(

@@ -30,6 +30,7 @@ struct ObjectRoutesOptions {
   std::vector<std::filesystem::path> allow_roots;            // where file inputs may be read from
   std::uint64_t max_object_bytes = std::uint64_t(64) << 30;  // PUT bodies larger than this -> 413
   std::chrono::milliseconds upload_idle_timeout{120'000};    // per chunk of a PUT body
+  std::uint64_t min_free_bytes = 0;  // free space kept on the object store's disk (else 507)
 };
 
 // The header that names the caller's lease on GET /v1/tasks/{id}/inputs/{key}.

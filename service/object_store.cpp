@@ -1,7 +1,9 @@
 #include "service/object_store.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -76,6 +78,14 @@ ObjectStore::ObjectStore(fs::path root) : root_(std::move(root)) {
   if (!ec) fs::create_directories(root_ / "tmp", ec);
   if (ec) throw Error(root_.string() + ": cannot create the object store: " + ec.message());
   root_ = fs::canonical(root_);
+  // Upload spools and temp objects a crash left behind: one untouched for a day is no upload in
+  // progress (a live one is written continuously; the idle timeout is minutes), even by another
+  // daemon or worker sharing the directory.
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  for (const auto& e : fs::directory_iterator(root_ / "tmp", ec)) {
+    std::error_code e2;
+    if (e.is_regular_file(e2) && e.last_write_time(e2) < cutoff) fs::remove(e.path(), e2);
+  }
 }
 
 std::string ObjectStore::digest_file(const fs::path& path, uint64_t* size_out) {
@@ -295,6 +305,105 @@ ResolvedInput resolve_input_uri(const std::string& uri, const std::vector<fs::pa
   if (!fs::exists(canon, ec)) throw InputError("'" + uri + "': no such file");
   if (!fs::is_regular_file(canon, ec)) throw InputError("'" + uri + "': not a regular file");
   return {canon, ""};
+}
+
+RootedFile& RootedFile::operator=(RootedFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+  }
+  return *this;
+}
+
+RootedFile::~RootedFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+namespace {
+
+// openat2 without a libc wrapper; -1 with errno ENOSYS where the kernel (or a seccomp filter) lacks it.
+int openat2_beneath(int dirfd, const std::string& rel, int flags) {
+#ifdef SYS_openat2
+  open_how how{};
+  how.flags = uint64_t(flags);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  int fd;
+  do {
+    fd = int(::syscall(SYS_openat2, dirfd, rel.c_str(), &how, sizeof how));
+  } while (fd < 0 && errno == EAGAIN);  // a concurrent rename: the kernel asks for a retry
+  return fd;
+#else
+  (void)dirfd, (void)rel, (void)flags;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+
+// The fallback: each component opened with O_NOFOLLOW from the root down (any symlink refused).
+int open_nofollow_walk(int rootfd, const fs::path& rel, int flags) {
+  int dir = ::dup(rootfd);
+  if (dir < 0) return -1;
+  std::vector<std::string> parts;
+  for (const auto& c : rel) parts.push_back(c.string());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const bool last = i + 1 == parts.size();
+    if (parts[i] == ".." || parts[i].empty()) {
+      ::close(dir);
+      errno = EXDEV;
+      return -1;
+    }
+    const int next = ::openat(dir, parts[i].c_str(),
+                              last ? flags | O_NOFOLLOW : O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int e = errno;
+    ::close(dir);
+    if (next < 0) {
+      errno = e == ELOOP ? EXDEV : e;
+      return -1;
+    }
+    dir = next;
+  }
+  return dir;
+}
+
+}  // namespace
+
+RootedFile open_within_roots(const fs::path& path, const std::vector<fs::path>& roots,
+                             const std::string& shown) {
+  const fs::path p = path.lexically_normal();
+  if (!p.is_absolute()) throw InputError(shown + ": input paths must be absolute");
+  std::vector<fs::path> candidates;  // each root as configured and canonical (the operator's links)
+  for (const auto& root : roots) {
+    std::error_code ec;
+    fs::path r = root.lexically_normal();
+    if (!r.has_filename() && r.has_relative_path()) r = r.parent_path();  // "/data/" -> "/data"
+    candidates.push_back(r);
+    const fs::path c = fs::weakly_canonical(root, ec);
+    if (!ec && c != candidates.back()) candidates.push_back(c);
+  }
+  for (const auto& croot : candidates) {
+    if (!path_is_within(p, croot)) continue;
+    const fs::path rel = p.lexically_relative(croot);
+    if (rel.empty() || rel == "." || *rel.begin() == "..") continue;
+    const int rootfd = ::open(croot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) continue;
+    // O_NONBLOCK: a FIFO planted under the root must not hang the importer in open().
+    const int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    int fd = openat2_beneath(rootfd, rel.string(), flags);
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM)) fd = open_nofollow_walk(rootfd, rel, flags);
+    const int err = errno;
+    ::close(rootfd);
+    if (fd < 0) {
+      if (err == EXDEV || err == ELOOP)
+        throw InputError(shown + ": a symbolic link leads out of the allowed input root " + croot.string());
+      throw InputError(shown + ": cannot open: " + std::strerror(err));
+    }
+    RootedFile f(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw InputError(shown + ": not a regular file");
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return f;
+  }
+  throw InputError(shown + ": outside the allowed input roots");
 }
 
 }  // namespace omicsd

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace omicsd {
@@ -86,5 +87,35 @@ ResolvedInput resolve_input_uri(const std::string& uri,
 // True when canonical `path` equals canonical `root` or lies below it (component-wise, so
 // "/data2/x" is not inside "/data").
 bool path_is_within(const std::filesystem::path& path, const std::filesystem::path& root);
+
+// A client-named file opened beneath the allowed root it lies in, at the moment it is read: the
+// check of resolve_input_uri is made again by the kernel while it opens the file, so a file (or a
+// directory above it) swapped for a symlink out of the root after registration is refused instead
+// of read. Readers that need a path (htslib) open path(), /proc/self/fd/<fd>: the very file that was
+// checked, whatever happens to its name afterwards.
+class RootedFile {
+ public:
+  RootedFile() = default;
+  explicit RootedFile(int fd) : fd_(fd) {}
+  RootedFile(RootedFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  RootedFile& operator=(RootedFile&& o) noexcept;
+  RootedFile(const RootedFile&) = delete;
+  RootedFile& operator=(const RootedFile&) = delete;
+  ~RootedFile();
+  int fd() const { return fd_; }
+  std::filesystem::path path() const { return "/proc/self/fd/" + std::to_string(fd_); }
+
+ private:
+  int fd_ = -1;
+};
+
+// Opens `path` (absolute) read-only beneath whichever of `roots` lexically contains it, resolving it
+// with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) from the root's directory: symlinks that stay
+// inside the root are followed, one that leads out of it (absolute or through "..") is refused. Where
+// the kernel lacks openat2, every component is opened with O_NOFOLLOW instead (no symlinks at all).
+// The result must be a regular file. Throws InputError naming `shown` for a path outside every
+// root, a link out of its root, a missing file or anything but a regular file.
+RootedFile open_within_roots(const std::filesystem::path& path,
+                             const std::vector<std::filesystem::path>& roots, const std::string& shown);
 
 }  // namespace omicsd

@@ -380,6 +380,22 @@ class PostgresJobStore final : public JobStore {
 
   std::string describe() const override { return db_.desc(); }
 
+  Counts counts() override {
+    Counts c;
+    for (RunState s :
+         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
+      c.runs[s] = 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    Result r = db_.exec_retry("SELECT state, COUNT(*) FROM runs GROUP BY state", {}, "count runs");
+    for (int i = 0; i < r.rows(); ++i) c.runs[parse_run_state(r.text(i, 0))] = r.i64(i, 1);
+    Result q = db_.exec_retry(
+        "SELECT COUNT(*) FROM tasks t JOIN runs r ON r.id = t.run_id WHERE t.state = 'QUEUED' AND "
+        "r.state IN ('QUEUED', 'RUNNING')",
+        {}, "count queued tasks");
+    if (q.rows()) c.queued_tasks = q.i64(0, 0);
+    return c;
+  }
+
   int schema_version() override {
     std::lock_guard<std::mutex> lock(mu_);
     Result r =
@@ -405,10 +421,11 @@ class PostgresJobStore final : public JobStore {
         // once it commits, the insert does nothing and its run is returned instead.
         Result r = db_.exec(
             "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, "
-            "callback_url, idempotency_key) VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $8) "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            "callback_url, idempotency_key, provenance) VALUES ($1, $2, $3, $4, 'QUEUED', $5, $6, $7, $8, "
+            "$9) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
             {str(run_id), str(req.workflow), str(req.inputs.dump()), str(req.parameters.dump()), num(now),
-             num(now), opt_str(req.callback_url), opt_str(req.idempotency_key)},
+             num(now), opt_str(req.callback_url), opt_str(req.idempotency_key),
+             str((req.provenance.is_object() ? req.provenance : json::object()).dump())},
             op);
         if (r.rows() == 0) {
           auto existing = run_by_key(req.idempotency_key, op);

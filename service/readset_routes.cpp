@@ -203,11 +203,12 @@ void add_readset_routes(http::Router& router, ReadSetStore& store, ReadSetRoutes
           return resp;
         });
       },
-      Scope::client);
+      Scope::admin);  // deleting shared data is the operator's, not any client's
   http::StreamedBody body;
   body.spool_dir = store.root() / "spool";
   std::filesystem::create_directories(body.spool_dir);
   body.max_bytes = r->opt.max_part_bytes;
+  body.min_free_bytes = r->opt.min_free_bytes;
   body.before_body = [r](Request& req) { return r->before_part(req); };
   router.add_streamed(
       "PUT", "/v1/readsets/{id}/parts/{n}", [r](Request& req) { return r->put_part(req); }, Scope::client,

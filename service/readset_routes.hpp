@@ -23,9 +23,10 @@ class ObjectStore;
 class ReadSetStore;
 
 struct ReadSetRoutesOptions {
-  std::vector<std::filesystem::path> allow_roots;  // where registered files may be read from
-  const ObjectStore* objects = nullptr;            // "sha256:<hex>" sources
-  std::uint64_t max_part_bytes = std::uint64_t(256) << 30;
+  std::vector<std::filesystem::path> allow_roots;           // where registered files may be read from
+  const ObjectStore* objects = nullptr;                     // "sha256:<hex>" sources
+  std::uint64_t max_part_bytes = std::uint64_t(256) << 30;  // larger part bodies -> 413
+  std::uint64_t min_free_bytes = 0;                         // free space kept on the store's disk (else 507)
   std::function<void(const std::string& id)> schedule_import;  // runs ReadSetStore::run_import later
   std::function<bool(const std::string& id)> in_use;           // a run that has not finished uses it
 };

@@ -4,11 +4,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <regex>
 
 #include "host/common/durable_file.hpp"
 #include "service/inproc_worker.hpp"  // now_ms
 #include "service/job_store.hpp"
+#include "service/object_store.hpp"
 #include "service/readset_io.hpp"
 #include "service/sha256.hpp"
 #include "service/sql_db.hpp"
@@ -205,14 +209,39 @@ json ReadSet::to_json() const {
           {"url", "/v1/readsets/" + id}};
 }
 
-ReadSetStore::ReadSetStore(sql::Db& db, fs::path root) : db_(db), root_(std::move(root)) {
+ReadSetStore::ReadSetStore(sql::Db& db, fs::path root, std::vector<fs::path> allow_roots)
+    : db_(db), root_(std::move(root)), allow_roots_(std::move(allow_roots)) {
   sql::migrate(db_, "readsets", kMigrations);
   std::error_code ec;
   fs::create_directories(root_, ec);
   if (ec) throw Error(root_.string() + ": cannot create the read set directory: " + ec.message());
+  sweep_stale_temp_files();
 }
 
 fs::path ReadSetStore::tmp_dir(const std::string& id) const { return root_ / id / "tmp"; }
+
+void ReadSetStore::sweep_stale_temp_files() {
+  // Part uploads (<id>/tmp/*) and exports (<id>/export.*.tmp) a crash cut off: untouched for a day
+  // means nobody is writing them, even another daemon sharing the directory.
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(24);
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(root_, ec)) {
+    std::error_code e2;
+    if (!dir.is_directory(e2)) continue;
+    auto stale = [&](const fs::directory_entry& e) {
+      std::error_code e3;
+      return e.is_regular_file(e3) && e.last_write_time(e3) < cutoff;
+    };
+    for (const auto& e : fs::directory_iterator(dir.path() / "tmp", e2))
+      if (stale(e)) fs::remove(e.path(), e2);
+    for (const auto& e : fs::directory_iterator(dir.path(), e2)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("export.", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+          stale(e))
+        fs::remove(e.path(), e2);
+    }
+  }
+}
 
 // One new row in `state`, unless the idempotency key is known: then that read set's id (*existed).
 std::string ReadSetStore::insert(const ReadSetMetadata& meta, ReadSetState state,
@@ -413,16 +442,31 @@ void ReadSetStore::run_import(const std::string& id, const std::atomic<bool>* ca
   if (!rg.contains("ID")) rg["ID"] = rs.meta.sample_id;
   rg["SM"] = rs.meta.sample_id;
   std::vector<std::string> paths;
+  std::vector<RootedFile> files;  // the sources, opened beneath their roots: what is read is what was checked
   ReadImportStats st;
   try {
     uint64_t source_bytes = 0;
     for (auto& s : rs.sources) {
-      if (s.sha256.empty()) s.sha256 = "sha256:" + sha256_file_hex(s.path, &s.size);
+      files.push_back(s.uploaded ? open_within_roots(s.path, {root_}, s.path)
+                                 : open_within_roots(s.path, allow_roots_, s.path));
+      const std::string opened = files.back().path().string();
+      if (s.sha256.empty()) s.sha256 = "sha256:" + sha256_file_hex(opened, &s.size);
       source_bytes += s.size;
-      paths.push_back(s.path);
+      paths.push_back(opened);
     }
     rs.source_bytes = source_bytes;
-    st = import_reads_to_cram(paths, out.string(), rg, cancel);
+    try {
+      st = import_reads_to_cram(paths, out.string(), rg, cancel);
+    } catch (const InputError& e) {  // name the sources, not /proc/self/fd/N
+      std::string m = e.what();
+      for (size_t i = 0; i < paths.size(); ++i)
+        for (size_t at = m.find(paths[i]); at != std::string::npos; at = m.find(paths[i], at + 1)) {
+          const size_t end = at + paths[i].size();
+          if (end < m.size() && std::isdigit(static_cast<unsigned char>(m[end]))) continue;  // fd 12, not 1
+          m.replace(at, paths[i].size(), rs.sources[i].path);
+        }
+      throw InputError(m);
+    }
   } catch (const ImportCanceled&) {
     cleanup();
     throw;
@@ -491,18 +535,70 @@ fs::path ReadSetStore::export_file(const std::string& id, const std::string& for
   if (mate != 0 && !rs.paired) throw InputError("read set " + id + " is single-end: mate= does not apply");
   const fs::path out =
       root_ / id / ("export" + (mate ? "_" + std::to_string(mate) : std::string()) + "." + format);
-  if (fs::exists(out)) return out;
+  std::error_code ec;
+  if (fs::exists(out, ec)) {
+    fs::last_write_time(out, fs::file_time_type::clock::now(), ec);  // last served: the cache's LRU order
+    return out;
+  }
   const fs::path tmp = root_ / id / ("export." + random_hex(8) + ".tmp");
   try {
     export_reads(cram.string(), format, mate, rs.name_suffixes, tmp.string());
     fsync_path(tmp.string(), false);
     fs::rename(tmp, out);
   } catch (...) {
-    std::error_code ec;
     fs::remove(tmp, ec);
     throw;
   }
+  trim_exports(out);
   return out;
+}
+
+void ReadSetStore::set_export_cache_limit(std::uint64_t max_bytes, std::chrono::seconds min_age) {
+  std::lock_guard lk(export_mu_);
+  export_cache_max_ = max_bytes;
+  export_min_age_ = min_age;
+}
+
+void ReadSetStore::trim_exports(const fs::path& keep) {
+  std::lock_guard lk(export_mu_);
+  if (export_cache_max_ == 0) return;
+  struct Entry {
+    fs::file_time_type served;
+    std::uint64_t size;
+    fs::path path;
+  };
+  std::vector<Entry> entries;
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& dir : fs::directory_iterator(root_, ec)) {
+    std::error_code e2;
+    if (!dir.is_directory(e2)) continue;
+    for (const auto& f : fs::directory_iterator(dir.path(), e2)) {
+      const std::string name = f.path().filename().string();
+      const bool is_export = name.rfind("export", 0) == 0 &&
+                             (f.path().extension() == ".fastq" || f.path().extension() == ".bam");
+      std::error_code e3;
+      if (!is_export || !f.is_regular_file(e3)) continue;
+      const std::uint64_t size = f.file_size(e3);
+      const auto served = f.last_write_time(e3);
+      if (e3) continue;
+      total += size;
+      entries.push_back({served, size, f.path()});
+    }
+  }
+  if (total <= export_cache_max_) return;
+  std::sort(entries.begin(), entries.end(),
+            [](const Entry& a, const Entry& b) { return a.served < b.served; });
+  const auto recent = fs::file_time_type::clock::now() - export_min_age_;
+  for (const Entry& e : entries) {
+    if (total <= export_cache_max_) break;
+    if (e.path == keep || e.served > recent) continue;
+    std::error_code e4;
+    if (fs::remove(e.path, e4)) {
+      total -= e.size;
+      spdlog::info("read-set export cache: removed {} ({} bytes)", e.path.string(), e.size);
+    }
+  }
 }
 
 }  // namespace omicsd

@@ -8,9 +8,11 @@
 // Files: <root>/<id>/parts/<n> (uploaded sources, removed after import), <root>/<id>/reads.cram
 // (the stored reads), <root>/<id>/export.* (cached conversions for GET content), <root>/<id>/tmp/.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -102,8 +104,11 @@ struct ReadSetFilter {
 
 class ReadSetStore {
  public:
-  // Creates the schema (component "readsets") and `root` when missing.
-  ReadSetStore(sql::Db& db, std::filesystem::path root);
+  // Creates the schema (component "readsets") and `root` when missing. `allow_roots`: where
+  // registered source files may lie; an import opens each source beneath its root again
+  // (open_within_roots), so a file swapped for a link out of the roots after registration fails the
+  // import instead of being read.
+  ReadSetStore(sql::Db& db, std::filesystem::path root, std::vector<std::filesystem::path> allow_roots);
 
   const std::filesystem::path& root() const { return root_; }
 
@@ -146,6 +151,11 @@ class ReadSetStore {
   // A file with the reads in `format` ("cram", "bam", "fastq"; mate 0 = all reads, interleaved
   // for pairs; 1 or 2 = that mate only), made once and cached. InputError for a bad format/mate.
   std::filesystem::path export_file(const std::string& id, const std::string& format, int mate);
+  // Exports are a cache, bounded by `max_bytes` over the whole store (0: unbounded): after an
+  // export is made, the least recently served ones are removed until the total fits, never one
+  // served within `min_age` (it may be on its way to a client) nor the one just made.
+  void set_export_cache_limit(std::uint64_t max_bytes,
+                              std::chrono::seconds min_age = std::chrono::seconds(600));
 
  private:
   ReadSet must_get(const std::string& id);
@@ -156,7 +166,15 @@ class ReadSetStore {
                      int64_t now, bool* existed);
 
   sql::Db& db_;
+  void sweep_stale_temp_files();  // at construction
+  void trim_exports(const std::filesystem::path& keep);
+
+  std::mutex export_mu_;  // trim_exports
+  std::uint64_t export_cache_max_ = 0;
+  std::chrono::seconds export_min_age_{600};
+
   std::filesystem::path root_;
+  std::vector<std::filesystem::path> allow_roots_;
 };
 
 // True for "rs-" followed by 16 lowercase hex digits.

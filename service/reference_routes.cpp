@@ -201,6 +201,7 @@ void add_reference_routes(http::Router& router, ReferenceStore& store, Reference
   http::StreamedBody body;
   body.spool_dir = store.tmp_dir();  // same file system as the references: create() renames
   body.max_bytes = r->opt.max_upload_bytes;
+  body.min_free_bytes = r->opt.min_free_bytes;
   body.idle_timeout = r->opt.upload_idle_timeout;
   body.before_body = [r](Request& req) { return guard([&] { return r->before_body(req); }); };
   router.add_streamed(
@@ -213,9 +214,9 @@ void add_reference_routes(http::Router& router, ReferenceStore& store, Reference
   router.get(
       "/v1/references/{id}/content", [r](Request& req) { return guard([&] { return r->content(req); }); },
       Scope::client);
-  router.del(
+  router.del(  // deleting shared data is the operator's (admin), not any client's
       "/v1/references/{id}", [r](Request& req) { return guard([&] { return r->remove(req); }); },
-      Scope::client);
+      Scope::admin);
 }
 
 }  // namespace omicsd

@@ -21,6 +21,7 @@ struct ReferenceRecord;
 struct ReferenceRoutesOptions {
   std::uint64_t max_upload_bytes = std::uint64_t(64) << 30;  // FASTA bodies larger than this -> 413
   std::chrono::milliseconds upload_idle_timeout{120'000};    // per chunk of an upload body
+  std::uint64_t min_free_bytes = 0;                          // free space kept on the store's disk (else 507)
   // Runs store.run_import(id) later, off the request thread (the daemon's pool). Required: a
   // reference accepted with 202 must get imported. Called once per newly created reference.
   std::function<void(const std::string& id)> schedule_import;

@@ -448,23 +448,28 @@ std::optional<ReferenceRecord> ReferenceStore::run_import(const std::string& id)
     if (ec) throw Error(work.string() + ": cannot create: " + ec.message());
     if (upload && !fs::exists(source_path, ec))
       throw InputError("the uploaded FASTA was lost (the daemon stopped while storing it); upload it again");
+    RootedFile source;  // a registered file, opened beneath its root (RESOLVE_BENEATH)
+    std::string read_path = source_path;
     if (!upload) {
-      // Registered paths are re-checked: the file may have been replaced by a link out of the roots.
+      // Registered paths are re-checked: the file may have been replaced by a link out of the roots,
+      // and the kernel checks again while opening it (a swap between the two checks is refused too).
       try {
         source_path = resolve_input_uri(source_path, options_.allow_roots).path.string();
+        source = open_within_roots(source_path, options_.allow_roots, source_path);
       } catch (const InputError& e) {
         throw InputError(rec.source_uri + ": " + e.what());
       }
+      read_path = source.path().string();
     }
 
-    write_normalized(source_path, shown, out, options_);
+    write_normalized(read_path, shown, out, options_);
     {
       // Validation with the source's own line numbers: names, duplicates, IUPAC characters.
       try {
-        const Reference src = Reference::load(source_path);
+        const Reference src = Reference::load(read_path);
         digest = src.digest();
       } catch (const InputError& e) {
-        throw InputError(reword(e.what(), source_path, shown));
+        throw InputError(reword(e.what(), read_path, shown));
       }
     }
     if (fai_build3(out.c_str(), nullptr, nullptr) != 0)

@@ -274,6 +274,29 @@ class SqliteJobStore final : public JobStore {
 
   std::string describe() const override { return "sqlite:" + db_.path(); }
 
+  Counts counts() override {
+    Counts c;
+    for (RunState s :
+         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
+      c.runs[s] = 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    const char* op = "count runs";
+    Tx tx(db_, op, false);
+    {
+      Stmt st(db_, "SELECT state, COUNT(*) FROM runs GROUP BY state", op);
+      while (st.step()) c.runs[parse_run_state(st.text(0))] = st.i64(1);
+    }
+    {
+      Stmt st(db_,
+              "SELECT COUNT(*) FROM tasks t JOIN runs r ON r.id = t.run_id WHERE t.state = 'QUEUED' AND "
+              "r.state IN ('QUEUED', 'RUNNING')",
+              op);
+      if (st.step()) c.queued_tasks = st.i64(0);
+    }
+    tx.commit();
+    return c;
+  }
+
   int schema_version() override {
     std::lock_guard<std::mutex> lock(mu_);
     Stmt st(db_, "SELECT COALESCE(MAX(version), 0) FROM schema_version", "read schema version");
@@ -299,11 +322,12 @@ class SqliteJobStore final : public JobStore {
     {
       Stmt st(db_,
               "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, "
-              "callback_url, idempotency_key) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)",
+              "callback_url, idempotency_key, provenance) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?)",
               op);
       st.bind(1, run_id).bind(2, req.workflow).bind(3, req.inputs.dump());
       st.bind(4, req.parameters.dump()).bind(5, now).bind(6, now);
       st.bind_opt(7, req.callback_url).bind_opt(8, req.idempotency_key);
+      st.bind(9, (req.provenance.is_object() ? req.provenance : json::object()).dump());
       st.run();
     }
     for (const TaskSpec& t : tasks) {

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "service/http_client.hpp"
 #include "service/http_server.hpp"
@@ -69,21 +72,22 @@ WebhookNotifier::WebhookNotifier(JobStore& store, WebhookOptions options,
 WebhookNotifier::~WebhookNotifier() { stop(); }
 
 void WebhookNotifier::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lk(mu_);
-    while (!stop_) {
-      lk.unlock();
-      try {
-        // Keep going while there is a backlog; otherwise wait for the next poll.
-        while (!stop_ && deliver_due(unix_ms_now()) >= options_.batch) {
+  for (int i = 0; i < std::max(options_.senders, 1); ++i)
+    threads_.emplace_back([this] {
+      std::unique_lock lk(mu_);
+      while (!stop_) {
+        lk.unlock();
+        try {
+          // Keep going while there is a backlog; otherwise wait for the next poll.
+          while (!stop_ && deliver_due(unix_ms_now()) >= options_.batch) {
+          }
+        } catch (const std::exception& e) {
+          spdlog::error("webhooks: {}", e.what());  // store unavailable: try again next poll
         }
-      } catch (const std::exception& e) {
-        spdlog::error("webhooks: {}", e.what());  // store unavailable: try again next poll
+        lk.lock();
+        cv_.wait_for(lk, options_.poll_interval, [this] { return stop_; });
       }
-      lk.lock();
-      cv_.wait_for(lk, options_.poll_interval, [this] { return stop_; });
-    }
-  });
+    });
 }
 
 void WebhookNotifier::stop() {
@@ -92,7 +96,9 @@ void WebhookNotifier::stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
 }
 
 std::chrono::milliseconds WebhookNotifier::backoff(int failed_attempts) const {
@@ -104,9 +110,33 @@ std::chrono::milliseconds WebhookNotifier::backoff(int failed_attempts) const {
 
 int WebhookNotifier::deliver_due(int64_t now_ms) {
   const auto events = store_.claim_webhooks(options_.batch, options_.claim.count(), now_ms);
-  for (const WebhookDelivery& ev : events) {
-    std::string error;
-    const bool ok = deliver_one(ev, &error);
+  // The claimed events are delivered concurrently (one thread each, at most `batch`): a receiver
+  // that hangs until its timeout delays only its own events, not everyone else's.
+  std::vector<std::string> errors(events.size());
+  std::vector<char> delivered(events.size(), 0);
+  {
+    std::vector<std::thread> senders;
+    senders.reserve(events.size());
+    for (size_t i = 0; i < events.size(); ++i) {
+      auto send = [this, &events, &errors, &delivered, i] {
+        delivered[i] = deliver_one(events[i], &errors[i]) ? 1 : 0;
+      };
+      if (events.size() == 1) {
+        send();
+        continue;
+      }
+      try {
+        senders.emplace_back(send);
+      } catch (const std::system_error&) {  // no thread to be had: deliver this one here
+        send();
+      }
+    }
+    for (auto& t : senders) t.join();
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    const WebhookDelivery& ev = events[i];
+    const std::string& error = errors[i];
+    const bool ok = delivered[i] != 0;
     const int attempts = ev.attempts + 1;
     const int64_t done_at = unix_ms_now();
     int64_t retry_at = 0;
@@ -116,12 +146,14 @@ int WebhookNotifier::deliver_due(int64_t now_ms) {
     if (metrics_) metrics_->inc("omicsd_webhook_deliveries_total", 1, {{"outcome", outcome}});
     if (ok)
       spdlog::info("webhook evt-{} ({} {}) delivered to {} (attempt {})", ev.id, ev.run_id,
-                   to_string(ev.state), ev.url, attempts);
+                   to_string(ev.state), redact_url_credentials(ev.url), attempts);
     else if (retry_at)
-      spdlog::warn("webhook evt-{} to {}: attempt {} of {} failed: {}; retrying in {} ms", ev.id, ev.url,
-                   attempts, options_.max_attempts, error, retry_at - done_at);
+      spdlog::warn("webhook evt-{} to {}: attempt {} of {} failed: {}; retrying in {} ms", ev.id,
+                   redact_url_credentials(ev.url), attempts, options_.max_attempts, error,
+                   retry_at - done_at);
     else
-      spdlog::error("webhook evt-{} to {}: giving up after {} attempts: {}", ev.id, ev.url, attempts, error);
+      spdlog::error("webhook evt-{} to {}: giving up after {} attempts: {}", ev.id,
+                    redact_url_credentials(ev.url), attempts, error);
   }
   return static_cast<int>(events.size());
 }
@@ -139,6 +171,8 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     co.request_timeout = options_.request_timeout;
     co.user_agent = "omicsd-webhook";
     co.ca_file = options_.ca_file;  // https callbacks: verified against the system CAs or this bundle
+    co.connect_policy = [this](const std::string& ip) { return options_.policy.refusal(ip); };
+    co.max_response_body = 64 * 1024;  // only the status matters
     HttpClient client(co);
     HttpClient::Headers headers = {{"X-Omicsd-Event", event_type(ev.state)},
                                    {"X-Omicsd-Delivery", "evt-" + std::to_string(ev.id)},
@@ -148,7 +182,16 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     HttpResponse r =
         client.send("POST", url_has_path(ev.url) ? "" : "/", body, "application/json", headers, false);
     if (r.status >= 200 && r.status < 300) return true;
-    *error = "HTTP " + std::to_string(r.status) + ": " + server_error_message(r.body);
+    *error = "HTTP " + std::to_string(r.status);  // never the body: clients see last_error
+    return false;
+  } catch (const HttpClientError& e) {
+    // No answer. The reason is logged; clients see only whether the address was refused by policy
+    // or nothing answered (no probing of what listens where through error texts).
+    const std::string what = e.what();
+    const auto refused = what.find(": refused: ");
+    spdlog::debug("webhook evt-{}: {}", ev.id, redact_url_credentials(what));
+    *error = refused != std::string::npos ? "refused: " + what.substr(refused + 11)
+                                          : "no response (connection failed or timed out)";
     return false;
   } catch (const std::exception& e) {
     *error = e.what();

@@ -17,6 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "service/address_policy.hpp"
 
 namespace omicsd {
 
@@ -35,7 +38,14 @@ struct WebhookOptions {
   std::chrono::milliseconds poll_interval{500};  // how often due events are looked for
   std::chrono::milliseconds claim{60'000};       // claimed events are hidden from other daemons this long
   int batch = 16;
+  // Delivery threads, each claiming and sending events on its own: a receiver that hangs until
+  // request_timeout holds up one of them, not the others' events.
+  int senders = 4;
   std::string ca_file;  // https callbacks: extra CA bundle (empty: system CAs)
+  // Which addresses a callback may connect to (public ones, plus what the operator allowed); the
+  // client connects only to an address this accepted. Receivers' answers are not read beyond 64 KB
+  // and only their status is recorded (never their body: it would be shown to clients).
+  AddressPolicy policy;
 };
 
 // The JSON body of one event, given the run's current summary (id, workflow, state, outputs...).
@@ -73,7 +83,7 @@ class WebhookNotifier {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace omicsd

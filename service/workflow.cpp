@@ -1,5 +1,6 @@
 #include "service/workflow.hpp"
 
+#include <cmath>
 #include <set>
 
 #include "host/common/error.hpp"
@@ -46,6 +47,53 @@ std::vector<std::pair<std::string, std::string>> request_uris(const WorkflowRequ
   return out;
 }
 
+// The schema of every run parameter (docs/openapi.json RunRequest.parameters): a value of another type
+// or out of range is refused at submission, not discovered by a worker later.
+void check_parameter(const std::string& k, const json& v) {
+  auto integer = [&](int64_t lo, int64_t hi) {
+    if (!v.is_number_integer())
+      throw InputError("parameter '" + k + "' must be an integer (got " + v.type_name() + ")");
+    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(hi)
+                                                 : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+    if (!in_range)
+      throw InputError("parameter '" + k + "' must be between " + std::to_string(lo) + " and " +
+                       std::to_string(hi));
+  };
+  auto boolean = [&] {
+    if (!v.is_boolean())
+      throw InputError("parameter '" + k + "' must be true or false (got " + v.type_name() + ")");
+  };
+  if (k == "threads") {
+    integer(0, kMaxRunThreads);
+  } else if (k == "backend") {
+    if (!v.is_string() || (v != "auto" && v != "cpu" && v != "cuda"))
+      throw InputError("parameter 'backend' must be \"auto\", \"cpu\" or \"cuda\"");
+  } else if (k == "device") {
+    integer(0, 1023);
+  } else if (k == "read_group") {
+    if (!v.is_string())
+      throw InputError("parameter 'read_group' must be a string (got " + std::string(v.type_name()) + ")");
+    const std::string& s = v.get_ref<const std::string&>();
+    if (s.size() > 4096) throw InputError("parameter 'read_group' is longer than 4096 characters");
+    if (s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos)
+      throw InputError("parameter 'read_group' must be one @RG line (no newline)");
+  } else if (k == "interleaved" || k == "gvcf") {
+    boolean();
+  } else if (k == "min_score") {
+    integer(0, 1'000'000);
+  } else if (k == "min_mapq") {
+    integer(0, 255);
+  } else if (k == "min_baseq") {
+    integer(0, 255);
+  } else if (k == "min_qual") {
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0 || v.get<double>() > 1e6)
+      throw InputError("parameter 'min_qual' must be a number between 0 and 1000000");
+  } else if (k == "regions" || k == "targets") {
+    if (!v.is_null() && !v.is_string())
+      throw InputError("parameter '" + k + "' must be a URI string (got " + std::string(v.type_name()) + ")");
+  }
+}
+
 std::vector<std::string> workflow_kinds(const std::string& wf) {
   if (wf == "germline") return {"align", "call", "qc"};
   if (wf == "align") return {"align"};
@@ -55,9 +103,9 @@ std::vector<std::string> workflow_kinds(const std::string& wf) {
 }  // namespace
 
 const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
-  static const std::vector<std::string> align = {"threads", "backend", "device", "read_group", "interleaved",
-                                                 "min_score"};
-  static const std::vector<std::string> call = {"threads",  "backend",  "device",  "gvcf",   "min_mapq",
+  static const std::vector<std::string> align = {"threads",    "backend",     "device",
+                                                 "read_group", "interleaved", "min_score"};
+  static const std::vector<std::string> call = {"threads",   "backend",  "device",  "gvcf",   "min_mapq",
                                                 "min_baseq", "min_qual", "regions", "targets"};
   static const std::vector<std::string> qc = {"threads"};
   static const std::vector<std::string> none;
@@ -120,10 +168,8 @@ WorkflowRequest parse_workflow_request(const json& body) {
     for (const auto& kind : workflow_kinds(r.workflow))
       for (const auto& a : task_parameter_keys(kind)) ok = ok || a == k;
     if (!ok) throw InputError(r.workflow + " workflow: unknown parameter '" + k + "'");
+    check_parameter(k, v);
   }
-  if (r.parameters.contains("threads") &&
-      !(r.parameters["threads"].is_number_integer() && r.parameters["threads"].get<int64_t>() >= 0))
-    throw InputError("parameter 'threads' must be an integer >= 0");
   request_uris(r);  // string checks
   return r;
 }

@@ -13,6 +13,9 @@ namespace omicsd {
 
 class ObjectStore;
 
+// The most threads a run may ask for (parameter 'threads'; 0 = the worker's default).
+inline constexpr int64_t kMaxRunThreads = 1024;
+
 // Keys allowed in a task kind's parameters (what the TaskRunner accepts).
 const std::vector<std::string>& task_parameter_keys(const std::string& kind);
 
@@ -27,7 +30,7 @@ struct WorkflowRequest {
 };
 
 // Parses the POST /v1/runs body; throws InputError on a bad shape (unknown workflow, missing
-// inputs, bad sample name, unknown parameter, wrong types).
+// inputs, bad sample name, unknown parameter, a parameter of the wrong type or out of range).
 WorkflowRequest parse_workflow_request(const nlohmann::json& body);
 
 // Checks every input URI (and BED URIs in parameters) against the roots / the object store with

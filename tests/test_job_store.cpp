@@ -259,6 +259,26 @@ TEST_P(StoreTest, CreateGetAndTasks) {
   EXPECT_THROW(store->create_run(cyc, T0), InputError);
 }
 
+// Issue 12, item 7: a run and its first provenance are one transaction (create_run writes both);
+// the counts behind /metrics are aggregates over runs and queued tasks.
+TEST_P(StoreTest, ProvenanceIsWrittenWithTheRunAndCountsAggregate) {
+  NewRun r;
+  r.workflow = "germline";
+  r.inputs = {{"reference", "ref-1"}, {"reads", "rs-1"}};
+  r.provenance = {{"engine", {{"name", "omicsd"}}}, {"submitted_inputs", r.inputs}};
+  const auto res = store->create_run(r, T0);
+  EXPECT_EQ(res.run.provenance["engine"]["name"], "omicsd") << res.run.provenance.dump();
+  EXPECT_EQ(store->get_run(res.run.id)->provenance["submitted_inputs"]["reads"], "rs-1");
+  const std::string canceled = submit("align").run.id;
+  ASSERT_TRUE(store->cancel_run(canceled, T0 + 1));
+  submit("call");
+  const JobStore::Counts c = store->counts();
+  EXPECT_EQ(c.runs.at(RunState::Queued), 2);
+  EXPECT_EQ(c.runs.at(RunState::Canceled), 1);
+  EXPECT_EQ(c.runs.at(RunState::Complete), 0);
+  EXPECT_EQ(c.queued_tasks, 3 + 1);  // germline: align, call, qc; call: call; not the canceled run's
+}
+
 TEST_P(StoreTest, ListFiltersAndPaging) {
   std::vector<std::string> germline, align;
   for (int i = 0; i < 7; ++i) germline.push_back(submit("germline", "", T0 + i).run.id);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -39,8 +40,10 @@ struct ReadSetStoreTest : ::testing::TestWithParam<Backend> {
       url = "sqlite:" + (dir.path / "catalog.db").string();
     }
     db = sql::open_db(url, "read set store");
-    store = std::make_unique<ReadSetStore>(*db, dir.path / "readsets");
+    store = std::make_unique<ReadSetStore>(*db, dir.path / "readsets", roots());
   }
+
+  std::vector<fs::path> roots() const { return {dir.path, test::shared_data_dir()}; }
 
   // R1/R2 FASTQ (names with /1, /2: samtools fastq -N) of the real NA12878 reads.
   std::pair<fs::path, fs::path> fastq_pair(bool gz) {
@@ -132,8 +135,8 @@ TEST_P(ReadSetStoreTest, AlignedBamBecomesUnalignedReadsInSequencerOrientation) 
             0);
   EXPECT_EQ(a, b);
   // Unaligned: no reference name, position or CIGAR left on any record.
-  ASSERT_EQ(test::run_command("samtools view " + store->cram_path(rs.id).string() + " | cut -f 3,4,6 | sort -u",
-                              &out),
+  ASSERT_EQ(test::run_command(
+                "samtools view " + store->cram_path(rs.id).string() + " | cut -f 3,4,6 | sort -u", &out),
             0);
   EXPECT_EQ(out, "*\t0\t*\n");
 }
@@ -211,6 +214,100 @@ TEST_P(ReadSetStoreTest, BadInputsFailTheImportAndLeaveNothingBehind) {
   EXPECT_EQ(imported({r1.string(), r2.string()}).state, ReadSetState::Active);
 }
 
+// Issue 12: a source checked at registration and swapped afterwards for a symlink out of the allowed
+// roots (or a directory above it swapped for one) is not read: the import fails, nothing is stored.
+TEST_P(ReadSetStoreTest, SourceSwappedForALinkOutOfTheRootsFailsTheImport) {
+  auto [r1, r2] = fastq_pair(false);
+  const fs::path in = dir.path / "in", out = dir.path / "out";
+  fs::create_directories(in / "sub");
+  fs::create_directories(out / "sub");
+  fs::copy_file(r1, in / "sub" / "r1.fq");
+  fs::copy_file(r2, out / "secret.fq");
+  fs::copy_file(r2, out / "sub" / "r1.fq");
+  ReadSetStore confined(*db, dir.path / "readsets", {in});
+  ReadSetMetadata m;
+  m.sample_id = "S1";
+  auto import_after = [&](const std::function<void()>& swap) {
+    ReadSet rs = confined.create_registered(m, {(in / "sub" / "r1.fq").string()}, "", 1000);
+    swap();
+    confined.run_import(rs.id);
+    return *confined.get(rs.id);
+  };
+  // The file itself becomes a link out of the root.
+  ReadSet rs = import_after([&] {
+    fs::remove(in / "sub" / "r1.fq");
+    fs::create_symlink(out / "secret.fq", in / "sub" / "r1.fq");
+  });
+  EXPECT_EQ(rs.state, ReadSetState::Failed);
+  EXPECT_NE(rs.failure_reason.find("leads out of the allowed input root"), std::string::npos)
+      << rs.failure_reason;
+  EXPECT_EQ(rs.read_count, 0);
+  // A relative link climbing out with "..".
+  rs = import_after([&] {
+    fs::remove(in / "sub" / "r1.fq");
+    fs::create_symlink("../../out/secret.fq", in / "sub" / "r1.fq");
+  });
+  EXPECT_EQ(rs.state, ReadSetState::Failed) << "read through a relative link out of the root";
+  // A directory above the file becomes a link out of the root.
+  rs = import_after([&] {
+    fs::remove_all(in / "sub");
+    fs::create_directory_symlink(out / "sub", in / "sub");
+  });
+  EXPECT_EQ(rs.state, ReadSetState::Failed) << "read through a directory link out of the root";
+  // A link that stays inside the root is still followed.
+  fs::remove(in / "sub");
+  fs::create_directories(in / "real");
+  fs::copy_file(r1, in / "real" / "r1.fq");
+  rs = import_after([&] { fs::create_directory_symlink("real", in / "sub"); });
+  EXPECT_EQ(rs.state, ReadSetState::Active) << rs.failure_reason;
+}
+
+// Issue 12, item 6: part uploads and exports a crash cut off are swept when a store starts (a day
+// after their last write; live ones are kept).
+TEST_P(ReadSetStoreTest, StaleSpoolAndExportFilesAreSweptOnStart) {
+  const fs::path d = dir.path / "readsets" / "rs-00112233aabbccdd";
+  fs::create_directories(d / "tmp");
+  for (const char* f : {"tmp/up1", "tmp/up2", "export.ab12.tmp", "reads.cram"}) test::write_file(d / f, "x");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(25);
+  for (const char* f : {"tmp/up1", "export.ab12.tmp", "reads.cram"}) fs::last_write_time(d / f, old);
+  ReadSetStore reopened(*db, dir.path / "readsets", roots());
+  EXPECT_FALSE(fs::exists(d / "tmp" / "up1"));
+  EXPECT_FALSE(fs::exists(d / "export.ab12.tmp"));
+  EXPECT_TRUE(fs::exists(d / "tmp" / "up2")) << "a live upload was swept";
+  EXPECT_TRUE(fs::exists(d / "reads.cram")) << "a stored read set was swept";
+}
+
+// Issue 12, item 6: exports are a bounded cache (least recently served first, never one served
+// within the grace period nor the one just made), not kept forever.
+TEST_P(ReadSetStoreTest, ExportCacheIsBoundedLeastRecentlyServedFirst) {
+  auto [r1, r2] = fastq_pair(false);
+  const ReadSet a = imported({r1.string(), r2.string()}, "A");
+  const ReadSet b = imported({r1.string(), r2.string()}, "B");
+  ASSERT_EQ(a.state, ReadSetState::Active) << a.failure_reason;
+  ASSERT_EQ(b.state, ReadSetState::Active) << b.failure_reason;
+  const fs::path a_fq = store->export_file(a.id, "fastq", 0);
+  // Within the grace period nothing is removed, whatever the limit.
+  store->set_export_cache_limit(1, std::chrono::seconds(3600));
+  const fs::path b_fq = store->export_file(b.id, "fastq", 1);
+  EXPECT_TRUE(fs::exists(a_fq));
+  // Past it, making one export evicts the others until the total fits (here: all but the new one).
+  store->set_export_cache_limit(1, std::chrono::seconds(0));
+  const fs::path a_bam = store->export_file(a.id, "bam", 0);
+  EXPECT_TRUE(fs::exists(a_bam)) << "the export just made was removed";
+  EXPECT_FALSE(fs::exists(a_fq));
+  EXPECT_FALSE(fs::exists(b_fq));
+  // An evicted export is made again on demand (the same bytes), evicting the BAM in turn.
+  const std::string again = test::read_file(store->export_file(a.id, "fastq", 0));
+  EXPECT_FALSE(again.empty());
+  EXPECT_FALSE(fs::exists(a_bam));
+  // Room for everything: nothing goes.
+  store->set_export_cache_limit(std::uint64_t(1) << 40, std::chrono::seconds(0));
+  const fs::path b_fq2 = store->export_file(b.id, "fastq", 2);
+  EXPECT_TRUE(fs::exists(a_fq));
+  EXPECT_TRUE(fs::exists(b_fq2));
+  EXPECT_EQ(test::read_file(a_fq), again);
+}
+
 TEST_P(ReadSetStoreTest, CanceledImportStaysImportingAndResumes) {
   auto [r1, r2] = fastq_pair(false);
   ReadSetMetadata m;
@@ -220,7 +317,7 @@ TEST_P(ReadSetStoreTest, CanceledImportStaysImportingAndResumes) {
   EXPECT_THROW(store->run_import(rs.id, &cancel), ImportCanceled);
   EXPECT_EQ(store->get(rs.id)->state, ReadSetState::Importing);
   // A restarted daemon finds it and imports it (a fresh store object on the same database).
-  ReadSetStore reopened(*db, dir.path / "readsets");
+  ReadSetStore reopened(*db, dir.path / "readsets", roots());
   ASSERT_EQ(reopened.pending_imports(), std::vector<std::string>{rs.id});
   reopened.run_import(rs.id);
   EXPECT_EQ(reopened.get(rs.id)->state, ReadSetState::Active);

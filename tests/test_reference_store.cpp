@@ -725,6 +725,7 @@ TEST_P(ReferenceStoreTest, RoutesNeedTheClientScope) {
   auto tokens = std::make_shared<http::TokenStore>();
   tokens->add("w", uint8_t(http::Scope::worker));
   tokens->add("c", uint8_t(http::Scope::client));
+  tokens->add("a", uint8_t(http::Scope::admin));
   router.set_auth(tokens);
   http::Request req;
   req.method = "GET";
@@ -735,6 +736,13 @@ TEST_P(ReferenceStoreTest, RoutesNeedTheClientScope) {
   EXPECT_EQ(router.dispatch(req).status, 200);
   req.bearer_token = "";
   EXPECT_EQ(router.dispatch(req).status, 401);
+  // Deleting a reference is for admins only (issue 12, item 7).
+  req.method = "DELETE";
+  req.path = req.target = "/v1/references/ref-0123456789abcdef";
+  req.bearer_token = "c";
+  EXPECT_EQ(router.dispatch(req).status, 403);
+  req.bearer_token = "a";
+  EXPECT_EQ(router.dispatch(req).status, 404);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),

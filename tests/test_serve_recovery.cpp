@@ -228,7 +228,7 @@ TEST_P(ServeStoreTest, WebhooksAreSignedRetriedAndSurviveADaemonKill) {
   rx.start();
   const std::string args = data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()) +
                            " --webhook-secret-file " + q((tmp.path / "webhook.key").string()) +
-                           " --webhook-backoff-ms 200 --webhook-max-attempts 5";
+                           " --webhook-backoff-ms 200 --webhook-max-attempts 5 --callback-allow 127.0.0.1/32";
   Daemon d;
   ASSERT_TRUE(d.start(args, tmp.path / "serve.log")) << log_of(d);
   json body = json::parse(germline_body());
@@ -317,7 +317,7 @@ TEST_F(ServeFixture, WebhookGivesUpAfterMaxAttempts) {
   Daemon d;
   const uint16_t dead_port = free_port();  // nothing listens there
   ASSERT_TRUE(d.start(data_args() + " --workers 0 --allow-root " + q(root.string()) +
-                          " --webhook-backoff-ms 100 --webhook-max-attempts 2",
+                          " --webhook-backoff-ms 100 --webhook-max-attempts 2 --callback-allow 127.0.0.0/8",
                       tmp.path / "serve.log"))
       << log_of(d);
   json body = json::parse(germline_body());

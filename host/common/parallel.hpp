@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -18,7 +19,8 @@ inline int resolve_threads(int threads) {
 // Runs fn(begin, end) over [0, n) in chunks of `grain` on up to `threads` threads (the caller's
 // thread included). Every call covers exactly one chunk [c * grain, min(n, (c + 1) * grain)), whatever
 // the thread count, so callers may keep per-chunk state. Chunks are claimed dynamically; the first
-// exception thrown is rethrown here.
+// exception thrown is rethrown here. When threads cannot be created, fewer (at least the caller's) do
+// the work.
 template <class Fn>
 void parallel_for(size_t n, int threads, size_t grain, Fn&& fn) {
   if (n == 0) return;
@@ -47,7 +49,15 @@ void parallel_for(size_t n, int threads, size_t grain, Fn&& fn) {
   };
   std::vector<std::thread> pool;
   pool.reserve(nt - 1);
-  for (int i = 1; i < nt; ++i) pool.emplace_back(worker);
+  for (int i = 1; i < nt; ++i) {
+    try {
+      pool.emplace_back(worker);
+    } catch (const std::system_error&) {
+      // No more threads to be had (process or memory limits): the threads started so far and this
+      // one share the chunks. (Unhandled, the joinable threads' destructors would call terminate.)
+      break;
+    }
+  }
   worker();
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);

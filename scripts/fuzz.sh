@@ -30,9 +30,11 @@ BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 [[ $BUILD == /* ]] || BUILD="$REPO_ROOT/$BUILD"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 log "configuring $BUILD ($CXX, $SAN)"
-cmake -S "$REPO_ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER="$CXX" \
+# -O1 with line tables only: sanitizer reports keep file:line, and the tree (every engine and service
+# source, instrumented) compiles in about half the time of -O2 -g on CI's two cores.
+cmake -S "$REPO_ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Fuzz -DCMAKE_CXX_COMPILER="$CXX" \
   -DOMICSD_CUDA=OFF -DOMICSD_BUILD_TESTS=OFF -DOMICSD_FUZZ=ON \
-  "-DCMAKE_CXX_FLAGS=-fsanitize=fuzzer-no-link $SAN -fno-omit-frame-pointer" \
+  "-DCMAKE_CXX_FLAGS=-O1 -gline-tables-only -fsanitize=fuzzer-no-link $SAN -fno-omit-frame-pointer" \
   "-DCMAKE_EXE_LINKER_FLAGS=$SAN" >&2
 targets=()
 for n in "${NAMES[@]}"; do targets+=("fuzz_$n"); done

@@ -228,7 +228,6 @@ class CudaAlignBackend final : public AlignBackend {
     AlignResultBatch& out;
     std::vector<ShapeRun> runs;  // of the chunk just packed, for its launch
 
-    bool eligible(size_t) const { return true; }  // order_ holds only tasks with cells
     void begin_plan() const {}
     void add(size_t pos, long, AlignLayout& L) const {
       const uint32_t i = b.order_[pos];

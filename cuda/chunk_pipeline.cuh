@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "cuda/cuda_util.cuh"
-#include "host/common/simt.hpp"
 #include "host/common/cuda_backends.hpp"
+#include "host/common/simt.hpp"
 
 namespace omicsd::cuda {
 
@@ -87,7 +87,6 @@ class ChunkPipeline {
 
   // Runs tasks 0 .. n-1 through the hooks; the caller holds mutex() and has made device() current.
   // Hooks, `ids` being the batch indexes of a chunk's tasks in chunk order:
-  //   bool eligible(size_t i)                 false: task i needs no device work (left as it is)
   //   void begin_plan()                       before each planning pass (an OOM re-plans)
   //   void add(size_t i, long chunk, Layout&) counts task i into the totals of planning chunk `chunk`
   //   void accept(size_t i, long chunk)       task i was placed in planning chunk `chunk`
@@ -137,7 +136,7 @@ class ChunkPipeline {
 
   std::span<const uint32_t> ids(const Chunk& c) const { return {ids_.data() + c.first, c.last - c.first}; }
 
-  // Splits the eligible tasks into chunks whose device footprint fits `cap`; tasks that alone do not
+  // Splits the tasks into chunks whose device footprint fits `cap`; tasks that alone do not
   // fit go to `oversize`.
   template <class Hooks>
   void plan(Hooks& h, size_t n, size_t cap, std::vector<Chunk>& chunks, std::vector<uint32_t>& oversize) {
@@ -148,7 +147,6 @@ class ChunkPipeline {
     Chunk cur;
     long id = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (!h.eligible(i)) continue;
       Layout next = cur.layout;
       h.add(i, id, next);
       next.finish();

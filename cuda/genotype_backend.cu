@@ -169,7 +169,6 @@ class CudaGenotypeBackend final : public GenotypeBackend {
     HmmResultBatch& out;
     std::vector<WidthRun> runs;  // of the chunk just packed, for its launch
 
-    bool eligible(size_t) const { return true; }
     void begin_plan() const {
       std::fill(b.read_stamp_.begin(), b.read_stamp_.end(), -1);
       std::fill(b.hap_stamp_.begin(), b.hap_stamp_.end(), -1);

@@ -209,6 +209,12 @@ class JobStore {
   // Gauges for /metrics in two aggregate queries (no scan of runs or tasks in the process): runs by
   // state (every state present, 0 when none) and QUEUED tasks of QUEUED or RUNNING runs.
   struct Counts {
+    // Every state is present, 0 when no run is in it (the metrics list each state).
+    Counts() {
+      for (RunState s :
+           {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
+        runs[s] = 0;
+    }
     std::map<RunState, int64_t> runs;
     int64_t queued_tasks = 0;
   };

@@ -382,9 +382,6 @@ class PostgresJobStore final : public JobStore {
 
   Counts counts() override {
     Counts c;
-    for (RunState s :
-         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
-      c.runs[s] = 0;
     std::lock_guard<std::mutex> lock(mu_);
     Result r = db_.exec_retry("SELECT state, COUNT(*) FROM runs GROUP BY state", {}, "count runs");
     for (int i = 0; i < r.rows(); ++i) c.runs[parse_run_state(r.text(i, 0))] = r.i64(i, 1);

@@ -276,9 +276,6 @@ class SqliteJobStore final : public JobStore {
 
   Counts counts() override {
     Counts c;
-    for (RunState s :
-         {RunState::Queued, RunState::Running, RunState::Complete, RunState::Failed, RunState::Canceled})
-      c.runs[s] = 0;
     std::lock_guard<std::mutex> lock(mu_);
     const char* op = "count runs";
     Tx tx(db_, op, false);

@@ -42,22 +42,9 @@ class SimtCpuAlignBackend final : public AlignBackend {
     out.resize(n);
     const std::vector<uint32_t> order = warp_task_order(tasks);
     // Units of work: one emulated warp (32 / P tasks of one shape) or one scalar task.
-    struct Unit {
-      size_t begin, end;
-      int32_t shape;
-    };
-    auto shape_of = [&](uint32_t i) {
-      return banded_warp_shape(band_width(tasks.diag_lo[i], tasks.diag_hi[i]));
-    };
-    std::vector<Unit> units;
-    for (size_t a = 0; a < order.size();) {
-      const int32_t shape = shape_of(order[a]);
-      size_t b = a;
-      while (b < order.size() && shape_of(order[b]) == shape) ++b;
-      const size_t per = shape == 0 ? 1 : size_t(simt::kWarpSize / banded_warp_shape_lanes(shape));
-      for (size_t u = a; u < b; u += per) units.push_back({u, std::min(b, u + per), shape});
-      a = b;
-    }
+    const std::vector<simt::WarpUnit> units = simt::warp_units(
+        order, [&](uint32_t i) { return banded_warp_shape(band_width(tasks.diag_lo[i], tasks.diag_hi[i])); },
+        [](int32_t shape) { return simt::kWarpSize / banded_warp_shape_lanes(shape); });
     std::vector<std::vector<uint32_t>> cigars(n);
     parallel_for(units.size(), threads_, 8, [&](size_t ubegin, size_t uend) {
       std::vector<uint32_t> dir, cigar;

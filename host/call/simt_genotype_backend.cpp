@@ -39,24 +39,13 @@ class SimtCpuGenotypeBackend final : public GenotypeBackend {
     const PairHmmModel model = make_pair_hmm_model(params);
     out.resize(tasks.size());
     const std::vector<uint32_t> order = warp_pair_order(tasks);
-    struct Unit {
-      size_t begin, end;
-      int32_t p;
-    };
-    std::vector<Unit> units;
-    for (size_t a = 0; a < order.size();) {
-      const int32_t p = width(tasks, order[a]);
-      size_t b = a;
-      while (b < order.size() && width(tasks, order[b]) == p) ++b;
-      const size_t per = p == 0 ? 1 : size_t(simt::kWarpSize / p);
-      for (size_t u = a; u < b; u += per) units.push_back({u, std::min(b, u + per), p});
-      a = b;
-    }
+    const std::vector<simt::WarpUnit> units = simt::warp_units(
+        order, [&](uint32_t k) { return width(tasks, k); }, [](int32_t p) { return simt::kWarpSize / p; });
     parallel_for(units.size(), threads_, 8, [&](size_t ubegin, size_t uend) {
       std::vector<float> wf;
       std::vector<double> wd;
       for (size_t u = ubegin; u < uend; ++u)
-        run_unit(tasks, model, order, units[u].begin, units[u].end, units[u].p, out, wf, wd);
+        run_unit(tasks, model, order, units[u].begin, units[u].end, units[u].shape, out, wf, wd);
     });
   }
 

@@ -20,7 +20,11 @@
 //  * memory written by one lane and read by another in a later phase needs syncwarp() in between
 //    (the emulation is in lock-step anyway; the device needs the fence).
 // Plain C++: no CUDA header is included (the intrinsics are nvcc builtins).
+#include <cstddef>
 #include <cstdint>
+#if !defined(__CUDA_ARCH__)
+#include <vector>
+#endif
 
 #include "host/common/hd.hpp"
 
@@ -170,6 +174,29 @@ inline uint32_t viaddmax_s16x2(uint32_t a, uint32_t b, uint32_t c) {
     r[k] = s > z ? s : z;
   }
   return detail::pack(r[0], r[1]);
+}
+
+// How the lane-vector CPU backends launch emulated warps, as the CUDA backends launch kernels: `order`
+// lists the items grouped by shape (shape_of(item); 0: an item the scalar code runs alone), and each
+// unit is one warp's worth of consecutive items of one shape (items_per_warp(shape) of them), or a
+// single item of shape 0.
+struct WarpUnit {
+  size_t begin, end;  // positions in `order`
+  int32_t shape;
+};
+template <class ShapeOf, class ItemsPerWarp>
+std::vector<WarpUnit> warp_units(const std::vector<uint32_t>& order, ShapeOf&& shape_of,
+                                 ItemsPerWarp&& items_per_warp) {
+  std::vector<WarpUnit> units;
+  for (size_t a = 0; a < order.size();) {
+    const int32_t shape = shape_of(order[a]);
+    size_t b = a;
+    while (b < order.size() && shape_of(order[b]) == shape) ++b;
+    const size_t per = shape == 0 ? 1 : size_t(items_per_warp(shape));
+    for (size_t u = a; u < b; u += per) units.push_back({u, u + per < b ? u + per : b, shape});
+    a = b;
+  }
+  return units;
 }
 
 #endif

@@ -198,7 +198,7 @@ struct TaskRunnerFixture : ::testing::Test {
     fs::create_directories(root);
     fs::copy_file(tiny() / "q.fa", root / "q.fa");
     store = std::make_unique<ObjectStore>(data);
-    runner = std::make_unique<TaskRunner>(*store, TaskRunnerOptions{{root, tiny()}, "test-worker", false});
+    runner = std::make_unique<TaskRunner>(*store, TaskRunnerOptions{{root, tiny()}, "test-worker", false, {}});
   }
 };
 

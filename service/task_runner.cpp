@@ -341,7 +341,13 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
   // opened. From here on the engine reads only these descriptors (and the indexes opened with them).
   const auto t_resolve = std::chrono::steady_clock::now();
   std::map<std::string, ResolvedInput> checked;
-  for (const auto& [k, uri] : uris) checked[k] = resolve_input_uri(uri, options_.allowed_roots, &store_);
+  for (const auto& [k, uri] : uris) {
+    try {
+      checked[k] = resolve_input_uri(uri, options_.allowed_roots, &store_);
+    } catch (const InputError& e) {
+      throw InputError("input '" + k + "': " + e.what());
+    }
+  }
   if (for_run) checkpoint("inputs_checked");
   for (const auto& [k, uri] : uris) {
     TaskInput x = open_task_input(k, uri, checked[k], options_.allowed_roots, store_);

@@ -57,6 +57,9 @@ TaskInput open_task_input(const std::string& key, const std::string& uri, const 
     try {
       r = resolve_input_uri(side.string(), roots);
     } catch (const InputError& e) {
+      // A dangling link is no index, as before (there is nothing to read); a file out of the roots is
+      // refused.
+      if (!fs::exists(side, ec) && std::string(e.what()).find("no such file") != std::string::npos) continue;
       throw InputError(side_shown + ": " + e.what());
     }
     in.sidecars.emplace(ext, open_beneath(r.path, roots, side_shown));

@@ -287,7 +287,7 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
   t.name = spec.sample.empty() ? "sample" : spec.sample;
   t.P = spec.parameters.is_null() ? Json::object() : spec.parameters;
   const Json& P = t.P;
-  const Json& inputs_json = spec.inputs;
+  Json inputs_json = spec.inputs;  // a copy: operator[] below on a const json would not check keys
 
   // --- Validate the spec and collect input URIs.
   std::map<std::string, std::string> uris;  // input name -> URI

@@ -1,15 +1,10 @@
 // `omicsd serve`: the daemon (HTTP API of docs/api.md, durable job store, in-process workers).
 // This file parses the options and wires the TaskRunner (runner_executor.hpp) into the in-process workers.
-#include <sys/stat.h>
-
 #include <boost/asio/ip/address.hpp>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <mutex>
 
 #include "host/common/error.hpp"
-#include "omicsd_version.hpp"
 #include "service/address_policy.hpp"
 #include "service/cli.hpp"
 #include "service/daemon.hpp"
@@ -20,7 +15,6 @@
 namespace omicsd {
 namespace {
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 // 127.0.0.0/8, ::1 (also as ::ffff:127.x) and "localhost": only this host can connect.
 bool is_loopback_host(const std::string& host) {

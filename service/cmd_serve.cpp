@@ -1,124 +1,20 @@
 // `omicsd serve`: the daemon (HTTP API of docs/api.md, durable job store, in-process workers).
-// This file parses the options and wires the TaskRunner into the in-process workers' executor.
-#include <sys/stat.h>
-
+// This file parses the options and wires the TaskRunner (runner_executor.hpp) into the in-process workers.
 #include <boost/asio/ip/address.hpp>
 #include <filesystem>
-#include <map>
 #include <memory>
-#include <mutex>
 
 #include "host/common/error.hpp"
-#include "omicsd_version.hpp"
 #include "service/address_policy.hpp"
 #include "service/cli.hpp"
 #include "service/daemon.hpp"
 #include "service/inproc_worker.hpp"
 #include "service/object_store.hpp"
-#include "service/task_runner.hpp"
+#include "service/runner_executor.hpp"
 
 namespace omicsd {
 namespace {
 namespace fs = std::filesystem;
-using json = nlohmann::json;
-
-// The TaskRunner behind an in-process worker, plus the same cache key the runner computes (so
-// the worker can ask the JobStore's call cache before running anything).
-class RunnerExecutor {
- public:
-  RunnerExecutor(ObjectStore& store, std::vector<fs::path> roots, std::string worker_id)
-      : store_(store), roots_(roots), runner_(store, TaskRunnerOptions{roots, worker_id, false}) {}
-
-  std::string key(const ExecRequest& r) {
-    const json& in = r.inputs;
-    const json P = r.parameters.is_object() ? r.parameters : json::object();
-    std::map<std::string, std::string> uris;
-    auto str = [](const json& v) {
-      if (!v.is_string()) throw InputError("input URIs must be strings");
-      return v.get<std::string>();
-    };
-    if (r.kind == "align") {
-      uris["reference"] = str(in.at("reference"));
-      const json& reads = in.at("reads");
-      if (reads.is_string()) {
-        uris["reads1"] = str(reads);
-      } else if (reads.is_array() && !reads.empty()) {
-        uris["reads1"] = str(reads[0]);
-        if (reads.size() > 1) uris["reads2"] = str(reads[1]);
-      }
-    } else if (r.kind == "call") {
-      for (const char* k : {"reference", "bam", "regions", "targets"})
-        if (in.contains(k)) uris[k] = str(in[k]);
-      for (const char* k : {"regions", "targets"})
-        if (P.contains(k) && !P[k].is_null()) uris[k] = str(P[k]);
-    } else {
-      for (const char* k : {"reference", "bam", "vcf"}) uris[k] = str(in.at(k));
-    }
-    std::map<std::string, std::string> digests;
-    for (const auto& [k, uri] : uris) {
-      const ResolvedInput ri = resolve_input_uri(uri, roots_, &store_);
-      digests[k] = ri.digest.empty() ? digest_of(ri.path) : ri.digest;
-    }
-    json kp = P;
-    kp.erase("threads");
-    kp.erase("regions");
-    kp.erase("targets");
-    kp["sample"] = r.sample;
-    return cache_key(r.kind, std::string(kVersion) + "+" + kGitHash, kp, digests);
-  }
-
-  ExecResult run(const ExecRequest& r) {
-    RunnerTaskSpec spec;
-    spec.kind = r.kind;
-    spec.sample = r.sample;
-    spec.inputs = r.inputs;
-    spec.parameters = r.parameters;
-    spec.use_cache = r.use_cache;
-    const RunnerTaskResult tr = runner_.run(spec);
-    ExecResult out;
-    out.cache_key = tr.cache_key;
-    out.cache_hit = tr.cache_hit;
-    for (const auto& [name, ref] : tr.outputs)
-      out.outputs[name] = {{"digest", ref.digest}, {"size", ref.size}};
-    out.provenance = tr.provenance;
-    out.seconds = tr.seconds;
-    return out;
-  }
-
-  bool have(const json& outputs) const {
-    if (!outputs.is_object()) return false;
-    for (const auto& [name, ref] : outputs.items()) {
-      if (!ref.is_object() || !ref.contains("digest") || !ref["digest"].is_string()) return false;
-      auto o = store_.get(ref["digest"].get<std::string>());
-      if (!o || (ref.contains("size") && ref["size"].is_number() && o->size != ref["size"].get<uint64_t>()))
-        return false;
-    }
-    return true;
-  }
-
- private:
-  // Digest memo keyed by (path, size, mtime): reference FASTAs are hashed once.
-  std::string digest_of(const fs::path& p) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) throw InputError(p.string() + ": cannot stat");
-    const std::string memo_key = p.string() + "|" + std::to_string(st.st_size) + "|" +
-                                 std::to_string(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = memo_.find(memo_key); it != memo_.end()) return it->second;
-    }
-    const std::string d = ObjectStore::digest_file(p);
-    std::lock_guard lock(mu_);
-    memo_[memo_key] = d;
-    return d;
-  }
-
-  ObjectStore& store_;
-  std::vector<fs::path> roots_;
-  TaskRunner runner_;
-  std::mutex mu_;
-  std::map<std::string, std::string> memo_;
-};
 
 // 127.0.0.0/8, ::1 (also as ::ffff:127.x) and "localhost": only this host can connect.
 bool is_loopback_host(const std::string& host) {
@@ -282,13 +178,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.ingest_all_sites = o->ingest_all_sites;
             return run_daemon(
                 d, [](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
-                  auto ex = std::make_shared<RunnerExecutor>(store, roots, id);
-                  TaskExecutor t;
-                  t.cache_key = [ex](const ExecRequest& r) { return ex->key(r); };
-                  t.run = [ex](const ExecRequest& r) { return ex->run(r); };
-                  t.retryable = [](const std::exception& e) { return retryable(e); };
-                  t.have_outputs = [ex](const json& outs) { return ex->have(outs); };
-                  return t;
+                  return make_runner_executor(store, TaskRunnerOptions{roots, id, false, {}});
                 });
           }};
 }

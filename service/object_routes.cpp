@@ -10,6 +10,7 @@
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
+#include "service/task_inputs.hpp"
 #include "service/workflow.hpp"
 
 namespace omicsd {
@@ -232,8 +233,14 @@ std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run,
 }
 
 const std::vector<std::string>& input_companions(const std::string& key) {
-  static const std::vector<std::string> reference = {"fai", "gzi", "omi"};
-  static const std::vector<std::string> bam = {"bai", "csi"};
+  // The files the TaskRunner opens next to an input (task_inputs.hpp), without their dots: a worker
+  // that downloads its inputs gets exactly the indexes a worker on shared storage would read.
+  const auto without_dots = [](const std::string& k) {
+    std::vector<std::string> out;
+    for (const std::string& ext : sidecar_extensions(k)) out.push_back(ext.substr(1));
+    return out;
+  };
+  static const std::vector<std::string> reference = without_dots("reference"), bam = without_dots("bam");
   static const std::vector<std::string> none;
   if (key == "reference") return reference;
   if (key == "bam") return bam;

@@ -46,7 +46,8 @@ std::optional<std::string> normalize_digest(const std::string& s);
 std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run, const Task& task);
 
 // Companion index files the engine reads next to an input, by input key, as file extensions
-// (without the dot): reference -> fai, gzi, omi; bam -> bai, csi.
+// (without the dot): reference -> fai, gzi, omi; bam -> bai, csi, crai (sidecar_extensions in
+// task_inputs.hpp, which the TaskRunner opens next to a file input).
 const std::vector<std::string>& input_companions(const std::string& key);
 
 void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& jobs,

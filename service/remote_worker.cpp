@@ -136,7 +136,9 @@ struct RemoteWorker::Impl {
                                             ? std::vector<std::filesystem::path>{store.root() / "inputs"}
                                         : o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"}
                                                                   : o.allowed_roots,
-                                        o.worker_id, false}) {
+                                        o.worker_id,
+                                        false,
+                                        {}}) {
     if (o.transfer == WorkerTransfer::http) stager = std::make_unique<TransferStager>(transfer_client, store);
   }
   HttpClient client;           // lease, heartbeat, complete, fail

@@ -14,6 +14,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <typeinfo>
 
 #include "host/align/align_pipeline.hpp"
 #include "host/call/call_options.hpp"
@@ -23,6 +24,7 @@
 #include "host/qc/qc_report.hpp"
 #include "omicsd_version.hpp"
 #include "service/sha256.hpp"
+#include "service/task_inputs.hpp"
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
@@ -171,35 +173,66 @@ std::string device_for(const std::string& backend, int device) {
   return "cpu";
 }
 
-// A resolved input as the engine will see it.
-struct Input {
-  std::string uri;
-  fs::path path;  // what the engine opens (may be a staged symlink in scratch)
-  std::string digest;
-  uint64_t size = 0;
-};
+// Reads the index association <store>/meta/<kind>/<hex of digest>.json ({"digest","ext"}) written
+// when an object's index was stored; the index object's digest and extension, if it is still stored.
+std::optional<std::pair<std::string, std::string>> stored_index(const ObjectStore& store, const char* kind,
+                                                                const std::string& digest) {
+  std::ifstream meta(store.root() / "meta" / kind / (hex_of(digest) + ".json"));
+  if (!meta) return std::nullopt;
+  try {
+    const Json m = Json::parse(meta);
+    const std::string d = m.at("digest").get<std::string>();
+    if (!store.has(d)) return std::nullopt;
+    return std::make_pair(d, m.at("ext").get<std::string>());
+  } catch (const std::exception&) {
+    return std::nullopt;  // unreadable entry: as if there were none (the index is rebuilt)
+  }
+}
+
+// The name an input is staged under in <scratch>/inputs. The engine opens these links (and looks for
+// indexes by appending to them), so they are fixed names inside the scratch directory.
+std::string staged_name(const std::string& key, const std::string& sample) {
+  if (key == "reference") return "reference.fa";
+  if (key == "bam") return sample + ".bam";
+  if (key == "vcf") return sample + ".vcf.gz";
+  if (key == "regions" || key == "targets") return key + ".bed";
+  return key;  // reads1, reads2: FASTQ, BAM or CRAM, told apart by content
+}
 
 }  // namespace
+
+struct TaskRunner::Prepared {
+  std::string kind;
+  std::string name;  // sample name used for outputs ("sample" when none)
+  Json P;            // parameters
+  std::map<std::string, TaskInput> in;
+  std::map<std::string, std::string> digests;  // what the cache key covers
+  std::string key;
+  double resolve_seconds = 0;
+};
 
 TaskRunner::TaskRunner(ObjectStore& store, TaskRunnerOptions options)
     : store_(store), options_(std::move(options)) {}
 
-std::string TaskRunner::file_digest(const fs::path& path, uint64_t* size) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw InputError(path.string() + ": cannot stat: " + std::strerror(errno));
+void TaskRunner::checkpoint(const char* point) const {
+  if (options_.checkpoint) options_.checkpoint(point);
+}
+
+std::string TaskRunner::file_digest(const OpenedFile& f) {
+  const struct stat& st = f.st;
   const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   {
     std::lock_guard lock(memo_mutex_);
-    auto it = memo_.find(path.string());
-    if (it != memo_.end() && it->second.size == uint64_t(st.st_size) && it->second.mtime_ns == mtime) {
-      *size = it->second.size;
+    auto it = memo_.find(f.source.string());
+    if (it != memo_.end() && it->second.dev == st.st_dev && it->second.ino == st.st_ino &&
+        it->second.size == uint64_t(st.st_size) && it->second.mtime_ns == mtime)
       return it->second.digest;
-    }
   }
-  const std::string d = ObjectStore::digest_file(path, size);
+  // Hashed through the open descriptor's /proc path: the bytes of the file that was checked.
+  uint64_t size = 0;
+  const std::string d = ObjectStore::digest_file(f.file.path(), &size);
   std::lock_guard lock(memo_mutex_);
-  memo_[path.string()] = Memo{*size, mtime, d};
+  memo_[f.source.string()] = Memo{st.st_dev, st.st_ino, uint64_t(st.st_size), mtime, d};
   return d;
 }
 
@@ -211,7 +244,7 @@ void TaskRunner::remember_digest(const fs::path& path, const std::string& digest
     throw InputError(path.string() + ": cannot stat: " + std::strerror(errno));
   const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   std::lock_guard lock(memo_mutex_);
-  memo_[canon.string()] = Memo{uint64_t(st.st_size), mtime, digest};
+  memo_[canon.string()] = Memo{st.st_dev, st.st_ino, uint64_t(st.st_size), mtime, digest};
 }
 
 std::optional<RunnerTaskResult> TaskRunner::cached(const std::string& key) const {
@@ -244,16 +277,17 @@ void TaskRunner::write_cache_entry(const RunnerTaskResult& r) const {
   write_atomic(store_.root() / "cache" / (hex_of(r.cache_key) + ".json"), j.dump(2));
 }
 
-RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
-  const auto t_start = std::chrono::steady_clock::now();
-  const auto wall_start = Clock::now();
-  const std::string& kind = spec.kind;
+TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_run) {
+  Prepared t;
+  t.kind = spec.kind;
+  const std::string& kind = t.kind;
   if (kind != "align" && kind != "call" && kind != "qc")
     throw InputError("unknown task kind '" + kind + "' (expected align, call or qc)");
   check_sample(spec.sample);
-  const std::string name = spec.sample.empty() ? "sample" : spec.sample;
-  const Json& P = spec.parameters.is_null() ? Json::object() : spec.parameters;
-  Json inputs_json = spec.inputs;
+  t.name = spec.sample.empty() ? "sample" : spec.sample;
+  t.P = spec.parameters.is_null() ? Json::object() : spec.parameters;
+  const Json& P = t.P;
+  Json inputs_json = spec.inputs;  // a copy: operator[] below on a const json would not check keys
 
   // --- Validate the spec and collect input URIs.
   std::map<std::string, std::string> uris;  // input name -> URI
@@ -281,10 +315,10 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     }
   } else if (kind == "call") {
     check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets"}, kind);
-    check_keys(P, "parameter",
-               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions",
-                "targets"},
-               kind);
+    check_keys(
+        P, "parameter",
+        {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions", "targets"},
+        kind);
     for (const char* k : {"reference", "bam"})
       if (!inputs_json.contains(k)) throw InputError(std::string("call task: missing input '") + k + "'");
     for (const char* k : {"reference", "bam", "bai", "regions", "targets"})
@@ -303,22 +337,25 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     }
   }
 
-  // --- Resolve (policy) and digest inputs.
+  // --- Check every input against the policy, then open each beneath its root and digest what was
+  // opened. From here on the engine reads only these descriptors (and the indexes opened with them).
   const auto t_resolve = std::chrono::steady_clock::now();
-  std::map<std::string, Input> in;
-  std::map<std::string, std::string> digests;
+  std::map<std::string, ResolvedInput> checked;
   for (const auto& [k, uri] : uris) {
-    const ResolvedInput r = resolve_input_uri(uri, options_.allowed_roots, &store_);
-    Input x{uri, r.path, r.digest, 0};
-    if (x.digest.empty()) {
-      x.digest = file_digest(r.path, &x.size);
-    } else {
-      x.size = uint64_t(fs::file_size(r.path));
+    try {
+      checked[k] = resolve_input_uri(uri, options_.allowed_roots, &store_);
+    } catch (const InputError& e) {
+      throw InputError("input '" + k + "': " + e.what());
     }
-    in[k] = x;
-    if (k != "bai") digests[k] = x.digest;  // the index is derived from the BAM: not part of the key
   }
-  const double resolve_seconds = seconds_since(t_resolve);
+  if (for_run) checkpoint("inputs_checked");
+  for (const auto& [k, uri] : uris) {
+    TaskInput x = open_task_input(k, uri, checked[k], options_.allowed_roots, store_);
+    if (x.digest.empty()) x.digest = file_digest(x.main);
+    if (k != "bai") t.digests[k] = x.digest;  // the index is derived from the BAM: not part of the key
+    t.in.emplace(k, std::move(x));
+  }
+  t.resolve_seconds = seconds_since(t_resolve);
 
   Json key_params = P;
   key_params.erase("threads");  // output never depends on the thread count
@@ -326,7 +363,21 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   key_params.erase("targets");
   key_params["sample"] = spec.sample;
   const std::string engine_version = std::string(kVersion) + "+" + kGitHash;
-  const std::string key = cache_key(kind, engine_version, key_params, digests);
+  t.key = cache_key(kind, engine_version, key_params, t.digests);
+  return t;
+}
+
+std::string TaskRunner::key_of(const RunnerTaskSpec& spec) { return prepare(spec, false).key; }
+
+RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const auto wall_start = Clock::now();
+  Prepared t = prepare(spec, true);
+  const std::string& kind = t.kind;
+  const std::string& name = t.name;
+  const std::string& key = t.key;
+  const Json& P = t.P;
+  std::map<std::string, TaskInput>& in = t.in;
 
   if (spec.use_cache)
     if (auto hit = cached(key)) {
@@ -335,7 +386,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       return *hit;
     }
 
-  // --- Scratch directory and staging of inputs the engine needs under particular names.
+  // --- Scratch directory; every input is staged there as a link to its open descriptor.
   const bool own_scratch = spec.scratch_dir.empty();
   fs::path scratch = spec.scratch_dir;
   if (own_scratch) {
@@ -343,45 +394,46 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     scratch =
         store_.root() / "scratch" / (hex_of(key).substr(0, 16) + "-" + std::to_string(rng() % 1000000000));
   }
+  const fs::path staging = scratch / "inputs";
   std::error_code ec;
-  fs::create_directories(scratch / "inputs", ec);
+  fs::remove_all(staging, ec);  // a given scratch directory may hold the links of an earlier attempt
+  fs::create_directories(staging, ec);
   if (ec) throw Error(scratch.string() + ": cannot create the scratch directory: " + ec.message());
-  auto stage = [&](const std::string& k, const std::string& file_name) {
-    const fs::path link = scratch / "inputs" / file_name;
-    fs::remove(link, ec);
-    fs::create_symlink(in[k].path, link);
-    in[k].path = link;
-  };
-  // Index of an object: sibling file for paths from roots, else the association written when the
-  // object was stored, else (BAM only) built here.
-  auto index_for = [&](const std::string& k, const std::vector<std::string>& exts) {
-    const fs::path orig = in[k].path;
-    bool from_store = path_is_within(orig, store_.root() / "objects");
-    if (!from_store) {
-      for (const auto& e : exts)
-        if (fs::exists(orig.string() + e, ec)) return;  // engine finds it next to the file
+
+  std::map<std::string, fs::path> staged;           // input name -> the link the engine opens
+  std::map<std::string, std::string> client_names;  // staged path -> what the client named
+  for (const auto& [k, x] : in) {
+    if (k == "bai") continue;  // digested for provenance; the engine uses the index next to the BAM
+    const fs::path link = staging / staged_name(k, name);
+    stage_link(link, x.main.file.path());
+    staged[k] = link;
+    client_names[link.string()] = x.uri;
+    for (const auto& [ext, side] : x.sidecars) {
+      stage_link(link.string() + ext, side.file.path());
+      client_names[link.string() + ext] = side.source.string();
     }
-    const std::string base = k == "bam" ? name + ".bam" : name + ".vcf.gz";
-    stage(k, base);
-    std::ifstream meta(store_.root() / "meta" / "index-of" / (hex_of(in[k].digest) + ".json"));
-    if (meta) {
-      try {
-        const Json m = Json::parse(meta);
-        const std::string d = m.at("digest").get<std::string>();
-        const std::string ext = m.at("ext").get<std::string>();
-        if (store_.has(d)) {
-          fs::create_symlink(store_.path_of(d), scratch / "inputs" / (base + ext));
-          return;
-        }
-      } catch (const std::exception&) {
-      }
-    }
-    if (k == "bam" && sam_index_build(in[k].path.c_str(), 0) < 0)
-      throw InputError(uris[k] + ": cannot index the BAM (is it coordinate-sorted?)");
+  }
+  // An index the store recorded for an object (or for any reference: its minimizer index) is staged
+  // from the store when none was found next to the input; the engine builds what is still missing,
+  // inside the scratch directory.
+  auto stage_stored_index = [&](const std::string& k, const char* meta_kind) {
+    if (!in.count(k)) return false;
+    const auto idx = stored_index(store_, meta_kind, in.at(k).digest);
+    if (!idx) return false;
+    stage_link(staged[k].string() + idx->second, store_.path_of(idx->first));
+    return true;
   };
+  if (in.count("reference") && !in.at("reference").sidecars.count(".omi"))
+    stage_stored_index("reference", "omi-of");
+  if (kind == "call") {
+    const bool has_index = !in.at("bam").sidecars.empty() || stage_stored_index("bam", "index-of");
+    if (!has_index && sam_index_build(staged["bam"].c_str(), 0) < 0)
+      throw InputError(in.at("bam").uri + ": cannot index the BAM (is it coordinate-sorted?)");
+  }
+  checkpoint("inputs_staged");
 
   Json steps = Json::array();
-  steps.push_back({{"step", "resolve_inputs"}, {"seconds", resolve_seconds}});
+  steps.push_back({{"step", "resolve_inputs"}, {"seconds", t.resolve_seconds}});
   Json stats;
   std::string backend_used = "cpu";
   std::vector<std::pair<std::string, fs::path>> produced;  // output name -> file in scratch
@@ -392,85 +444,88 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     Json contigs = Json::array();
     for (const auto& c : ref.contigs())
       contigs.push_back({{"name", c.name}, {"length", c.length}, {"md5", c.md5}});
-    reference_prov = {{"uri", in["reference"].uri},
-                      {"digest", in["reference"].digest},
+    reference_prov = {{"uri", in.at("reference").uri},
+                      {"digest", in.at("reference").digest},
                       {"md5", ref.digest()},
                       {"contigs", contigs}};
   };
 
   const auto t_engine = std::chrono::steady_clock::now();
-  if (kind == "align") {
-    if (path_is_within(in["reference"].path, store_.root() / "objects")) stage("reference", "reference.fa");
-    AlignOptions a;
-    a.reference = in["reference"].path.string();
-    a.reads1 = in["reads1"].path.string();
-    if (in.count("reads2")) a.reads2 = in["reads2"].path.string();
-    a.interleaved = param<bool>(P, "interleaved", false);
-    a.threads = param<int>(P, "threads", 0);
-    if (a.threads < 0) throw InputError("parameter 'threads' must be >= 0");
-    a.backend = backend_param(P);
-    a.device = device_param(P);
-    a.min_score = param<int>(P, "min_score", a.min_score);
-    a.read_group = param<std::string>(P, "read_group", "");
-    if (a.read_group.empty()) a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;
-    a.command_line = command_line;
-    a.output = (scratch / (name + ".bam")).string();
-    a.tmp_dir = scratch.string();
-    const AlignStats s = run_align(a);
-    steps.push_back({{"step", "align"}, {"seconds", seconds_since(t_engine)}});
-    backend_used = s.backend;
-    stats = {{"reads", s.reads},           {"mapped", s.mapped},
-             {"paired", s.paired},         {"proper_pairs", s.proper_pairs},
-             {"mapq_ge_30", s.mapq_ge_30}, {"insert_mean", s.insert_mean},
-             {"insert_sd", s.insert_sd}};
-    produced = {{"bam", a.output}, {"bai", a.output + ".bai"}};
-    index_of["bam"] = "bai";
-    load_reference_prov(Reference::load(a.reference));
-  } else if (kind == "call") {
-    if (path_is_within(in["reference"].path, store_.root() / "objects")) stage("reference", "reference.fa");
-    index_for("bam", {".bai", ".csi"});
-    CallOptions c;
-    c.reference = in["reference"].path.string();
-    c.bam = in["bam"].path.string();
-    if (in.count("regions")) c.regions_bed = in["regions"].path.string();
-    if (in.count("targets")) c.targets_bed = in["targets"].path.string();
-    c.gvcf = param<bool>(P, "gvcf", false);
-    c.threads = param<int>(P, "threads", 0);
-    if (c.threads < 0) throw InputError("parameter 'threads' must be >= 0");
-    c.backend = backend_param(P);
-    c.device = device_param(P);
-    c.params.min_mapq = param<int>(P, "min_mapq", c.params.min_mapq);
-    c.params.min_baseq = param<int>(P, "min_baseq", c.params.min_baseq);
-    c.params.min_qual = param<double>(P, "min_qual", c.params.min_qual);
-    c.sample = spec.sample;
-    c.command_line = command_line;
-    c.output = (scratch / (name + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
-    const CallStats s = run_call(c);
-    steps.push_back({{"step", "call"}, {"seconds", seconds_since(t_engine)}});
-    backend_used = s.backend;
-    stats = {{"candidates", s.candidates}, {"records", s.records}, {"snps", s.snps}, {"indels", s.indels}};
-    produced = {{"vcf", c.output}};
-    for (const char* ext : {"tbi", "csi"})
-      if (fs::exists(c.output + "." + ext, ec)) {
-        produced.emplace_back(ext, c.output + "." + ext);
-        index_of["vcf"] = ext;
-      }
-    load_reference_prov(Reference::load(c.reference));
-  } else {
-    if (path_is_within(in["bam"].path, store_.root() / "objects")) stage("bam", name + ".bam");
-    if (path_is_within(in["vcf"].path, store_.root() / "objects")) stage("vcf", name + ".vcf.gz");
-    const Reference ref = Reference::load(in["reference"].path.string());
-    const QcReport qc = compute_qc(in["bam"].path.string(), ref, in["vcf"].path.string());
-    const std::string qc_path = (scratch / (name + ".qc.json")).string();
-    write_qc_json(qc, qc_path);
-    steps.push_back({{"step", "qc"}, {"seconds", seconds_since(t_engine)}});
-    stats = {{"reads", qc.reads},
-             {"mapped", qc.mapped},
-             {"mean_depth", qc.mean_depth},
-             {"snvs", qc.snvs},
-             {"indels", qc.indels}};
-    produced = {{"qc", qc_path}};
-    load_reference_prov(ref);
+  try {
+    if (kind == "align") {
+      AlignOptions a;
+      a.reference = staged["reference"].string();
+      a.reference_uri = in.at("reference").main.source.string();  // @SQ UR: the file, not the link
+      a.reads1 = staged["reads1"].string();
+      if (staged.count("reads2")) a.reads2 = staged["reads2"].string();
+      a.interleaved = param<bool>(P, "interleaved", false);
+      a.threads = param<int>(P, "threads", 0);
+      if (a.threads < 0) throw InputError("parameter 'threads' must be >= 0");
+      a.backend = backend_param(P);
+      a.device = device_param(P);
+      a.min_score = param<int>(P, "min_score", a.min_score);
+      a.read_group = param<std::string>(P, "read_group", "");
+      if (a.read_group.empty()) a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;
+      a.command_line = command_line;
+      a.output = (scratch / (name + ".bam")).string();
+      a.tmp_dir = scratch.string();
+      const AlignStats s = run_align(a);
+      steps.push_back({{"step", "align"}, {"seconds", seconds_since(t_engine)}});
+      backend_used = s.backend;
+      stats = {{"reads", s.reads},           {"mapped", s.mapped},
+               {"paired", s.paired},         {"proper_pairs", s.proper_pairs},
+               {"mapq_ge_30", s.mapq_ge_30}, {"insert_mean", s.insert_mean},
+               {"insert_sd", s.insert_sd}};
+      produced = {{"bam", a.output}, {"bai", a.output + ".bai"}};
+      index_of["bam"] = "bai";
+      load_reference_prov(Reference::load(a.reference));
+    } else if (kind == "call") {
+      CallOptions c;
+      c.reference = staged["reference"].string();
+      c.bam = staged["bam"].string();
+      if (staged.count("regions")) c.regions_bed = staged["regions"].string();
+      if (staged.count("targets")) c.targets_bed = staged["targets"].string();
+      c.gvcf = param<bool>(P, "gvcf", false);
+      c.threads = param<int>(P, "threads", 0);
+      if (c.threads < 0) throw InputError("parameter 'threads' must be >= 0");
+      c.backend = backend_param(P);
+      c.device = device_param(P);
+      c.params.min_mapq = param<int>(P, "min_mapq", c.params.min_mapq);
+      c.params.min_baseq = param<int>(P, "min_baseq", c.params.min_baseq);
+      c.params.min_qual = param<double>(P, "min_qual", c.params.min_qual);
+      c.sample = spec.sample;
+      c.command_line = command_line;
+      c.output = (scratch / (name + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
+      const CallStats s = run_call(c);
+      steps.push_back({{"step", "call"}, {"seconds", seconds_since(t_engine)}});
+      backend_used = s.backend;
+      stats = {{"candidates", s.candidates}, {"records", s.records}, {"snps", s.snps}, {"indels", s.indels}};
+      produced = {{"vcf", c.output}};
+      for (const char* ext : {"tbi", "csi"})
+        if (fs::exists(c.output + "." + ext, ec)) {
+          produced.emplace_back(ext, c.output + "." + ext);
+          index_of["vcf"] = ext;
+        }
+      load_reference_prov(Reference::load(c.reference));
+    } else {
+      const Reference ref = Reference::load(staged["reference"].string());
+      const QcReport qc = compute_qc(staged["bam"].string(), ref, staged["vcf"].string());
+      const std::string qc_path = (scratch / (name + ".qc.json")).string();
+      write_qc_json(qc, qc_path);
+      steps.push_back({{"step", "qc"}, {"seconds", seconds_since(t_engine)}});
+      stats = {{"reads", qc.reads},
+               {"mapped", qc.mapped},
+               {"mean_depth", qc.mean_depth},
+               {"snvs", qc.snvs},
+               {"indels", qc.indels}};
+      produced = {{"qc", qc_path}};
+      load_reference_prov(ref);
+    }
+  } catch (const InputError& e) {
+    throw InputError(with_client_names(e.what(), client_names));
+  } catch (const Error& e) {
+    if (typeid(e) != typeid(Error)) throw;  // GPU faults and the like keep their type
+    throw Error(with_client_names(e.what(), client_names));
   }
 
   // --- Store outputs, then the cache entry (outputs first: an entry always names stored objects).
@@ -486,10 +541,20 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     write_atomic(store_.root() / "meta" / "index-of" / (hex_of(result.outputs[obj].digest) + ".json"),
                  Json{{"digest", result.outputs[idx].digest}, {"ext", "." + idx}}.dump());
   }
+  // A minimizer index the aligner built (a file, where a staged index would be a link): kept in the
+  // store for the next task on this reference, instead of being rebuilt each time.
+  const fs::path built_omi =
+      staged.count("reference") ? fs::path(staged["reference"].string() + ".omi") : fs::path();
+  if (kind == "align" && fs::is_regular_file(fs::symlink_status(built_omi, ec))) {
+    const ObjectRef omi = store_.put_file(built_omi, ObjectStore::Mode::Move);
+    write_atomic(store_.root() / "meta" / "omi-of" / (hex_of(in.at("reference").digest) + ".json"),
+                 Json{{"digest", omi.digest}, {"ext", ".omi"}}.dump());
+  }
   steps.push_back({{"step", "store_outputs"}, {"seconds", seconds_since(t_store)}});
 
   Json inputs_prov = Json::object();
-  for (const auto& [k, x] : in) inputs_prov[k] = {{"uri", x.uri}, {"digest", x.digest}, {"size", x.size}};
+  for (const auto& [k, x] : in)
+    inputs_prov[k] = {{"uri", x.uri}, {"digest", x.digest}, {"size", uint64_t(x.main.st.st_size)}};
   Json outputs_prov = Json::object();
   for (const auto& [k, r] : result.outputs) outputs_prov[k] = {{"digest", r.digest}, {"size", r.size}};
   const auto wall_end = Clock::now();
@@ -518,7 +583,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     if (own_scratch)
       fs::remove_all(scratch, ec);
     else
-      fs::remove_all(scratch / "inputs", ec);
+      fs::remove_all(staging, ec);
   }
   result.seconds = seconds_since(t_start);
   return result;

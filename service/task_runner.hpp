@@ -1,10 +1,14 @@
 #pragma once
-// Runs one pipeline task (align, call or qc) for a worker: resolves and digests its inputs, looks up
-// the worker-local call cache, runs the engine into a scratch directory, stores the outputs
-// content-addressed and returns them with provenance.
+// Runs one pipeline task (align, call or qc) for a worker: checks its inputs against the allowed
+// roots, opens them beneath those roots (service/task_inputs.hpp) and digests them, looks up the
+// worker-local call cache, runs the engine into a scratch directory on links to the opened files,
+// stores the outputs content-addressed and returns them with provenance.
+#include <sys/types.h>
+
 #include <cstdint>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -15,6 +19,8 @@
 #include "service/object_store.hpp"
 
 namespace omicsd {
+
+struct OpenedFile;
 
 // sha256 over the canonical JSON {"inputs","kind","parameters","version"} (nlohmann dump: object keys
 // sorted at every level, no whitespace) -> "sha256:<hex>". Key order in `parameters` does not matter.
@@ -58,14 +64,23 @@ struct TaskRunnerOptions {
   std::vector<std::filesystem::path> allowed_roots;  // where file inputs may come from
   std::string worker_id;                             // recorded in provenance
   bool keep_scratch = false;                         // leave the scratch directory after success
+  // Called at "inputs_checked" (every input URI has passed the root policy and nothing is open yet)
+  // and at "inputs_staged" (inputs and their indexes are open and staged; the engine has not started).
+  // A seam for tests, which swap files there to make a time-of-check/time-of-use race deterministic.
+  std::function<void(const std::string& point)> checkpoint;
 };
 
 class TaskRunner {
  public:
   TaskRunner(ObjectStore& store, TaskRunnerOptions options);
 
-  // Throws InputError for a bad spec or bad inputs, and the engine's own exceptions unchanged.
+  // Throws InputError for a bad spec or bad inputs, and the engine's own exceptions (with staged
+  // input names replaced by the client's URIs).
   RunnerTaskResult run(const RunnerTaskSpec& spec);
+
+  // The cache key run(spec) would use, without running anything: the spec is validated and its inputs
+  // are checked, opened beneath their roots and digested exactly as run() does. Throws like run().
+  std::string key_of(const RunnerTaskSpec& spec);
 
   // Records that the file at `path`, as it is now (size, mtime), has `digest`, so run() does not
   // hash it again (the HTTP-transfer worker hashed its inputs while downloading them). Throws
@@ -76,13 +91,19 @@ class TaskRunner {
   std::optional<RunnerTaskResult> cached(const std::string& key) const;
 
  private:
-  std::string file_digest(const std::filesystem::path& path, uint64_t* size);
+  struct Prepared;  // a validated spec with its inputs opened and digested, and its cache key
+  Prepared prepare(const RunnerTaskSpec& spec, bool for_run);
+  std::string file_digest(const OpenedFile& file);
   void write_cache_entry(const RunnerTaskResult& result) const;
+  void checkpoint(const char* point) const;
 
   ObjectStore& store_;
   TaskRunnerOptions options_;
-  // Digest memo for input files (reference FASTAs are large): canonical path -> (size, mtime, digest).
+  // Digest memo for input files (reference FASTAs are large): canonical path -> the file it named
+  // (device, inode), its size and mtime, and the digest.
   struct Memo {
+    dev_t dev = 0;
+    ino_t ino = 0;
     uint64_t size = 0;
     int64_t mtime_ns = 0;
     std::string digest;

@@ -198,7 +198,8 @@ struct TaskRunnerFixture : ::testing::Test {
     fs::create_directories(root);
     fs::copy_file(tiny() / "q.fa", root / "q.fa");
     store = std::make_unique<ObjectStore>(data);
-    runner = std::make_unique<TaskRunner>(*store, TaskRunnerOptions{{root, tiny()}, "test-worker", false});
+    runner =
+        std::make_unique<TaskRunner>(*store, TaskRunnerOptions{{root, tiny()}, "test-worker", false, {}});
   }
 };
 
@@ -301,6 +302,10 @@ TEST_F(TaskRunnerFixture, BadInputIsAPermanentInputError) {
     FAIL() << "expected InputError";
   } catch (const InputError& e) {
     EXPECT_FALSE(retryable(e));
+    // The engine read a staged link in scratch; the message names the client's file instead.
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find((root / "bad.fq").string()), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("scratch-bad"), std::string::npos) << msg;
   }
   EXPECT_FALSE(fs::exists(data / "cache") && count_files(data / "cache") > 0);
 
@@ -320,6 +325,35 @@ TEST_F(TaskRunnerFixture, BadInputIsAPermanentInputError) {
   s = align;
   s.sample = "../evil";
   EXPECT_THROW(runner->run(s), InputError);
+}
+
+// Indexes next to a call task's BAM: a dangling link counts as no index (the runner builds one in
+// scratch, as before), a link to a file out of the roots fails the task; nothing is written next to
+// the inputs.
+TEST_F(TaskRunnerFixture, DanglingIndexLinksInsideTheRootAreNoIndexAndOutsideAreRefused) {
+  fs::copy_file(tiny() / "NA12878.chr22.tiny.bam", root / "x.bam");
+  fs::create_symlink(root / "gone.bai", root / "x.bam.bai");
+  RunnerTaskSpec call;
+  call.kind = "call";
+  call.sample = "S";
+  call.inputs = {{"reference", (root / "q.fa").string()}, {"bam", (root / "x.bam").string()}};
+  call.parameters = {{"threads", 1}};
+  const RunnerTaskResult c = runner->run(call);
+  EXPECT_TRUE(c.outputs.count("vcf"));
+  EXPECT_EQ(c.provenance["stats"]["snps"], 14) << c.provenance.dump();
+  for (const char* written : {"x.bam.csi", "q.fa.omi", "q.fa.fai"})
+    EXPECT_FALSE(fs::exists(root / written)) << written;
+
+  fs::remove(root / "x.bam.bai");
+  fs::create_symlink(tmp.path / "elsewhere.bai", root / "x.bam.bai");  // out of the roots
+  write_file(tmp.path / "elsewhere.bai", "SECRET");
+  call.use_cache = false;
+  try {
+    runner->run(call);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("outside the allowed input roots"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -41,7 +41,7 @@ AlignStats run_align(const AlignOptions& o) {
 
   std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads, o.device);
 
-  sam_hdr_t* header = build_bam_header(ref, o.read_group, o.command_line);
+  sam_hdr_t* header = build_bam_header(ref, o.read_group, o.command_line, o.reference_uri);
   BamOutputOptions bo;
   bo.path = o.output;
   bo.cram = o.cram;

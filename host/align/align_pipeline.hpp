@@ -18,7 +18,10 @@ struct AlignProgress {
 };
 
 struct AlignOptions {
-  std::string reference;       // FASTA; index <fasta>.omi built on first use
+  std::string reference;  // FASTA; index <fasta>.omi built on first use
+  // What @SQ UR names (empty: the absolute path of `reference`). The daemon opens the FASTA beneath
+  // its allowed root and hands the engine a staged link to it; UR still names the client's file.
+  std::string reference_uri;
   std::string reads1, reads2;  // FASTQ (1 or 2 files) or one BAM/CRAM
   bool interleaved = false;
   std::string output;  // BAM (or CRAM with `cram`), coordinate-sorted and indexed

@@ -87,12 +87,14 @@ std::string one_line(std::string s) {
 std::string read_group_id(const std::string& read_group_line) { return parse_read_group(read_group_line).id; }
 
 sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_line,
-                            const std::string& command_line) {
+                            const std::string& command_line, const std::string& reference_uri) {
   const ReadGroup rg = parse_read_group(read_group_line);
 
   std::error_code ec;
   fs::path abs = fs::absolute(ref.path(), ec);
-  const std::string ur = ec ? ref.path() : abs.lexically_normal().string();
+  const std::string ur = !reference_uri.empty() ? reference_uri
+                         : ec                   ? ref.path()
+                                                : abs.lexically_normal().string();
 
   std::string text = "@HD\tVN:1.6\tSO:coordinate\n";
   for (const Contig& c : ref.contigs()) {

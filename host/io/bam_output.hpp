@@ -11,12 +11,13 @@ typedef struct bam1_t bam1_t;
 
 namespace omicsd {
 
-// Builds the output header: @HD (SO:coordinate), one @SQ per contig with LN and M5 (and UR: the
-// reference path), the @RG line given (bwa -R style, literal "\t" accepted as tab; empty: none), and
-// @PG with id/name/version/command line. Throws InputError for a malformed @RG line (must start with
-// "@RG" and have an ID field). The caller owns the result (sam_hdr_destroy).
+// Builds the output header: @HD (SO:coordinate), one @SQ per contig with LN and M5 (and UR:
+// `reference_uri`, or the reference's absolute path when that is empty), the @RG line given (bwa -R
+// style, literal "\t" accepted as tab; empty: none), and @PG with id/name/version/command line. Throws
+// InputError for a malformed @RG line (must start with "@RG" and have an ID field). The caller owns
+// the result (sam_hdr_destroy).
 sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_line,
-                            const std::string& command_line);
+                            const std::string& command_line, const std::string& reference_uri = "");
 
 // ID of the @RG line (empty when none); used to tag every record with RG:Z.
 std::string read_group_id(const std::string& read_group_line);

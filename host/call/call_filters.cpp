@@ -12,7 +12,7 @@ std::string fmt(double v) {
   return s;
 }
 
-// Two decimals, as GATK prints its annotations (keeps the VCF body stable and short).
+// Two decimals, as GATK prints its annotations (keeps the VCF body short and stable).
 float round2(double v) { return float(std::round(v * 100.0) / 100.0); }
 
 }  // namespace
@@ -32,13 +32,16 @@ std::vector<std::string> site_filters(const SiteEvidence& e, const SiteAnnotatio
   std::vector<std::string> f;
   if (e.qual < t.min_qual) f.push_back("LowQual");
   if (e.depth > 0 && a.qd < t.min_qd) f.push_back("LowQD");
-  if (a.fs > (e.snv ? t.max_fs_snv : t.max_fs_indel) || a.sor > (e.snv ? t.max_sor_snv : t.max_sor_indel))
+  const int ref_reads = e.strand.ref_fwd + e.strand.ref_rev;
+  if (a.fs > (e.snv ? t.max_fs_snv : t.max_fs_indel) ||
+      (ref_reads >= t.min_sor_ref_reads && a.sor > (e.snv ? t.max_sor_snv : t.max_sor_indel)))
     f.push_back("StrandBias");
-  if (a.mq0f > t.max_mq0f) f.push_back("LowMQ");
+  if (a.mq0f > t.max_mq0f && e.rms_mapq < t.min_mq) f.push_back("LowMQ");
   if (a.mmf > t.max_mmf && e.alt_mismatch_heavy >= t.min_mismatch_reads) f.push_back("ExcessMismatch");
   const int fwd = e.strand.ref_fwd + e.strand.alt_fwd, rev = e.strand.ref_rev + e.strand.alt_rev;
-  if (!e.near_contig_end && (fwd == 0 || rev == 0) && fwd + rev >= t.min_one_strand_reads)
-    f.push_back("OneStrand");
+  if (!e.near_contig_end && (fwd == 0 || rev == 0) && fwd + rev >= t.min_one_strand_reads &&
+      e.repeat_density >= t.min_repeat_density)
+    f.push_back("RepeatOneStrand");
   return f;
 }
 
@@ -48,15 +51,18 @@ std::vector<VcfFilterDef> call_filter_definitions(const CallFilterThresholds& t)
       {"LowQD", "QD (QUAL / DP) below " + fmt(t.min_qd)},
       {"StrandBias", "Strand bias: FS above " + fmt(t.max_fs_snv) + " (SNV) / " + fmt(t.max_fs_indel) +
                          " (indel), or SOR above " + fmt(t.max_sor_snv) + " (SNV) / " + fmt(t.max_sor_indel) +
-                         " (indel)"},
-      {"LowMQ", "MQ0F (share of MAPQ 0 reads) above " + fmt(t.max_mq0f)},
+                         " (indel) with at least " + std::to_string(t.min_sor_ref_reads) +
+                         " reference reads"},
+      {"LowMQ", "MQ0F (share of MAPQ 0 reads) above " + fmt(t.max_mq0f) + " and MQ below " + fmt(t.min_mq)},
       {"ExcessMismatch", "MMF (share of ALT-supporting reads with more than " +
                              std::to_string(kMismatchHeavyEvents) +
                              " other differences from the reference) above " + fmt(t.max_mmf) +
                              " with at least " + std::to_string(t.min_mismatch_reads) + " such reads"},
-      {"OneStrand", "All informative reads (at least " + std::to_string(t.min_one_strand_reads) +
-                        ") on one strand: a site paired reads reach from one side only (not applied within " +
-                        std::to_string(kContigEndMargin) + " bp of a contig end)"},
+      {"RepeatOneStrand", "All informative reads (at least " + std::to_string(t.min_one_strand_reads) +
+                              ") on one strand in a stretch dense in tandem repeats (TRD at least " +
+                              fmt(t.min_repeat_density) +
+                              "): reads reach it from one side only; not applied within " +
+                              std::to_string(kContigEndMargin) + " bp of a contig end"},
   };
 }
 
@@ -72,6 +78,10 @@ std::vector<VcfInfoDef> call_info_definitions() {
       {"MMF", "1", "Float",
        "Share of the ALT-supporting reads with more than " + std::to_string(kMismatchHeavyEvents) +
            " other differences (mismatches, indel openings, soft clips) from the reference"},
+      {"TRD", "1", "Float",
+       "Share of the " + std::to_string(2 * kRepeatDensityFlank + 1) +
+           " bases around the site in tandem-repeat tracts of at least " + std::to_string(kMinDenseTract) +
+           " bases"},
       {"STR", "0", "Flag", "The variant lies in a short tandem repeat (period 1-6, at least two copies)"},
       {"RU", "1", "String", "Tandem repeat unit"},
       {"RL", "1", "Integer", "Length in reference bases of the tandem repeat tract"},
@@ -86,6 +96,7 @@ void add_site_info(VcfRecord& rec, const SiteEvidence& e, const SiteAnnotations&
   rec.info.push_back(VcfInfoValue::real("SOR", round2(a.sor)));
   rec.info.push_back(VcfInfoValue::real("MQ0F", round2(a.mq0f)));
   rec.info.push_back(VcfInfoValue::real("MMF", round2(a.mmf)));
+  rec.info.push_back(VcfInfoValue::real("TRD", round2(e.repeat_density)));
   if (e.repeat.period > 0) {
     rec.info.push_back(VcfInfoValue::flag("STR"));
     rec.info.push_back(VcfInfoValue::text("RU", e.repeat_unit));

@@ -351,6 +351,9 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
           ev.depth = rec.dp;
           ev.mapq_zero = count_overlapping(mapq_zero_spans, longest_mapq_zero, site_b, site_e);
           ev.near_contig_end = site_b < kContigEndMargin || site_e > contig_length - kContigEndMargin;
+          ev.rms_mapq = rec.info_mq;
+          ev.repeat_density = tandem_repeat_density(rc, contig_length, site_b - kRepeatDensityFlank,
+                                                    site_b + kRepeatDensityFlank + 1);
           ev.repeat = find_indel_repeat_context(rc, contig_length, site_b);
           ev.repeat_unit = repeat_unit(rc, ev.repeat);
           const SiteAnnotations ann = annotate_site(ev);

@@ -29,9 +29,10 @@ struct GenotypeCounters {
 
 // Genotypes windows: builds haplotypes and trimmed reads, scores every read against every
 // haplotype of its window (one GenotypeBackend batch per gap-open penalty: a window is scored with the
-// penalty of its most repetitive candidate's tandem-repeat context, host/call/repeat_context.hpp), then computes per-site genotype likelihoods
-// (reads marginalised to the site's alleles, as GATK HaplotypeCaller does), GT, GQ, PL, AD, DP and
-// QUAL, the site annotations and FILTERs (host/call/call_filters.hpp), and appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
+// penalty of its most repetitive candidate's tandem-repeat context, host/call/repeat_context.hpp), then
+// computes per-site genotype likelihoods (reads marginalised to the site's alleles, as GATK HaplotypeCaller
+// does), GT, GQ, PL, AD, DP and QUAL, the site annotations and FILTERs (host/call/call_filters.hpp), and
+// appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
 class WindowGenotyper {
  public:
   WindowGenotyper(const Reference& ref, GenotypeBackend& backend, const CallParams& params, int threads)
@@ -39,7 +40,8 @@ class WindowGenotyper {
   // mapq_zero_spans: reference spans of the reads with MAPQ 0 around the windows, sorted by start (not
   // scored; they give INFO/MQ0F).
   void genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
-                std::vector<VcfRecord>& out, const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans = {});
+                std::vector<VcfRecord>& out,
+                const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans = {});
   const GenotypeCounters& counters() const { return counters_; }
 
  private:

@@ -39,6 +39,13 @@ RepeatContext find_repeat_context(const uint8_t* codes, int64_t len, int64_t pos
 RepeatContext find_indel_repeat_context(const uint8_t* codes, int64_t len, int64_t pos,
                                         int max_period = kMaxRepeatPeriod);
 
+// Share of the positions of [begin, end) (clamped to the sequence) that lie in a tandem-repeat tract
+// of period 1..max_period, at least two copies and at least min_tract bases: how much of a stretch is
+// low-complexity sequence reads cannot be placed in reliably. 0 for an empty range.
+inline constexpr int kMinDenseTract = 8;
+double tandem_repeat_density(const uint8_t* codes, int64_t len, int64_t begin, int64_t end,
+                             int min_tract = kMinDenseTract, int max_period = kMaxRepeatPeriod);
+
 // The repeat unit as bases (empty without a repeat).
 std::string repeat_unit(const uint8_t* codes, const RepeatContext& rc);
 

@@ -110,8 +110,10 @@ awk -F'\t' -v n="${#files[@]}" -v names="${labels[*]}" '
     cell[key, $4] = sprintf("%4d %4d %4d %6.4f %6.4f %6.4f %4d/%-4d", $5, $6, $7, $8, $9, $10, $11, $5)
   }
   END {
-    printf "%-9s %-5s %-6s", "Scope", "Type", "Subset"
-    for (i = 1; i <= n; i++) printf " | %-50s", lab[i] ": TP   FP   FN   Prec   Recall F1     GT"
+    printf "%-22s", ""
+    for (i = 1; i <= n; i++) printf " | %-50s", lab[i]
+    printf "\n%-9s %-5s %-6s", "Scope", "Type", "Subset"
+    for (i = 1; i <= n; i++) printf " | %-50s", sprintf("%4s %4s %4s %6s %6s %6s %-9s", "TP", "FP", "FN", "Prec", "Recall", "F1", "GT")
     printf "\n"
     for (o = 1; o <= nk; o++) {
       split(order[o], k, "\t")

@@ -243,6 +243,7 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
     PairHmmParams hmm;
     hmm.gap_open = batch_gap_open[b];
     backend_.compute(batch, hmm, results[b]);
+    counters_.hmm_batches += 1;
   }
   int64_t longest_mapq_zero = 0;
   for (const auto& [b, e] : mapq_zero_spans) longest_mapq_zero = std::max(longest_mapq_zero, e - b);

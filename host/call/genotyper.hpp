@@ -25,6 +25,7 @@ std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Can
 
 struct GenotypeCounters {
   uint64_t windows = 0, haplotypes = 0, reads = 0, hmm_pairs = 0, hmm_cells = 0;
+  uint64_t hmm_batches = 0;  // backend calls: one per distinct gap-open penalty per genotype() call
 };
 
 // Genotypes windows: builds haplotypes and trimmed reads, scores every read against every

@@ -348,7 +348,7 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
           rec.info_mq = float(std::sqrt(mq2 / double(rows.size())));
           ev.snv = true;
           for (const std::string& a : rec.alts) ev.snv = ev.snv && a.size() == 1 && rec.ref.size() == 1;
-          ev.qual = rec.qual;
+          ev.qual = std::min(qual, 9999.0);  // as written, before rounding to float
           ev.depth = rec.dp;
           ev.mapq_zero = count_overlapping(mapq_zero_spans, longest_mapq_zero, site_b, site_e);
           ev.near_contig_end = site_b < kContigEndMargin || site_e > contig_length - kContigEndMargin;

@@ -55,7 +55,9 @@ files=("$CALLS") labels=()
 IFS=, read -r -a labels <<<"$NAMES"
 for i in "${!files[@]}"; do
   [[ -n ${labels[i]:-} ]] || labels[i]="$(label "${files[i]}")"
+  labels[i]="${labels[i]//[[:space:]]/_}"  # one word: the table and the TSV split on blanks
 done
+if [[ -n $AGAINST && ${labels[0]} == "${labels[1]}" ]]; then labels[1]="${labels[1]}-2"; fi
 scopes=(confident) scope_bed=("$CONFIDENT")
 [[ -n $WINDOW ]] && { scopes+=(window); scope_bed+=("$WINDOW"); }
 

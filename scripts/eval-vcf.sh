@@ -30,6 +30,8 @@
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=scripts/lib/vcf_keys.sh
+source "$LIB_DIR/vcf_keys.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
@@ -62,55 +64,11 @@ export LC_ALL=C  # sort, join and comm must agree on one collation
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/omicsd-eval-vcf.XXXXXX")"
 trap 'rm -rf "$TMP"' EXIT
 
-# prep NAME IN: writes $TMP/NAME.keys (KEY \t ZYGOSITY \t TYPE, sorted, unique by KEY) and
-# $TMP/NAME.other (count of records of no counted type).
+# prep NAME IN: $TMP/NAME.keys and $TMP/NAME.other (scripts/lib/vcf_keys.sh).
 prep() {
-  local name="$1" in="$2" sample view=() norm=() tgt=() fmt
-  sample="$(bcftools query -l "$in" 2>"$TMP/$name.err" | head -n 1)" \
-    || die "bcftools cannot read $in: $(head -n 3 "$TMP/$name.err")"
-  if [[ -n $sample ]]; then
-    view=(-s "$sample")
-    fmt='%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n'
-  elif bcftools view -h "$in" | grep -q '^##INFO=<ID=AF,'; then
-    fmt='%CHROM\t%POS\t%REF\t%ALT\tAF=%INFO/AF\n'
-  else
-    fmt='%CHROM\t%POS\t%REF\t%ALT\tAF=.\n'
-  fi
-  [[ $name == query && $PASS_ONLY == 1 ]] && view+=(-f 'PASS,.')
-  ((ATOMIZE)) && norm+=(-a)
-  if [[ -n $REGIONS ]]; then tgt=(-T "$REGIONS"); fi
-  local gtsel=(cat)
-  [[ -n $sample ]] && gtsel=(bcftools view -i 'GT="alt"')
-  # shellcheck disable=SC2016
-  if ! {
-    bcftools view "${view[@]}" -Ou "$in" |
-      bcftools norm "${norm[@]}" -m- -c "$CHECK_REF" -f "$REF" -Ou |
-      bcftools view "${tgt[@]}" -Ou |
-      "${gtsel[@]}" |
-      bcftools query -f "$fmt"
-  } 2>"$TMP/$name.err" >"$TMP/$name.raw"; then
-    grep -v '^Lines   total/split' "$TMP/$name.err" | head -n 5 >&2 || true
-    die "could not normalise $in against $REF (see the bcftools messages above)"
-  fi
-  awk -F'\t' -v other="$TMP/$name.other" '
-    BEGIN { n_other = 0 }
-    {
-      alt = $4
-      if (alt == "*" || alt == "." || substr(alt, 1, 1) == "<") next
-      if (substr($5, 1, 3) == "AF=") {           # sites-only
-        af = substr($5, 4)
-        z = (af == "." || af == "") ? "." : ((af + 0 >= 0.99) ? "hom" : "het")
-      } else {
-        z = ($5 ~ /(^|[\/|])0([\/|]|$)/) ? "het" : "hom"
-      }
-      lr = length($3); la = length(alt)
-      if (lr == 1 && la == 1) t = "SNP"
-      else if (lr != la) t = "INDEL"
-      else { n_other++; next }
-      print $1 ":" $2 ":" $3 ":" alt "\t" z "\t" t
-    }
-    END { print n_other > other }' "$TMP/$name.raw" | sort -t$'\t' -u -k1,1 >"$TMP/$name.keys"
-  local n_other
+  local name="$1" in="$2" pass=0 n_other
+  [[ $name == query ]] && pass=$PASS_ONLY
+  vcf_keys "$TMP/$name" "$in" "$REF" "$pass" "$ATOMIZE" "$CHECK_REF" "$REGIONS"
   n_other="$(cat "$TMP/$name.other")"
   if ((n_other > 0)); then
     log "$name: $n_other MNP/complex records (REF and ALT of equal length > 1) not counted (--atomize splits them)"

@@ -3,8 +3,9 @@
 # suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
 # scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
 # scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000) and variant calls vs
-# bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000), and
-# the fuzzers (scripts/fuzz.sh, OMICSD_FUZZ_SECONDS per harness, default 15; 0 skips them). Exits
+# bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000) and on
+# real NA12878 reads against GIAB truth (scripts/eval-call-real.sh --check), and the fuzzers
+# (scripts/fuzz.sh, OMICSD_FUZZ_SECONDS per harness, default 15; 0 skips them). Exits
 # non-zero when any stage fails; runs every test stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
@@ -93,6 +94,16 @@ if bash "$SCRIPTS_DIR/eval-call-sim.sh" --check "${OMICSD_CALL_SIM_PAIRS:-500000
   passed=$((passed + 1))
 else
   failed+=("eval-call-sim.sh --check")
+  n_fail=$((n_fail + 1))
+fi
+
+# Variant calling on real reads (NA12878, GIAB truth, hg19 chr20:10.0-10.1 Mb) aligned by omicsd:
+# every confident truth variant found with no false PASS call, and SNP / indel F1 over the read window
+# at least bcftools' on the same BAM; output identical for 1 and 2 threads.
+if bash "$SCRIPTS_DIR/eval-call-real.sh" --check; then
+  passed=$((passed + 1))
+else
+  failed+=("eval-call-real.sh --check")
   n_fail=$((n_fail + 1))
 fi
 

@@ -835,3 +835,65 @@ TEST(VcfWriter, TruthCallsRewrittenScorePerfectly) {
 
 }  // namespace
 }  // namespace omicsd
+
+namespace omicsd {
+namespace {
+
+// Extra INFO fields (the caller's site annotations): declared in the header as given, written per
+// record with their types, rejected when undeclared or of another type.
+TEST(VcfWriter, ExtraInfoFieldsRoundTrip) {
+  Fixture fx;
+  const std::string path = fx.out();
+  VcfWriterOptions o = options(path);
+  o.infos = {{"QD", "1", "Float", "QUAL / DP"},
+             {"SB", "4", "Integer", "Strand table"},
+             {"STR", "0", "Flag", "In a tandem repeat"},
+             {"RU", "1", "String", "Repeat unit"}};
+  {
+    VcfWriter w(o, fx.ref);
+    VcfRecord r = snp(fx, 0, 100, 0, 1);
+    r.info = {VcfInfoValue::real("QD", 12.5f), VcfInfoValue::integer("SB", {1, 2, 3, 4}),
+              VcfInfoValue::flag("STR"), VcfInfoValue::text("RU", "AT")};
+    w.write(r);
+    VcfRecord plain = snp(fx, 0, 200, 0, 1);  // no extra INFO at all
+    w.write(plain);
+    VcfRecord undeclared = snp(fx, 0, 300, 0, 1);
+    undeclared.info = {VcfInfoValue::real("FS", 1.0f)};
+    EXPECT_THROW(w.write(undeclared), Error);
+    VcfRecord wrong_type = snp(fx, 0, 300, 0, 1);
+    wrong_type.info = {VcfInfoValue::text("QD", "high")};
+    EXPECT_THROW(w.write(wrong_type), Error);
+    VcfRecord bad_string = snp(fx, 0, 300, 0, 1);
+    bad_string.info = {VcfInfoValue::text("RU", "A;T")};
+    EXPECT_THROW(w.write(bad_string), Error);
+    w.finish();
+  }
+  ReadBack rb = read_vcf(path);
+  ASSERT_EQ(rb.recs.size(), 2u);
+  const std::string& h = rb.header_text;
+  EXPECT_NE(h.find("##INFO=<ID=QD,Number=1,Type=Float,Description=\"QUAL / DP\">"), std::string::npos) << h;
+  EXPECT_NE(h.find("##INFO=<ID=SB,Number=4,Type=Integer,Description=\"Strand table\">"), std::string::npos);
+  EXPECT_NE(h.find("##INFO=<ID=STR,Number=0,Type=Flag,Description=\"In a tandem repeat\">"),
+            std::string::npos);
+  bcf1_t* r = rb.recs[0].get();
+  float* qd = nullptr;
+  int n = 0;
+  ASSERT_EQ(bcf_get_info_float(rb.hdr.get(), r, "QD", &qd, &n), 1);
+  EXPECT_EQ(qd[0], 12.5f);
+  free(qd);
+  int32_t* sb = nullptr;
+  n = 0;
+  ASSERT_EQ(bcf_get_info_int32(rb.hdr.get(), r, "SB", &sb, &n), 4);
+  EXPECT_EQ(std::vector<int32_t>(sb, sb + 4), (std::vector<int32_t>{1, 2, 3, 4}));
+  free(sb);
+  EXPECT_EQ(bcf_get_info_flag(rb.hdr.get(), r, "STR", nullptr, nullptr), 1);
+  char* ru = nullptr;
+  n = 0;
+  ASSERT_GT(bcf_get_info_string(rb.hdr.get(), r, "RU", &ru, &n), 0);
+  EXPECT_EQ(std::string(ru), "AT");
+  free(ru);
+  EXPECT_EQ(bcf_get_info_flag(rb.hdr.get(), rb.recs[1].get(), "STR", nullptr, nullptr), 0);
+}
+
+}  // namespace
+}  // namespace omicsd

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "host/call/bed.hpp"
+#include "host/call/call_filters.hpp"
 #include "host/call/call_options.hpp"
 #include "host/call/candidates.hpp"
 #include "host/call/evidence_reads.hpp"
@@ -67,7 +68,10 @@ CallStats run_call(const CallOptions& o) {
   wo.path = o.output;
   wo.sample = sample;
   wo.command_line = o.command_line;
-  wo.filters = {{"LowQual", "QUAL below " + std::to_string(int(p.min_qual))}};
+  CallFilterThresholds thresholds;
+  thresholds.min_qual = p.min_qual;
+  wo.filters = call_filter_definitions(thresholds);
+  wo.infos = call_info_definitions();
   wo.gvcf = o.gvcf;
   wo.threads = threads;
   VcfWriter writer(wo, ref);
@@ -86,7 +90,15 @@ CallStats run_call(const CallOptions& o) {
       const int64_t fb = std::max<int64_t>(0, sb - fetch_pad),
                     fe = std::min<int64_t>(ref.contigs()[size_t(iv.contig)].length, se + fetch_pad);
       std::vector<EvidenceRead> reads;
-      bam.fetch(iv.contig, fb, fe, p, reads);
+      std::vector<std::pair<int64_t, int64_t>> mapq_zero;  // spans of MAPQ 0 reads: INFO/MQ0F only
+      {
+        CallParams all_mapq = p;
+        all_mapq.min_mapq = 0;
+        bam.fetch(iv.contig, fb, fe, all_mapq, reads);
+        for (const EvidenceRead& r : reads)
+          if (r.mapq == 0 && r.mapq < p.min_mapq) mapq_zero.emplace_back(r.pos, r.end);
+        std::erase_if(reads, [&](const EvidenceRead& r) { return r.mapq < p.min_mapq; });
+      }
       std::vector<Candidate> cands = find_candidates(ref, iv.contig, sb, se, reads, p);
       st.candidates += cands.size();
       cands.insert(cands.begin(), carried.begin(), carried.end());
@@ -103,7 +115,7 @@ CallStats run_call(const CallOptions& o) {
         }
       }
       std::vector<VcfRecord> records;
-      genotyper.genotype(windows, reads, records);
+      genotyper.genotype(windows, reads, records, mapq_zero);
       // Depth for gVCF blocks.
       std::vector<int> depth;
       if (o.gvcf) {

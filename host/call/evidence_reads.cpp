@@ -117,6 +117,7 @@ void AlignmentFile::fetch(int contig, int64_t begin, int64_t end, const CallPara
     e.pos = c.pos;
     e.end = bam_endpos(b_);
     e.mapq = uint8_t(c.qual);
+    e.reverse = (c.flag & BAM_FREVERSE) != 0;
     const uint32_t* cig = bam_get_cigar(b_);
     e.cigar.assign(cig, cig + c.n_cigar);
     e.bases.resize(size_t(c.l_qseq));

@@ -21,6 +21,7 @@ struct EvidenceRead {
   std::vector<uint8_t> quals;   // Phred
   uint8_t mapq = 0;
   uint64_t pair_key = 0;  // hash of the read name: mates share it
+  bool reverse = false;   // aligned to the reverse strand (0x10): strand-bias statistics
 };
 
 // A coordinate-sorted, indexed BAM/CRAM opened for region queries; one per thread (htslib file

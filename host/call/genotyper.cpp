@@ -5,7 +5,9 @@
 #include <map>
 #include <unordered_set>
 
+#include "host/call/call_filters.hpp"
 #include "host/call/genotype_likelihoods.hpp"
+#include "host/call/repeat_context.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/parallel.hpp"
 
@@ -22,8 +24,53 @@ struct WindowWork {
   std::vector<uint32_t> reads;                     // batch read indices
   std::vector<uint8_t> mapq;                       // per read
   std::vector<std::pair<int64_t, int64_t>> spans;  // reference span of each trimmed read
+  std::vector<uint8_t> reverse;                    // per read: on the reverse strand
+  std::vector<uint8_t> mismatch_heavy;             // per read: more than kMismatchHeavyEvents differences
+  size_t batch = 0;                                // which gap-open batch holds its pairs
   size_t first_pair = 0;                           // results: pair first_pair + r * n_haps + h
 };
+
+// Differences of a whole read from the reference: mismatches at bases of quality >= 20, indel
+// openings and soft clips. Mismatch-heavy reads are the mark of a misplaced read or of a haplotype
+// the alignment cannot represent (a long repeat expansion): evidence to distrust, not to count.
+int reference_differences(const EvidenceRead& r, const uint8_t* rc) {
+  int events = 0;
+  int64_t rp = r.pos;
+  size_t qp = 0;
+  for (uint32_t c : r.cigar) {
+    const uint32_t op = c & 0xf, len = c >> 4;
+    if (op == 0 || op == 7 || op == 8) {
+      for (uint32_t i = 0; i < len; ++i, ++rp, ++qp)
+        events += r.bases[qp] < 4 && rc[rp] < 4 && r.bases[qp] != rc[rp] && r.quals[qp] >= 20;
+    } else if (op == 1 || op == 4) {
+      ++events;
+      qp += len;
+    } else if (op == 2) {
+      ++events;
+      rp += len;
+    } else if (op == 3) {
+      rp += len;
+    }
+  }
+  return events;
+}
+
+// The gap-open penalty a window is scored with: that of its most repetitive candidate's context.
+int window_gap_open(const uint8_t* rc, int64_t contig_length, const CallWindow& w) {
+  int g = kUniqueGapOpen;
+  for (const Candidate& c : w.candidates)
+    g = std::min(g, repeat_gap_open(find_indel_repeat_context(rc, contig_length, c.allele.pos)));
+  return g;
+}
+
+// Reads with MAPQ 0 overlapping [b, e): spans sorted by start, longest_span the longest of them.
+int count_overlapping(const std::vector<std::pair<int64_t, int64_t>>& spans, int64_t longest_span, int64_t b,
+                      int64_t e) {
+  auto it = std::lower_bound(spans.begin(), spans.end(), std::pair<int64_t, int64_t>(b - longest_span, 0));
+  int n = 0;
+  for (; it != spans.end() && it->first < e; ++it) n += it->second > b;
+  return n;
+}
 
 // The part of a read aligned inside [wb, we), soft clips excluded. Returns false when too short.
 bool trim_read(const EvidenceRead& r, int64_t wb, int64_t we, size_t* qs, size_t* qe, int64_t* rs,
@@ -113,9 +160,14 @@ std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Can
 }
 
 void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
-                               std::vector<VcfRecord>& out) {
+                               std::vector<VcfRecord>& out,
+                               const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans) {
   if (windows.empty()) return;
-  HmmTaskBatch batch;
+  // One batch per gap-open penalty (repeat context): each backend call has one PairHmmParams, so
+  // every backend computes exactly what it computes for a single batch. Batches in penalty order.
+  std::vector<HmmTaskBatch> batches;
+  std::vector<int> batch_gap_open;
+  std::map<int, size_t> batch_of_gap_open;
   std::vector<WindowWork> work(windows.size());
   size_t read_cursor = 0;  // reads are sorted by start; windows by position
   std::vector<uint8_t> quals;
@@ -123,6 +175,14 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
     const CallWindow& w = windows[wi];
     WindowWork& ww = work[wi];
     const uint8_t* rc = ref_.codes() + ref_.contigs()[size_t(w.contig)].offset;
+    const int gap_open = window_gap_open(rc, ref_.contigs()[size_t(w.contig)].length, w);
+    auto [slot, added] = batch_of_gap_open.try_emplace(gap_open, batches.size());
+    if (added) {
+      batches.emplace_back();
+      batch_gap_open.push_back(gap_open);
+    }
+    ww.batch = slot->second;
+    HmmTaskBatch& batch = batches[ww.batch];
     // Haplotypes: the reference first, then every consistent combination of candidates.
     const uint32_t n = uint32_t(w.candidates.size());
     ww.first_hap = uint32_t(batch.num_haplotypes());
@@ -163,6 +223,8 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
       ww.reads.push_back(batch.add_read(r.bases.data() + qs, quals.data(), uint32_t(qe - qs)));
       ww.mapq.push_back(r.mapq);
       ww.spans.emplace_back(rs, re);
+      ww.reverse.push_back(r.reverse);
+      ww.mismatch_heavy.push_back(reference_differences(r, rc) > kMismatchHeavyEvents);
     }
     ww.first_pair = batch.size();
     for (uint32_t rr : ww.reads)
@@ -171,12 +233,22 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
     counters_.haplotypes += ww.masks.size();
     counters_.reads += ww.reads.size();
   }
-  counters_.hmm_pairs += batch.size();
-  for (size_t i = 0; i < batch.size(); ++i)
-    counters_.hmm_cells +=
-        uint64_t(batch.read_length[batch.read_index[i]]) * batch.hap_length[batch.hap_index[i]];
-  HmmResultBatch results;
-  backend_.compute(batch, PairHmmParams{}, results);
+  std::vector<HmmResultBatch> results(batches.size());
+  for (size_t b = 0; b < batches.size(); ++b) {
+    const HmmTaskBatch& batch = batches[b];
+    counters_.hmm_pairs += batch.size();
+    for (size_t i = 0; i < batch.size(); ++i)
+      counters_.hmm_cells +=
+          uint64_t(batch.read_length[batch.read_index[i]]) * batch.hap_length[batch.hap_index[i]];
+    PairHmmParams hmm;
+    hmm.gap_open = batch_gap_open[b];
+    backend_.compute(batch, hmm, results[b]);
+    counters_.hmm_batches += 1;
+  }
+  int64_t longest_mapq_zero = 0;
+  for (const auto& [b, e] : mapq_zero_spans) longest_mapq_zero = std::max(longest_mapq_zero, e - b);
+  CallFilterThresholds thresholds;
+  thresholds.min_qual = params_.min_qual;
 
   // Per window, independent: genotype its sites in parallel, then append in order.
   std::vector<std::vector<VcfRecord>> per_window(windows.size());
@@ -186,7 +258,9 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
       const WindowWork& ww = work[wi];
       const size_t nh = ww.masks.size(), nr = ww.reads.size();
       if (nr == 0) continue;
-      const double* L = results.log10_likelihood.data() + ww.first_pair;
+      const double* L = results[ww.batch].log10_likelihood.data() + ww.first_pair;
+      const uint8_t* rc = ref_.codes() + ref_.contigs()[size_t(w.contig)].offset;
+      const int64_t contig_length = ref_.contigs()[size_t(w.contig)].length;
       // Sites: candidates sharing a position form one (possibly multi-allelic) record.
       size_t i = 0;
       while (i < w.candidates.size()) {
@@ -240,7 +314,7 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
             rec.alts.push_back(a.alt + site_ref.substr(a.ref.size()));
           }
           rec.qual = float(std::min(qual, 9999.0));
-          if (qual < params_.min_qual) rec.filters.push_back("LowQual");
+          SiteEvidence ev;
           rec.gt[0] = int(g0);
           rec.gt[1] = int(g1);
           rec.pl = pl_from_log10(gls);
@@ -256,12 +330,36 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
             double second = -INFINITY;
             for (size_t a = 0; a < na; ++a)
               if (a != best) second = std::max(second, row[a]);
-            if (row[best] - second >= kInformative) ++rec.ad[best];
+            if (row[best] - second >= kInformative) {
+              ++rec.ad[best];
+              const bool rev = ww.reverse[rows[x]];
+              if (best == 0) {
+                ++(rev ? ev.strand.ref_rev : ev.strand.ref_fwd);
+              } else {
+                ++(rev ? ev.strand.alt_rev : ev.strand.alt_fwd);
+                ++ev.alt_reads;
+                ev.alt_mismatch_heavy += ww.mismatch_heavy[rows[x]];
+              }
+            }
             mq2 += double(ww.mapq[rows[x]]) * ww.mapq[rows[x]];
           }
           rec.dp = int(rows.size());
           rec.info_dp = rec.dp;
           rec.info_mq = float(std::sqrt(mq2 / double(rows.size())));
+          ev.snv = true;
+          for (const std::string& a : rec.alts) ev.snv = ev.snv && a.size() == 1 && rec.ref.size() == 1;
+          ev.qual = std::min(qual, 9999.0);  // as written, before rounding to float
+          ev.depth = rec.dp;
+          ev.mapq_zero = count_overlapping(mapq_zero_spans, longest_mapq_zero, site_b, site_e);
+          ev.near_contig_end = site_b < kContigEndMargin || site_e > contig_length - kContigEndMargin;
+          ev.rms_mapq = rec.info_mq;
+          ev.repeat_density = tandem_repeat_density(rc, contig_length, site_b - kRepeatDensityFlank,
+                                                    site_b + kRepeatDensityFlank + 1);
+          ev.repeat = find_indel_repeat_context(rc, contig_length, site_b);
+          ev.repeat_unit = repeat_unit(rc, ev.repeat);
+          const SiteAnnotations ann = annotate_site(ev);
+          rec.filters = site_filters(ev, ann, thresholds);
+          add_site_info(rec, ev, ann);
           per_window[wi].push_back(std::move(rec));
         }
         i = j;

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "host/call/call_options.hpp"
@@ -24,18 +25,24 @@ std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Can
 
 struct GenotypeCounters {
   uint64_t windows = 0, haplotypes = 0, reads = 0, hmm_pairs = 0, hmm_cells = 0;
+  uint64_t hmm_batches = 0;  // backend calls: one per distinct gap-open penalty per genotype() call
 };
 
 // Genotypes windows: builds haplotypes and trimmed reads, scores every read against every
-// haplotype of its window in ONE GenotypeBackend batch, then computes per-site genotype likelihoods
-// (reads marginalised to the site's alleles, as GATK HaplotypeCaller does), GT, GQ, PL, AD, DP and
-// QUAL, and appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
+// haplotype of its window (one GenotypeBackend batch per gap-open penalty: a window is scored with the
+// penalty of its most repetitive candidate's tandem-repeat context, host/call/repeat_context.hpp), then
+// computes per-site genotype likelihoods (reads marginalised to the site's alleles, as GATK HaplotypeCaller
+// does), GT, GQ, PL, AD, DP and QUAL, the site annotations and FILTERs (host/call/call_filters.hpp), and
+// appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
 class WindowGenotyper {
  public:
   WindowGenotyper(const Reference& ref, GenotypeBackend& backend, const CallParams& params, int threads)
       : ref_(ref), backend_(backend), params_(params), threads_(threads) {}
+  // mapq_zero_spans: reference spans of the reads with MAPQ 0 around the windows, sorted by start (not
+  // scored; they give INFO/MQ0F).
   void genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
-                std::vector<VcfRecord>& out);
+                std::vector<VcfRecord>& out,
+                const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans = {});
   const GenotypeCounters& counters() const { return counters_; }
 
  private:

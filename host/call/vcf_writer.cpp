@@ -182,6 +182,11 @@ struct VcfWriter::Impl {
     append_header(
         "##INFO=<ID=AF,Number=A,Type=Float,Description=\"Allele frequency in called genotypes, for each "
         "ALT allele, in the same order as listed\">");
+    for (const VcfInfoDef& d : opt.infos) {
+      if (!valid_id(d.id)) throw Error("VCF " + opt.path + ": invalid INFO id '" + d.id + "'");
+      append_header("##INFO=<ID=" + d.id + ",Number=" + d.number + ",Type=" + d.type + ",Description=\"" +
+                    quoted_safe(d.description) + "\">");
+    }
     if (opt.gvcf)
       append_header(
           "##INFO=<ID=END,Number=1,Type=Integer,Description=\"Stop position of the reference block "
@@ -277,6 +282,39 @@ struct VcfWriter::Impl {
       bad(contig, pos, std::string("cannot set FORMAT/") + key);
   }
 
+  // One extra INFO value; its header type must match (htslib would otherwise write it as declared).
+  void write_extra_info(const VcfInfoValue& v, int32_t contig, int64_t pos) {
+    static constexpr int kTypeOf[] = {BCF_HT_FLAG, BCF_HT_INT, BCF_HT_REAL, BCF_HT_STR};
+    const int id = bcf_hdr_id2int(hdr.get(), BCF_DT_ID, v.id.c_str());
+    if (id < 0 || !bcf_hdr_idinfo_exists(hdr.get(), BCF_HL_INFO, id))
+      bad(contig, pos, "INFO '" + v.id + "' is not declared in the header");
+    if (bcf_hdr_id2type(hdr.get(), BCF_HL_INFO, id) != uint32_t(kTypeOf[int(v.kind)]))
+      bad(contig, pos, "INFO '" + v.id + "' has a value of another type than its header declares");
+    int rc = 0;
+    switch (v.kind) {
+      case VcfInfoValue::Kind::kFlag:
+        rc = bcf_update_info_flag(hdr.get(), rec, v.id.c_str(), nullptr, 1);
+        break;
+      case VcfInfoValue::Kind::kInteger: {
+        if (v.integers.empty()) bad(contig, pos, "INFO '" + v.id + "' has no value");
+        ibuf.assign(v.integers.begin(), v.integers.end());
+        rc = bcf_update_info_int32(hdr.get(), rec, v.id.c_str(), ibuf.data(), int(ibuf.size()));
+        break;
+      }
+      case VcfInfoValue::Kind::kFloat: {
+        const float x = v.float_value;
+        rc = bcf_update_info_float(hdr.get(), rec, v.id.c_str(), &x, 1);
+        break;
+      }
+      case VcfInfoValue::Kind::kString:
+        if (v.string_value.empty() || v.string_value.find_first_of(" ;=,\t\n") != std::string::npos)
+          bad(contig, pos, "INFO '" + v.id + "' value '" + v.string_value + "' is empty or has separators");
+        rc = bcf_update_info_string(hdr.get(), rec, v.id.c_str(), v.string_value.c_str());
+        break;
+    }
+    if (rc < 0) bad(contig, pos, "cannot set INFO/" + v.id);
+  }
+
   void write(const VcfRecord& r) {
     check_usable("write");
     const int32_t contig = r.contig;
@@ -367,6 +405,8 @@ struct VcfWriter::Impl {
       if (bcf_update_info_float(hdr.get(), rec, "AF", fbuf.data(), int(fbuf.size())) < 0)
         bad(contig, pos, "cannot set INFO/AF");
     }
+
+    for (const VcfInfoValue& v : r.info) write_extra_info(v, contig, pos);
 
     // FORMAT.
     int32_t gt[2];

@@ -14,6 +14,31 @@ struct VcfFilterDef {
   std::string id, description;
 };
 
+// An INFO field beyond the writer's own (DP, MQ, AC, AN, AF, END): declared in
+// VcfWriterOptions::infos. number: "0" (Flag), "1", "A", "R", ... as in the VCF header; type: Flag,
+// Integer, Float or String.
+struct VcfInfoDef {
+  std::string id, number, type, description;
+};
+
+// A value of a declared extra INFO field on one record: a Flag, Integer(s), a Float or a String.
+struct VcfInfoValue {
+  enum class Kind { kFlag, kInteger, kFloat, kString };
+  std::string id;
+  Kind kind = Kind::kFlag;
+  std::vector<int> integers;  // kInteger: one or more values
+  float float_value = 0;
+  std::string string_value;
+  static VcfInfoValue flag(std::string id) { return {std::move(id), Kind::kFlag, {}, 0, {}}; }
+  static VcfInfoValue integer(std::string id, std::vector<int> v) {
+    return {std::move(id), Kind::kInteger, std::move(v), 0, {}};
+  }
+  static VcfInfoValue real(std::string id, float v) { return {std::move(id), Kind::kFloat, {}, v, {}}; }
+  static VcfInfoValue text(std::string id, std::string v) {
+    return {std::move(id), Kind::kString, {}, 0, std::move(v)};
+  }
+};
+
 // One variant record of the single sample. Alleles are indexed 0 = ref, 1.. = alts (in gVCF mode the
 // writer appends <NON_REF> after the given alts; callers never pass it).
 struct VcfRecord {
@@ -31,6 +56,7 @@ struct VcfRecord {
   // INFO: DP (total depth), MQ (RMS mapping quality); -1: not written. AC/AN/AF are computed from GT.
   int info_dp = -1;
   float info_mq = -1;
+  std::vector<VcfInfoValue> info;  // extra INFO fields, written in this order after the writer's own
 };
 
 struct VcfWriterOptions {
@@ -38,6 +64,7 @@ struct VcfWriterOptions {
   std::string sample;        // sample column name; empty: "SAMPLE"
   std::string command_line;  // ##commandline header line (tabs/newlines become spaces)
   std::vector<VcfFilterDef> filters;
+  std::vector<VcfInfoDef> infos;  // extra INFO fields records may carry (VcfRecord::info)
   bool gvcf = false;  // GATK-style gVCF: <NON_REF> on every record, reference blocks, INFO/END, FORMAT/MIN_DP
   int threads = 1;    // BGZF compression / indexing threads
 };
@@ -46,12 +73,14 @@ struct VcfWriterOptions {
 //
 // Header: ##fileformat=VCFv4.2, ##fileDate, ##source=omicsd <version> (<git hash>),
 // ##reference=file://<absolute FASTA path>, ##contig=<ID,length,md5> for every contig, ##commandline,
-// FILTER PASS + the given filters, INFO DP/MQ/AC/AN/AF, FORMAT GT/GQ/DP/AD/PL, and in gVCF mode also
+// FILTER PASS + the given filters, INFO DP/MQ/AC/AN/AF + the given infos, FORMAT GT/GQ/DP/AD/PL, and in gVCF
+// mode also
 // ##ALT=<ID=NON_REF>, INFO END and FORMAT MIN_DP.
 //
 // Records: QUAL as given (NaN: '.'), FILTER PASS when none, INFO DP/MQ when >= 0, AC (one per alt)
 // and AN from the non-missing GT alleles, AF = AC/AN when AN > 0. FORMAT GT always; GQ/DP when >= 0;
-// AD/PL when given.
+// AD/PL when given; then each VcfRecord::info value (its id must be declared in VcfWriterOptions::infos
+// with a matching type, else Error).
 //
 // gVCF mode (GATK HaplotypeCaller -ERC GVCF style):
 //  - every variant record gets <NON_REF> as its last ALT allele. AD gets a 0 for it (no read is

@@ -107,6 +107,17 @@ omicsd_index() {
   "$bin" index "$ref" || die "omicsd index $ref failed"
 }
 
+# bam_to_fastq_pairs BAM R1.fq R2.fq WORKDIR: the read pairs of BAM as two FASTQ files (samtools
+# collate | samtools fastq; singletons and unpaired reads dropped); dies unless both have as many records.
+bam_to_fastq_pairs() {
+  local bam="$1" r1="$2" r2="$3" tmp_dir="$4" n1 n2
+  samtools collate -u -O "$bam" "$tmp_dir/collate" \
+    | samtools fastq -1 "$r1" -2 "$r2" -0 /dev/null -s /dev/null -n - 2>"$tmp_dir/fastq.log"
+  n1=$(($(wc -l <"$r1") / 4))
+  n2=$(($(wc -l <"$r2") / 4))
+  ((n1 == n2)) || die "samtools fastq wrote $n1 read-1 and $n2 read-2 records from $bam"
+}
+
 # usage: print the calling script's header comment (line 2 up to the first non-comment line).
 usage() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"

@@ -30,12 +30,13 @@ struct GenotypeCounters {
 // haplotype of its window in ONE GenotypeBackend batch, then computes per-site genotype likelihoods
 // (reads marginalised to the site's alleles, as GATK HaplotypeCaller does), GT, GQ, PL, AD, DP and
 // QUAL, and appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
+// Every window is genotyped at `ploidy` (ploidy_genotypes.hpp; 2 is the diploid code path).
 class WindowGenotyper {
  public:
   WindowGenotyper(const Reference& ref, GenotypeBackend& backend, const CallParams& params, int threads)
       : ref_(ref), backend_(backend), params_(params), threads_(threads) {}
   void genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
-                std::vector<VcfRecord>& out);
+                std::vector<VcfRecord>& out, int ploidy = 2);
   const GenotypeCounters& counters() const { return counters_; }
 
  private:

@@ -132,6 +132,53 @@ TEST_P(ServeStoreTest, GermlineRunIdempotencyCacheAndBadInputs) {
   EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
 }
 
+// Ploidy run parameters reach the call task: ploidy 1 with a ploidy BED making the second half of the
+// contig diploid gives haploid GTs before it and diploid ones in it; a bad BED fails the call task
+// with its line.
+TEST_F(ServeFixture, GermlineRunWithPloidyParameters) {
+  if (!fs::exists(ref)) GTEST_SKIP() << "shared data not found";
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  const fs::path bed = root / "ploidy.bed";
+  write_file(bed, "q\t6000\t12356\t2\n");
+  json body = json::parse(germline_body());
+  body["parameters"]["ploidy"] = 1;
+  body["parameters"]["ploidy_bed"] = bed.string();
+  body["parameters"]["sex"] = "female";  // no X or Y here: no effect
+  HttpResult sub = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  json run = d.wait_run(sub.j().at("id").get<std::string>());
+  ASSERT_EQ(run.value("state", ""), "COMPLETE") << run.dump(2) << log_of(d);
+  const fs::path vcf = tmp.path / "ploidy.vcf.gz";
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + run["id"].get<std::string>() + "/outputs/vcf", "", {}, vcf.string())
+                .status,
+            200);
+  std::string records;
+  ASSERT_EQ(run_command("bcftools query -f '%POS [%GT]\\n' " + vcf.string(), &records), 0) << records;
+  std::istringstream in(records);
+  int diploid = 0;
+  for (std::string line; std::getline(in, line);) {
+    const long pos = std::stol(line);
+    const bool has_separator = line.find('/') != std::string::npos;
+    EXPECT_EQ(has_separator, pos > 6000) << line;
+    diploid += has_separator;
+  }
+  EXPECT_GE(diploid, 5) << records;
+
+  write_file(bed, "q\t0\t100\thaploid\n");
+  body["parameters"].erase("sex");
+  HttpResult bad = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(bad.status, 201) << bad.body;
+  json failed = d.wait_run(bad.j().at("id").get<std::string>());
+  ASSERT_EQ(failed.value("state", ""), "FAILED") << failed.dump(2);
+  EXPECT_NE(failed["failure_reason"].get<std::string>().find("line 1: ploidy 'haploid' is not an integer"),
+            std::string::npos)
+      << failed["failure_reason"];
+  EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
+}
+
 TEST_F(ServeFixture, TokensAndScopes) {
   write_file(tmp.path / "tokens", "# test tokens\ntok-client client\ntok-worker worker\ntok-admin admin\n");
   Daemon d;

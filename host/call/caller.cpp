@@ -87,12 +87,12 @@ CallStats run_call(const CallOptions& o) {
                  join_samples(bam_samples));
   std::string sample = o.sample.empty() ? bam.sample_name() : o.sample;
   if (sample.empty()) sample = std::filesystem::path(o.bam).stem().string();
-  auto backend = select_genotype_backend(o.backend, threads, o.device);
   const PloidyMap ploidy = build_ploidy_map(ref, o.ploidy, parse_sex(o.sex), o.ploidy_bed);
   std::vector<PloidyRegion> pieces;  // the regions cut where the ploidy changes; ploidy 0 left out
   for (const Interval& iv : regions)
     for (const PloidyRegion& piece : ploidy.split(iv))
       if (piece.ploidy > 0) pieces.push_back(piece);
+  auto backend = select_genotype_backend(o.backend, threads, o.device);
 
   VcfWriterOptions wo;
   wo.path = o.output;

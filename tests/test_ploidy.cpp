@@ -8,7 +8,11 @@
 #include <limits>
 #include <random>
 
+#include "host/call/candidates.hpp"
+#include "host/call/evidence_reads.hpp"
+#include "host/call/genotype_backend.hpp"
 #include "host/call/genotype_likelihoods.hpp"
+#include "host/call/genotyper.hpp"
 #include "host/call/ploidy_genotypes.hpp"
 #include "host/call/ploidy_map.hpp"
 #include "host/common/error.hpp"
@@ -270,6 +274,50 @@ TEST_F(PloidyBedFixture, BadLinesNameTheFileAndLine) {
   EXPECT_EQ(error_of("c1\t0\t10\t1\nc1\t5\t12\t2\n"),
             where + "overlaps line 1 (each position may have one ploidy)");
   EXPECT_EQ(error_of("# nothing\n"), (tmp.path / "p.bed").string() + ": no ploidy intervals");
+}
+
+// Genotypes of every ploidy come from host code after the backend, so the cpu backend at 1 and 2
+// threads and the lane-vector cpu-simt backend give identical records on real reads.
+TEST(PloidyGenotypes, SameRecordsForEveryBackendAndThreadCount) {
+  const fs::path tiny = test::shared_data_dir() / "na12878-chr22-tiny";
+  if (!fs::exists(tiny / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny;
+  const Reference ref = Reference::load((tiny / "q.fa").string());
+  AlignmentFile bam((tiny / "NA12878.chr22.tiny.bam").string(), ref);
+  const CallParams params;
+  std::vector<EvidenceRead> reads;
+  const int64_t len = ref.contigs()[0].length;
+  bam.fetch(0, 0, len, params, reads);
+  const std::vector<CallWindow> windows =
+      make_windows(ref, find_candidates(ref, 0, 0, len, reads, params), params);
+  ASSERT_GT(windows.size(), 10u);
+  auto text = [](const std::vector<VcfRecord>& records) {
+    std::string s;
+    for (const VcfRecord& r : records) {
+      s += std::to_string(r.pos) + " " + r.ref + " " + r.alts[0] + " " + std::to_string(r.qual) + " GT";
+      for (int a : r.gt) s += " " + std::to_string(a);
+      s += " PL";
+      for (int v : r.pl) s += " " + std::to_string(v);
+      s += "\n";
+    }
+    return s;
+  };
+  for (int ploidy : {1, 2, 3, 4}) {
+    std::vector<std::string> outputs;
+    for (const auto& [simt, threads] : {std::pair{false, 1}, std::pair{false, 2}, std::pair{true, 2}}) {
+      auto backend = simt ? make_simt_cpu_genotype_backend(threads) : make_cpu_genotype_backend(threads);
+      WindowGenotyper genotyper(ref, *backend, params, threads);
+      std::vector<VcfRecord> records;
+      genotyper.genotype(windows, reads, records, ploidy);
+      for (const VcfRecord& r : records) {
+        ASSERT_EQ(r.gt.size(), size_t(ploidy));
+        ASSERT_EQ(r.pl.size(), genotype_count(r.alts.size() + 1, ploidy));
+      }
+      outputs.push_back(text(records));
+    }
+    EXPECT_FALSE(outputs[0].empty()) << "ploidy " << ploidy;
+    EXPECT_EQ(outputs[1], outputs[0]) << "ploidy " << ploidy << ": 2 threads";
+    EXPECT_EQ(outputs[2], outputs[0]) << "ploidy " << ploidy << ": cpu-simt";
+  }
 }
 
 }  // namespace

@@ -74,7 +74,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
                            (input_samples.size() > 2 ? ", ..." : "") +
                            "): run one sample at a time, or pass --allow-multiple-samples to call them "
                            "as one sample named by --sample");
-        const std::string sample = !o->sample.empty()      ? o->sample
+        const std::string sample = !o->sample.empty()       ? o->sample
                                    : !input_samples.empty() ? input_samples[0]
                                                             : sample_from_path(o->align.reads1);
         std::error_code ec;

@@ -284,14 +284,15 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   } else if (kind == "call") {
     check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"}, kind);
     check_keys(P, "parameter",
-               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions", "targets",
-                "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"},
+               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions",
+                "targets", "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"},
                kind);
     for (const char* k : {"reference", "bam"})
       if (!inputs_json.contains(k)) throw InputError(std::string("call task: missing input '") + k + "'");
     for (const char* k : {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"})
       if (inputs_json.contains(k)) uris[k] = uri_of(inputs_json[k], k);
-    for (const char* k : {"regions", "targets", "ploidy_bed"})  // BED files named in parameters are inputs too
+    for (const char* k :
+         {"regions", "targets", "ploidy_bed"})  // BED files named in parameters are inputs too
       if (P.contains(k) && !P[k].is_null()) {
         if (uris.count(k)) throw InputError(std::string("call task: '") + k + "' given twice");
         uris[k] = uri_of(P[k], k);

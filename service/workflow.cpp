@@ -54,7 +54,8 @@ void check_parameter(const std::string& k, const json& v) {
   auto integer = [&](int64_t lo, int64_t hi) {
     if (!v.is_number_integer())
       throw InputError("parameter '" + k + "' must be an integer (got " + v.type_name() + ")");
-    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(hi)
+    const bool in_range = v.is_number_unsigned() ? (lo <= 0 || v.get<uint64_t>() >= uint64_t(lo)) &&
+                                                       v.get<uint64_t>() <= uint64_t(hi)
                                                  : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
     if (!in_range)
       throw InputError("parameter '" + k + "' must be between " + std::to_string(lo) + " and " +
@@ -111,9 +112,19 @@ std::vector<std::string> workflow_kinds(const std::string& wf) {
 const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
   static const std::vector<std::string> align = {"threads",    "backend",     "device",
                                                  "read_group", "interleaved", "min_score"};
-  static const std::vector<std::string> call = {
-      "threads", "backend", "device", "gvcf",       "min_mapq", "min_baseq",
-      "min_qual", "regions", "targets", "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"};
+  static const std::vector<std::string> call = {"threads",
+                                                "backend",
+                                                "device",
+                                                "gvcf",
+                                                "min_mapq",
+                                                "min_baseq",
+                                                "min_qual",
+                                                "regions",
+                                                "targets",
+                                                "ploidy",
+                                                "ploidy_bed",
+                                                "sex",
+                                                "allow_multiple_samples"};
   static const std::vector<std::string> qc = {"threads"};
   static const std::vector<std::string> none;
   if (kind == "align") return align;

@@ -152,9 +152,10 @@ TEST_F(ServeFixture, GermlineRunWithPloidyParameters) {
   json run = d.wait_run(sub.j().at("id").get<std::string>());
   ASSERT_EQ(run.value("state", ""), "COMPLETE") << run.dump(2) << log_of(d);
   const fs::path vcf = tmp.path / "ploidy.vcf.gz";
-  ASSERT_EQ(d.request("GET", "/v1/runs/" + run["id"].get<std::string>() + "/outputs/vcf", "", {}, vcf.string())
-                .status,
-            200);
+  ASSERT_EQ(
+      d.request("GET", "/v1/runs/" + run["id"].get<std::string>() + "/outputs/vcf", "", {}, vcf.string())
+          .status,
+      200);
   std::string records;
   ASSERT_EQ(run_command("bcftools query -f '%POS [%GT]\\n' " + vcf.string(), &records), 0) << records;
   std::istringstream in(records);

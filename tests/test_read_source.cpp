@@ -692,9 +692,10 @@ TEST(ReadSourceBam, PerReadReadGroupsFollowTheirReads) {
 }
 
 TEST(ReadGroups, SamplesOfHeaderLinesDistinctInOrder) {
-  EXPECT_EQ(omicsd::read_group_samples("@HD\tVN:1.6\n@RG\tID:a\tSM:s2\n@RG\tID:b\tPL:x\tSM:s1\n@RG\tID:c\tSM:s2\n"
-                                       "@RG\tID:d\n@CO\tSM:no"),
-            (std::vector<std::string>{"s2", "s1"}));
+  EXPECT_EQ(
+      omicsd::read_group_samples("@HD\tVN:1.6\n@RG\tID:a\tSM:s2\n@RG\tID:b\tPL:x\tSM:s1\n@RG\tID:c\tSM:s2\n"
+                                 "@RG\tID:d\n@CO\tSM:no"),
+      (std::vector<std::string>{"s2", "s1"}));
   EXPECT_TRUE(omicsd::read_group_samples("").empty());
   TempDir tmp;
   auto sam = tmp.path / "h.sam", fq = tmp.path / "r.fq";

@@ -202,9 +202,10 @@ int32_t BamReadsSource::read_group_of_record() {
     if (it != rg_index_.end()) return it->second;
   }
   if (undeclared_rg_++ == 0)
-    spdlog::warn("{}: record {} has a read group (RG:Z) that no @RG header line declares; such tags are "
-                 "dropped",
-                 path_, records_);
+    spdlog::warn(
+        "{}: record {} has a read group (RG:Z) that no @RG header line declares; such tags are "
+        "dropped",
+        path_, records_);
   return -1;
 }
 

@@ -81,9 +81,9 @@ class BamReadsSource : public ReadSource {
   std::vector<Single> singles_;  // paired mode: reads without a mate, emitted after the pairs
   size_t singles_next_ = 0;
   std::string rg_lines_;
-  std::vector<std::string> rg_ids_;                       // IDs of the @RG lines, in order
-  std::unordered_map<std::string, int32_t> rg_index_;     // ID -> index in rg_ids_
-  uint64_t undeclared_rg_ = 0;                            // records whose RG:Z names no @RG line
+  std::vector<std::string> rg_ids_;                    // IDs of the @RG lines, in order
+  std::unordered_map<std::string, int32_t> rg_index_;  // ID -> index in rg_ids_
+  uint64_t undeclared_rg_ = 0;                         // records whose RG:Z names no @RG line
   PendingMap pending_;
   std::vector<PendingMap::node_type> spare_nodes_;  // recycled map nodes: no per-record allocation
   std::string name_;                                // scratch

@@ -90,6 +90,10 @@ TEST_F(EbovFixture, RunPloidyOneCallsHaploidGenotypesNamedBySm) {
   EXPECT_EQ(lines_of("bcftools query -l " + vcf.string()), "G5012.3\n");
   EXPECT_EQ(count_lines(lines_of("samtools view -H " + bam.string() + " | grep '^@RG'")), 12u);
   EXPECT_EQ(read_groups_by_name(bam), read_groups_by_name(ubam));
+  // QC counts haploid calls (hom-alt: one copy, the alt).
+  const std::string qc = read_file(dir / "G5012.3.qc.json");
+  for (const char* field : {"\"snvs\": 13", "\"indels\": 2", "\"het\": 0", "\"hom_alt\": 15"})
+    EXPECT_NE(qc.find(field), std::string::npos) << field << "\n" << qc;
   // Every GT is one allele, PL has one value per allele, and the truth SNVs are there with GT 1.
   const std::string gts = lines_of("bcftools query -f '[%GT %PL]\\n' " + vcf.string());
   EXPECT_GT(count_lines(gts), 10u);

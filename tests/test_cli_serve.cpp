@@ -180,6 +180,41 @@ TEST_F(ServeFixture, GermlineRunWithPloidyParameters) {
   EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
 }
 
+// A germline run on an unaligned BAM (the Ebola sample, 12 read groups) keeps its read groups in the
+// BAM output and calls it haploid with `ploidy: 1`.
+TEST_F(ServeFixture, GermlineRunOnAnUnalignedBamKeepsItsReadGroups) {
+  const fs::path ebov = shared_data_dir() / "ebov-g5012";
+  if (!fs::exists(ebov / "G5012.3.testreads.bam")) GTEST_SKIP() << "shared data not found at " << ebov;
+  for (const char* f : {"ebov-makona.fasta", "G5012.3.testreads.bam"}) fs::copy_file(ebov / f, root / f);
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  const json body = {{"workflow", "germline"},
+                     {"sample", "G5012.3"},
+                     {"inputs",
+                      {{"reference", (root / "ebov-makona.fasta").string()},
+                       {"reads", (root / "G5012.3.testreads.bam").string()}}},
+                     {"parameters", {{"threads", 2}, {"ploidy", 1}}}};
+  HttpResult sub = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  const std::string id = sub.j().at("id").get<std::string>();
+  json run = d.wait_run(id);
+  ASSERT_EQ(run.value("state", ""), "COMPLETE") << run.dump(2) << log_of(d);
+  const fs::path bam = tmp.path / "ebov.bam", vcf = tmp.path / "ebov.vcf.gz";
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/bam", "", {}, bam.string()).status, 200);
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/vcf", "", {}, vcf.string()).status, 200);
+  std::string in_rg, out_rg, gts;
+  ASSERT_EQ(
+      run_command("samtools view -H " + (root / "G5012.3.testreads.bam").string() + " | grep '^@RG'", &in_rg),
+      0);
+  ASSERT_EQ(run_command("samtools view -H " + bam.string() + " | grep '^@RG'", &out_rg), 0);
+  EXPECT_EQ(out_rg, in_rg);
+  ASSERT_EQ(run_command("bcftools query -f '[%GT]\\n' " + vcf.string() + " | sort | uniq -c", &gts), 0);
+  EXPECT_EQ(gts, "     15 1\n") << "15 haploid alt calls (13 SNPs, 2 indels)";
+  EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
+}
+
 TEST_F(ServeFixture, TokensAndScopes) {
   write_file(tmp.path / "tokens", "# test tokens\ntok-client client\ntok-worker worker\ntok-admin admin\n");
   Daemon d;

@@ -2,6 +2,7 @@
 // <sample>.bam (+.bai), <sample>.vcf.gz (+.tbi) and <sample>.qc.json in one output directory.
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 
@@ -77,12 +78,18 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
         const std::string sample = !o->sample.empty()       ? o->sample
                                    : !input_samples.empty() ? input_samples[0]
                                                             : sample_from_path(o->align.reads1);
+        // File names from the sample: an SM from a BAM header may hold '/' or spaces.
+        std::string stem = sample;
+        for (char& ch : stem)
+          if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
+            ch = '_';
+        if (stem.empty() || stem == "." || stem == "..") stem = "sample";
         std::error_code ec;
         std::filesystem::create_directories(o->outdir, ec);
         if (ec) throw InputError(o->outdir + ": cannot create the output directory: " + ec.message());
         const std::filesystem::path dir(o->outdir);
         AlignOptions& a = o->align;
-        a.output = (dir / (sample + ".bam")).string();
+        a.output = (dir / (stem + ".bam")).string();
         if (a.read_group.empty() && input_read_groups.empty())
           a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
         ProgressBar bar("align");
@@ -92,7 +99,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
         CallOptions& c = o->call;
         c.reference = a.reference;
         c.bam = a.output;
-        c.output = (dir / (sample + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
+        c.output = (dir / (stem + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
         c.threads = a.threads;
         c.backend = a.backend;
         c.device = a.device;
@@ -101,7 +108,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
 
         const Reference ref = Reference::load(a.reference);
         const QcReport qc = compute_qc(a.output, ref, c.output);
-        const std::string qc_path = (dir / (sample + ".qc.json")).string();
+        const std::string qc_path = (dir / (stem + ".qc.json")).string();
         write_qc_json(qc, qc_path);
         spdlog::info(
             "{}: {} reads, {:.2f}% mapped, mean depth {:.1f}x, {} variants (Ti/Tv {:.2f}); align {:.1f} s, "

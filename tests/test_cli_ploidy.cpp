@@ -203,5 +203,43 @@ TEST_F(TwoSampleFixture, BadPloidyOptionsFailWithOneLine) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// --sex on a contig renamed chrX / chrY (12,356 bp: neither GRCh37 nor GRCh38, so no PARs): a male's
+// X is called haploid, a female's X diploid, a female's Y not at all; a ploidy BED overrides --sex.
+TEST(SexChromosomes, MaleXHaploidFemaleYNotCalled) {
+  if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
+  TempDir tmp;
+  for (const char* chrom : {"chrX", "chrY"}) {
+    const std::string name(chrom);
+    const fs::path ref = tmp.path / (name + ".fa"), bam = tmp.path / (name + ".bam");
+    ASSERT_EQ(run_command("sed 's/^>q/>" + name + "/' " + (tiny() / "q.fa").string() + " > " + ref.string() +
+                          " && samtools view -H " + (tiny() / "NA12878.chr22.tiny.bam").string() +
+                          " | sed 's/SN:q\t/SN:" + name + "\t/' > " + (tmp.path / "h.sam").string() +
+                          " && samtools reheader " + (tmp.path / "h.sam").string() + " " +
+                          (tiny() / "NA12878.chr22.tiny.bam").string() + " > " + bam.string() +
+                          " && samtools index " + bam.string()),
+              0);
+    auto gts = [&](const std::string& options) {
+      const fs::path out = tmp.path / "out.vcf.gz";
+      std::string log;
+      EXPECT_EQ(run_command(omicsd_binary() + " call -t 2 " + options + " " + ref.string() + " " +
+                                bam.string() + " -o " + out.string(),
+                            &log),
+                0)
+          << log;
+      return lines_of("bcftools query -f '[%GT]\\n' " + out.string() + " | sort -u");
+    };
+    if (name == "chrX") {
+      EXPECT_EQ(gts("--sex male"), "1\n");  // the hets of a diploid sample, called haploid: alt wins
+      EXPECT_NE(gts("--sex female").find("0/1"), std::string::npos);
+      const fs::path bed = tmp.path / "par.bed";
+      write_file(bed, "chrX\t0\t12356\t2\n");  // as if all of it were pseudo-autosomal
+      EXPECT_NE(gts("--sex male --ploidy-bed " + bed.string()).find("0/1"), std::string::npos);
+    } else {
+      EXPECT_EQ(gts("--sex female"), "");
+      EXPECT_EQ(gts("--sex male").find('/'), std::string::npos);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace omicsd::test

@@ -23,10 +23,12 @@ namespace {
 // band. Reference confidence is approximated from depth alone (GQ = min(99, 3 x depth): each
 // reference read makes a heterozygous genotype ~2x less likely), which is what the band records.
 // For ploidy P >= 3 the least costly alternative has one alternate copy in P, which a reference read
-// makes only P/(P-1) times less likely: 10 log10(P/(P-1)) per read (1.76 for P = 3), rounded down; a
-// haploid keeps the diploid 3 per read, a lower bound (its alternative costs about the base quality).
-int ref_block_gq_per_read(int ploidy) {
-  return ploidy <= 2 ? 3 : std::max(1, int(10.0 * std::log10(double(ploidy) / double(ploidy - 1))));
+// makes only P/(P-1) times less likely: GQ = floor(10 log10(P/(P-1)) x depth) (1.76 per read for
+// P = 3); a haploid keeps the diploid 3 per read, a lower bound (its alternative costs about the base
+// quality per read).
+int ref_block_gq(int ploidy, int depth) {
+  if (ploidy <= 2) return std::min(99, 3 * depth);
+  return std::min(99, int(10.0 * std::log10(double(ploidy) / double(ploidy - 1)) * depth));
 }
 
 void write_ref_blocks(VcfWriter& writer, const Reference& ref, int32_t contig, int64_t begin, int64_t end,
@@ -48,8 +50,8 @@ void write_ref_blocks(VcfWriter& writer, const Reference& ref, int32_t contig, i
       min_dp = std::min(min_dp, depth[size_t(q - depth_origin)]);
       ++q;
     }
-    writer.write_ref_block(contig, p, q, std::string(1, "ACGTN"[rc[p]]), min_dp,
-                           std::min(99, ref_block_gq_per_read(ploidy) * min_dp), ploidy);
+    writer.write_ref_block(contig, p, q, std::string(1, "ACGTN"[rc[p]]), min_dp, ref_block_gq(ploidy, min_dp),
+                           ploidy);
     p = q;
   }
 }

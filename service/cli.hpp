@@ -29,4 +29,7 @@ CliAction add_reference_command(CLI::App& app);
 CliAction add_readset_command(CLI::App& app);
 // omicsd query: the variant store (service/cmd_query.cpp).
 CliAction add_query_command(CLI::App& app);
+// --ploidy, --ploidy-bed, --sex and --allow-multiple-samples of `call` and `run` (cli_ploidy.cpp).
+struct CallOptions;
+void add_ploidy_options(CLI::App* command, CallOptions& options);
 }  // namespace omicsd

@@ -48,7 +48,9 @@ CliAction add_align_command(CLI::App& app, const std::string& command_line) {
       ->required();
   cmd->add_flag("--interleaved", o->interleaved, "FASTQ holds interleaved pairs");
   cmd->add_flag("--cram", o->cram, "Write CRAM instead of BAM");
-  cmd->add_option("-R,--read-group", o->read_group, R"(Read group line, e.g. '@RG\tID:s1\tSM:NA12878')");
+  cmd->add_option("-R,--read-group", o->read_group,
+                  R"(Read group line for every read, e.g. '@RG\tID:s1\tSM:NA12878' (default: a BAM/CRAM )"
+                  R"(input keeps its own @RG lines and each read its RG tag))");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch-size", o->batch_reads, "Reads per batch (bounds memory)")
       ->check(CLI::Range(2, 50000000));

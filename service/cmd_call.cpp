@@ -22,7 +22,8 @@ CliAction add_call_command(CLI::App& app, const std::string& command_line) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--device", o->device, "CUDA device index for the cuda backend (default 0)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--sample", o->sample, "Sample name (default: SM of the first @RG)");
+  cmd->add_option("--sample", o->sample, "Sample name (default: SM of the @RG lines)");
+  add_ploidy_options(cmd, *o);
   cmd->add_option("-q,--min-mapq", p.min_mapq, "Skip reads with mapping quality below this");
   cmd->add_option("-Q,--min-baseq", p.min_baseq, "Bases below this quality do not make candidates");
   cmd->add_flag("--keep-duplicates", p.keep_duplicates, "Use reads flagged as duplicates (0x400)");

@@ -2,12 +2,14 @@
 // <sample>.bam (+.bai), <sample>.vcf.gz (+.tbi) and <sample>.qc.json in one output directory.
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 
 #include "host/align/align_pipeline.hpp"
 #include "host/call/call_options.hpp"
 #include "host/common/error.hpp"
+#include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"
 #include "host/qc/qc_report.hpp"
 #include "service/cli.hpp"
@@ -46,9 +48,11 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("reads2", o->align.reads2, "Mate FASTQ for paired-end reads");
   cmd->add_option("-o,--outdir", o->outdir, "Output directory (created if missing)")->required();
   cmd->add_option("--sample", o->sample,
-                  "Sample name: output file names and VCF column (default: from the reads)");
+                  "Sample name: output file names and VCF column (default: SM of a BAM/CRAM input's "
+                  "@RG lines, else from the reads' file name)");
   cmd->add_flag("--interleaved", o->align.interleaved, "FASTQ holds interleaved pairs");
-  cmd->add_option("-R,--read-group", o->align.read_group, "Read group line (default: ID and SM = sample)");
+  cmd->add_option("-R,--read-group", o->align.read_group,
+                  "Read group line (default: a BAM/CRAM input's own @RG lines, else ID and SM = sample)");
   cmd->add_option("-t,--threads", o->align.threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--backend", o->align.backend, "auto, cpu or cuda")
@@ -58,16 +62,36 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
   cmd->add_flag("--gvcf", o->call.gvcf, "Write a gVCF (<sample>.g.vcf.gz)");
   cmd->add_option("--regions", o->call.regions_bed, "BED: call only inside these intervals");
   cmd->add_option("--targets", o->call.targets_bed, "BED: report only records inside these intervals");
+  add_ploidy_options(cmd, o->call);
   return {
       cmd, [o] {
-        const std::string sample = o->sample.empty() ? sample_from_path(o->align.reads1) : o->sample;
+        // An unaligned BAM names its sample in its @RG lines, which alignment keeps (unless -R).
+        const std::string input_read_groups =
+            o->align.read_group.empty() ? read_group_lines_of_file(o->align.reads1) : std::string();
+        const std::vector<std::string> input_samples = read_group_samples(input_read_groups);
+        if (input_samples.size() > 1 && !o->call.allow_multiple_samples)
+          throw InputError(o->align.reads1 + ": reads of " + std::to_string(input_samples.size()) +
+                           " samples (@RG SM " + input_samples[0] + ", " + input_samples[1] +
+                           (input_samples.size() > 2 ? ", ..." : "") +
+                           "): run one sample at a time, or pass --allow-multiple-samples to call them "
+                           "as one sample named by --sample");
+        const std::string sample = !o->sample.empty()       ? o->sample
+                                   : !input_samples.empty() ? input_samples[0]
+                                                            : sample_from_path(o->align.reads1);
+        // File names from the sample: an SM from a BAM header may hold '/' or spaces.
+        std::string stem = sample;
+        for (char& ch : stem)
+          if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-'))
+            ch = '_';
+        if (stem.empty() || stem == "." || stem == "..") stem = "sample";
         std::error_code ec;
         std::filesystem::create_directories(o->outdir, ec);
         if (ec) throw InputError(o->outdir + ": cannot create the output directory: " + ec.message());
         const std::filesystem::path dir(o->outdir);
         AlignOptions& a = o->align;
-        a.output = (dir / (sample + ".bam")).string();
-        if (a.read_group.empty()) a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
+        a.output = (dir / (stem + ".bam")).string();
+        if (a.read_group.empty() && input_read_groups.empty())
+          a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
         ProgressBar bar("align");
         if (bar.enabled()) a.on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
         const AlignStats as = run_align(a);
@@ -75,7 +99,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
         CallOptions& c = o->call;
         c.reference = a.reference;
         c.bam = a.output;
-        c.output = (dir / (sample + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
+        c.output = (dir / (stem + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
         c.threads = a.threads;
         c.backend = a.backend;
         c.device = a.device;
@@ -84,7 +108,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
 
         const Reference ref = Reference::load(a.reference);
         const QcReport qc = compute_qc(a.output, ref, c.output);
-        const std::string qc_path = (dir / (sample + ".qc.json")).string();
+        const std::string qc_path = (dir / (stem + ".qc.json")).string();
         write_qc_json(qc, qc_path);
         spdlog::info(
             "{}: {} reads, {:.2f}% mapped, mean depth {:.1f}x, {} variants (Ti/Tv {:.2f}); align {:.1f} s, "

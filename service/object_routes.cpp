@@ -226,7 +226,8 @@ std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run,
     }
   }
   if (task.parameters.is_object())
-    for (const char* k : {"regions", "targets"})  // BED files named in parameters are inputs too
+    for (const char* k :
+         {"regions", "targets", "ploidy_bed"})  // BED files named in parameters are inputs too
       if (task.parameters.contains(k) && task.parameters[k].is_string())
         out.emplace_back(k, task.parameters[k].get<std::string>());
   return out;

@@ -18,8 +18,10 @@
 
 #include "host/align/align_pipeline.hpp"
 #include "host/call/call_options.hpp"
+#include "host/call/ploidy_map.hpp"
 #include "host/common/device_info.hpp"
 #include "host/common/error.hpp"
+#include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"
 #include "host/qc/qc_report.hpp"
 #include "omicsd_version.hpp"
@@ -196,6 +198,7 @@ std::string staged_name(const std::string& key, const std::string& sample) {
   if (key == "bam") return sample + ".bam";
   if (key == "vcf") return sample + ".vcf.gz";
   if (key == "regions" || key == "targets") return key + ".bed";
+  if (key == "ploidy_bed") return "ploidy.bed";
   return key;  // reads1, reads2: FASTQ, BAM or CRAM, told apart by content
 }
 
@@ -314,16 +317,17 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
       throw InputError("align task: missing input 'reads'");
     }
   } else if (kind == "call") {
-    check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets"}, kind);
-    check_keys(
-        P, "parameter",
-        {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions", "targets"},
-        kind);
+    check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"}, kind);
+    check_keys(P, "parameter",
+               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions",
+                "targets", "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"},
+               kind);
     for (const char* k : {"reference", "bam"})
       if (!inputs_json.contains(k)) throw InputError(std::string("call task: missing input '") + k + "'");
-    for (const char* k : {"reference", "bam", "bai", "regions", "targets"})
+    for (const char* k : {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"})
       if (inputs_json.contains(k)) uris[k] = uri_of(inputs_json[k], k);
-    for (const char* k : {"regions", "targets"})  // BED files named in parameters are inputs too
+    for (const char* k :
+         {"regions", "targets", "ploidy_bed"})  // BED files named in parameters are inputs too
       if (P.contains(k) && !P[k].is_null()) {
         if (uris.count(k)) throw InputError(std::string("call task: '") + k + "' given twice");
         uris[k] = uri_of(P[k], k);
@@ -361,6 +365,7 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
   key_params.erase("threads");  // output never depends on the thread count
   key_params.erase("regions");  // digested as inputs
   key_params.erase("targets");
+  key_params.erase("ploidy_bed");
   key_params["sample"] = spec.sample;
   const std::string engine_version = std::string(kVersion) + "+" + kGitHash;
   t.key = cache_key(kind, engine_version, key_params, t.digests);
@@ -465,7 +470,9 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       a.device = device_param(P);
       a.min_score = param<int>(P, "min_score", a.min_score);
       a.read_group = param<std::string>(P, "read_group", "");
-      if (a.read_group.empty()) a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;
+      // An unaligned BAM keeps its own read groups (lanes, libraries, SM); other input gets one.
+      if (a.read_group.empty() && read_group_lines_of_file(a.reads1).empty())
+        a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;
       a.command_line = command_line;
       a.output = (scratch / (name + ".bam")).string();
       a.tmp_dir = scratch.string();
@@ -485,6 +492,11 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       c.bam = staged["bam"].string();
       if (staged.count("regions")) c.regions_bed = staged["regions"].string();
       if (staged.count("targets")) c.targets_bed = staged["targets"].string();
+      if (staged.count("ploidy_bed")) c.ploidy_bed = staged["ploidy_bed"].string();
+      c.ploidy = param<int>(P, "ploidy", c.ploidy);
+      c.sex = param<std::string>(P, "sex", "");
+      parse_sex(c.sex);  // a task row edited by hand is refused as bad input too
+      c.allow_multiple_samples = param<bool>(P, "allow_multiple_samples", false);
       c.gvcf = param<bool>(P, "gvcf", false);
       c.threads = param<int>(P, "threads", 0);
       if (c.threads < 0) throw InputError("parameter 'threads' must be >= 0");

@@ -44,6 +44,7 @@ std::string local_name(const std::string& key, const std::string& uri) {
   if (k == "bam") return "input.bam";
   if (k == "vcf") return "input.vcf.gz";
   if (k == "regions" || k == "targets") return k + ".bed";
+  if (k == "ploidy_bed") return "ploidy.bed";
   std::string out = key;
   for (char& c : out)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
@@ -226,7 +227,7 @@ TransferStager::Staged TransferStager::stage(const std::string& task_id, const s
               stage_one(task_path, lease_token, key + "/" + std::to_string(i), v[i].get<std::string>(), out);
     }
   }
-  for (const char* k : {"regions", "targets"})
+  for (const char* k : {"regions", "targets", "ploidy_bed"})
     if (out.parameters.contains(k) && out.parameters[k].is_string())
       out.parameters[k] = stage_one(task_path, lease_token, k, out.parameters[k].get<std::string>(), out);
   return out;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "host/call/ploidy_genotypes.hpp"
 #include "host/common/error.hpp"
 #include "service/object_store.hpp"
 
@@ -41,7 +42,7 @@ std::vector<std::pair<std::string, std::string>> request_uris(const WorkflowRequ
         out.emplace_back("reads[" + std::to_string(i) + "]", uri_string(r[i], "reads"));
     }
   }
-  for (const char* k : {"regions", "targets"})
+  for (const char* k : {"regions", "targets", "ploidy_bed"})
     if (req.parameters.contains(k) && !req.parameters[k].is_null())
       out.emplace_back(k, uri_string(req.parameters[k], k));
   return out;
@@ -53,7 +54,8 @@ void check_parameter(const std::string& k, const json& v) {
   auto integer = [&](int64_t lo, int64_t hi) {
     if (!v.is_number_integer())
       throw InputError("parameter '" + k + "' must be an integer (got " + v.type_name() + ")");
-    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= uint64_t(hi)
+    const bool in_range = v.is_number_unsigned() ? (lo <= 0 || v.get<uint64_t>() >= uint64_t(lo)) &&
+                                                       v.get<uint64_t>() <= uint64_t(hi)
                                                  : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
     if (!in_range)
       throw InputError("parameter '" + k + "' must be between " + std::to_string(lo) + " and " +
@@ -77,7 +79,7 @@ void check_parameter(const std::string& k, const json& v) {
     if (s.size() > 4096) throw InputError("parameter 'read_group' is longer than 4096 characters");
     if (s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos)
       throw InputError("parameter 'read_group' must be one @RG line (no newline)");
-  } else if (k == "interleaved" || k == "gvcf") {
+  } else if (k == "interleaved" || k == "gvcf" || k == "allow_multiple_samples") {
     boolean();
   } else if (k == "min_score") {
     integer(0, 1'000'000);
@@ -88,7 +90,12 @@ void check_parameter(const std::string& k, const json& v) {
   } else if (k == "min_qual") {
     if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0 || v.get<double>() > 1e6)
       throw InputError("parameter 'min_qual' must be a number between 0 and 1000000");
-  } else if (k == "regions" || k == "targets") {
+  } else if (k == "ploidy") {
+    integer(1, kMaxPloidy);
+  } else if (k == "sex") {
+    if (!v.is_string() || (v != "male" && v != "female"))
+      throw InputError("parameter 'sex' must be \"male\" or \"female\"");
+  } else if (k == "regions" || k == "targets" || k == "ploidy_bed") {
     if (!v.is_null() && !v.is_string())
       throw InputError("parameter '" + k + "' must be a URI string (got " + std::string(v.type_name()) + ")");
   }
@@ -105,8 +112,19 @@ std::vector<std::string> workflow_kinds(const std::string& wf) {
 const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
   static const std::vector<std::string> align = {"threads",    "backend",     "device",
                                                  "read_group", "interleaved", "min_score"};
-  static const std::vector<std::string> call = {"threads",   "backend",  "device",  "gvcf",   "min_mapq",
-                                                "min_baseq", "min_qual", "regions", "targets"};
+  static const std::vector<std::string> call = {"threads",
+                                                "backend",
+                                                "device",
+                                                "gvcf",
+                                                "min_mapq",
+                                                "min_baseq",
+                                                "min_qual",
+                                                "regions",
+                                                "targets",
+                                                "ploidy",
+                                                "ploidy_bed",
+                                                "sex",
+                                                "allow_multiple_samples"};
   static const std::vector<std::string> qc = {"threads"};
   static const std::vector<std::string> none;
   if (kind == "align") return align;

@@ -80,7 +80,13 @@ TEST_P(ServeStoreTest, DeepJsonAndBadParameterTypesAre400AndTheDaemonKeepsServin
                                                                       {"min_qual", "high"},
                                                                       {"min_score", json::object()},
                                                                       {"interleaved", "yes"},
-                                                                      {"regions", 7}}) {
+                                                                      {"regions", 7},
+                                                                      {"ploidy", 0},
+                                                                      {"ploidy", 11},
+                                                                      {"ploidy", "1"},
+                                                                      {"sex", "M"},
+                                                                      {"ploidy_bed", 1},
+                                                                      {"allow_multiple_samples", "no"}}) {
     json b = json::parse(germline_body());
     b["parameters"][k] = v;
     expect_json_error(d.post("/v1/runs", b.dump()), 400, "'" + k + "'");

@@ -132,6 +132,89 @@ TEST_P(ServeStoreTest, GermlineRunIdempotencyCacheAndBadInputs) {
   EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
 }
 
+// Ploidy run parameters reach the call task: ploidy 1 with a ploidy BED making the second half of the
+// contig diploid gives haploid GTs before it and diploid ones in it; a bad BED fails the call task
+// with its line.
+TEST_F(ServeFixture, GermlineRunWithPloidyParameters) {
+  if (!fs::exists(ref)) GTEST_SKIP() << "shared data not found";
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  const fs::path bed = root / "ploidy.bed";
+  write_file(bed, "q\t6000\t12356\t2\n");
+  json body = json::parse(germline_body());
+  body["parameters"]["ploidy"] = 1;
+  body["parameters"]["ploidy_bed"] = bed.string();
+  body["parameters"]["sex"] = "female";  // no X or Y here: no effect
+  HttpResult sub = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  json run = d.wait_run(sub.j().at("id").get<std::string>());
+  ASSERT_EQ(run.value("state", ""), "COMPLETE") << run.dump(2) << log_of(d);
+  const fs::path vcf = tmp.path / "ploidy.vcf.gz";
+  ASSERT_EQ(
+      d.request("GET", "/v1/runs/" + run["id"].get<std::string>() + "/outputs/vcf", "", {}, vcf.string())
+          .status,
+      200);
+  std::string records;
+  ASSERT_EQ(run_command("bcftools query -f '%POS [%GT]\\n' " + vcf.string(), &records), 0) << records;
+  std::istringstream in(records);
+  int diploid = 0;
+  for (std::string line; std::getline(in, line);) {
+    const long pos = std::stol(line);
+    const bool has_separator = line.find('/') != std::string::npos;
+    EXPECT_EQ(has_separator, pos > 6000) << line;
+    diploid += has_separator;
+  }
+  EXPECT_GE(diploid, 5) << records;
+
+  write_file(bed, "q\t0\t100\thaploid\n");
+  body["parameters"].erase("sex");
+  HttpResult bad = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(bad.status, 201) << bad.body;
+  json failed = d.wait_run(bad.j().at("id").get<std::string>());
+  ASSERT_EQ(failed.value("state", ""), "FAILED") << failed.dump(2);
+  EXPECT_NE(failed["failure_reason"].get<std::string>().find("line 1: ploidy 'haploid' is not an integer"),
+            std::string::npos)
+      << failed["failure_reason"];
+  EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
+}
+
+// A germline run on an unaligned BAM (the Ebola sample, 12 read groups) keeps its read groups in the
+// BAM output and calls it haploid with `ploidy: 1`.
+TEST_F(ServeFixture, GermlineRunOnAnUnalignedBamKeepsItsReadGroups) {
+  const fs::path ebov = shared_data_dir() / "ebov-g5012";
+  if (!fs::exists(ebov / "G5012.3.testreads.bam")) GTEST_SKIP() << "shared data not found at " << ebov;
+  for (const char* f : {"ebov-makona.fasta", "G5012.3.testreads.bam"}) fs::copy_file(ebov / f, root / f);
+  Daemon d;
+  ASSERT_TRUE(d.start(data_args() + " --workers 1 --threads 2 --allow-root " + q(root.string()),
+                      tmp.path / "serve.log"))
+      << log_of(d);
+  const json body = {{"workflow", "germline"},
+                     {"sample", "G5012.3"},
+                     {"inputs",
+                      {{"reference", (root / "ebov-makona.fasta").string()},
+                       {"reads", (root / "G5012.3.testreads.bam").string()}}},
+                     {"parameters", {{"threads", 2}, {"ploidy", 1}}}};
+  HttpResult sub = d.post("/v1/runs", body.dump());
+  ASSERT_EQ(sub.status, 201) << sub.body;
+  const std::string id = sub.j().at("id").get<std::string>();
+  json run = d.wait_run(id);
+  ASSERT_EQ(run.value("state", ""), "COMPLETE") << run.dump(2) << log_of(d);
+  const fs::path bam = tmp.path / "ebov.bam", vcf = tmp.path / "ebov.vcf.gz";
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/bam", "", {}, bam.string()).status, 200);
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/vcf", "", {}, vcf.string()).status, 200);
+  std::string in_rg, out_rg, gts;
+  ASSERT_EQ(
+      run_command("samtools view -H " + (root / "G5012.3.testreads.bam").string() + " | grep '^@RG'", &in_rg),
+      0);
+  ASSERT_EQ(run_command("samtools view -H " + bam.string() + " | grep '^@RG'", &out_rg), 0);
+  EXPECT_EQ(out_rg, in_rg);
+  ASSERT_EQ(run_command("bcftools query -f '[%GT]\\n' " + vcf.string() + " | sort | uniq -c", &gts), 0);
+  EXPECT_EQ(gts, "     15 1\n") << "15 haploid alt calls (13 SNPs, 2 indels)";
+  EXPECT_EQ(d.kill_now(SIGTERM), 0) << log_of(d);
+}
+
 TEST_F(ServeFixture, TokensAndScopes) {
   write_file(tmp.path / "tokens", "# test tokens\ntok-client client\ntok-worker worker\ntok-admin admin\n");
   Daemon d;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+#include "host/io/read_groups.hpp"
 #include "host/io/read_source.hpp"
 #include "host/io/reference.hpp"
 #include "tests/test_support.hpp"
@@ -652,3 +653,57 @@ TEST(ReadSourceLarge, PlainFastqManyBatches) {
   EXPECT_EQ(bases, n * 150);
   EXPECT_EQ(batches, 7u);
 }
+
+namespace {
+
+// Each read keeps its read group through pairing and the single-end tail (ReadBatch::read_groups
+// indexes read_group_ids()); a tag no @RG line declares is dropped; a header without @RG lines gives
+// no per-read read groups at all.
+TEST(ReadSourceBam, PerReadReadGroupsFollowTheirReads) {
+  TempDir tmp;
+  auto sam = tmp.path / "rg.sam";
+  write_file(sam,
+             "@SQ\tSN:c\tLN:100\n"
+             "@RG\tID:a\tSM:x\n"
+             "@RG\tID:b\tSM:x\tLB:l2\n"
+             "p1\t147\tc\t1\t60\t4M\t=\t10\t0\tAACG\tABCD\tRG:Z:b\n"
+             "p2\t83\tc\t2\t60\t5M\t=\t10\t0\tACGTN\t!!#$%\tRG:Z:a\n"
+             "orphan\t73\tc\t3\t60\t3M\t=\t3\t0\tGGG\tIII\tRG:Z:zz\n"
+             "unp\t0\tc\t4\t60\t2M\t*\t0\t0\tAC\tII\tRG:Z:b\n"
+             "p1\t99\tc\t10\t60\t3M\t=\t1\t0\tCCA\t*\tRG:Z:b\n"
+             "p2\t163\tc\t20\t60\t3M\t=\t2\t0\tRYN\tFGH\tRG:Z:a\n");
+  auto src = omicsd::open_read_source(single(sam));
+  EXPECT_EQ(src->read_group_ids(), (std::vector<std::string>{"a", "b"}));
+  std::vector<std::pair<std::string, int32_t>> got;
+  ReadBatch batch;
+  while (src->next(batch, 1000)) {
+    ASSERT_EQ(batch.read_groups.size(), batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) got.emplace_back(batch.name(i), batch.read_groups[i]);
+  }
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, int32_t>>{
+                     {"p1", 1}, {"p1", 1}, {"p2", 0}, {"p2", 0}, {"orphan", -1}, {"unp", 1}}));
+
+  auto plain = tmp.path / "plain.sam";
+  write_file(plain, "@SQ\tSN:c\tLN:100\nr\t0\tc\t1\t60\t2M\t*\t0\t0\tAC\tII\tRG:Z:a\n");
+  auto src2 = omicsd::open_read_source(single(plain));
+  ASSERT_TRUE(src2->next(batch, 10));
+  EXPECT_TRUE(batch.read_groups.empty());
+  EXPECT_TRUE(src2->read_group_ids().empty());
+}
+
+TEST(ReadGroups, SamplesOfHeaderLinesDistinctInOrder) {
+  EXPECT_EQ(
+      omicsd::read_group_samples("@HD\tVN:1.6\n@RG\tID:a\tSM:s2\n@RG\tID:b\tPL:x\tSM:s1\n@RG\tID:c\tSM:s2\n"
+                                 "@RG\tID:d\n@CO\tSM:no"),
+      (std::vector<std::string>{"s2", "s1"}));
+  EXPECT_TRUE(omicsd::read_group_samples("").empty());
+  TempDir tmp;
+  auto sam = tmp.path / "h.sam", fq = tmp.path / "r.fq";
+  write_file(sam, "@SQ\tSN:c\tLN:100\n@RG\tID:a\tSM:x\n@RG\tID:b\tSM:y\n");
+  write_file(fq, "@r\nACGT\n+\nIIII\n");
+  EXPECT_EQ(omicsd::read_group_lines_of_file(sam.string()), "@RG\tID:a\tSM:x\n@RG\tID:b\tSM:y");
+  EXPECT_EQ(omicsd::read_group_lines_of_file(fq.string()), "");
+  EXPECT_THROW(omicsd::read_group_lines_of_file((tmp.path / "missing.bam").string()), InputError);
+}
+
+}  // namespace

@@ -535,6 +535,51 @@ TEST(VcfWriter, GvcfBlocksAndNonRef) {
   EXPECT_EQ(std::stoul(out), 60000u + (20000u - 5u) + 1u) << out;  // chr2:1-5 not covered
 }
 
+// Any ploidy: GT of P alleles, PL of C(N+P-1, P) values, AC/AN over the P copies; gVCF NON_REF PLs
+// and reference blocks of the record's ploidy.
+TEST(VcfWriter, HaploidAndTriploidRecordsAndBlocks) {
+  Fixture fx;
+  const std::string path = fx.out("ploidy.g.vcf.gz");
+  {
+    VcfWriter w(options(path, true), fx.ref);
+    w.write_ref_block(0, 0, 100, fx.at(0, 0), 20, 40, 1);
+    VcfRecord h = snp(fx, 0, 100, 1, 1);
+    h.gt = {1};
+    h.pl = {300, 0};
+    w.write(h);
+    VcfRecord t = snp(fx, 0, 200, 0, 1);
+    t.gt = {0, 1, 1};
+    t.pl = {90, 20, 0, 40};
+    w.write(t);
+    w.write_ref_block(0, 300, 400, fx.at(0, 300), 10, 17, 3);
+    VcfRecord bad = snp(fx, 0, 500, 0, 1);
+    bad.gt = {0, 1, 1};  // a diploid PL for a triploid GT
+    EXPECT_THROW(w.write(bad), Error);
+    bad.gt = {};
+    EXPECT_THROW(w.write(bad), Error);
+    w.finish();
+  }
+  ReadBack rb = read_vcf(path);
+  ASSERT_EQ(rb.recs.size(), 4u);
+  bcf1_t* b0 = rb.recs[0].get();
+  EXPECT_EQ(gt_text(rb, b0), "0");
+  EXPECT_EQ(fmt_ints(rb, b0, "PL"), (std::vector<int>{0, 40}));
+  bcf1_t* h = rb.recs[1].get();
+  EXPECT_EQ(gt_text(rb, h), "1");
+  EXPECT_EQ(fmt_ints(rb, h, "PL"), (std::vector<int>{300, 0, 300}));  // + NON_REF: C(3, 1) = 3 genotypes
+  EXPECT_EQ(info_ints(rb, h, "AC"), (std::vector<int>{1, 0}));
+  EXPECT_EQ(info_ints(rb, h, "AN"), (std::vector<int>{1}));
+  bcf1_t* t = rb.recs[2].get();
+  EXPECT_EQ(gt_text(rb, t), "0/1/1");
+  // C(5, 3) = 10 genotypes with NON_REF: the 4 given, then the 6 containing NON_REF at the worst PL.
+  EXPECT_EQ(fmt_ints(rb, t, "PL"), (std::vector<int>{90, 20, 0, 40, 90, 90, 90, 90, 90, 90}));
+  EXPECT_EQ(info_ints(rb, t, "AC"), (std::vector<int>{2, 0}));
+  EXPECT_EQ(info_ints(rb, t, "AN"), (std::vector<int>{3}));
+  bcf1_t* b3 = rb.recs[3].get();
+  EXPECT_EQ(gt_text(rb, b3), "0/0/0");
+  EXPECT_EQ(fmt_ints(rb, b3, "PL"), (std::vector<int>{0, 17, 34, 51}));
+}
+
 TEST(VcfWriter, RefBlocksNeedGvcfMode) {
   Fixture fx;
   VcfWriter w(options(fx.out()), fx.ref);

@@ -41,7 +41,22 @@ AlignStats run_align(const AlignOptions& o) {
 
   std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads, o.device);
 
-  sam_hdr_t* header = build_bam_header(ref, o.read_group, o.command_line, o.reference_uri);
+  // A given -R line tags every read; otherwise a BAM/CRAM input's read groups are kept, header lines
+  // and each read's RG tag (an unaligned BAM carries its lanes and libraries that way).
+  std::vector<std::string> read_group_lines;
+  std::vector<std::string> input_read_groups;
+  if (!o.read_group.empty()) {
+    read_group_lines.push_back(o.read_group);
+  } else {
+    const std::string kept = source->read_group_lines();
+    for (size_t start = 0; start < kept.size();) {
+      const size_t nl = std::min(kept.find('\n', start), kept.size());
+      read_group_lines.push_back(kept.substr(start, nl - start));
+      start = nl + 1;
+    }
+    input_read_groups = source->read_group_ids();
+  }
+  sam_hdr_t* header = build_bam_header(ref, read_group_lines, o.command_line, o.reference_uri);
   BamOutputOptions bo;
   bo.path = o.output;
   bo.cram = o.cram;
@@ -63,6 +78,7 @@ AlignStats run_align(const AlignOptions& o) {
   mo.min_score = o.min_score;
   mo.threads = threads;
   mo.read_group_id = read_group_id(o.read_group);
+  mo.read_group_ids = std::move(input_read_groups);
   Mapper mapper(ref, index, *backend, mo);
 
   // The next batch is read while the current one is mapped; memory holds two batches.

@@ -367,9 +367,12 @@ void Mapper::build_records(const ReadBatch& batch) {
         const std::string mc = cigar_string(mate->cigar);
         bam_aux_append(b, "MC", 'Z', int(mc.size() + 1), reinterpret_cast<const uint8_t*>(mc.c_str()));
       }
-      if (!opt_.read_group_id.empty())
-        bam_aux_append(b, "RG", 'Z', int(opt_.read_group_id.size() + 1),
-                       reinterpret_cast<const uint8_t*>(opt_.read_group_id.c_str()));
+      const std::string* rg = opt_.read_group_id.empty() ? nullptr : &opt_.read_group_id;
+      if (!rg && !batch.read_groups.empty() && batch.read_groups[i] >= 0 &&
+          size_t(batch.read_groups[i]) < opt_.read_group_ids.size())
+        rg = &opt_.read_group_ids[size_t(batch.read_groups[i])];
+      if (rg)
+        bam_aux_append(b, "RG", 'Z', int(rg->size() + 1), reinterpret_cast<const uint8_t*>(rg->c_str()));
     }
   });
 }

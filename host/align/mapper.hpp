@@ -21,6 +21,8 @@ struct MapperOptions {
   int32_t max_rescue_window = 2000;
   int threads = 1;
   std::string read_group_id;  // RG:Z tag on every record when non-empty
+  // Otherwise each read keeps its input read group: ReadBatch::read_groups indexes these IDs.
+  std::vector<std::string> read_group_ids;
 };
 
 // One placement of a read on the reference (contig coordinates, 0-based, half-open).

@@ -36,7 +36,15 @@ struct CallOptions {
   std::string backend = "auto";  // auto | cpu | cuda
   int device = 0;                // CUDA device index for the cuda backend (--device)
   std::string command_line;
-  std::string sample;  // default: SM of the BAM's first @RG, else the file's base name
+  std::string sample;  // default: SM of the BAM's @RG lines, else the file's base name
+  // Several SM values among the @RG lines are refused unless this is set; then they are called
+  // together as one sample (named by `sample`, else the first SM).
+  bool allow_multiple_samples = false;
+  // Ploidy (ploidy_map.hpp): the default, then --sex rules (male/female/""), then a BED of
+  // "chrom start end ploidy" lines overriding both (ploidy 0: not called).
+  int ploidy = 2;
+  std::string sex;
+  std::string ploidy_bed;
   CallParams params;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 #include "host/call/bed.hpp"
@@ -11,6 +12,7 @@
 #include "host/call/evidence_reads.hpp"
 #include "host/call/genotype_backend_select.hpp"
 #include "host/call/genotyper.hpp"
+#include "host/call/ploidy_map.hpp"
 #include "host/call/vcf_writer.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
@@ -21,8 +23,17 @@ namespace {
 // Hom-ref blocks of a gVCF between variant records: runs of positions whose depth falls in the same
 // band. Reference confidence is approximated from depth alone (GQ = min(99, 3 x depth): each
 // reference read makes a heterozygous genotype ~2x less likely), which is what the band records.
+// For ploidy P >= 3 the least costly alternative has one alternate copy in P, which a reference read
+// makes only P/(P-1) times less likely: GQ = floor(10 log10(P/(P-1)) x depth) (1.76 per read for
+// P = 3); a haploid keeps the diploid 3 per read, a lower bound (its alternative costs about the base
+// quality per read).
+int ref_block_gq(int ploidy, int depth) {
+  if (ploidy <= 2) return std::min(99, 3 * depth);
+  return std::min(99, int(10.0 * std::log10(double(ploidy) / double(ploidy - 1)) * depth));
+}
+
 void write_ref_blocks(VcfWriter& writer, const Reference& ref, int32_t contig, int64_t begin, int64_t end,
-                      const std::vector<int>& depth, int64_t depth_origin) {
+                      const std::vector<int>& depth, int64_t depth_origin, int ploidy) {
   static constexpr int kBands[] = {0, 1, 5, 10, 20, 30};
   auto band = [](int d) {
     int b = 0;
@@ -40,9 +51,17 @@ void write_ref_blocks(VcfWriter& writer, const Reference& ref, int32_t contig, i
       min_dp = std::min(min_dp, depth[size_t(q - depth_origin)]);
       ++q;
     }
-    writer.write_ref_block(contig, p, q, std::string(1, "ACGTN"[rc[p]]), min_dp, std::min(99, 3 * min_dp));
+    writer.write_ref_block(contig, p, q, std::string(1, "ACGTN"[rc[p]]), min_dp, ref_block_gq(ploidy, min_dp),
+                           ploidy);
     p = q;
   }
+}
+
+std::string join_samples(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) out += (i ? ", " : "") + names[i];
+  if (names.size() > 5) out += ", ...";
+  return out;
 }
 
 }  // namespace
@@ -60,8 +79,22 @@ CallStats run_call(const CallOptions& o) {
     for (size_t c = 0; c < ref.contigs().size(); ++c)
       regions.push_back({int32_t(c), 0, ref.contigs()[c].length});
 
+  const std::vector<std::string> bam_samples = bam.sample_names();
+  if (bam_samples.size() > 1 && !o.allow_multiple_samples)
+    throw InputError(o.bam + ": reads of " + std::to_string(bam_samples.size()) + " samples (@RG SM " +
+                     join_samples(bam_samples) +
+                     "): call one sample per run, or pass --allow-multiple-samples to call them as one "
+                     "sample named by --sample");
+  if (bam_samples.size() > 1)
+    spdlog::warn("{}: calling the reads of {} samples ({}) as one sample", o.bam, bam_samples.size(),
+                 join_samples(bam_samples));
   std::string sample = o.sample.empty() ? bam.sample_name() : o.sample;
   if (sample.empty()) sample = std::filesystem::path(o.bam).stem().string();
+  const PloidyMap ploidy = build_ploidy_map(ref, o.ploidy, parse_sex(o.sex), o.ploidy_bed);
+  std::vector<PloidyRegion> pieces;  // the regions cut where the ploidy changes; ploidy 0 left out
+  for (const Interval& iv : regions)
+    for (const PloidyRegion& piece : ploidy.split(iv))
+      if (piece.ploidy > 0) pieces.push_back(piece);
   auto backend = select_genotype_backend(o.backend, threads, o.device);
 
   VcfWriterOptions wo;
@@ -82,7 +115,7 @@ CallStats run_call(const CallOptions& o) {
   // Shards of fixed size (never dependent on threads, so the output is not either). A window still
   // open at a shard's end is carried into the next shard of the same interval.
   const int64_t fetch_pad = 2 * p.window_pad + 300;
-  for (const Interval& iv : regions) {
+  for (const PloidyRegion& iv : pieces) {
     std::vector<Candidate> carried;
     int64_t written_to = iv.begin;  // gVCF: reference blocks cover [iv.begin, iv.end) between records
     for (int64_t sb = iv.begin; sb < iv.end; sb += p.shard_size) {
@@ -115,7 +148,7 @@ CallStats run_call(const CallOptions& o) {
         }
       }
       std::vector<VcfRecord> records;
-      genotyper.genotype(windows, reads, records, mapq_zero);
+      genotyper.genotype(windows, reads, records, mapq_zero, iv.ploidy);
       // Depth for gVCF blocks.
       std::vector<int> depth;
       if (o.gvcf) {
@@ -137,7 +170,7 @@ CallStats run_call(const CallOptions& o) {
         if (!targets.empty() && !overlaps(targets, r.contig, r.pos, r.pos + int64_t(r.ref.size()))) continue;
         if (r.pos < written_to) continue;  // overlaps a record already written (a split window's site)
         if (o.gvcf && r.pos > written_to)
-          write_ref_blocks(writer, ref, iv.contig, written_to, r.pos, depth, fb);
+          write_ref_blocks(writer, ref, iv.contig, written_to, r.pos, depth, fb, iv.ploidy);
         writer.write(r);
         written_to = r.pos + int64_t(r.ref.size());
         ++st.records;
@@ -148,7 +181,7 @@ CallStats run_call(const CallOptions& o) {
         int64_t block_end = se;
         for (const Candidate& c : carried) block_end = std::min(block_end, c.allele.pos);
         if (block_end > written_to) {
-          write_ref_blocks(writer, ref, iv.contig, written_to, block_end, depth, fb);
+          write_ref_blocks(writer, ref, iv.contig, written_to, block_end, depth, fb, iv.ploidy);
           written_to = block_end;
         }
       }

@@ -10,6 +10,7 @@
 
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
+#include "host/io/read_groups.hpp"
 
 namespace omicsd {
 namespace {
@@ -94,6 +95,11 @@ std::string AlignmentFile::sample_name() const {
   if (sam_hdr_find_tag_pos(hdr_, "RG", 0, "SM", &ks) == 0) sm.assign(ks.s, ks.l);
   ks_free(&ks);
   return sm;
+}
+
+std::vector<std::string> AlignmentFile::sample_names() const {
+  const char* text = sam_hdr_str(hdr_);
+  return text ? read_group_samples(text) : std::vector<std::string>{};
 }
 
 void AlignmentFile::fetch(int contig, int64_t begin, int64_t end, const CallParams& p,

@@ -41,6 +41,8 @@ class AlignmentFile {
              std::vector<EvidenceRead>& out);
   // SM of the first @RG line, or empty.
   std::string sample_name() const;
+  // The distinct SM values of all @RG lines, in header order.
+  std::vector<std::string> sample_names() const;
   const std::string& path() const { return path_; }
 
  private:

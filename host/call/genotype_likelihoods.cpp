@@ -182,9 +182,16 @@ double qual_not_hom_ref(const std::vector<double>& gls, size_t n_alleles, const 
     throw InputError("variant quality: " + std::to_string(gls.size()) + " likelihoods for " +
                      std::to_string(n_alleles) + " alleles");
   if (n_alleles < 2) return 0.0;
+  return qual_not_hom_ref_given_priors(gls, genotype_log10_priors(n_alleles, params));
+}
+
+double qual_not_hom_ref_given_priors(const std::vector<double>& gls, const std::vector<double>& lp) {
+  if (gls.size() != lp.size())
+    throw InputError("variant quality: " + std::to_string(gls.size()) + " likelihoods for " +
+                     std::to_string(lp.size()) + " priors");
+  if (gls.size() < 2) return 0.0;
   // QUAL = -10 log10 P(hom-ref | reads) = 10 log10(1 + sum_{g != 0} 10^d_g), d_g the log10 posterior
   // odds of g against hom-ref; log1p keeps small QUALs accurate.
-  const std::vector<double> lp = genotype_log10_priors(n_alleles, params);
   const double ref = gls[0] + lp[0];
   double mx = kNegInf;
   std::vector<double> d(gls.size(), kNegInf);

@@ -94,6 +94,8 @@ std::vector<double> genotype_log10_posteriors(const std::vector<double>& gls, si
 inline constexpr double kMaxQual = 1e6;
 double qual_not_hom_ref(const std::vector<double>& gls, size_t n_alleles,
                         const GenotypePriorParams& params = {});
+// The same from given log10 priors (one per genotype, hom-ref first): any ploidy.
+double qual_not_hom_ref_given_priors(const std::vector<double>& gls, const std::vector<double>& log10_priors);
 
 // log10(10^a + 10^b), stable; -infinity when both are.
 double log10_sum_exp(double a, double b);

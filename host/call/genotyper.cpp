@@ -7,6 +7,7 @@
 
 #include "host/call/call_filters.hpp"
 #include "host/call/genotype_likelihoods.hpp"
+#include "host/call/ploidy_genotypes.hpp"
 #include "host/call/repeat_context.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/parallel.hpp"
@@ -161,7 +162,7 @@ std::vector<CallWindow> make_windows(const Reference& ref, const std::vector<Can
 
 void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
                                std::vector<VcfRecord>& out,
-                               const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans) {
+                               const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans, int ploidy) {
   if (windows.empty()) return;
   // One batch per gap-open penalty (repeat context): each backend call has one PairHmmParams, so
   // every backend computes exactly what it computes for a single batch. Batches in penalty order.
@@ -300,10 +301,9 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
           std::copy(L + rows[x] * nh, L + rows[x] * nh + nh, sub.begin() + long(x * nh));
         const std::vector<double> ra =
             marginalize_read_likelihoods(sub.data(), rows.size(), nh, hap_allele, na);
-        const std::vector<double> gls = diploid_genotype_log10_likelihoods(ra.data(), rows.size(), na);
+        const std::vector<double> gls = genotype_log10_likelihoods(ra.data(), rows.size(), na, ploidy);
         const size_t g = best_genotype(gls);
-        const auto [g0, g1] = genotype_alleles(g);
-        const double qual = qual_not_hom_ref(gls, na);
+        const double qual = qual_not_hom_ref(gls, na, ploidy);
         if (g != 0 && rows.size() > 0 && qual >= params_.emit_qual) {
           VcfRecord rec;
           rec.contig = w.contig;
@@ -315,8 +315,7 @@ void WindowGenotyper::genotype(const std::vector<CallWindow>& windows, const std
           }
           rec.qual = float(std::min(qual, 9999.0));
           SiteEvidence ev;
-          rec.gt[0] = int(g0);
-          rec.gt[1] = int(g1);
+          rec.gt = genotype_alleles(g, ploidy);
           rec.pl = pl_from_log10(gls);
           for (int& v : rec.pl) v = std::min(v, 99999);
           rec.gq = gq_from_pl(rec.pl);

@@ -33,7 +33,8 @@ struct GenotypeCounters {
 // penalty of its most repetitive candidate's tandem-repeat context, host/call/repeat_context.hpp), then
 // computes per-site genotype likelihoods (reads marginalised to the site's alleles, as GATK HaplotypeCaller
 // does), GT, GQ, PL, AD, DP and QUAL, the site annotations and FILTERs (host/call/call_filters.hpp), and
-// appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order.
+// appends the variant records (QUAL >= params.emit_qual, non-reference GT) in window order. Every window is
+// genotyped at `ploidy` (ploidy_genotypes.hpp; 2 is the diploid code path).
 class WindowGenotyper {
  public:
   WindowGenotyper(const Reference& ref, GenotypeBackend& backend, const CallParams& params, int threads)
@@ -42,7 +43,7 @@ class WindowGenotyper {
   // scored; they give INFO/MQ0F).
   void genotype(const std::vector<CallWindow>& windows, const std::vector<EvidenceRead>& reads,
                 std::vector<VcfRecord>& out,
-                const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans = {});
+                const std::vector<std::pair<int64_t, int64_t>>& mapq_zero_spans = {}, int ploidy = 2);
   const GenotypeCounters& counters() const { return counters_; }
 
  private:

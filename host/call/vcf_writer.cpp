@@ -15,6 +15,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "host/call/ploidy_genotypes.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
@@ -337,15 +338,19 @@ struct VcfWriter::Impl {
     }
     const int n_called = int(n_alts) + 1;             // alleles the caller knows about
     const int n_out = n_called + (opt.gvcf ? 1 : 0);  // alleles written
-    for (int k = 0; k < 2; ++k)
-      if (r.gt[k] < -1 || r.gt[k] >= n_called)
+    const int ploidy = int(r.gt.size());
+    if (ploidy < 1 || ploidy > kMaxPloidy)
+      bad(contig, pos,
+          "GT has " + std::to_string(ploidy) + " alleles, expected 1 to " + std::to_string(kMaxPloidy));
+    for (int k = 0; k < ploidy; ++k)
+      if (r.gt[size_t(k)] < -1 || r.gt[size_t(k)] >= n_called)
         bad(contig, pos,
-            "GT allele " + std::to_string(r.gt[k]) + " out of range (" + std::to_string(n_called) +
+            "GT allele " + std::to_string(r.gt[size_t(k)]) + " out of range (" + std::to_string(n_called) +
                 " alleles)");
     if (!r.ad.empty() && r.ad.size() != size_t(n_called))
       bad(contig, pos,
           "AD has " + std::to_string(r.ad.size()) + " values, expected " + std::to_string(n_called));
-    const size_t g_called = size_t(n_called) * size_t(n_called + 1) / 2;
+    const size_t g_called = genotype_count(size_t(n_called), ploidy);
     if (!r.pl.empty() && r.pl.size() != g_called)
       bad(contig, pos,
           "PL has " + std::to_string(r.pl.size()) + " values, expected " + std::to_string(g_called));
@@ -392,10 +397,10 @@ struct VcfWriter::Impl {
     }
     int32_t an = 0;
     ibuf.assign(size_t(n_out - 1), 0);  // AC, one per written ALT (NON_REF included: always 0)
-    for (int k = 0; k < 2; ++k) {
-      if (r.gt[k] < 0) continue;
+    for (const int a : r.gt) {
+      if (a < 0) continue;
       ++an;
-      if (r.gt[k] > 0) ++ibuf[size_t(r.gt[k] - 1)];
+      if (a > 0) ++ibuf[size_t(a - 1)];
     }
     if (n_out > 1) update_info_i("AC", ibuf.data(), int(ibuf.size()), contig, pos);
     update_info_i("AN", &an, 1, contig, pos);
@@ -409,11 +414,12 @@ struct VcfWriter::Impl {
     for (const VcfInfoValue& v : r.info) write_extra_info(v, contig, pos);
 
     // FORMAT.
-    int32_t gt[2];
-    gt[0] = r.gt[0] < 0 ? bcf_gt_missing : bcf_gt_unphased(r.gt[0]);
-    gt[1] = r.gt[1] < 0 ? bcf_gt_missing : bcf_gt_unphased(r.gt[1]);
-    if (r.phased) gt[1] = r.gt[1] < 0 ? bcf_gt_missing | 1 : bcf_gt_phased(r.gt[1]);
-    if (bcf_update_genotypes(hdr.get(), rec, gt, 2) < 0) bad(contig, pos, "cannot set GT");
+    ibuf.resize(size_t(ploidy));
+    for (size_t k = 0; k < size_t(ploidy); ++k) {
+      ibuf[k] = r.gt[k] < 0 ? bcf_gt_missing : bcf_gt_unphased(r.gt[k]);
+      if (r.phased && k > 0) ibuf[k] = r.gt[k] < 0 ? bcf_gt_missing | 1 : bcf_gt_phased(r.gt[k]);
+    }
+    if (bcf_update_genotypes(hdr.get(), rec, ibuf.data(), ploidy) < 0) bad(contig, pos, "cannot set GT");
     if (r.gq >= 0) {
       const int32_t v = r.gq;
       update_fmt_i("GQ", &v, 1, contig, pos);
@@ -430,9 +436,10 @@ struct VcfWriter::Impl {
     if (!r.pl.empty()) {
       ibuf.assign(r.pl.begin(), r.pl.end());
       if (opt.gvcf) {
-        // Genotypes containing NON_REF (allele n_called) are the last n_called+1 in VCF order.
+        // Genotypes containing NON_REF (allele n_called) are the last ones in VCF order: n_called+1
+        // of them for a diploid.
         const int32_t worst = *std::max_element(r.pl.begin(), r.pl.end());
-        ibuf.insert(ibuf.end(), size_t(n_called + 1), worst);
+        ibuf.insert(ibuf.end(), genotype_count(size_t(n_out), ploidy) - g_called, worst);
       }
       update_fmt_i("PL", ibuf.data(), int(ibuf.size()), contig, pos);
     }
@@ -440,8 +447,10 @@ struct VcfWriter::Impl {
   }
 
   void write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive, const std::string& ref_base,
-                       int min_dp, int gq) {
+                       int min_dp, int gq, int ploidy) {
     check_usable("write_ref_block");
+    if (ploidy < 1 || ploidy > kMaxPloidy)
+      bad(contig, start, "reference block ploidy " + std::to_string(ploidy) + " out of range");
     if (!opt.gvcf) bad(contig, start, "reference blocks need gVCF mode");
     if (ref_base.size() != 1)
       bad(contig, start, "reference block base '" + ref_base + "' must be one letter");
@@ -462,8 +471,8 @@ struct VcfWriter::Impl {
     set_qual_missing();
     const int32_t end = int32_t(end_exclusive);  // 1-based inclusive end
     update_info_i("END", &end, 1, contig, start);
-    int32_t gt[2] = {bcf_gt_unphased(0), bcf_gt_unphased(0)};
-    if (bcf_update_genotypes(hdr.get(), rec, gt, 2) < 0) bad(contig, start, "cannot set GT");
+    ibuf.assign(size_t(ploidy), bcf_gt_unphased(0));
+    if (bcf_update_genotypes(hdr.get(), rec, ibuf.data(), ploidy) < 0) bad(contig, start, "cannot set GT");
     if (gq >= 0) {
       const int32_t v = gq;
       update_fmt_i("GQ", &v, 1, contig, start);
@@ -474,8 +483,10 @@ struct VcfWriter::Impl {
       update_fmt_i("DP", &v, 1, contig, start);
     }
     if (gq >= 0) {
-      const int32_t pl[3] = {0, gq, int32_t(std::min<int64_t>(int64_t(gq) * 2, INT32_MAX / 2))};
-      update_fmt_i("PL", pl, 3, contig, start);
+      ibuf.resize(size_t(ploidy) + 1);  // k NON_REF copies: k * gq (see the header)
+      for (size_t k = 0; k <= size_t(ploidy); ++k)
+        ibuf[k] = int32_t(std::min<int64_t>(int64_t(gq) * int64_t(k), INT32_MAX / 2));
+      update_fmt_i("PL", ibuf.data(), ploidy + 1, contig, start);
     }
     emit(contig, start);
   }
@@ -547,8 +558,8 @@ VcfWriter::~VcfWriter() = default;
 void VcfWriter::write(const VcfRecord& record) { impl_->write(record); }
 
 void VcfWriter::write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive,
-                                const std::string& ref_base, int min_dp, int gq) {
-  impl_->write_ref_block(contig, start, end_exclusive, ref_base, min_dp, gq);
+                                const std::string& ref_base, int min_dp, int gq, int ploidy) {
+  impl_->write_ref_block(contig, start, end_exclusive, ref_base, min_dp, gq, ploidy);
 }
 
 void VcfWriter::finish() { impl_->finish(); }

@@ -48,11 +48,11 @@ struct VcfRecord {
   std::vector<std::string> alts;     // A/C/G/T/N strings or "*"; distinct, none equal to ref
   float qual = 0;                    // NaN: missing
   std::vector<std::string> filters;  // empty: PASS; otherwise ids declared in VcfWriterOptions::filters
-  int gt[2] = {-1, -1};              // allele indices, -1 = missing
+  std::vector<int> gt{-1, -1};       // allele indices, one per chromosome copy (ploidy); -1 = missing
   bool phased = false;               // written as a|b
   int gq = -1, dp = -1;              // -1: not written
   std::vector<int> ad;               // empty, or one per allele (ref first); values >= 0
-  std::vector<int> pl;               // empty, or one per diploid genotype in VCF order; values >= 0
+  std::vector<int> pl;               // empty, or one per genotype of gt.size() in VCF order; values >= 0
   // INFO: DP (total depth), MQ (RMS mapping quality); -1: not written. AC/AN/AF are computed from GT.
   int info_dp = -1;
   float info_mq = -1;
@@ -87,13 +87,16 @@ struct VcfWriterOptions {
 //    counted as "some other allele"), AC/AF a 0. PL is extended to the genotypes of the larger allele
 //    set: the genotypes without <NON_REF> keep their PLs, every genotype that contains <NON_REF> gets
 //    the largest (worst) of the given PLs, i.e. "at least as unlikely as the least likely called
-//    genotype". In VCF genotype order those are exactly the last n_alleles+1 entries.
-//  - write_ref_block(contig, start, end_exclusive, base, min_dp, gq) writes
+//    genotype". In VCF genotype order those are exactly the last entries (n_alleles+1 of them for a
+//    diploid, 1 for a haploid: genotype_count(n+1, P) - genotype_count(n, P) for ploidy P).
+//  - write_ref_block(contig, start, end_exclusive, base, min_dp, gq, ploidy) writes
 //    REF=<base at start> ALT=<NON_REF> QUAL=. FILTER=. INFO/END=<end_exclusive (1-based inclusive end)>
 //    GT=0/0 GQ=gq MIN_DP=min_dp DP=min_dp PL=0,gq,2*gq (gq < 0: GQ and PL omitted; min_dp < 0: MIN_DP
 //    and DP omitted). 2*gq for NON_REF/NON_REF is a lower bound of the true value under the usual
 //    per-read error model (a hom-alt genotype costs ~Q+4.8 per reference read, a het ~3), so it never
-//    overstates confidence in the block.
+//    overstates confidence in the block. For ploidy P the GT has P zeros ("0" haploid, "0/0/0"
+//    triploid) and PL has P+1 values, k*gq for the genotype with k NON_REF copies: the per-read cost of
+//    k copies, -10 log10(1 - k/P), is convex in k, so k times the one-copy cost is a lower bound.
 //
 // Order: records (and blocks, by start) must come in reference order: contig index ascending, then
 // position non-decreasing. Anything going backwards throws Error (callers shard and write in order).
@@ -116,7 +119,7 @@ class VcfWriter {
   void write(const VcfRecord& record);
   // gVCF only (throws otherwise): a hom-ref block covering [start, end_exclusive) of `contig`.
   void write_ref_block(int32_t contig, int64_t start, int64_t end_exclusive, const std::string& ref_base,
-                       int min_dp, int gq);
+                       int min_dp, int gq, int ploidy = 2);
   void finish();
   // Records written so far (variant records plus reference blocks).
   size_t records_written() const;

@@ -88,7 +88,20 @@ std::string read_group_id(const std::string& read_group_line) { return parse_rea
 
 sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_line,
                             const std::string& command_line, const std::string& reference_uri) {
-  const ReadGroup rg = parse_read_group(read_group_line);
+  std::vector<std::string> lines;
+  if (!read_group_line.empty()) lines.push_back(read_group_line);
+  return build_bam_header(ref, lines, command_line, reference_uri);
+}
+
+sam_hdr_t* build_bam_header(const Reference& ref, const std::vector<std::string>& read_group_lines,
+                            const std::string& command_line, const std::string& reference_uri) {
+  std::vector<ReadGroup> groups;
+  for (const std::string& line : read_group_lines) {
+    groups.push_back(parse_read_group(line));
+    for (size_t i = 0; i + 1 < groups.size(); ++i)
+      if (groups[i].id == groups.back().id)
+        throw InputError("read group ID '" + groups.back().id + "' is declared twice");
+  }
 
   std::error_code ec;
   fs::path abs = fs::absolute(ref.path(), ec);
@@ -119,11 +132,11 @@ sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_
     sam_hdr_destroy(h);
     throw Error("cannot build the BAM header for reference " + ref.path());
   }
-  if (!rg.line.empty()) {
-    const std::string rg_text = rg.line + "\n";
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const std::string rg_text = groups[i].line + "\n";
     if (sam_hdr_add_lines(h, rg_text.data(), rg_text.size()) < 0) {
       sam_hdr_destroy(h);
-      throw InputError("htslib rejected the read group line '" + read_group_line + "'");
+      throw InputError("htslib rejected the read group line '" + read_group_lines[i] + "'");
     }
   }
   const std::string cl = one_line(command_line);

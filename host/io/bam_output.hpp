@@ -19,6 +19,11 @@ namespace omicsd {
 sam_hdr_t* build_bam_header(const Reference& ref, const std::string& read_group_line,
                             const std::string& command_line, const std::string& reference_uri = "");
 
+// The same with several @RG lines, each as build_bam_header accepts one (an input's read groups,
+// kept through re-alignment). Throws InputError for a malformed line or a repeated ID.
+sam_hdr_t* build_bam_header(const Reference& ref, const std::vector<std::string>& read_group_lines,
+                            const std::string& command_line, const std::string& reference_uri = "");
+
 // ID of the @RG line (empty when none); used to tag every record with RG:Z.
 std::string read_group_id(const std::string& read_group_line);
 

@@ -79,6 +79,15 @@ BamReadsSource::BamReadsSource(const ReadInputSpec& spec, htsFile* fp) : path_(s
         if (line.substr(0, 4) == "@RG\t") {
           if (!rg_lines_.empty()) rg_lines_ += '\n';
           rg_lines_.append(line);
+          const size_t id = line.find("\tID:");
+          if (id != std::string_view::npos) {
+            const std::string_view rest = line.substr(id + 4);
+            std::string name(rest.substr(0, rest.find('\t')));
+            if (!rg_index_.count(name)) {
+              rg_index_.emplace(name, int32_t(rg_ids_.size()));
+              rg_ids_.push_back(std::move(name));
+            }
+          }
         }
         if (nl == std::string_view::npos) break;
         all.remove_prefix(nl + 1);
@@ -183,10 +192,27 @@ bool BamReadsSource::read_primary() {
   }
 }
 
+int32_t BamReadsSource::read_group_of_record() {
+  if (rg_ids_.empty()) return -1;
+  const uint8_t* tag = bam_aux_get(b_, "RG");
+  if (!tag) return -1;
+  const char* id = bam_aux2Z(tag);
+  if (id) {
+    const auto it = rg_index_.find(id);
+    if (it != rg_index_.end()) return it->second;
+  }
+  if (undeclared_rg_++ == 0)
+    spdlog::warn(
+        "{}: record {} has a read group (RG:Z) that no @RG header line declares; such tags are "
+        "dropped",
+        path_, records_);
+  return -1;
+}
+
 void BamReadsSource::finish() {
   finished_ = true;
   for (auto& [name, p] : pending_)
-    singles_.push_back({p.record, name, std::move(p.bases), std::move(p.quals)});
+    singles_.push_back({p.record, name, std::move(p.bases), std::move(p.quals), p.read_group});
   const uint64_t orphans = pending_.size();
   std::sort(singles_.begin(), singles_.end(),
             [](const Single& a, const Single& b) { return a.record < b.record; });
@@ -208,6 +234,7 @@ bool BamReadsSource::next_singles(ReadBatch& batch, size_t max_reads) {
   while (singles_next_ < singles_.size() && batch.size() < limit) {
     Single& s = singles_[singles_next_++];
     batch.add(s.name, s.bases, s.quals);
+    push_read_group(batch, s.read_group);
     std::string().swap(s.bases);
     std::string().swap(s.quals);
   }
@@ -231,10 +258,12 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
     have_record_ = false;
     const bam1_t* b = b_;
     name_.assign(fastq_strip_mate_suffix(bam_get_qname(b)));
+    const int32_t rg = read_group_of_record();
     if (!paired_) {
       batch.names.append(name_);
       append_read(b, batch.bases, batch.quals);
       push_offsets(batch);
+      push_read_group(batch, rg);
       if (batch.size() == 1) fastq_reserve_batch(batch, limit);
       continue;
     }
@@ -243,7 +272,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
     const bool r2 = (flag & BAM_FREAD2) != 0;
     if (!(flag & BAM_FPAIRED) || r1 == r2) {
       ++unpaired_;
-      Single single{records_, name_, {}, {}};
+      Single single{records_, name_, {}, {}, rg};
       append_read(b, single.bases, single.quals);
       singles_.push_back(std::move(single));
       continue;
@@ -255,6 +284,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
         Pending p;
         p.record = records_;
         p.read1 = r1;
+        p.read_group = rg;
         append_read(b, p.bases, p.quals);
         pending_.emplace(name_, std::move(p));
       } else {
@@ -264,6 +294,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
         Pending& p = node.mapped();
         p.record = records_;
         p.read1 = r1;
+        p.read_group = rg;
         p.bases.clear();
         p.quals.clear();
         append_read(b, p.bases, p.quals);
@@ -279,18 +310,22 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
       batch.names.append(name_);
       append_read(b, batch.bases, batch.quals);
       push_offsets(batch);
+      push_read_group(batch, rg);
       batch.names.append(name_);
       batch.bases.append(mate.bases);
       batch.quals.append(mate.quals);
       push_offsets(batch);
+      push_read_group(batch, mate.read_group);
     } else {
       batch.names.append(name_);
       batch.bases.append(mate.bases);
       batch.quals.append(mate.quals);
       push_offsets(batch);
+      push_read_group(batch, mate.read_group);
       batch.names.append(name_);
       append_read(b, batch.bases, batch.quals);
       push_offsets(batch);
+      push_read_group(batch, rg);
     }
     if (batch.size() == 2) fastq_reserve_batch(batch, limit);
     PendingMap::node_type node = pending_.extract(it);

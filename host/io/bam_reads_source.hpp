@@ -37,11 +37,13 @@ class BamReadsSource : public ReadSource {
   bool paired() const override { return paired_; }
   uint64_t bytes_consumed() const override;
   std::string read_group_lines() const override { return rg_lines_; }
+  std::vector<std::string> read_group_ids() const override { return rg_ids_; }
 
  private:
   struct Pending {
     uint64_t record = 0;  // record number, to emit orphans in input order
     bool read1 = false;
+    int32_t read_group = -1;
     std::string bases;
     std::string quals;
   };
@@ -56,7 +58,13 @@ class BamReadsSource : public ReadSource {
   struct Single {
     uint64_t record;
     std::string name, bases, quals;
+    int32_t read_group = -1;
   };
+  // Index in rg_ids_ of the RG:Z tag of b_ (-1 when absent or not declared in the header).
+  int32_t read_group_of_record();
+  void push_read_group(ReadBatch& batch, int32_t rg) const {
+    if (!rg_ids_.empty()) batch.read_groups.push_back(rg);
+  }
   bool next_singles(ReadBatch& batch, size_t max_reads);
 
   std::string path_;
@@ -73,6 +81,9 @@ class BamReadsSource : public ReadSource {
   std::vector<Single> singles_;  // paired mode: reads without a mate, emitted after the pairs
   size_t singles_next_ = 0;
   std::string rg_lines_;
+  std::vector<std::string> rg_ids_;                    // IDs of the @RG lines, in order
+  std::unordered_map<std::string, int32_t> rg_index_;  // ID -> index in rg_ids_
+  uint64_t undeclared_rg_ = 0;                         // records whose RG:Z names no @RG line
   PendingMap pending_;
   std::vector<PendingMap::node_type> spare_nodes_;  // recycled map nodes: no per-record allocation
   std::string name_;                                // scratch

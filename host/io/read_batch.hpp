@@ -16,6 +16,9 @@ struct ReadBatch {
   std::string quals;         // Phred+33 characters; a read without qualities has all '\xff'
   std::vector<uint32_t> name_offsets{0};  // size() + 1 entries
   std::vector<uint32_t> base_offsets{0};  // size() + 1 entries; quals share these offsets
+  // Empty, or one per read: its read group as an index into the source's read_group_ids(), -1 for
+  // none (BAM/CRAM input whose header declares read groups).
+  std::vector<int32_t> read_groups;
 
   size_t size() const { return name_offsets.size() - 1; }
   bool empty() const { return size() == 0; }
@@ -34,6 +37,7 @@ struct ReadBatch {
     quals.clear();
     name_offsets.assign(1, 0);
     base_offsets.assign(1, 0);
+    read_groups.clear();
   }
   void add(std::string_view name, std::string_view seq, std::string_view qual) {
     names.append(name);

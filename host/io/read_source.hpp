@@ -2,6 +2,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "host/io/read_batch.hpp"
 #include "host/io/reference.hpp"
@@ -40,6 +41,8 @@ class ReadSource {
   void set_bytes_total(uint64_t n) { bytes_total_ = n; }
   // @RG lines found in a BAM/CRAM input header (empty for FASTQ), so re-alignment can keep them.
   virtual std::string read_group_lines() const { return {}; }
+  // The IDs of those @RG lines, in header order: ReadBatch::read_groups indexes them.
+  virtual std::vector<std::string> read_group_ids() const { return {}; }
 
  private:
   uint64_t bytes_total_ = 0;

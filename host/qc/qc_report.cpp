@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
@@ -86,16 +87,23 @@ void add_vcf(QcReport& q, const std::string& path) {
   while ((r = bcf_read(fp, hdr, rec)) == 0) {
     bcf_unpack(rec, BCF_UN_ALL);
     if (!bcf_has_filter(hdr, rec, const_cast<char*>("PASS"))) continue;
-    if (bcf_get_genotypes(hdr, rec, &gt, &ngt) < 2) continue;
-    if (bcf_gt_is_missing(gt[0]) || bcf_gt_is_missing(gt[1])) continue;
-    const int a = bcf_gt_allele(gt[0]), b = bcf_gt_allele(gt[1]);
-    if (a == 0 && b == 0) continue;
-    const int alt = std::max(a, b);
+    // Any ploidy (the first sample): a haploid alt call counts as homozygous.
+    const int ploidy = bcf_get_genotypes(hdr, rec, &gt, &ngt) / std::max(1, bcf_hdr_nsamples(hdr));
+    if (ploidy < 1) continue;
+    int alt = 0, lowest = std::numeric_limits<int>::max();
+    bool missing = false;
+    for (int i = 0; i < ploidy && gt[i] != bcf_int32_vector_end; ++i) {
+      missing = missing || bcf_gt_is_missing(gt[i]);
+      alt = std::max(alt, bcf_gt_allele(gt[i]));
+      lowest = std::min(lowest, bcf_gt_allele(gt[i]));
+    }
+    if (missing || alt == 0) continue;
+    const bool homozygous = lowest == alt;
     if (alt >= rec->n_allele) continue;
     const char* ref = rec->d.allele[0];
     const char* al = rec->d.allele[alt];
     if (al[0] == '<' || al[0] == '*') continue;
-    (a == b ? q.hom_alt : q.het) += 1;
+    (homozygous ? q.hom_alt : q.het) += 1;
     if (std::strlen(ref) == 1 && std::strlen(al) == 1) {
       ++q.snvs;
       const std::string pair = std::string(1, ref[0]) + al[0];

@@ -1,5 +1,6 @@
-// BED files (regions / targets of a call run): read_bed against a small reference, through a temp
-// file as the engine reads them (htslib BGZF: plain or gzip). Malformed input must be an InputError.
+// BED files (regions / targets / ploidy of a call run): read_bed and read_ploidy_bed against a small
+// reference, through a temp file as the engine reads them (htslib BGZF: plain or gzip). Malformed input must
+// be an InputError.
 #include <unistd.h>
 
 #include <cstddef>
@@ -8,6 +9,8 @@
 #include <string>
 
 #include "host/call/bed.hpp"
+#include "host/call/ploidy_genotypes.hpp"
+#include "host/call/ploidy_map.hpp"
 #include "host/common/error.hpp"
 #include "host/io/reference.hpp"
 
@@ -46,6 +49,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           uint64_t(v.end) > ref.contigs()[size_t(v.contig)].length)
         __builtin_trap();  // read_bed promises intervals inside their contig
       (void)omicsd::overlaps(intervals, v.contig, v.begin, v.end);
+    }
+  } catch (const omicsd::InputError&) {
+  }
+  // The same bytes as a ploidy BED (chrom start end ploidy): regions inside their contig, sorted, not
+  // overlapping, ploidy in range; painted over a map, every split covers its interval exactly.
+  try {
+    const auto regions = omicsd::read_ploidy_bed(path, ref);
+    omicsd::PloidyMap map(ref.contigs(), 2);
+    for (size_t i = 0; i < regions.size(); ++i) {
+      const auto& r = regions[i];
+      if (r.contig < 0 || size_t(r.contig) >= ref.contigs().size() || r.begin < 0 || r.begin >= r.end ||
+          uint64_t(r.end) > ref.contigs()[size_t(r.contig)].length || r.ploidy < 0 ||
+          r.ploidy > omicsd::kMaxPloidy)
+        __builtin_trap();
+      if (i > 0 && regions[i - 1].contig == r.contig && regions[i - 1].end > r.begin) __builtin_trap();
+      map.paint(r);
+    }
+    for (size_t c = 0; c < ref.contigs().size(); ++c) {
+      int64_t at = 0;
+      for (const auto& piece : map.split({int32_t(c), 0, int64_t(ref.contigs()[c].length)})) {
+        if (piece.begin != at || piece.end <= piece.begin) __builtin_trap();
+        at = piece.end;
+      }
+      if (at != int64_t(ref.contigs()[c].length)) __builtin_trap();
     }
   } catch (const omicsd::InputError&) {
   }

@@ -19,6 +19,7 @@
 #include "service/address_policy.hpp"
 #include "service/auth.hpp"
 #include "service/catalog.hpp"
+#include "service/clock.hpp"
 #include "service/http_client.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"

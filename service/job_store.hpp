@@ -1,9 +1,9 @@
 #pragma once
 // The durable job store: runs, their tasks, task leases for workers, and the call cache.
-// One interface (JobStore); the embedded default is SQLite (sqlite_job_store.cpp); a PostgreSQL
-// implementation can follow behind the same interface. Time is always passed in as unix
-// milliseconds so callers (and tests) control it. Every implementation is thread-safe and runs
-// each mutating operation in one transaction.
+// One interface (JobStore), one implementation on the SQL layer (sql_job_store.cpp) for the
+// embedded SQLite default and a shared PostgreSQL. Time is always passed in as unix milliseconds so
+// callers (and tests) control it. The store is thread-safe and runs each mutating operation in one
+// transaction.
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -151,6 +151,10 @@ struct WebhookDelivery {
 
 struct JobStoreOptions {
   int busy_timeout_ms = 10000;
+  // PostgreSQL: connections per store, opened as concurrent requests need them. Operations on
+  // different runs then proceed in parallel (row locks, SKIP LOCKED); SQLite has one writer and
+  // instead shares one commit among concurrent writes (group commit).
+  int connections = 8;
   int64_t retry_base_ms = 1000;   // backoff = base * 2^(attempts-1)
   int64_t retry_max_ms = 600000;  // backoff cap
 };

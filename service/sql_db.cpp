@@ -16,48 +16,10 @@
 
 #include "service/clock.hpp"
 #include "service/pg_url.hpp"
+#include "service/sql_locked_db.hpp"
 
 namespace omicsd::sql {
 namespace {
-
-// Shared by both backends: a recursive lock plus transaction depth, so a transaction() inside
-// another joins it and other threads wait for the outer one to finish.
-class LockedDb : public Db {
- public:
-  void transaction(const std::function<void()>& fn, TxKind kind) override {
-    std::lock_guard lk(mu_);
-    if (depth_ > 0) {
-      ++depth_;
-      try {
-        fn();
-      } catch (...) {
-        --depth_;
-        throw;
-      }
-      --depth_;
-      return;
-    }
-    begin(kind);
-    depth_ = 1;
-    try {
-      fn();
-    } catch (...) {
-      depth_ = 0;
-      rollback();
-      throw;
-    }
-    depth_ = 0;
-    commit();
-  }
-
- protected:
-  virtual void begin(TxKind kind) = 0;
-  virtual void commit() = 0;
-  virtual void rollback() noexcept = 0;  // best effort
-
-  std::recursive_mutex mu_;
-  int depth_ = 0;
-};
 
 // ---------------------------------------------------------------------------------------------
 // SQLite
@@ -65,7 +27,7 @@ class LockedDb : public Db {
 class SqliteDb final : public LockedDb {
  public:
   SqliteDb(std::string path, const std::string& component, const DbOptions& opts)
-      : path_(std::move(path)), desc_(component + " sqlite:" + path_) {
+      : LockedDb(opts.group_commit), path_(std::move(path)), desc_(component + " sqlite:" + path_) {
     const int rc = sqlite3_open_v2(path_.c_str(), &db_,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -234,7 +196,9 @@ std::string to_dollar_params(std::string_view sql) {
 class PostgresDb final : public LockedDb {
  public:
   PostgresDb(const std::string& url, const std::string& component, const DbOptions& opts)
-      : component_(component), lock_timeout_ms_(std::max(opts.busy_timeout_ms, 0)) {
+      : LockedDb(opts.group_commit),
+        component_(component),
+        lock_timeout_ms_(std::max(opts.busy_timeout_ms, 0)) {
     desc_ = pg::describe_url(url);
     if (desc_.empty()) {
       char* err = nullptr;
@@ -463,7 +427,7 @@ std::unique_ptr<Db> open_sqlite_db(const std::string& path, const std::string& c
 
 std::unique_ptr<Db> open_postgres_db(const std::string& conninfo, const std::string& component,
                                      const DbOptions& opts) {
-  return std::make_unique<PostgresDb>(conninfo, component, opts);
+  return pooled([=] { return std::make_unique<PostgresDb>(conninfo, component, opts); }, opts.connections);
 }
 
 std::unique_ptr<Db> open_db(const std::string& url, const std::string& component, const DbOptions& opts) {

@@ -43,6 +43,12 @@ struct DbOptions {
   // How long a statement waits for a lock another connection holds before it fails (SQLite's busy
   // timeout, PostgreSQL's lock_timeout); PostgreSQL's connect timeout is the same in seconds, >= 2.
   int busy_timeout_ms = 10000;
+  // Concurrent write transactions share one commit (sql_locked_db.hpp). Only for callers whose
+  // transaction functions take no locks of their own: they may run on another caller's thread.
+  bool group_commit = false;
+  // PostgreSQL: up to this many connections, opened as concurrent callers need them (sql_pool.cpp);
+  // a transaction holds one for its whole length. SQLite always uses one (one writer at a time).
+  int connections = 1;
 };
 
 class Db {
@@ -84,6 +90,9 @@ class RetryableError : public Error {
 // missing); "postgres://..." / "postgresql://..." -> PostgreSQL. `component` names the store in
 // error messages ("variant store sqlite:/x: ...").
 std::unique_ptr<Db> open_db(const std::string& url, const std::string& component, const DbOptions& opts = {});
+// Up to `connections` connections made by open_one behind one Db, opened as concurrent callers
+// need them (the first one now); connections <= 1 is open_one() itself.
+std::unique_ptr<Db> pooled(std::function<std::unique_ptr<Db>()> open_one, int connections);
 // The same, for a backend known in advance: a file path, or any libpq connection string
 // ("postgres://..." or "host=... dbname=...").
 std::unique_ptr<Db> open_sqlite_db(const std::string& path, const std::string& component,

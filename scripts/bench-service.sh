@@ -14,6 +14,7 @@
 #   CONCURRENCY    connections to test (default "1 16 64")
 #   STORES         "sqlite postgres" (default; postgres needs scripts/pg-test-server.sh and the
 #                  PostgreSQL server binaries, else it is skipped with a note)
+#   SERVE_ARGS     more `omicsd serve` options (e.g. "--db-connections 1")
 #   PG_FSYNC       on (default: durable commits, like SQLite's synchronous=FULL) or off
 #   BENCH_DIR      work dir (default: a new /tmp/omicsd-bench-service.XXXXXX, kept)
 #   OMICSD_BIN, OMICSD_BUILD_DIR, OMICSD_SHARED_DATA   see scripts/lib/common.sh
@@ -93,7 +94,7 @@ start_daemon() {
   port="$(free_port)"
   rm -rf "$BENCH_DIR/data-$name"
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$BENCH_DIR/data-$name" ${db:+--db "$db"} \
-    --workers 0 --http-threads 4 --allow-root "$ROOT" >>"$BENCH_DIR/serve-$name.log" 2>&1 &
+    --workers 0 --http-threads 4 --allow-root "$ROOT" ${SERVE_ARGS:-} >>"$BENCH_DIR/serve-$name.log" 2>&1 &
   DAEMON_PID=$!
   URL="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do

@@ -423,6 +423,11 @@ class SqlJobStore final : public JobStore {
         "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
         "WHERE d.task_id = t.id AND u.state <> 'COMPLETE')";
     constexpr int64_t kPage = 64;
+    // The page must come from the queue index in order, stopping after kPage rows. PostgreSQL's
+    // planner, with statistics that lag a queue filling at hundreds of runs a second, otherwise
+    // reads every QUEUED task and sorts them (8 ms at 3,000 queued instead of 0.6 ms, measured):
+    // a lease would cost time in proportion to the queue's depth.
+    if (pg_) db_->exec("SET LOCAL enable_sort = off");
     int64_t after_queued = std::numeric_limits<int64_t>::min(), after_seq = 0;
     for (bool more = true; more;) {
       std::vector<std::string> candidates;

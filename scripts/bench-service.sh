@@ -14,6 +14,8 @@
 #   CONCURRENCY    connections to test (default "1 16 64")
 #   STORES         "sqlite postgres" (default; postgres needs scripts/pg-test-server.sh and the
 #                  PostgreSQL server binaries, else it is skipped with a note)
+#   SERVE_ARGS     more `omicsd serve` options (e.g. "--db-connections 1")
+#   PG_FSYNC       on (default: durable commits, like SQLite's synchronous=FULL) or off
 #   BENCH_DIR      work dir (default: a new /tmp/omicsd-bench-service.XXXXXX, kept)
 #   OMICSD_BIN, OMICSD_BUILD_DIR, OMICSD_SHARED_DATA   see scripts/lib/common.sh
 set -euo pipefail
@@ -26,6 +28,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 DURATION="${1:-10}"
 CONCURRENCY="${CONCURRENCY:-1 16 64}"
 STORES="${STORES:-sqlite postgres}"
+export OMICSD_PG_FSYNC="${PG_FSYNC:-on}"
 need_tools wrk curl
 BIN="$(omicsd_bin)"
 SHARED="${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"
@@ -91,7 +94,7 @@ start_daemon() {
   port="$(free_port)"
   rm -rf "$BENCH_DIR/data-$name"
   "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$BENCH_DIR/data-$name" ${db:+--db "$db"} \
-    --workers 0 --http-threads 4 --allow-root "$ROOT" >>"$BENCH_DIR/serve-$name.log" 2>&1 &
+    --workers 0 --http-threads 4 --allow-root "$ROOT" ${SERVE_ARGS:-} >>"$BENCH_DIR/serve-$name.log" 2>&1 &
   DAEMON_PID=$!
   URL="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do
@@ -153,5 +156,5 @@ for store in $STORES; do
 done
 
 echo
-echo "omicsd service benchmark: $(nproc) cores, ${DURATION} s per cell, wrk on loopback, $("$BIN" --version | head -1)"
+echo "omicsd service benchmark: $(nproc) cores, ${DURATION} s per cell, wrk on loopback, PostgreSQL fsync=$OMICSD_PG_FSYNC, $("$BIN" --version | head -1)"
 cat "$TABLE"

@@ -4,7 +4,7 @@
 # database omicsd_test and print its URL on stdout:
 #   postgres://postgres@127.0.0.1:PORT/omicsd_test
 # PostgreSQL refuses to run as root: as root the server runs as the `postgres` user (DIR is handed
-# to it). Not for production data: fsync is off.
+# to it). Not for production data: fsync is off unless OMICSD_PG_FSYNC=on.
 #
 # Usage: scripts/pg-test-server.sh start DIR [OWNER_PID]
 #          OWNER_PID: stop the server by itself once that process is gone (a crashed test)
@@ -82,7 +82,10 @@ EOF
     for _ in 1 2 3 4 5; do
       port="$(pick_port)"
       opts="-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir'"
-      opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+      # Tests want speed, not durability; OMICSD_PG_FSYNC=on keeps PostgreSQL's durable defaults
+      # (what scripts/bench-service.sh measures, as SQLite runs with synchronous=FULL).
+      [[ ${OMICSD_PG_FSYNC:-off} == on ]] || opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+      opts+=" -c max_connections=200"
       if as_pg "$bin/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 -o "$opts" start >/dev/null 2>&1; then
         started=1
         break

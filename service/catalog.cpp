@@ -12,7 +12,7 @@
 #include "host/common/error.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
-#include "service/inproc_worker.hpp"  // now_ms
+#include "service/clock.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_routes.hpp"

@@ -39,7 +39,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int64_t webhook_backoff_ms = 1000;
     std::vector<std::string> roots, callback_allow;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
-        handler_threads = 8;
+        handler_threads = 8, db_connections = 8;
     bool metrics_auth = false, insecure_no_auth = false;
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
@@ -56,6 +56,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--data-dir", o->data_dir, "Data directory: objects, scratch and the default database")
       ->required();
   cmd->add_option("--db", o->db, "Job store URL (default sqlite:<data-dir>/omicsd.db)");
+  cmd->add_option("--db-connections", o->db_connections,
+                  "PostgreSQL job store: connections, opened as concurrent requests need them")
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--workers", o->workers, "In-process workers (0 = external workers only)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--allow-root", o->roots, "Directory input files may come from (repeatable)");
@@ -143,6 +146,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
                                "(or --insecure-no-auth to serve everyone anyway)");
             d.data_dir = fs::absolute(o->data_dir);
             d.db = o->db;
+            d.db_connections = o->db_connections;
             d.workers = o->workers;
             for (const auto& r : o->roots) {
               std::error_code ec;

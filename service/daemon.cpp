@@ -19,6 +19,7 @@
 #include "service/address_policy.hpp"
 #include "service/auth.hpp"
 #include "service/catalog.hpp"
+#include "service/clock.hpp"
 #include "service/http_client.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
@@ -523,7 +524,9 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   if (ec) throw InputError(o.data_dir.string() + ": cannot create the data directory: " + ec.message());
   api->objects = std::make_unique<ObjectStore>(o.data_dir);
   const std::string db = o.db.empty() ? "sqlite:" + (o.data_dir / "omicsd.db").string() : o.db;
-  api->store = open_job_store(db);
+  JobStoreOptions jo;
+  jo.connections = o.db_connections;
+  api->store = open_job_store(db, jo);
   api->metrics = std::make_shared<http::Metrics>();
   CatalogOptions co;
   co.data_dir = o.data_dir;

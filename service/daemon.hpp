@@ -18,7 +18,8 @@ struct DaemonOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   std::filesystem::path data_dir;
-  std::string db;  // empty: sqlite:<data_dir>/omicsd.db
+  std::string db;          // empty: sqlite:<data_dir>/omicsd.db
+  int db_connections = 8;  // PostgreSQL job store connections (SQLite: one, with group commit)
   int workers = 1;
   std::vector<std::filesystem::path> allow_roots;
   std::string token_file;  // empty: auth off

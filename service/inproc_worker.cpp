@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "host/common/error.hpp"
+#include "service/clock.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
 #include "service/workflow.hpp"
@@ -12,12 +13,6 @@
 namespace omicsd {
 namespace {
 using json = nlohmann::json;
-}
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 json task_provenance_patch(const std::string& task_name, const json& prov) {

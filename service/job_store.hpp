@@ -1,9 +1,9 @@
 #pragma once
 // The durable job store: runs, their tasks, task leases for workers, and the call cache.
-// One interface (JobStore); the embedded default is SQLite (sqlite_job_store.cpp); a PostgreSQL
-// implementation can follow behind the same interface. Time is always passed in as unix
-// milliseconds so callers (and tests) control it. Every implementation is thread-safe and runs
-// each mutating operation in one transaction.
+// One interface (JobStore), one implementation on the SQL layer (sql_job_store.cpp) for the
+// embedded SQLite default and a shared PostgreSQL. Time is always passed in as unix milliseconds so
+// callers (and tests) control it. The store is thread-safe and runs each mutating operation in one
+// transaction.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -151,6 +151,10 @@ struct WebhookDelivery {
 
 struct JobStoreOptions {
   int busy_timeout_ms = 10000;
+  // PostgreSQL: connections per store, opened as concurrent requests need them. Operations on
+  // different runs then proceed in parallel (row locks, SKIP LOCKED); SQLite has one writer and
+  // instead shares one commit among concurrent writes (group commit).
+  int connections = 8;
   int64_t retry_base_ms = 1000;   // backoff = base * 2^(attempts-1)
   int64_t retry_max_ms = 600000;  // backoff cap
 };

@@ -1,9 +1,32 @@
 #pragma once
-// Column lists and row -> struct decoding shared by the SQLite and PostgreSQL job stores. `Row` is
-// either store's row accessor: text(i), js(i), i64(i), opt_i64(i) for column i of the lists below.
+// The job store's tables as the store reads them: column lists, row -> struct decoding, and the
+// schema migration (job_store_schema.cpp). Internal to the store (sql_job_store.cpp).
+#include <optional>
+#include <string>
+
 #include "service/job_store.hpp"
+#include "service/sql_db.hpp"
 
 namespace omicsd::job_store_rows {
+
+// Creates or upgrades the job store's tables in db (versions in table schema_version); throws Error
+// when the database was written by a newer omicsd.
+void migrate(sql::Db& db);
+
+// Reads column c of a row selected with one of the column lists below.
+struct RowReader {
+  const sql::Row& row;
+  const char* cols;          // the column list it was selected with (names the column in errors)
+  const std::string& where;  // the store, e.g. "job store sqlite:/data/jobs.db"
+
+  std::string text(size_t c) const { return row.s(c); }
+  int64_t i64(size_t c) const { return row.i(c); }
+  std::optional<int64_t> opt_i64(size_t c) const {
+    return row.is_null(c) ? std::nullopt : std::optional<int64_t>(row.i(c));
+  }
+  // NULL -> JSON null; text that is not JSON throws Error naming the store and the column.
+  nlohmann::json js(size_t c) const;
+};
 
 inline constexpr const char* kRunCols =
     "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
@@ -15,8 +38,7 @@ inline constexpr const char* kTaskCols =
     "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
     "lease_expires_at";
 
-template <typename Row>
-WebhookDelivery webhook_from_row(const Row& st) {
+inline WebhookDelivery webhook_from_row(const RowReader& st) {
   WebhookDelivery w;
   w.id = st.i64(0);
   w.run_id = st.text(1);
@@ -34,8 +56,7 @@ WebhookDelivery webhook_from_row(const Row& st) {
   return w;
 }
 
-template <typename Row>
-Run run_from_row(const Row& st) {
+inline Run run_from_row(const RowReader& st) {
   Run r;
   r.id = st.text(0);
   r.workflow = st.text(1);
@@ -52,8 +73,7 @@ Run run_from_row(const Row& st) {
   return r;
 }
 
-template <typename Row>
-Task task_from_row(const Row& st) {
+inline Task task_from_row(const RowReader& st) {
   Task t;
   t.id = st.text(0);
   t.run_id = st.text(1);

@@ -2,7 +2,7 @@
 
 #include <memory>
 
-#include "service/inproc_worker.hpp"  // now_ms
+#include "service/clock.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_store.hpp"

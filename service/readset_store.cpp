@@ -10,7 +10,7 @@
 #include <regex>
 
 #include "host/common/durable_file.hpp"
-#include "service/inproc_worker.hpp"  // now_ms
+#include "service/clock.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_io.hpp"

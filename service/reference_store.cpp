@@ -17,6 +17,7 @@
 #include "host/io/reference.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
+#include "service/clock.hpp"
 #include "service/sql_db.hpp"
 
 namespace omicsd {
@@ -70,12 +71,6 @@ const std::vector<std::string> kSchema = {
 constexpr const char* kCols =
     "id, name, description, state, failure_reason, source_kind, source_uri, source_path, source_sha256, "
     "source_size, digest, sha256, size_bytes, total_length, num_sequences, created_at, updated_at";
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // The record and its internal source path, from a row selected with kCols.
 ReferenceRecord from_row(const Row& r, std::string* source_path = nullptr) {

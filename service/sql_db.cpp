@@ -7,68 +7,27 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
 
+#include "service/clock.hpp"
 #include "service/pg_url.hpp"
+#include "service/sql_locked_db.hpp"
 
 namespace omicsd::sql {
 namespace {
-
-int64_t wall_ms() {
-  using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-// Shared by both backends: a recursive lock plus transaction depth, so a transaction() inside
-// another joins it and other threads wait for the outer one to finish.
-class LockedDb : public Db {
- public:
-  void transaction(const std::function<void()>& fn) override {
-    std::lock_guard lk(mu_);
-    if (depth_ > 0) {
-      ++depth_;
-      try {
-        fn();
-      } catch (...) {
-        --depth_;
-        throw;
-      }
-      --depth_;
-      return;
-    }
-    begin();
-    depth_ = 1;
-    try {
-      fn();
-    } catch (...) {
-      depth_ = 0;
-      rollback();
-      throw;
-    }
-    depth_ = 0;
-    commit();
-  }
-
- protected:
-  virtual void begin() = 0;
-  virtual void commit() = 0;
-  virtual void rollback() noexcept = 0;  // best effort
-
-  std::recursive_mutex mu_;
-  int depth_ = 0;
-};
 
 // ---------------------------------------------------------------------------------------------
 // SQLite
 
 class SqliteDb final : public LockedDb {
  public:
-  SqliteDb(std::string path, const std::string& component)
-      : path_(std::move(path)), desc_(component + " sqlite:" + path_) {
+  SqliteDb(std::string path, const std::string& component, const DbOptions& opts)
+      : LockedDb(opts.group_commit), path_(std::move(path)), desc_(component + " sqlite:" + path_) {
     const int rc = sqlite3_open_v2(path_.c_str(), &db_,
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -78,8 +37,13 @@ class SqliteDb final : public LockedDb {
       throw Error(desc_ + ": open: " + msg);
     }
     sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, 10000);
-    exec_script("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON");
+    sqlite3_busy_timeout(db_, std::max(opts.busy_timeout_ms, 0));
+    // journal_mode answers the mode it ended in: a file that cannot use WAL (a read-only directory,
+    // some network file systems) must not silently run without it.
+    const auto mode = query("PRAGMA journal_mode=WAL", {});
+    if (mode.empty() || mode[0].s(0) != "wal")
+      throw Error(desc_ + ": open: journal mode is '" + (mode.empty() ? "" : mode[0].s(0)) + "', not WAL");
+    exec_script("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON");
   }
   ~SqliteDb() override {
     for (auto& [sql, st] : stmts_) sqlite3_finalize(st);
@@ -147,7 +111,7 @@ class SqliteDb final : public LockedDb {
   }
 
  private:
-  void begin() override { exec_script("BEGIN IMMEDIATE"); }
+  void begin(TxKind kind) override { exec_script(kind == TxKind::write ? "BEGIN IMMEDIATE" : "BEGIN"); }
   void commit() override { exec_script("COMMIT"); }
   void rollback() noexcept override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
 
@@ -231,7 +195,10 @@ std::string to_dollar_params(std::string_view sql) {
 
 class PostgresDb final : public LockedDb {
  public:
-  PostgresDb(const std::string& url, const std::string& component) : component_(component) {
+  PostgresDb(const std::string& url, const std::string& component, const DbOptions& opts)
+      : LockedDb(opts.group_commit),
+        component_(component),
+        lock_timeout_ms_(std::max(opts.busy_timeout_ms, 0)) {
     desc_ = pg::describe_url(url);
     if (desc_.empty()) {
       char* err = nullptr;
@@ -242,7 +209,8 @@ class PostgresDb final : public LockedDb {
       throw Error(component_ + " postgres: open: invalid connection URL: " + msg);
     }
     const char* keys[] = {"connect_timeout", "fallback_application_name", "dbname", nullptr};
-    const char* vals[] = {"10", "omicsd", url.c_str(), nullptr};
+    const std::string connect_timeout = std::to_string(std::max(2, lock_timeout_ms_ / 1000));
+    const char* vals[] = {connect_timeout.c_str(), "omicsd", url.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, vals, 1);
     if (!conn_) throw Error(component_ + " " + desc_ + ": open: out of memory");
     if (PQstatus(conn_) != CONNECTION_OK) {
@@ -252,6 +220,7 @@ class PostgresDb final : public LockedDb {
       throw Error(component_ + " " + desc_ + ": open: " + msg);
     }
     PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
+    configure_session();
   }
   ~PostgresDb() override { PQfinish(conn_); }
 
@@ -308,15 +277,14 @@ class PostgresDb final : public LockedDb {
 
   void exec_script(std::string_view sql) override {
     std::lock_guard lk(mu_);
-    ensure();
     const std::string text(sql);
-    check(PQexec(conn_, text.c_str()), sql);
+    PQclear(once_more_if_reconnected([&] { return check(PQexec(conn_, text.c_str()), sql); }));
   }
 
  private:
-  void begin() override {
-    ensure();
-    check(PQexec(conn_, "BEGIN"), "BEGIN");
+  void begin(TxKind kind) override {
+    const char* sql = kind == TxKind::write ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    PQclear(once_more_if_reconnected([&] { return check(PQexec(conn_, sql), sql); }));
   }
   void commit() override {
     PGresult* r = check(PQexec(conn_, "COMMIT"), "COMMIT");
@@ -336,10 +304,36 @@ class PostgresDb final : public LockedDb {
     PQreset(conn_);
     if (PQstatus(conn_) != CONNECTION_OK)
       throw Error(component_ + " " + desc_ + ": reconnect failed: " + pg::trim(PQerrorMessage(conn_)));
+    configure_session();
+  }
+
+  // Runs fn (one statement outside a transaction, or BEGIN); when it fails because the connection
+  // was lost (the server restarted or killed the session since the last call, which libpq notices
+  // only now), reconnects and runs it once more. Inside a transaction nothing is retried: the
+  // transaction died with the connection.
+  template <class F>
+  PGresult* once_more_if_reconnected(F&& fn) {
+    ensure();
+    if (depth_ > 0) return fn();
+    try {
+      return fn();
+    } catch (const Error&) {
+      if (PQstatus(conn_) == CONNECTION_OK) throw;
+    }
+    ensure();
+    return fn();
+  }
+
+  // Lock waits are bounded like SQLite's busy timeout.
+  void configure_session() {
+    const std::string ms = std::to_string(lock_timeout_ms_);
+    const char* values[] = {ms.c_str()};
+    PQclear(check(PQexecParams(conn_, "SELECT set_config('lock_timeout', $1, false)", 1, nullptr, values,
+                               nullptr, nullptr, 0),
+                  "set lock_timeout"));
   }
 
   PGresult* run(std::string_view sql, const std::vector<Value>& params) {
-    ensure();
     std::vector<std::string> text(params.size());
     std::vector<const char*> values(params.size(), nullptr);
     for (size_t i = 0; i < params.size(); ++i) {
@@ -356,8 +350,11 @@ class PostgresDb final : public LockedDb {
       values[i] = text[i].c_str();
     }
     const std::string q = to_dollar_params(sql);
-    return check(
-        PQexecParams(conn_, q.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0), sql);
+    return once_more_if_reconnected([&] {
+      return check(
+          PQexecParams(conn_, q.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0),
+          sql);
+    });
   }
 
   // Returns r when it succeeded; otherwise clears it and throws with the server's message.
@@ -379,10 +376,12 @@ class PostgresDb final : public LockedDb {
     const std::string what =
         component_ + " " + desc_ + ": " + msg + " (in: " + std::string(sql.substr(0, 120)) + ")";
     if (state == "23505") throw ConstraintError(what);
+    if (state == "40P01" || state == "40001") throw RetryableError(what);
     throw Error(what);
   }
 
   std::string component_;
+  int lock_timeout_ms_;
   std::string desc_;
   PGconn* conn_ = nullptr;
 };
@@ -421,12 +420,22 @@ std::string Row::s(size_t c) const {
   return std::get<std::string>(cols[c]);
 }
 
-std::unique_ptr<Db> open_db(const std::string& url, const std::string& component) {
+std::unique_ptr<Db> open_sqlite_db(const std::string& path, const std::string& component,
+                                   const DbOptions& opts) {
+  return std::make_unique<SqliteDb>(path, component, opts);
+}
+
+std::unique_ptr<Db> open_postgres_db(const std::string& conninfo, const std::string& component,
+                                     const DbOptions& opts) {
+  return pooled([=] { return std::make_unique<PostgresDb>(conninfo, component, opts); }, opts.connections);
+}
+
+std::unique_ptr<Db> open_db(const std::string& url, const std::string& component, const DbOptions& opts) {
   if (url.rfind("postgres://", 0) == 0 || url.rfind("postgresql://", 0) == 0)
-    return std::make_unique<PostgresDb>(url, component);
-  if (url.rfind("sqlite://", 0) == 0) return std::make_unique<SqliteDb>(url.substr(9), component);
-  if (url.rfind("sqlite:", 0) == 0) return std::make_unique<SqliteDb>(url.substr(7), component);
-  return std::make_unique<SqliteDb>(url, component);
+    return open_postgres_db(url, component, opts);
+  if (url.rfind("sqlite://", 0) == 0) return open_sqlite_db(url.substr(9), component, opts);
+  if (url.rfind("sqlite:", 0) == 0) return open_sqlite_db(url.substr(7), component, opts);
+  return open_sqlite_db(url, component, opts);
 }
 
 void migrate(Db& db, const std::string& component, const std::vector<std::string>& steps) {
@@ -449,7 +458,7 @@ void migrate(Db& db, const std::string& component, const std::vector<std::string
           "INSERT INTO schema_versions (component, version, applied_at) VALUES (?, ?, ?) "
           "ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_at = "
           "excluded.applied_at",
-          {component, int64_t(steps.size()), wall_ms()});
+          {component, int64_t(steps.size()), now_ms()});
   });
 }
 

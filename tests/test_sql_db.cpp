@@ -1,10 +1,18 @@
-// The catalog stores' SQL layer on both backends: typed values, '?' placeholders, transactions that
-// roll back on exceptions and join when nested, constraint errors, and versioned migrations.
+// The stores' SQL layer on both backends: typed values, '?' placeholders, transactions that roll
+// back on exceptions and join when nested, constraint errors, versioned migrations; group commit on
+// SQLite (concurrent write transactions share one commit but keep their own outcomes) and the
+// PostgreSQL connection pool (concurrent transactions on their own connections, nested ones on
+// their caller's).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <barrier>
 #include <memory>
+#include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "service/sql_db.hpp"
 #include "tests/test_support.hpp"
@@ -139,6 +147,134 @@ TEST(SqlDb, BadUrlsFailClearly) {
     EXPECT_EQ(m.find("secret"), std::string::npos) << m;
     EXPECT_NE(m.find("variant store"), std::string::npos) << m;
   }
+}
+
+std::unique_ptr<sql::Db> group_commit_sqlite(const test::TempDir& dir) {
+  sql::DbOptions o;
+  o.group_commit = true;
+  auto db = sql::open_sqlite_db((dir.path / "t.db").string(), "test store", o);
+  db->exec_script("CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)");
+  return db;
+}
+
+// Many threads write at once; every third transaction throws after its inserts. Each thread gets
+// its own outcome: its rows are there exactly when its transaction returned normally, an exception
+// reaches exactly the thread whose function threw, and nothing of a failed one is left.
+TEST(SqlGroupCommit, ConcurrentWritersKeepTheirOwnOutcomes) {
+  test::TempDir dir;
+  auto db = group_commit_sqlite(dir);
+  constexpr int kThreads = 8, kPerThread = 60;
+  std::atomic<int> wrong_outcome{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string key = std::to_string(t) + "-" + std::to_string(i);
+        const bool fail = (t + i) % 3 == 0;
+        try {
+          db->transaction([&] {
+            db->exec("INSERT INTO t (k, v) VALUES (?, ?)", {key, int64_t(i)});
+            db->exec("INSERT INTO t (k, v) VALUES (?, ?)", {key + "-b", int64_t(i)});
+            // A nested transaction joins this one (its rows go with it).
+            db->transaction([&] { db->exec("UPDATE t SET v = v + 1000 WHERE k = ?", {key}); });
+            if (fail) throw std::runtime_error("refused " + key);
+          });
+          if (fail) ++wrong_outcome;
+        } catch (const std::runtime_error& e) {
+          if (!fail || std::string(e.what()) != "refused " + key) ++wrong_outcome;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong_outcome.load(), 0);
+  std::set<std::string> want;
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kPerThread; ++i)
+      if ((t + i) % 3 != 0) {
+        want.insert(std::to_string(t) + "-" + std::to_string(i));
+        want.insert(std::to_string(t) + "-" + std::to_string(i) + "-b");
+      }
+  std::set<std::string> got;
+  for (const auto& r : db->query("SELECT k, v FROM t")) {
+    got.insert(r.s(0));
+    const bool updated = r.s(0).find("-b") == std::string::npos;
+    EXPECT_EQ(r.i(1) >= 1000, updated) << r.s(0);
+  }
+  EXPECT_EQ(got, want);
+}
+
+// A database error inside one grouped transaction (a constraint) fails only that caller.
+TEST(SqlGroupCommit, AConstraintErrorFailsOnlyItsOwnTransaction) {
+  test::TempDir dir;
+  auto db = group_commit_sqlite(dir);
+  db->exec("INSERT INTO t (k, v) VALUES ('taken', 0)");
+  constexpr int kThreads = 6;
+  std::atomic<int> constraint_errors{0}, other_errors{0};
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      for (int i = 0; i < 40; ++i) {
+        try {
+          db->transaction([&] {
+            db->exec("INSERT INTO t (k, v) VALUES (?, 1)",
+                     {"k" + std::to_string(t) + "-" + std::to_string(i)});
+            if (i % 4 == 0) db->exec("INSERT INTO t (k, v) VALUES ('taken', 1)");
+          });
+        } catch (const sql::ConstraintError&) {
+          ++constraint_errors;
+        } catch (...) {
+          ++other_errors;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(constraint_errors.load(), kThreads * 10);
+  EXPECT_EQ(other_errors.load(), 0);
+  EXPECT_EQ(db->query("SELECT COUNT(*) FROM t")[0].i(0), 1 + kThreads * 30);
+}
+
+// PostgreSQL behind a pool of 4: transactions on four threads at once each hold their own server
+// session (different backend pids, all open at the same moment), a nested transaction and the
+// statements inside one run on its caller's session, and a fifth caller waits for a free one.
+TEST(SqlPool, ConcurrentTransactionsUseTheirOwnConnections) {
+  test::PostgresDatabase pg;
+  if (pg.url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
+  sql::DbOptions o;
+  o.connections = 4;
+  auto db = sql::open_postgres_db(pg.url, "test store", o);
+  constexpr int kThreads = 4;
+  std::barrier inside(kThreads);
+  std::vector<int64_t> pids(kThreads), nested_pids(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      db->transaction([&] {
+        pids[size_t(t)] = db->query("SELECT pg_backend_pid()")[0].i(0);
+        inside.arrive_and_wait();  // all four transactions are open now
+        db->transaction([&] { nested_pids[size_t(t)] = db->query("SELECT pg_backend_pid()")[0].i(0); });
+      });
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(std::set<int64_t>(pids.begin(), pids.end()).size(), size_t(kThreads));
+  EXPECT_EQ(pids, nested_pids);
+
+  // More callers than connections: they queue for one and all finish.
+  db->exec_script("CREATE TABLE n (i BIGINT NOT NULL)");
+  std::vector<std::thread> many;
+  for (int t = 0; t < 12; ++t)
+    many.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i)
+        db->transaction([&] { db->exec("INSERT INTO n (i) VALUES (?)", {int64_t(t)}); });
+    });
+  for (auto& th : many) th.join();
+  EXPECT_EQ(db->query("SELECT COUNT(*) FROM n")[0].i(0), 120);
+  EXPECT_LE(db->query("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()")[0].i(0),
+            int64_t(kThreads));
 }
 
 }  // namespace

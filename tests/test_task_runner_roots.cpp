@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "service/clock.hpp"
 #include "service/inproc_worker.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"

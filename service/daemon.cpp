@@ -75,7 +75,7 @@ struct Api {
   DaemonOptions opt;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<ObjectStore> objects;
-  std::shared_ptr<http::Metrics> metrics;
+  std::shared_ptr<Metrics> metrics;
   std::unique_ptr<Catalog> catalog;  // reference, sequence and variant stores
   AddressPolicy callback_policy;     // where callback_urls may point (--callback-allow)
 
@@ -147,7 +147,7 @@ struct Api {
         continue;
       std::string name = g.contains("name") && g["name"].is_string() ? g["name"].get<std::string>() : "";
       if (name.size() > 64) name.resize(64);
-      const http::Metrics::Labels labels = {
+      const Metrics::Labels labels = {
           {"worker", worker}, {"gpu", std::to_string(index.get<int64_t>())}, {"name", name}};
       auto num = [&](const char* k) { return g.contains(k) && g[k].is_number() ? g[k].get<double>() : 0.0; };
       metrics->set("omicsd_worker_gpu_utilization_ratio", num("utilization"), labels);
@@ -471,7 +471,7 @@ struct Api {
   std::mutex collect_mu;
   std::chrono::steady_clock::time_point collected_at{};
   bool collected = false;
-  void collect(http::Metrics& m) {
+  void collect(Metrics& m) {
     std::unique_lock lk(collect_mu, std::try_to_lock);
     if (!lk.owns_lock()) return;
     const auto now = std::chrono::steady_clock::now();
@@ -527,7 +527,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   JobStoreOptions jo;
   jo.connections = o.db_connections;
   api->store = open_job_store(db, jo);
-  api->metrics = std::make_shared<http::Metrics>();
+  api->metrics = std::make_shared<Metrics>();
   CatalogOptions co;
   co.data_dir = o.data_dir;
   co.db = !o.catalog_db.empty() ? o.catalog_db : db.rfind("postgres", 0) == 0 ? db : std::string();
@@ -556,7 +556,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.inc("omicsd_lease_expiries_total", 0);
   m.inc("omicsd_cache_hits_total", 0);
   std::weak_ptr<Api> weak = api;
-  m.add_collector([weak](http::Metrics& mm) {
+  m.add_collector([weak](Metrics& mm) {
     if (auto a = weak.lock()) {
       try {
         a->collect(mm);

@@ -6,8 +6,8 @@
 
 #include "host/common/error.hpp"
 #include "service/clock.hpp"
-#include "service/http_server.hpp"
 #include "service/job_store.hpp"
+#include "service/metrics.hpp"
 #include "service/workflow.hpp"
 
 namespace omicsd {
@@ -31,7 +31,7 @@ json task_provenance_patch(const std::string& task_name, const json& prov) {
 }
 
 InprocWorker::InprocWorker(JobStore& store, TaskExecutor executor, InprocWorkerOptions options,
-                           std::shared_ptr<http::Metrics> metrics)
+                           std::shared_ptr<Metrics> metrics)
     : store_(store), exec_(std::move(executor)), opt_(std::move(options)), metrics_(std::move(metrics)) {}
 
 InprocWorker::~InprocWorker() { stop(); }

@@ -6,6 +6,7 @@
 #include "host/call/ploidy_genotypes.hpp"
 #include "host/common/error.hpp"
 #include "service/object_store.hpp"
+#include "service/task_graph.hpp"
 
 namespace omicsd {
 namespace {

@@ -21,6 +21,7 @@
 #include "service/catalog.hpp"
 #include "service/clock.hpp"
 #include "service/http_client.hpp"
+#include "service/http_paging.hpp"
 #include "service/http_router.hpp"
 #include "service/http_server.hpp"
 #include "service/job_store.hpp"
@@ -368,20 +369,14 @@ struct Api {
     RunFilter f;
     if (auto s = req.query_param("state"); s && !s->empty()) f.state = parse_run_state(*s);
     if (auto w = req.query_param("workflow"); w && !w->empty()) f.workflow = *w;
-    if (auto p = req.query_param("page_size"); p && !p->empty()) {
-      try {
-        f.page_size = std::stoi(*p);
-      } catch (const std::exception&) {
-        throw HttpError(400, "page_size must be an integer");
-      }
-    }
-    if (auto t = req.query_param("page_token")) f.page_token = *t;
+    const http::PageParams paging = http::page_params(req);
+    if (paging.page_size) f.page_size = *paging.page_size;
+    f.page_token = paging.page_token;
     RunPage page = store->list_runs(f);
     json runs = json::array();
     for (const Run& r : page.runs) runs.push_back(run_json(r));
     return Response::json(
-        {{"runs", runs},
-         {"next_page_token", page.next_page_token.empty() ? json(nullptr) : json(page.next_page_token)}});
+        {{"runs", runs}, {"next_page_token", http::next_page_token_json(page.next_page_token)}});
   }
 
   Response lease(Request& req) {

@@ -22,7 +22,7 @@ int parse_page_size(std::string_view text) {
   return int(n);
 }
 
-int parse_page_size(const nlohmann::json& value) {
+int parse_json_page_size(const nlohmann::json& value) {
   if (!value.is_number_integer()) bad_page_size(value.dump().substr(0, 64));
   if (value.is_number_unsigned()) {
     const auto n = value.get<uint64_t>();

@@ -23,7 +23,7 @@ struct PageParams {
 // Anything else throws HttpError(400) naming the value.
 int parse_page_size(std::string_view text);
 // The same rule for a page_size given in a JSON body: a positive JSON integer.
-int parse_page_size(const nlohmann::json& value);
+int parse_json_page_size(const nlohmann::json& value);
 
 // ?page_size=&page_token= of a request.
 PageParams page_params(const Request& req);

@@ -1,5 +1,7 @@
 #include "service/metrics.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -151,7 +151,7 @@ struct Routes {
     const json body = http::parse_json_body(req);
     const CohortRule rule = cohort_rule_from_json(body);
     VariantPageRequest page;
-    if (body.contains("page_size")) page.page_size = http::parse_page_size(body["page_size"]);
+    if (body.contains("page_size")) page.page_size = http::parse_json_page_size(body["page_size"]);
     if (body.contains("page_token") && !body["page_token"].is_null()) {
       if (!body["page_token"].is_string()) throw HttpError(400, "page_token: expected a string");
       page.page_token = body["page_token"].get<std::string>();

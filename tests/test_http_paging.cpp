@@ -10,6 +10,7 @@ using omicsd::http::HttpError;
 using omicsd::http::kMaxPageSize;
 using omicsd::http::next_page_token_json;
 using omicsd::http::page_params;
+using omicsd::http::parse_json_page_size;
 using omicsd::http::parse_page_size;
 using omicsd::http::Request;
 using json = nlohmann::json;
@@ -43,12 +44,12 @@ TEST(HttpPaging, EveryBadPageSizeIsOneAndTheSame400) {
     EXPECT_EQ(message, "page_size '" + bad + "': expected a positive integer (at most 1000 are returned)");
   }
   for (const json bad : {json(0), json(-3), json(1.5), json("10"), json(nullptr), json::array()}) {
-    const auto [status, message] = error_of([&] { parse_page_size(bad); });
+    const auto [status, message] = error_of([&] { parse_json_page_size(bad); });
     EXPECT_EQ(status, 400) << bad.dump();
     EXPECT_NE(message.find("expected a positive integer"), std::string::npos) << message;
   }
-  EXPECT_EQ(parse_page_size(json(7)), 7);
-  EXPECT_EQ(parse_page_size(json(uint64_t(1) << 63)), kMaxPageSize);
+  EXPECT_EQ(parse_json_page_size(json(7)), 7);
+  EXPECT_EQ(parse_json_page_size(json(uint64_t(1) << 63)), kMaxPageSize);
 }
 
 TEST(HttpPaging, PageParamsOfARequest) {

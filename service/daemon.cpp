@@ -130,6 +130,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.describe_gauge("omicsd_runs", "Runs by state");
   m.describe_counter("omicsd_lease_expiries_total", "Task leases that expired and were re-queued or failed");
   m.describe_counter("omicsd_cache_hits_total", "Tasks completed from the call cache");
+  m.describe_counter("omicsd_tasks_completed_total",
+                     "Tasks completed, by kind (in-process and remote workers)");
   m.describe_counter("omicsd_runs_created_total", "Runs created");
   m.describe_histogram("omicsd_task_duration_seconds", "Wall time of finished tasks",
                        {0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});

@@ -83,8 +83,4 @@ class InprocWorker {
   std::thread thread_;
 };
 
-// Provenance patch for a finished task: {"tasks": {name: prov}, "workers": {name: id},
-// "inputs": ..., "reference": ..., "engine", "backend", "device"} (JSON merge patch).
-nlohmann::json task_provenance_patch(const std::string& task_name, const nlohmann::json& task_prov);
-
 }  // namespace omicsd

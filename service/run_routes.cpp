@@ -12,10 +12,10 @@
 #include "service/clock.hpp"
 #include "service/http_client.hpp"
 #include "service/http_paging.hpp"
-#include "service/inproc_worker.hpp"
 #include "service/job_store.hpp"
 #include "service/metrics.hpp"
 #include "service/object_store.hpp"
+#include "service/task_completion.hpp"
 #include "service/workflow.hpp"
 
 namespace omicsd {
@@ -162,6 +162,11 @@ struct RunRoutes {
            {"next_attempt_at", w.status == WebhookStatus::Pending ? json(w.next_attempt_at) : json(nullptr)},
            {"last_error", w.last_error}});
     return out;
+  }
+
+  // A germline run that completes goes into the variant store.
+  std::function<void(const std::string&)> on_run_complete() {
+    return [this](const std::string& run_id) { catalog.on_run_complete(run_id); };
   }
 
   Run must_run(const std::string& id) {
@@ -408,25 +413,18 @@ struct RunRoutes {
     auto current = store.get_task(id);
     if (!current) throw HttpError(404, "unknown task '" + id + "'");
     const bool fresh = current->state == TaskState::Running && current->lease_token == token;
-    json prov = b.contains("provenance") && b["provenance"].is_object() ? b["provenance"] : json::object();
-    if (fresh) {
-      // The worker's word is recorded as provenance only. It does not go into the shared call
-      // cache: a key the daemon cannot recompute would let one worker choose the outputs of any
-      // future task with that key (in-process workers, which compute their keys, write the cache).
-      prov["worker_id"] = current->worker_id;
-      store.set_run_provenance(current->run_id, task_provenance_patch(current->name, prov), now_ms());
-    }
-    TaskResult res = store.complete_task(id, token, outputs, now_ms());
-    if (res.run_state == RunState::Complete && !res.duplicate) catalog.on_run_complete(res.task.run_id);
-    if (fresh && !res.duplicate) {
-      if (prov.value("cache_hit", false)) metrics->inc("omicsd_cache_hits_total");
-      if (prov.contains("task_seconds") && prov["task_seconds"].is_number())
-        metrics->observe("omicsd_task_duration_seconds", prov["task_seconds"].get<double>(),
-                         {{"kind", res.task.kind}});
-      else if (prov.contains("seconds") && prov["seconds"].is_number())
-        metrics->observe("omicsd_task_duration_seconds", prov["seconds"].get<double>(),
-                         {{"kind", res.task.kind}});
-    }
+    FinishedTask finished;
+    finished.task_id = id;
+    finished.lease_token = token;
+    finished.run_id = current->run_id;
+    finished.task_name = current->name;
+    finished.kind = current->kind;
+    finished.outputs = std::move(outputs);
+    // The worker's word is recorded as provenance only, never in the call cache (no trusted key).
+    finished.provenance =
+        b.contains("provenance") && b["provenance"].is_object() ? b["provenance"] : json::object();
+    finished.provenance["worker_id"] = current->worker_id;
+    const TaskResult res = complete_finished_task(store, finished, fresh, {metrics, on_run_complete()});
     json j = task_json(res.task, nullptr);
     j["run_state"] = to_string(res.run_state);
     j["duplicate"] = res.duplicate;

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "host/common/error.hpp"
+#include "service/task_kinds.hpp"
 
 namespace omicsd {
 
@@ -28,8 +29,9 @@ void validate_new_run(const NewRun& req, const std::vector<TaskSpec>& tasks) {
   for (const TaskSpec& t : tasks) {
     if (t.name.empty() || t.name.find('/') != std::string::npos)
       throw InputError("task name '" + t.name + "' must be non-empty and contain no '/'");
-    if (t.kind != "align" && t.kind != "call" && t.kind != "qc")
-      throw InputError("task " + t.name + ": unknown kind '" + t.kind + "' (expected align, call or qc)");
+    if (!find_task_kind(t.kind))
+      throw InputError("task " + t.name + ": unknown kind '" + t.kind + "' (expected " + task_kind_names() +
+                       ")");
     if (t.max_attempts < 1) throw InputError("task " + t.name + ": max_attempts must be >= 1");
     for (const std::string& d : t.depends_on)
       if (!seen.count(d))

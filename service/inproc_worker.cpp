@@ -122,12 +122,7 @@ void InprocWorker::loop() {
             spdlog::warn("{}: dropping the result of {} (lease lost)", opt_.worker_id, task.id);
             continue;
           }
-          FinishedTask finished;
-          finished.task_id = task.id;
-          finished.lease_token = task.lease_token;
-          finished.run_id = run.id;
-          finished.task_name = task.name;
-          finished.kind = task.kind;
+          FinishedTask finished = FinishedTask::of(task, task.lease_token);
           finished.outputs = res.outputs;
           finished.provenance = std::move(prov);
           if (!from_db) {  // computed here: the key is this process's own

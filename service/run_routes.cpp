@@ -413,12 +413,7 @@ struct RunRoutes {
     auto current = store.get_task(id);
     if (!current) throw HttpError(404, "unknown task '" + id + "'");
     const bool fresh = current->state == TaskState::Running && current->lease_token == token;
-    FinishedTask finished;
-    finished.task_id = id;
-    finished.lease_token = token;
-    finished.run_id = current->run_id;
-    finished.task_name = current->name;
-    finished.kind = current->kind;
+    FinishedTask finished = FinishedTask::of(*current, token);
     finished.outputs = std::move(outputs);
     // The worker's word is recorded as provenance only, never in the call cache (no trusted key).
     finished.provenance =

@@ -19,6 +19,16 @@ void count_completion(Metrics& metrics, const FinishedTask& t) {
 }
 }  // namespace
 
+FinishedTask FinishedTask::of(const Task& task, const std::string& lease_token) {
+  FinishedTask f;
+  f.task_id = task.id;
+  f.lease_token = lease_token;
+  f.run_id = task.run_id;
+  f.task_name = task.name;
+  f.kind = task.kind;
+  return f;
+}
+
 TaskResult complete_finished_task(JobStore& store, const FinishedTask& t, bool lease_is_current,
                                   const TaskCompletionHooks& hooks) {
   if (lease_is_current) {

@@ -30,6 +30,9 @@ struct FinishedTask {
   // key the daemon cannot recompute would let one worker choose the outputs of any future task.
   std::string trusted_cache_key;
   nlohmann::json cache_provenance = nlohmann::json::object();
+
+  // The identity of `task` (id, run, name, kind) with the lease token the worker presents.
+  static FinishedTask of(const Task& task, const std::string& lease_token);
 };
 
 struct TaskCompletionHooks {

@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "host/common/error.hpp"
-#include "service/http_router.hpp"
-#include "service/http_server.hpp"
 #include "service/clock.hpp"
+#include "service/http_router.hpp"
 #include "service/job_store.hpp"
+#include "service/metrics.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_routes.hpp"
 #include "service/readset_store.hpp"
@@ -91,7 +91,7 @@ struct Catalog::Impl {
   CatalogOptions opt;
   JobStore& jobs;
   ObjectStore& objects;
-  std::shared_ptr<http::Metrics> metrics;
+  std::shared_ptr<Metrics> metrics;
   std::unique_ptr<sql::Db> catalog_db;        // references + read sets
   std::unique_ptr<sql::Db> variant_db;        // genotypes (its own connection: ingests are long writes)
   std::unique_ptr<sql::Db> variant_query_db;  // a second one, so queries never wait behind an ingest
@@ -101,7 +101,7 @@ struct Catalog::Impl {
   JobQueue imports;  // reference and read-set imports
   JobQueue ingests;  // variant store ingestion (one thread: one writer)
 
-  Impl(CatalogOptions o, JobStore& j, ObjectStore& ob, std::shared_ptr<http::Metrics> m)
+  Impl(CatalogOptions o, JobStore& j, ObjectStore& ob, std::shared_ptr<Metrics> m)
       : opt(std::move(o)), jobs(j), objects(ob), metrics(std::move(m)) {
     const bool pg = opt.db.rfind("postgres://", 0) == 0 || opt.db.rfind("postgresql://", 0) == 0;
     catalog_db = sql::open_db(pg ? opt.db : "sqlite:" + (opt.data_dir / "catalog.db").string(), "catalog");
@@ -125,7 +125,7 @@ struct Catalog::Impl {
 
   void count(const char* name, const std::string& store, const std::string& outcome) {
     if (!metrics) return;
-    http::Metrics::Labels labels = {{"outcome", outcome}};
+    Metrics::Labels labels = {{"outcome", outcome}};
     if (!store.empty()) labels.push_back({"store", store});
     metrics->inc(name, 1, labels);
   }
@@ -246,7 +246,7 @@ struct Catalog::Impl {
 };
 
 Catalog::Catalog(CatalogOptions options, JobStore& jobs, ObjectStore& objects,
-                 std::shared_ptr<http::Metrics> metrics)
+                 std::shared_ptr<Metrics> metrics)
     : impl_(std::make_unique<Impl>(std::move(options), jobs, objects, std::move(metrics))) {}
 
 Catalog::~Catalog() { stop(); }

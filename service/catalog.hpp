@@ -14,9 +14,9 @@ namespace omicsd {
 class JobStore;
 class ObjectStore;
 struct WorkflowRequest;
+class Metrics;
 namespace http {
 class Router;
-class Metrics;
 }  // namespace http
 
 struct CatalogOptions {
@@ -36,8 +36,7 @@ struct CatalogOptions {
 
 class Catalog {
  public:
-  Catalog(CatalogOptions options, JobStore& jobs, ObjectStore& objects,
-          std::shared_ptr<http::Metrics> metrics);
+  Catalog(CatalogOptions options, JobStore& jobs, ObjectStore& objects, std::shared_ptr<Metrics> metrics);
   ~Catalog();
   Catalog(const Catalog&) = delete;
   Catalog& operator=(const Catalog&) = delete;

@@ -6,8 +6,9 @@
 
 #include "host/common/error.hpp"
 #include "service/clock.hpp"
-#include "service/http_server.hpp"
 #include "service/job_store.hpp"
+#include "service/metrics.hpp"
+#include "service/task_completion.hpp"
 #include "service/workflow.hpp"
 
 namespace omicsd {
@@ -15,23 +16,8 @@ namespace {
 using json = nlohmann::json;
 }
 
-json task_provenance_patch(const std::string& task_name, const json& prov) {
-  json patch = json::object();
-  patch["tasks"][task_name] = prov;
-  if (prov.contains("worker_id")) patch["workers"][task_name] = prov["worker_id"];
-  if (prov.contains("inputs") && prov["inputs"].is_object())
-    for (const auto& [k, v] : prov["inputs"].items())
-      if (v.is_object() && v.contains("digest")) patch["input_digests"][task_name + "." + k] = v["digest"];
-  if (prov.contains("reference") && prov["reference"].is_object() && !prov["reference"].empty())
-    patch["reference"] = prov["reference"];
-  if (prov.contains("engine")) patch["engine"] = prov["engine"];
-  if (prov.contains("backend")) patch["backend"][task_name] = prov["backend"];
-  if (prov.contains("device")) patch["device"][task_name] = prov["device"];
-  return patch;
-}
-
 InprocWorker::InprocWorker(JobStore& store, TaskExecutor executor, InprocWorkerOptions options,
-                           std::shared_ptr<http::Metrics> metrics)
+                           std::shared_ptr<Metrics> metrics)
     : store_(store), exec_(std::move(executor)), opt_(std::move(options)), metrics_(std::move(metrics)) {}
 
 InprocWorker::~InprocWorker() { stop(); }
@@ -136,18 +122,15 @@ void InprocWorker::loop() {
             spdlog::warn("{}: dropping the result of {} (lease lost)", opt_.worker_id, task.id);
             continue;
           }
-          if (!from_db && !res.cache_key.empty())
-            store_.put_cache(res.cache_key, json{{"outputs", res.outputs}, {"provenance", res.provenance}},
-                             now_ms());
-          store_.set_run_provenance(run.id, task_provenance_patch(task.name, prov), now_ms());
-          const TaskResult completed = store_.complete_task(task.id, task.lease_token, res.outputs, now_ms());
-          if (completed.run_state == RunState::Complete && !completed.duplicate && opt_.on_run_complete)
-            opt_.on_run_complete(run.id);
-          if (metrics_) {
-            if (res.cache_hit) metrics_->inc("omicsd_cache_hits_total");
-            metrics_->observe("omicsd_task_duration_seconds", secs, {{"kind", task.kind}});
-            metrics_->inc("omicsd_tasks_completed_total", 1, {{"kind", task.kind}});
+          FinishedTask finished = FinishedTask::of(task, task.lease_token);
+          finished.outputs = res.outputs;
+          finished.provenance = std::move(prov);
+          if (!from_db) {  // computed here: the key is this process's own
+            finished.trusted_cache_key = res.cache_key;
+            finished.cache_provenance = res.provenance;
           }
+          complete_finished_task(store_, finished, /*lease_is_current=*/true,
+                                 {metrics_, opt_.on_run_complete});
           spdlog::info("{}: task {} complete in {:.2f} s{}", opt_.worker_id, task.id, secs,
                        res.cache_hit ? " (cache hit)" : "");
         } catch (const LeaseError& e) {

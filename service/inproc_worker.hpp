@@ -17,9 +17,7 @@
 namespace omicsd {
 
 class JobStore;
-namespace http {
 class Metrics;
-}
 
 struct ExecRequest {
   std::string kind;  // align | call | qc
@@ -59,7 +57,7 @@ struct InprocWorkerOptions {
 class InprocWorker {
  public:
   InprocWorker(JobStore& store, TaskExecutor executor, InprocWorkerOptions options,
-               std::shared_ptr<http::Metrics> metrics);
+               std::shared_ptr<Metrics> metrics);
   ~InprocWorker();  // stop()
   void start();
   // Asks the loop to stop after the current task (which is finished, not abandoned) and joins.
@@ -77,16 +75,12 @@ class InprocWorker {
   JobStore& store_;
   TaskExecutor exec_;
   InprocWorkerOptions opt_;
-  std::shared_ptr<http::Metrics> metrics_;
+  std::shared_ptr<Metrics> metrics_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::thread thread_;
 };
-
-// Provenance patch for a finished task: {"tasks": {name: prov}, "workers": {name: id},
-// "inputs": ..., "reference": ..., "engine", "backend", "device"} (JSON merge patch).
-nlohmann::json task_provenance_patch(const std::string& task_name, const nlohmann::json& task_prov);
 
 }  // namespace omicsd

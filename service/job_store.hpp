@@ -14,6 +14,9 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+// Not used here: reference_store.cpp and readset_store.cpp reach random_hex through this header.
+// Drop once they include service/ids.hpp themselves (their split is another branch's).
+#include "service/ids.hpp"
 
 namespace omicsd {
 
@@ -48,16 +51,13 @@ struct TaskSpec {
   int max_attempts = 3;
 };
 
-// The standard task graph of a workflow: germline = align -> call -> qc; align; call.
-std::vector<TaskSpec> default_tasks(const std::string& workflow);
-
 struct NewRun {
   std::string workflow;  // germline | align | call
   nlohmann::json inputs = nlohmann::json::object();
   nlohmann::json parameters = nlohmann::json::object();
   std::string callback_url;     // empty = none
   std::string idempotency_key;  // empty = none
-  std::vector<TaskSpec> tasks;  // empty = default_tasks(workflow)
+  std::vector<TaskSpec> tasks;  // empty = default_tasks(workflow) (task_graph.hpp)
   // The run's first provenance (engine, submitted inputs, parameters), written by the same
   // transaction as the run: there is never a run without it.
   nlohmann::json provenance = nlohmann::json::object();
@@ -237,14 +237,5 @@ std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const J
 std::unique_ptr<JobStore> open_postgres_job_store(const std::string& url, const JobStoreOptions& opts = {});
 // "sqlite:PATH", "sqlite://PATH" or a plain path -> SQLite; "postgres://..." -> PostgreSQL.
 std::unique_ptr<JobStore> open_job_store(const std::string& url, const JobStoreOptions& opts = {});
-
-// Shared by the store implementations. validate_new_run: the workflow is known and the task graph
-// well formed (names unique and without '/', known kinds, attempts >= 1, dependencies on earlier
-// tasks); throws InputError. capabilities_satisfy: the rule of TaskSpec::requirements.
-void validate_new_run(const NewRun& req, const std::vector<TaskSpec>& tasks);
-bool capabilities_satisfy(const nlohmann::json& capabilities, const nlohmann::json& requirements);
-
-// "run-" + 16 random hex digits; lease tokens are 32 hex digits.
-std::string random_hex(size_t digits);
 
 }  // namespace omicsd

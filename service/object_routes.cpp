@@ -7,8 +7,9 @@
 #include <fstream>
 
 #include "host/common/error.hpp"
-#include "service/http_server.hpp"
+#include "service/http_router.hpp"
 #include "service/job_store.hpp"
+#include "service/metrics.hpp"
 #include "service/object_store.hpp"
 #include "service/task_inputs.hpp"
 #include "service/workflow.hpp"
@@ -64,7 +65,7 @@ struct Routes {
   ObjectStore& objects;
   JobStore& jobs;
   ObjectRoutesOptions opt;
-  std::shared_ptr<http::Metrics> metrics;
+  std::shared_ptr<Metrics> metrics;
 
   void count_upload(const char* result, std::uint64_t bytes) {
     if (!metrics) return;
@@ -249,7 +250,7 @@ const std::vector<std::string>& input_companions(const std::string& key) {
 }
 
 void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& jobs,
-                       ObjectRoutesOptions options, std::shared_ptr<http::Metrics> metrics) {
+                       ObjectRoutesOptions options, std::shared_ptr<Metrics> metrics) {
   if (metrics) {
     metrics->describe_counter("omicsd_object_uploads_total",
                               "PUT /v1/objects uploads by result (created, exists, digest_mismatch)");

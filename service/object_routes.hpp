@@ -22,9 +22,7 @@ class JobStore;
 class ObjectStore;
 struct Run;
 struct Task;
-namespace http {
 class Metrics;
-}
 
 struct ObjectRoutesOptions {
   std::vector<std::filesystem::path> allow_roots;            // where file inputs may be read from
@@ -51,6 +49,6 @@ std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run,
 const std::vector<std::string>& input_companions(const std::string& key);
 
 void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& jobs,
-                       ObjectRoutesOptions options, std::shared_ptr<http::Metrics> metrics = {});
+                       ObjectRoutesOptions options, std::shared_ptr<Metrics> metrics = {});
 
 }  // namespace omicsd

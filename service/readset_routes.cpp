@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "service/clock.hpp"
+#include "service/http_paging.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_store.hpp"
@@ -131,20 +132,14 @@ struct ReadSetRoutes {
       }
       if (auto s = req.query_param("sample_id")) f.sample_id = *s;
       if (auto s = req.query_param("subject_id")) f.subject_id = *s;
-      if (auto p = req.query_param("page_size"); p && !p->empty()) {
-        try {
-          f.page_size = std::stoi(*p);
-        } catch (const std::exception&) {
-          throw HttpError(400, "page_size must be an integer");
-        }
-      }
-      if (auto t = req.query_param("page_token")) f.page_token = *t;
+      const http::PageParams paging = http::page_params(req);
+      if (paging.page_size) f.page_size = *paging.page_size;
+      f.page_token = paging.page_token;
       ReadSetPage page = store.list(f);
       json items = json::array();
       for (const ReadSet& rs : page.readsets) items.push_back(rs.to_json());
       return Response::json(
-          {{"readsets", items},
-           {"next_page_token", page.next_page_token.empty() ? json(nullptr) : json(page.next_page_token)}});
+          {{"readsets", items}, {"next_page_token", http::next_page_token_json(page.next_page_token)}});
     });
   }
 

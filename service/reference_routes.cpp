@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "host/common/error.hpp"
+#include "service/http_paging.hpp"
 #include "service/job_store.hpp"
 #include "service/reference_store.hpp"
 
@@ -114,22 +115,14 @@ struct Routes {
     if (auto s = req.query_param("state"); s && !s->empty()) f.state = parse_reference_state(*s);
     f.name = req.query_param("name").value_or("");
     f.md5 = req.query_param("md5").value_or("");
-    if (auto p = req.query_param("page_size"); p && !p->empty()) {
-      try {
-        size_t used = 0;
-        f.page_size = std::stoi(*p, &used);
-        if (used != p->size()) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        throw HttpError(400, "page_size must be an integer");
-      }
-    }
-    f.page_token = req.query_param("page_token").value_or("");
+    const http::PageParams paging = http::page_params(req);
+    if (paging.page_size) f.page_size = *paging.page_size;
+    f.page_token = paging.page_token;
     const ReferencePage page = store.list(f);
     json refs = json::array();
     for (const auto& r : page.references) refs.push_back(reference_json(r, false));
     return Response::json(
-        {{"references", refs},
-         {"next_page_token", page.next_page_token.empty() ? json(nullptr) : json(page.next_page_token)}});
+        {{"references", refs}, {"next_page_token", http::next_page_token_json(page.next_page_token)}});
   }
 
   Response get(Request& req) {

@@ -26,9 +26,11 @@
 #include <thread>
 #include <type_traits>
 
+#include "service/ids.hpp"
 #include "service/job_store.hpp"
 #include "service/job_store_rows.hpp"
 #include "service/sql_db.hpp"
+#include "service/task_graph.hpp"
 
 namespace omicsd {
 namespace {

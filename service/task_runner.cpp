@@ -27,6 +27,7 @@
 #include "omicsd_version.hpp"
 #include "service/sha256.hpp"
 #include "service/task_inputs.hpp"
+#include "service/task_kinds.hpp"
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
@@ -206,8 +207,9 @@ std::string staged_name(const std::string& key, const std::string& sample) {
 
 struct TaskRunner::Prepared {
   std::string kind;
-  std::string name;  // sample name used for outputs ("sample" when none)
-  Json P;            // parameters
+  TaskKind kind_id = TaskKind::Align;  // `kind`, looked up once in task_kinds.hpp
+  std::string name;                    // sample name used for outputs ("sample" when none)
+  Json P;                              // parameters
   std::map<std::string, TaskInput> in;
   std::map<std::string, std::string> digests;  // what the cache key covers
   std::string key;
@@ -284,8 +286,8 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
   Prepared t;
   t.kind = spec.kind;
   const std::string& kind = t.kind;
-  if (kind != "align" && kind != "call" && kind != "qc")
-    throw InputError("unknown task kind '" + kind + "' (expected align, call or qc)");
+  const TaskKindInfo& kind_info = task_kind(kind);  // InputError for an unknown kind
+  t.kind_id = kind_info.id;
   check_sample(spec.sample);
   t.name = spec.sample.empty() ? "sample" : spec.sample;
   t.P = spec.parameters.is_null() ? Json::object() : spec.parameters;
@@ -294,10 +296,9 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
 
   // --- Validate the spec and collect input URIs.
   std::map<std::string, std::string> uris;  // input name -> URI
-  if (kind == "align") {
-    check_keys(inputs_json, "input", {"reference", "reads", "reads1", "reads2"}, kind);
-    check_keys(P, "parameter", {"threads", "backend", "device", "read_group", "interleaved", "min_score"},
-               kind);
+  check_keys(inputs_json, "input", {kind_info.inputs.begin(), kind_info.inputs.end()}, kind);
+  check_keys(P, "parameter", {kind_info.parameters.begin(), kind_info.parameters.end()}, kind);
+  if (t.kind_id == TaskKind::Align) {
     if (!inputs_json.contains("reference")) throw InputError("align task: missing input 'reference'");
     uris["reference"] = uri_of(inputs_json["reference"], "reference");
     if (inputs_json.contains("reads")) {
@@ -316,12 +317,7 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
     } else {
       throw InputError("align task: missing input 'reads'");
     }
-  } else if (kind == "call") {
-    check_keys(inputs_json, "input", {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"}, kind);
-    check_keys(P, "parameter",
-               {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions",
-                "targets", "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"},
-               kind);
+  } else if (t.kind_id == TaskKind::Call) {
     for (const char* k : {"reference", "bam"})
       if (!inputs_json.contains(k)) throw InputError(std::string("call task: missing input '") + k + "'");
     for (const char* k : {"reference", "bam", "bai", "regions", "targets", "ploidy_bed"})
@@ -332,9 +328,7 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
         if (uris.count(k)) throw InputError(std::string("call task: '") + k + "' given twice");
         uris[k] = uri_of(P[k], k);
       }
-  } else {
-    check_keys(inputs_json, "input", {"reference", "bam", "vcf"}, kind);
-    check_keys(P, "parameter", {"threads"}, kind);
+  } else {  // qc
     for (const char* k : {"reference", "bam", "vcf"}) {
       if (!inputs_json.contains(k)) throw InputError(std::string("qc task: missing input '") + k + "'");
       uris[k] = uri_of(inputs_json[k], k);
@@ -430,7 +424,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   };
   if (in.count("reference") && !in.at("reference").sidecars.count(".omi"))
     stage_stored_index("reference", "omi-of");
-  if (kind == "call") {
+  if (t.kind_id == TaskKind::Call) {
     const bool has_index = !in.at("bam").sidecars.empty() || stage_stored_index("bam", "index-of");
     if (!has_index && sam_index_build(staged["bam"].c_str(), 0) < 0)
       throw InputError(in.at("bam").uri + ": cannot index the BAM (is it coordinate-sorted?)");
@@ -457,7 +451,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
 
   const auto t_engine = std::chrono::steady_clock::now();
   try {
-    if (kind == "align") {
+    if (t.kind_id == TaskKind::Align) {
       AlignOptions a;
       a.reference = staged["reference"].string();
       a.reference_uri = in.at("reference").main.source.string();  // @SQ UR: the file, not the link
@@ -486,7 +480,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       produced = {{"bam", a.output}, {"bai", a.output + ".bai"}};
       index_of["bam"] = "bai";
       load_reference_prov(Reference::load(a.reference));
-    } else if (kind == "call") {
+    } else if (t.kind_id == TaskKind::Call) {
       CallOptions c;
       c.reference = staged["reference"].string();
       c.bam = staged["bam"].string();
@@ -519,7 +513,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
           index_of["vcf"] = ext;
         }
       load_reference_prov(Reference::load(c.reference));
-    } else {
+    } else {  // qc
       const Reference ref = Reference::load(staged["reference"].string());
       const QcReport qc = compute_qc(staged["bam"].string(), ref, staged["vcf"].string());
       const std::string qc_path = (scratch / (name + ".qc.json")).string();
@@ -557,7 +551,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   // store for the next task on this reference, instead of being rebuilt each time.
   const fs::path built_omi =
       staged.count("reference") ? fs::path(staged["reference"].string() + ".omi") : fs::path();
-  if (kind == "align" && fs::is_regular_file(fs::symlink_status(built_omi, ec))) {
+  if (t.kind_id == TaskKind::Align && fs::is_regular_file(fs::symlink_status(built_omi, ec))) {
     const ObjectRef omi = store_.put_file(built_omi, ObjectStore::Mode::Move);
     write_atomic(store_.root() / "meta" / "omi-of" / (hex_of(in.at("reference").digest) + ".json"),
                  Json{{"digest", omi.digest}, {"ext", ".omi"}}.dump());

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "host/common/error.hpp"
+#include "service/http_paging.hpp"
 
 namespace omicsd {
 namespace {
@@ -23,16 +24,10 @@ using http::Scope;
 Response guarded(const std::function<Response()>& fn) { return http::answer_errors(fn); }
 
 VariantPageRequest page_of(const Request& req) {
+  const http::PageParams paging = http::page_params(req);
   VariantPageRequest p;
-  if (auto s = req.query_param("page_size")) {
-    const bool digits = !s->empty() && s->size() < 10 && std::all_of(s->begin(), s->end(), [](char c) {
-      return std::isdigit((unsigned char)c);
-    });
-    if (!digits || std::stoi(*s) < 1)
-      throw HttpError(400, "page_size '" + *s + "': expected a positive integer (at most 1000 are returned)");
-    p.page_size = std::stoi(*s);
-  }
-  p.page_token = req.query_param("page_token").value_or("");
+  p.page_size = paging.page_size.value_or(0);  // 0: the store's default
+  p.page_token = paging.page_token;
   return p;
 }
 
@@ -78,8 +73,6 @@ json call_json(const VariantCall& c) {
   return j;
 }
 
-json token_json(const std::string& t) { return t.empty() ? json(nullptr) : json(t); }
-
 VariantKey variant_from_json(const json& v, const std::string& where) {
   if (v.is_string()) return parse_variant(v.get<std::string>());
   if (!v.is_object())
@@ -111,7 +104,7 @@ struct Routes {
                              {"site_known", p.site_known},
                              {"counts", to_json(p.counts)},
                              {"carriers", carriers},
-                             {"next_page_token", token_json(p.next_page_token)}});
+                             {"next_page_token", http::next_page_token_json(p.next_page_token)}});
     }
     if (!region)
       throw HttpError(400, "give a variant (chrom, pos, ref, alt or variant=chrom:pos:ref:alt) or a region");
@@ -131,7 +124,7 @@ struct Routes {
                              {"start", r.start},
                              {"end", r.end == INT64_MAX ? json(nullptr) : json(r.end)}}},
                            {"genotypes", genotypes},
-                           {"next_page_token", token_json(p.next_page_token)}});
+                           {"next_page_token", http::next_page_token_json(p.next_page_token)}});
   }
 
   Response frequencies(Request& req) {
@@ -149,19 +142,16 @@ struct Routes {
     }
     json sites = json::array();
     for (const auto& c : p.sites) sites.push_back(to_json(c));
-    return Response::json(
-        {{"n_samples", p.n_samples}, {"sites", sites}, {"next_page_token", token_json(p.next_page_token)}});
+    return Response::json({{"n_samples", p.n_samples},
+                           {"sites", sites},
+                           {"next_page_token", http::next_page_token_json(p.next_page_token)}});
   }
 
   Response cohort(Request& req) {
     const json body = http::parse_json_body(req);
     const CohortRule rule = cohort_rule_from_json(body);
     VariantPageRequest page;
-    if (body.contains("page_size")) {
-      if (!body["page_size"].is_number_integer() || body["page_size"].get<int64_t>() < 1)
-        throw HttpError(400, "page_size: expected a positive integer");
-      page.page_size = int(std::min<int64_t>(body["page_size"].get<int64_t>(), kMaxVariantPageSize));
-    }
+    if (body.contains("page_size")) page.page_size = http::parse_json_page_size(body["page_size"]);
     if (body.contains("page_token") && !body["page_token"].is_null()) {
       if (!body["page_token"].is_string()) throw HttpError(400, "page_token: expected a string");
       page.page_token = body["page_token"].get<std::string>();
@@ -186,14 +176,15 @@ struct Routes {
                            {"n_cohort", p.n_cohort},
                            {"counts", counts},
                            {"samples", samples},
-                           {"next_page_token", token_json(p.next_page_token)}});
+                           {"next_page_token", http::next_page_token_json(p.next_page_token)}});
   }
 
   Response list_samples(Request& req) {
     const SamplePage p = store.list_samples(page_of(req), tags_of(req));
     json samples = json::array();
     for (const auto& s : p.samples) samples.push_back(to_json(s));
-    return Response::json({{"samples", samples}, {"next_page_token", token_json(p.next_page_token)}});
+    return Response::json(
+        {{"samples", samples}, {"next_page_token", http::next_page_token_json(p.next_page_token)}});
   }
 
   Response get_sample(Request& req) {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "service/http_client.hpp"
-#include "service/http_server.hpp"
 #include "service/job_store.hpp"
+#include "service/metrics.hpp"
 #include "service/sha256.hpp"
 
 namespace omicsd {
@@ -60,7 +60,7 @@ WebhookSignature sign_webhook(const std::string& secret, const std::string& body
 
 WebhookNotifier::WebhookNotifier(JobStore& store, WebhookOptions options,
                                  std::function<json(const std::string&)> describe_run,
-                                 std::shared_ptr<http::Metrics> metrics)
+                                 std::shared_ptr<Metrics> metrics)
     : store_(store),
       options_(std::move(options)),
       describe_run_(std::move(describe_run)),

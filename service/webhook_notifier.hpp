@@ -25,9 +25,7 @@ namespace omicsd {
 
 class JobStore;
 struct WebhookDelivery;
-namespace http {
 class Metrics;
-}
 
 struct WebhookOptions {
   std::string secret;  // HMAC key; empty: events are sent unsigned (and the daemon logs that once)
@@ -63,7 +61,7 @@ class WebhookNotifier {
   // describe_run(run_id) gives the run summary put into each event.
   WebhookNotifier(JobStore& store, WebhookOptions options,
                   std::function<nlohmann::json(const std::string& run_id)> describe_run,
-                  std::shared_ptr<http::Metrics> metrics);
+                  std::shared_ptr<Metrics> metrics);
   ~WebhookNotifier();  // stop()s
 
   void start();
@@ -79,7 +77,7 @@ class WebhookNotifier {
   JobStore& store_;
   WebhookOptions options_;
   std::function<nlohmann::json(const std::string&)> describe_run_;
-  std::shared_ptr<http::Metrics> metrics_;
+  std::shared_ptr<Metrics> metrics_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

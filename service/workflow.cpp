@@ -6,6 +6,8 @@
 #include "host/call/ploidy_genotypes.hpp"
 #include "host/common/error.hpp"
 #include "service/object_store.hpp"
+#include "service/task_graph.hpp"
+#include "service/task_kinds.hpp"
 
 namespace omicsd {
 namespace {
@@ -101,36 +103,12 @@ void check_parameter(const std::string& k, const json& v) {
   }
 }
 
-std::vector<std::string> workflow_kinds(const std::string& wf) {
-  if (wf == "germline") return {"align", "call", "qc"};
-  if (wf == "align") return {"align"};
-  return {"call"};
-}
-
 }  // namespace
 
 const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
-  static const std::vector<std::string> align = {"threads",    "backend",     "device",
-                                                 "read_group", "interleaved", "min_score"};
-  static const std::vector<std::string> call = {"threads",
-                                                "backend",
-                                                "device",
-                                                "gvcf",
-                                                "min_mapq",
-                                                "min_baseq",
-                                                "min_qual",
-                                                "regions",
-                                                "targets",
-                                                "ploidy",
-                                                "ploidy_bed",
-                                                "sex",
-                                                "allow_multiple_samples"};
-  static const std::vector<std::string> qc = {"threads"};
   static const std::vector<std::string> none;
-  if (kind == "align") return align;
-  if (kind == "call") return call;
-  if (kind == "qc") return qc;
-  return none;
+  const TaskKindInfo* k = find_task_kind(kind);
+  return k ? k->parameters : none;
 }
 
 WorkflowRequest parse_workflow_request(const json& body) {
@@ -183,8 +161,8 @@ WorkflowRequest parse_workflow_request(const json& body) {
   // Parameters: each must be accepted by some task of the workflow.
   for (const auto& [k, v] : r.parameters.items()) {
     bool ok = false;
-    for (const auto& kind : workflow_kinds(r.workflow))
-      for (const auto& a : task_parameter_keys(kind)) ok = ok || a == k;
+    for (const TaskSpec& task : default_tasks(r.workflow))
+      for (const auto& a : task_parameter_keys(task.kind)) ok = ok || a == k;
     if (!ok) throw InputError(r.workflow + " workflow: unknown parameter '" + k + "'");
     check_parameter(k, v);
   }
@@ -255,15 +233,17 @@ json task_inputs(const Run& run, const Task& task) {
   const json& in = run.inputs;
   json out = json::object();
   out["reference"] = in.value("reference", json());
-  if (task.kind == "align") {
+  const TaskKindInfo* kind = find_task_kind(task.kind);  // validated when the run was created
+  if (!kind) return out;
+  if (kind->id == TaskKind::Align) {
     out["reads"] = in.value("reads", json());
-  } else if (task.kind == "call") {
+  } else if (kind->id == TaskKind::Call) {
     if (run.workflow == "call") {
       out["bam"] = in.value("bam", json());
     } else {
       out["bam"] = dep_output("align", "bam");  // its index is found through the object store
     }
-  } else if (task.kind == "qc") {
+  } else {  // qc
     out["bam"] = dep_output("align", "bam");
     out["vcf"] = dep_output("call", "vcf");
   }

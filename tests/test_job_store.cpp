@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "service/job_store.hpp"
+#include "service/task_graph.hpp"
 #include "tests/test_support.hpp"
 
 using nlohmann::json;

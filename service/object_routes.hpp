@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "service/http_router.hpp"
+#include "service/task_input_keys.hpp"  // kLeaseTokenHeader, the input keys this route serves
 
 namespace omicsd {
 
@@ -31,22 +32,9 @@ struct ObjectRoutesOptions {
   std::uint64_t min_free_bytes = 0;  // free space kept on the object store's disk (else 507)
 };
 
-// The header that names the caller's lease on GET /v1/tasks/{id}/inputs/{key}.
-inline constexpr const char* kLeaseTokenHeader = "X-Omicsd-Lease-Token";
-
 // "sha256:<64 lowercase hex>" for "sha256:<hex>" or a bare 64-digit hex (either case); nullopt
 // for anything else.
 std::optional<std::string> normalize_digest(const std::string& s);
-
-// The input keys of a task and what they name: "reference", "reads" or "reads/0", "reads/1",
-// "bam", "vcf", and "regions" / "targets" (BED URIs among the task's parameters), each mapped to
-// its URI (a path, file:// URI or sha256: digest) as the lease answer carries it.
-std::vector<std::pair<std::string, std::string>> task_input_keys(const Run& run, const Task& task);
-
-// Companion index files the engine reads next to an input, by input key, as file extensions
-// (without the dot): reference -> fai, gzi, omi; bam -> bai, csi, crai (sidecar_extensions in
-// task_inputs.hpp, which the TaskRunner opens next to a file input).
-const std::vector<std::string>& input_companions(const std::string& key);
 
 void add_object_routes(http::Router& router, ObjectStore& objects, JobStore& jobs,
                        ObjectRoutesOptions options, std::shared_ptr<Metrics> metrics = {});

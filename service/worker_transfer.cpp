@@ -11,8 +11,8 @@
 
 #include "host/common/error.hpp"
 #include "service/http_client.hpp"
-#include "service/object_routes.hpp"
 #include "service/sha256.hpp"
+#include "service/task_input_keys.hpp"
 
 namespace omicsd {
 namespace {

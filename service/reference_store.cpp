@@ -14,6 +14,7 @@
 #include <memory>
 #include <utility>
 
+#include "host/io/hts_handles.hpp"
 #include "host/io/reference.hpp"
 #include "service/job_store.hpp"
 #include "service/object_store.hpp"
@@ -113,12 +114,6 @@ void rename_or_fail(const fs::path& from, const fs::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) sys_fail("cannot rename " + from.string() + " to", to, errno);
 }
 
-struct BgzfCloser {
-  void operator()(BGZF* fp) const {
-    if (fp) bgzf_close(fp);
-  }
-};
-using BgzfPtr = std::unique_ptr<BGZF, BgzfCloser>;
 
 std::string printable(unsigned char c) {
   if (c >= 33 && c <= 126) return std::string("'") + char(c) + "'";

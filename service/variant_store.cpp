@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "host/io/hts_handles.hpp"
 #include "service/sql_db.hpp"
 
 namespace omicsd {
@@ -352,25 +353,24 @@ struct VariantStore::Parsed {
 VariantStore::Parsed VariantStore::read_vcf(const std::string& path, const VariantSampleInfo& info,
                                             const VariantIngestOptions& o) const {
   Parsed out;
-  htsFile* fp = bcf_open(path.c_str(), "r");
-  if (!fp) throw InputError(path + ": cannot open VCF: " + std::strerror(errno));
-  struct Closer {
-    htsFile* fp;
+  const HtsFilePtr file(bcf_open(path.c_str(), "r"));
+  if (!file) throw InputError(path + ": cannot open VCF: " + std::strerror(errno));
+  htsFile* fp = file.get();
+  // The htslib handles (hts_handles.hpp) and the value buffers bcf_get_* reallocates.
+  struct Handles {
+    BcfHeaderPtr header;
+    BcfRecordPtr record;
     bcf_hdr_t* hdr = nullptr;
     bcf1_t* rec = nullptr;
     int32_t* gt = nullptr;
     int32_t* ibuf = nullptr;
     float* fbuf = nullptr;
-    ~Closer() {
-      free(gt), free(ibuf), free(fbuf);
-      if (rec) bcf_destroy(rec);
-      if (hdr) bcf_hdr_destroy(hdr);
-      hts_close(fp);
-    }
-  } h{fp};
+    ~Handles() { free(gt), free(ibuf), free(fbuf); }
+  } h;
   if (hts_get_format(fp)->category != variant_data)
     throw InputError(path + ": not a VCF or BCF file (" + hts_format_description(hts_get_format(fp)) + ")");
-  h.hdr = bcf_hdr_read(fp);
+  h.header.reset(bcf_hdr_read(fp));
+  h.hdr = h.header.get();
   if (!h.hdr) throw InputError(path + ": unreadable VCF header");
   const int nsamples = bcf_hdr_nsamples(h.hdr);
   int col = -1;
@@ -391,7 +391,8 @@ VariantStore::Parsed VariantStore::read_vcf(const std::string& path, const Varia
   BGZF* bz = hts_get_format(fp)->compression == bgzf ? hts_get_bgzfp(fp) : nullptr;
   if (bz && bgzf_check_EOF(bz) == 0)
     throw InputError(path + ": truncated (the BGZF end-of-file marker is missing)");
-  h.rec = bcf_init();
+  h.record.reset(bcf_init());
+  h.rec = h.record.get();
   int ngt = 0, ni = 0, nf = 0;
   std::unordered_set<std::string> seen;
   std::string last_where = "the header";

@@ -332,30 +332,28 @@ TEST(CudaBackendSelection, FollowsTheMachine) {
 // Every alignment record of a BAM, serialised (core fields + data: names, CIGAR, SEQ, QUAL, tags).
 std::vector<std::string> bam_records(const fs::path& p) {
   std::vector<std::string> out;
-  samFile* fp = sam_open(p.c_str(), "r");
+  const HtsFilePtr fp(sam_open(p.c_str(), "r"));
   EXPECT_NE(fp, nullptr) << p;
   if (!fp) return out;
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  bam1_t* b = bam_init1();
-  while (hdr && sam_read1(fp, hdr, b) >= 0) {
+  const SamHeaderPtr hdr(sam_hdr_read(fp.get()));
+  const BamRecordPtr record(bam_init1());
+  bam1_t* b = record.get();
+  while (hdr && sam_read1(fp.get(), hdr.get(), b) >= 0) {
     std::string rec(reinterpret_cast<const char*>(&b->core), sizeof(bam1_core_t));
     rec.append(reinterpret_cast<const char*>(b->data), size_t(b->l_data));
     out.push_back(std::move(rec));
   }
-  bam_destroy1(b);
-  if (hdr) sam_hdr_destroy(hdr);
-  sam_close(fp);
   return out;
 }
 
 // The VCF's data lines and its header lines other than those naming the command or the date.
 std::vector<std::string> vcf_lines(const fs::path& p) {
   std::vector<std::string> out;
-  htsFile* fp = hts_open(p.c_str(), "r");
+  const HtsFilePtr fp(hts_open(p.c_str(), "r"));
   EXPECT_NE(fp, nullptr) << p;
   if (!fp) return out;
   kstring_t s = KS_INITIALIZE;
-  while (hts_getline(fp, '\n', &s) >= 0) {
+  while (hts_getline(fp.get(), '\n', &s) >= 0) {
     const std::string line(s.s, s.l);
     if (line.rfind("##", 0) == 0 &&
         (line.find("ommand") != std::string::npos || line.find("Date") != std::string::npos ||
@@ -364,7 +362,6 @@ std::vector<std::string> vcf_lines(const fs::path& p) {
     out.push_back(line);
   }
   ks_free(&s);
-  hts_close(fp);
   return out;
 }
 

@@ -23,7 +23,7 @@
 #include "cuda/chunk_pipeline.cuh"
 #include "host/align/banded_sw.hpp"
 #include "host/align/banded_warp.hpp"
-#include "host/common/cuda_backends.hpp"
+#include "cuda/cuda_backends.hpp"
 
 namespace omicsd {
 namespace cuda {

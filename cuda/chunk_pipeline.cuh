@@ -16,7 +16,8 @@
 #include <vector>
 
 #include "cuda/cuda_util.cuh"
-#include "host/common/cuda_backends.hpp"
+#include "cuda/backend_log.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/common/simt.hpp"
 
 namespace omicsd::cuda {

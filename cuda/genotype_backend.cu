@@ -26,7 +26,7 @@
 #include "cuda/chunk_pipeline.cuh"
 #include "host/call/pair_hmm.hpp"
 #include "host/call/pair_hmm_warp.hpp"
-#include "host/common/cuda_backends.hpp"
+#include "cuda/cuda_backends.hpp"
 
 namespace omicsd {
 namespace cuda {

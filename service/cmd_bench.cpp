@@ -10,10 +10,11 @@
 #include <vector>
 
 #include "host/align/align_backend.hpp"
-#include "host/align/backend_select.hpp"
+#include "backends/align_backend_select.hpp"
 #include "host/call/genotype_backend.hpp"
-#include "host/call/genotype_backend_select.hpp"
-#include "host/common/cuda_backends.hpp"
+#include "backends/genotype_backend_select.hpp"
+#include "backends/backend_choice.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
 

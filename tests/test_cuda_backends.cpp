@@ -17,14 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "backends/align_backend_select.hpp"
+#include "backends/backend_choice.hpp"
+#include "backends/genotype_backend_select.hpp"
+#include "cuda/cuda_backends.hpp"
+#include "cuda/device_info.hpp"
 #include "host/align/align_backend.hpp"
 #include "host/align/align_pipeline.hpp"
-#include "host/align/backend_select.hpp"
 #include "host/call/call_options.hpp"
 #include "host/call/genotype_backend.hpp"
-#include "host/call/genotype_backend_select.hpp"
-#include "host/common/cuda_backends.hpp"
-#include "host/common/device_info.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
 #include "host/io/reference.hpp"
@@ -380,8 +381,7 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
     a.output = (tmp.path / (std::string(names[k]) + ".bam")).string();
     a.read_group = "@RG\\tID:s\\tSM:s";
     a.threads = 2;
-    a.backend = names[k];
-    a.device = 0;
+    a.make_backend = align_backend_factory(names[k], 0);
     const AlignStats as = run_align(a);
     EXPECT_EQ(as.backend, names[k]);
     bams[k] = bam_records(a.output);
@@ -390,8 +390,7 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
     c.bam = a.output;
     c.output = (tmp.path / (std::string(names[k]) + ".vcf.gz")).string();
     c.threads = 2;
-    c.backend = names[k];
-    c.device = 0;
+    c.make_backend = genotype_backend_factory(names[k], 0);
     c.sample = "s";
     const CallStats cs = run_call(c);
     EXPECT_EQ(cs.backend, names[k]);

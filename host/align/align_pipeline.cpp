@@ -8,7 +8,6 @@
 #include <future>
 #include <memory>
 
-#include "host/align/backend_select.hpp"
 #include "host/align/mapper.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
@@ -39,7 +38,8 @@ AlignStats run_align(const AlignOptions& o) {
     source->set_bytes_total(total);
   }
 
-  std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads, o.device);
+  std::unique_ptr<AlignBackend> backend =
+      o.make_backend ? o.make_backend(threads) : make_cpu_align_backend(threads);
 
   // A given -R line tags every read; otherwise a BAM/CRAM input's read groups are kept, header lines
   // and each read's RG tag (an unaligned BAM carries its lanes and libraries that way).

@@ -1,6 +1,7 @@
-#include "host/align/backend_select.hpp"
+#include "backends/align_backend_select.hpp"
 
-#include "host/common/cuda_backends.hpp"
+#include "backends/backend_choice.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/common/gpu_health.hpp"
 
 namespace omicsd {
@@ -46,6 +47,10 @@ std::unique_ptr<AlignBackend> select_align_backend(const std::string& name, int 
     }
   }
   return make_cpu_align_backend(threads);
+}
+
+AlignBackendFactory align_backend_factory(const std::string& name, int device) {
+  return [name, device](int threads) { return select_align_backend(name, threads, device); };
 }
 
 }  // namespace omicsd

@@ -1,6 +1,7 @@
-#include "host/call/genotype_backend_select.hpp"
+#include "backends/genotype_backend_select.hpp"
 
-#include "host/common/cuda_backends.hpp"
+#include "backends/backend_choice.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/common/gpu_health.hpp"
 
 namespace omicsd {
@@ -46,6 +47,10 @@ std::unique_ptr<GenotypeBackend> select_genotype_backend(const std::string& name
     }
   }
   return make_cpu_genotype_backend(threads);
+}
+
+GenotypeBackendFactory genotype_backend_factory(const std::string& name, int device) {
+  return [name, device](int threads) { return select_genotype_backend(name, threads, device); };
 }
 
 }  // namespace omicsd

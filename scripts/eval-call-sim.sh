@@ -13,16 +13,8 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-CHECK=0
 N_PAIRS=500000
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    [0-9]*) N_PAIRS=$a ;;
-    *) die "unknown argument '$a'" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bcftools python3
 OMICSD="$(omicsd_bin)"

@@ -20,8 +20,7 @@ need_tools samtools bcftools python3
 OMICSD="$(omicsd_bin)"
 T="$(threads)"
 DATA="$(data_dir)/call-sim-$N_PAIRS"
-SIM_MUT_RATE=0.0012 SIM_INDEL_FRACTION=0.3 SIM_INDEL_EXTEND=0.85 \
-  bash "$SCRIPTS_DIR/make-sim-data.sh" "$DATA" "$N_PAIRS"
+make_call_sim_data "$DATA" "$N_PAIRS"
 REF="$DATA/ref.fa"
 TRUTH="$DATA/truth.mutations.vcf"
 omicsd_index "$OMICSD" "$REF"

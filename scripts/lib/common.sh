@@ -144,3 +144,10 @@ parse_eval_args() {
     esac
   done
 }
+
+# make_call_sim_data DIR N_PAIRS: the variant-calling data set of demo.sh and eval-call-sim.sh
+# (scripts/make-sim-data.sh with more and longer indels than the alignment set), cached in DIR.
+make_call_sim_data() {
+  SIM_MUT_RATE=0.0012 SIM_INDEL_FRACTION=0.3 SIM_INDEL_EXTEND=0.85 \
+    bash "$SCRIPTS_DIR/make-sim-data.sh" "$1" "$2"
+}

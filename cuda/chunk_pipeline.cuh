@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "cuda/cuda_util.cuh"
 #include "cuda/backend_log.hpp"
 #include "cuda/cuda_backends.hpp"
+#include "cuda/cuda_util.cuh"
 #include "host/common/simt.hpp"
 
 namespace omicsd::cuda {

@@ -16,12 +16,12 @@
 #include <sstream>
 #include <typeinfo>
 
-#include "host/align/align_pipeline.hpp"
-#include "host/call/call_options.hpp"
-#include "host/call/ploidy_map.hpp"
 #include "backends/align_backend_select.hpp"
 #include "backends/genotype_backend_select.hpp"
 #include "cuda/device_info.hpp"
+#include "host/align/align_pipeline.hpp"
+#include "host/call/call_options.hpp"
+#include "host/call/ploidy_map.hpp"
 #include "host/common/error.hpp"
 #include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"

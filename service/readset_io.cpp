@@ -170,18 +170,17 @@ class Reader {
   // htslib strips a /1 or /2 from FASTQ names; the first header line tells whether the file had
   // them, so a FASTQ export can give the names back exactly.
   static bool first_name_has_mate_suffix(const std::string& path) {
-    BGZF* fp = bgzf_open(path.c_str(), "r");
+    const BgzfPtr fp(bgzf_open(path.c_str(), "r"));
     if (!fp) return false;
     kstring_t line = {0, 0, nullptr};
     bool yes = false;
-    if (bgzf_getline(fp, '\n', &line) > 0) {
+    if (bgzf_getline(fp.get(), '\n', &line) > 0) {
       std::string first(line.s, line.l);
       first = first.substr(0, first.find_first_of(" \t\r"));
       yes =
           first.size() > 2 && first[first.size() - 2] == '/' && (first.back() == '1' || first.back() == '2');
     }
     free(line.s);
-    bgzf_close(fp);
     return yes;
   }
 

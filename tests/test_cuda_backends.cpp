@@ -407,5 +407,62 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
   EXPECT_EQ(vcfs[0], vcfs[1]) << "VCFs differ between --backend cpu and cuda";
 }
 
+// ---------------------------------------------------------------------------------------------
+// The engine runs the backend it is handed (backends/ chooses; host/ never does). Runs without a GPU.
+
+TEST(BackendFactories, ResolveWhenTheEngineAsks) {
+  EXPECT_EQ(align_backend_factory("cpu", 0)(1)->name(), "cpu");
+  EXPECT_EQ(genotype_backend_factory("cpu", 0)(1)->name(), "cpu");
+  // Building a factory checks nothing: a bad choice is reported when the run asks for its backend,
+  // as when the engine resolved the name itself.
+  const GenotypeBackendFactory bad_name = genotype_backend_factory("gpu", 0);
+  EXPECT_THROW(bad_name(1), InputError);
+  EXPECT_THROW(align_backend_factory("auto", -1)(1), InputError);
+}
+
+TEST(BackendFactories, EngineRunsTheBackendItIsHandedWithTheSameResults) {
+  if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
+  TempDir tmp;
+  const fs::path ref = tmp.path / "q.fa";
+  fs::copy_file(tiny() / "q.fa", ref);
+  std::vector<std::string> bams[2], vcfs[2];
+  int align_calls = 0, genotype_calls = 0;
+  for (int k = 0; k < 2; ++k) {
+    const std::string name = k == 0 ? "cpu" : "cpu-simt";
+    AlignOptions a;
+    a.reference = ref.string();
+    a.reads1 = (tiny() / "NA12878.chr22.tiny.bam").string();
+    a.output = (tmp.path / (name + ".bam")).string();
+    a.read_group = "@RG\\tID:s\\tSM:s";
+    a.threads = 2;
+    // k == 0: no factory, the engine's default (the CPU backend); k == 1: the lane-vector backend.
+    if (k == 1)
+      a.make_backend = [&](int threads) {
+        ++align_calls;
+        return make_simt_cpu_align_backend(threads);
+      };
+    EXPECT_EQ(run_align(a).backend, name);
+    bams[k] = bam_records(a.output);
+    CallOptions c;
+    c.reference = ref.string();
+    c.bam = a.output;
+    c.output = (tmp.path / (name + ".vcf.gz")).string();
+    c.threads = 2;
+    c.sample = "s";
+    if (k == 1)
+      c.make_backend = [&](int threads) {
+        ++genotype_calls;
+        return make_simt_cpu_genotype_backend(threads);
+      };
+    EXPECT_EQ(run_call(c).backend, name);
+    vcfs[k] = vcf_lines(c.output);
+  }
+  EXPECT_EQ(align_calls, 1);
+  EXPECT_EQ(genotype_calls, 1);
+  ASSERT_GT(bams[0].size(), 3000u);
+  EXPECT_EQ(bams[0], bams[1]) << "BAM records differ between the default and the handed backend";
+  EXPECT_EQ(vcfs[0], vcfs[1]) << "VCFs differ between the default and the handed backend";
+}
+
 }  // namespace
 }  // namespace omicsd

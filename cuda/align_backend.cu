@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "cuda/chunk_pipeline.cuh"
+#include "cuda/cuda_backends.hpp"
 #include "host/align/banded_sw.hpp"
 #include "host/align/banded_warp.hpp"
-#include "host/common/cuda_backends.hpp"
 
 namespace omicsd {
 namespace cuda {

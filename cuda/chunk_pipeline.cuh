@@ -15,8 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/backend_log.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "cuda/cuda_util.cuh"
-#include "host/common/cuda_backends.hpp"
 #include "host/common/simt.hpp"
 
 namespace omicsd::cuda {

@@ -1,12 +1,12 @@
-// Device discovery for CUDA builds: the CUDA implementation of host/common/device_info.hpp (the CPU-only
-// build links host/common/device_info_nocuda.cpp instead). Every runtime call is checked; a machine
+// Device discovery for CUDA builds: the CUDA implementation of cuda/device_info.hpp (the CPU-only
+// build links backends/device_info_nocuda.cpp instead). Every runtime call is checked; a machine
 // without a driver or a device yields an empty list and the runtime's reason, never an exception.
 #include <cuda_runtime.h>
 
 #include <string>
 #include <vector>
 
-#include "host/common/device_info.hpp"
+#include "cuda/device_info.hpp"
 
 namespace omicsd {
 namespace {

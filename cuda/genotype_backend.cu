@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "cuda/chunk_pipeline.cuh"
+#include "cuda/cuda_backends.hpp"
 #include "host/call/pair_hmm.hpp"
 #include "host/call/pair_hmm_warp.hpp"
-#include "host/common/cuda_backends.hpp"
 
 namespace omicsd {
 namespace cuda {

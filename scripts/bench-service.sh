@@ -31,7 +31,7 @@ STORES="${STORES:-sqlite postgres}"
 export OMICSD_PG_FSYNC="${PG_FSYNC:-on}"
 need_tools wrk curl
 BIN="$(omicsd_bin)"
-SHARED="${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"
+SHARED="$(shared_data_dir)"
 TINY="$SHARED/na12878-chr22-tiny"
 [[ -f $TINY/q.fa ]] || die "shared data not found at $TINY (set OMICSD_SHARED_DATA)"
 

@@ -143,7 +143,7 @@ trap - EXIT
 ctx="$(mktemp -d "${TMPDIR:-/tmp}/omicsd-ctx.XXXXXX")"
 trap 'rm -rf "$ctx"' EXIT
 mkdir -p "$ctx/docs" "$ctx/docker"
-cp -a "$REPO_ROOT"/{CMakeLists.txt,host,cuda,service,.dockerignore} "$ctx/"
+cp -a "$REPO_ROOT"/{CMakeLists.txt,host,cuda,backends,service,.dockerignore} "$ctx/"
 cp -a "$REPO_ROOT/docs/openapi.json" "$ctx/docs/"
 cp -a "$REPO_ROOT/docker/Dockerfile" "$REPO_ROOT/docker/runtime-deps.sh" "$ctx/docker/"
 hash="$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"

@@ -26,8 +26,7 @@ OMICSD="$(omicsd_bin)"
 T="$(threads)"
 
 DATA="$(data_dir)/call-sim-$N_PAIRS"
-SIM_MUT_RATE=0.0012 SIM_INDEL_FRACTION=0.3 SIM_INDEL_EXTEND=0.85 \
-  bash "$SCRIPTS_DIR/make-sim-data.sh" "$DATA" "$N_PAIRS"
+make_call_sim_data "$DATA" "$N_PAIRS"
 REF="$DATA/ref.fa"
 omicsd_index "$OMICSD" "$REF"
 

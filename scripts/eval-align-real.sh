@@ -15,17 +15,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 MIN_AGREEMENT=97
-CHECK=0
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) die "unknown argument '$a' (usage: $0 [--check])" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bwa minimap2 python3
-DATA="${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}/na12878-chr22-tiny"
+DATA="$(shared_data_dir)/na12878-chr22-tiny"
 BAM="$DATA/NA12878.chr22.tiny.bam"
 [[ -r $BAM && -r $DATA/q.fa ]] || die "test data not found: $BAM, $DATA/q.fa (set OMICSD_SHARED_DATA)"
 OMICSD="$(omicsd_bin)"

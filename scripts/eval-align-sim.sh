@@ -15,16 +15,8 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-CHECK=0
 N_PAIRS=200000
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    [0-9]*) N_PAIRS="$a" ;;
-    *) die "unknown argument '$a' (usage: $0 [--check] [N_PAIRS])" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bwa minimap2 python3
 OMICSD="$(omicsd_bin)"

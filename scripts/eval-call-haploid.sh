@@ -13,19 +13,12 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-CHECK=0
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) die "unknown argument '$a'" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bcftools
 OMICSD="$(omicsd_bin)"
 T="$(threads)"
-SHARED="${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"
+SHARED="$(shared_data_dir)"
 DATA="$SHARED/ebov-g5012"
 [[ -f $DATA/G5012.3.testreads.bam ]] || die "shared data not found at $DATA (set OMICSD_SHARED_DATA)"
 make_workdir WORK

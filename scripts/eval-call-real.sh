@@ -17,17 +17,10 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-CHECK=0
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) die "unknown argument '$a' (usage: $0 [--check])" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bcftools bgzip
-DATA="${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}/hg001-chr20-100kb"
+DATA="$(shared_data_dir)/hg001-chr20-100kb"
 BAM_IN="$DATA/NA12878_S1.chr20.10_10p1mb.bam"
 for f in "$BAM_IN" "$DATA/ucsc.hg19.chr20.unittest.fasta.gz" "$DATA/truth.vcf.gz" "$DATA/confident.bed" \
   "$DATA/reads_window.bed"; do

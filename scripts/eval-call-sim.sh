@@ -13,23 +13,14 @@ set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-CHECK=0
 N_PAIRS=500000
-for a in "$@"; do
-  case $a in
-    --check) CHECK=1 ;;
-    -h | --help) usage; exit 0 ;;
-    [0-9]*) N_PAIRS=$a ;;
-    *) die "unknown argument '$a'" ;;
-  esac
-done
+parse_eval_args "$@"
 
 need_tools samtools bcftools python3
 OMICSD="$(omicsd_bin)"
 T="$(threads)"
 DATA="$(data_dir)/call-sim-$N_PAIRS"
-SIM_MUT_RATE=0.0012 SIM_INDEL_FRACTION=0.3 SIM_INDEL_EXTEND=0.85 \
-  bash "$SCRIPTS_DIR/make-sim-data.sh" "$DATA" "$N_PAIRS"
+make_call_sim_data "$DATA" "$N_PAIRS"
 REF="$DATA/ref.fa"
 TRUTH="$DATA/truth.mutations.vcf"
 omicsd_index "$OMICSD" "$REF"

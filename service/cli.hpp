@@ -3,6 +3,9 @@
 #include <functional>
 #include <string>
 
+#include "host/align/align_backend.hpp"
+#include "host/call/genotype_backend.hpp"
+
 namespace omicsd {
 // Each subcommand registers its options and returns the action to run when it is selected.
 struct CliAction {
@@ -32,4 +35,13 @@ CliAction add_query_command(CLI::App& app);
 // --ploidy, --ploidy-bed, --sex and --allow-multiple-samples of `call` and `run` (cli_ploidy.cpp).
 struct CallOptions;
 void add_ploidy_options(CLI::App* command, CallOptions& options);
+// --backend auto|cpu|cuda and --device N of `align`, `call` and `run` (cli_backend.cpp), and the
+// factories the engine is handed for them (backends/: the engine never chooses a backend itself).
+struct BackendChoice {
+  std::string name = "auto";
+  int device = 0;
+  AlignBackendFactory align_factory() const;
+  GenotypeBackendFactory genotype_factory() const;
+};
+void add_backend_options(CLI::App* command, BackendChoice& choice);
 }  // namespace omicsd

@@ -57,17 +57,16 @@ CliAction add_align_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("--sort-memory", *sort_mem, "Memory for sorting before spilling to temporary files");
   cmd->add_option("--tmp-dir", o->tmp_dir,
                   "Directory for temporary sort files (default: next to the output)");
-  cmd->add_option("--backend", o->backend, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_option("--device", o->device, "CUDA device index for the cuda backend (default 0)")
-      ->check(CLI::NonNegativeNumber);
+  auto backend = std::make_shared<BackendChoice>();
+  add_backend_options(cmd, *backend);
   cmd->add_option("-T,--min-score", o->min_score, "Minimum alignment score to report");
   cmd->add_option("-k", o->index.k, "Index k-mer length (used when building the index)")
       ->check(CLI::Range(10, 28));
   cmd->add_option("-w", o->index.w, "Index minimizer window (used when building the index)")
       ->check(CLI::Range(1, 64));
-  return {cmd, [o, sort_mem] {
+  return {cmd, [o, sort_mem, backend] {
             o->sort_memory_bytes = parse_size(*sort_mem);
+            o->make_backend = backend->align_factory();
             ProgressBar bar("align");
             if (bar.enabled()) o->on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
             run_align(*o);

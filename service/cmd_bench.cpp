@@ -9,11 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "backends/align_backend_select.hpp"
+#include "backends/backend_choice.hpp"
+#include "backends/genotype_backend_select.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/align/align_backend.hpp"
-#include "host/align/backend_select.hpp"
 #include "host/call/genotype_backend.hpp"
-#include "host/call/genotype_backend_select.hpp"
-#include "host/common/cuda_backends.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
 

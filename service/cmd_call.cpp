@@ -18,10 +18,8 @@ CliAction add_call_command(CLI::App& app, const std::string& command_line) {
                   "BED: report only records overlapping these intervals (panels)");
   cmd->add_flag("--gvcf", o->gvcf, "Write a gVCF: <NON_REF> alleles and hom-ref blocks");
   cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--backend", o->backend, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_option("--device", o->device, "CUDA device index for the cuda backend (default 0)")
-      ->check(CLI::NonNegativeNumber);
+  auto backend = std::make_shared<BackendChoice>();
+  add_backend_options(cmd, *backend);
   cmd->add_option("--sample", o->sample, "Sample name (default: SM of the @RG lines)");
   add_ploidy_options(cmd, *o);
   cmd->add_option("-q,--min-mapq", p.min_mapq, "Skip reads with mapping quality below this");
@@ -34,7 +32,8 @@ CliAction add_call_command(CLI::App& app, const std::string& command_line) {
                   "Share of the depth needed to consider an allele");
   cmd->add_option("--min-qual", p.min_qual, "Records below this QUAL get FILTER LowQual");
   cmd->add_option("--emit-qual", p.emit_qual, "Records below this QUAL are not written");
-  return {cmd, [o] {
+  return {cmd, [o, backend] {
+            o->make_backend = backend->genotype_factory();
             run_call(*o);
             return 0;
           }};

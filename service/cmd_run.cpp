@@ -39,6 +39,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
   struct Opts {
     AlignOptions align;
     CallOptions call;
+    BackendChoice backend;
     std::string outdir, sample;
   };
   auto o = std::make_shared<Opts>();
@@ -55,10 +56,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
                   "Read group line (default: a BAM/CRAM input's own @RG lines, else ID and SM = sample)");
   cmd->add_option("-t,--threads", o->align.threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--backend", o->align.backend, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_option("--device", o->align.device, "CUDA device index for the cuda backend (default 0)")
-      ->check(CLI::NonNegativeNumber);
+  add_backend_options(cmd, o->backend);
   cmd->add_flag("--gvcf", o->call.gvcf, "Write a gVCF (<sample>.g.vcf.gz)");
   cmd->add_option("--regions", o->call.regions_bed, "BED: call only inside these intervals");
   cmd->add_option("--targets", o->call.targets_bed, "BED: report only records inside these intervals");
@@ -94,6 +92,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
           a.read_group = "@RG\\tID:" + sample + "\\tSM:" + sample;
         ProgressBar bar("align");
         if (bar.enabled()) a.on_progress = [&bar](const AlignProgress& p) { bar.update(p); };
+        a.make_backend = o->backend.align_factory();
         const AlignStats as = run_align(a);
 
         CallOptions& c = o->call;
@@ -101,8 +100,7 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
         c.bam = a.output;
         c.output = (dir / (stem + (c.gvcf ? ".g.vcf.gz" : ".vcf.gz"))).string();
         c.threads = a.threads;
-        c.backend = a.backend;
-        c.device = a.device;
+        c.make_backend = o->backend.genotype_factory();
         c.sample = sample;
         const CallStats cs = run_call(c);
 

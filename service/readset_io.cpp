@@ -13,27 +13,13 @@
 #include "host/common/dna.hpp"
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 #include "omicsd_version.hpp"
 #include "service/readset_store.hpp"
 #include "service/sha256.hpp"
 
 namespace omicsd {
 namespace {
-
-struct HtsCloser {
-  void operator()(htsFile* f) const {
-    if (f) hts_close(f);
-  }
-};
-struct HdrFree {
-  void operator()(sam_hdr_t* h) const { sam_hdr_destroy(h); }
-};
-struct BamFree {
-  void operator()(bam1_t* b) const { bam_destroy1(b); }
-};
-using HtsPtr = std::unique_ptr<htsFile, HtsCloser>;
-using HdrPtr = std::unique_ptr<sam_hdr_t, HdrFree>;
-using BamPtr = std::unique_ptr<bam1_t, BamFree>;
 
 // Tags that describe an alignment: meaningless once the read is stored unaligned.
 const std::set<std::string> kAlignmentTags = {"NM", "MD", "AS", "XS", "MC", "MQ", "SA", "XA", "ms",
@@ -184,26 +170,25 @@ class Reader {
   // htslib strips a /1 or /2 from FASTQ names; the first header line tells whether the file had
   // them, so a FASTQ export can give the names back exactly.
   static bool first_name_has_mate_suffix(const std::string& path) {
-    BGZF* fp = bgzf_open(path.c_str(), "r");
+    const BgzfPtr fp(bgzf_open(path.c_str(), "r"));
     if (!fp) return false;
     kstring_t line = {0, 0, nullptr};
     bool yes = false;
-    if (bgzf_getline(fp, '\n', &line) > 0) {
+    if (bgzf_getline(fp.get(), '\n', &line) > 0) {
       std::string first(line.s, line.l);
       first = first.substr(0, first.find_first_of(" \t\r"));
       yes =
           first.size() > 2 && first[first.size() - 2] == '/' && (first.back() == '1' || first.back() == '2');
     }
     free(line.s);
-    bgzf_close(fp);
     return yes;
   }
 
   std::string path_;
   std::string format_;
-  HtsPtr fp_;
-  HdrPtr hdr_;
-  BamPtr b_;
+  HtsFilePtr fp_;
+  SamHeaderPtr hdr_;
+  BamRecordPtr b_;
   bool name_suffixes_ = false;
   int64_t records_ = 0;
 };
@@ -251,9 +236,9 @@ class CramWriter {
 
  private:
   std::string path_;
-  HtsPtr fp_;
-  HdrPtr hdr_;
-  BamPtr b_;
+  HtsFilePtr fp_;
+  SamHeaderPtr hdr_;
+  BamRecordPtr b_;
   std::string rg_id_;
 };
 
@@ -331,11 +316,11 @@ void export_reads(const std::string& cram, const std::string& format, int mate, 
   Reader in(cram);
   Read r;
   if (format == "bam") {
-    HtsPtr fp(hts_open(out_path.c_str(), "wb"));
-    HtsPtr src(hts_open(cram.c_str(), "r"));
+    HtsFilePtr fp(hts_open(out_path.c_str(), "wb"));
+    HtsFilePtr src(hts_open(cram.c_str(), "r"));
     if (!fp || !src) fail_io("create", out_path, errno);
-    HdrPtr hdr(sam_hdr_read(src.get()));
-    BamPtr b(bam_init1());
+    SamHeaderPtr hdr(sam_hdr_read(src.get()));
+    BamRecordPtr b(bam_init1());
     if (!hdr || sam_hdr_write(fp.get(), hdr.get()) < 0) fail_io("write the header of", out_path, errno);
     int rc;
     while ((rc = sam_read1(src.get(), hdr.get(), b.get())) >= 0)

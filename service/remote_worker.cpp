@@ -12,7 +12,7 @@
 #include <optional>
 #include <thread>
 
-#include "host/common/device_info.hpp"
+#include "cuda/device_info.hpp"
 #include "host/common/error.hpp"
 #include "host/common/gpu_health.hpp"
 #include "host/common/gpu_telemetry.hpp"

@@ -16,10 +16,12 @@
 #include <sstream>
 #include <typeinfo>
 
+#include "backends/align_backend_select.hpp"
+#include "backends/genotype_backend_select.hpp"
+#include "cuda/device_info.hpp"
 #include "host/align/align_pipeline.hpp"
 #include "host/call/call_options.hpp"
 #include "host/call/ploidy_map.hpp"
-#include "host/common/device_info.hpp"
 #include "host/common/error.hpp"
 #include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"
@@ -460,8 +462,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       a.interleaved = param<bool>(P, "interleaved", false);
       a.threads = param<int>(P, "threads", 0);
       if (a.threads < 0) throw InputError("parameter 'threads' must be >= 0");
-      a.backend = backend_param(P);
-      a.device = device_param(P);
+      a.make_backend = align_backend_factory(backend_param(P), device_param(P));
       a.min_score = param<int>(P, "min_score", a.min_score);
       a.read_group = param<std::string>(P, "read_group", "");
       // An unaligned BAM keeps its own read groups (lanes, libraries, SM); other input gets one.
@@ -494,8 +495,7 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       c.gvcf = param<bool>(P, "gvcf", false);
       c.threads = param<int>(P, "threads", 0);
       if (c.threads < 0) throw InputError("parameter 'threads' must be >= 0");
-      c.backend = backend_param(P);
-      c.device = device_param(P);
+      c.make_backend = genotype_backend_factory(backend_param(P), device_param(P));
       c.params.min_mapq = param<int>(P, "min_mapq", c.params.min_mapq);
       c.params.min_baseq = param<int>(P, "min_baseq", c.params.min_baseq);
       c.params.min_qual = param<double>(P, "min_qual", c.params.min_qual);

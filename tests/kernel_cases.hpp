@@ -17,6 +17,7 @@
 #include "host/align/align_backend.hpp"
 #include "host/call/genotype_backend.hpp"
 #include "host/common/dna.hpp"
+#include "host/io/hts_handles.hpp"
 #include "host/io/reference.hpp"
 
 namespace omicsd::test {
@@ -118,11 +119,12 @@ struct RealRead {
 
 inline std::vector<RealRead> load_real_reads(const std::filesystem::path& bam) {
   std::vector<RealRead> reads;
-  samFile* fp = sam_open(bam.c_str(), "r");
+  const HtsFilePtr fp(sam_open(bam.c_str(), "r"));
   if (!fp) return reads;
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  bam1_t* b = bam_init1();
-  while (hdr && sam_read1(fp, hdr, b) >= 0) {
+  const SamHeaderPtr hdr(sam_hdr_read(fp.get()));
+  const BamRecordPtr record(bam_init1());
+  bam1_t* b = record.get();
+  while (hdr && sam_read1(fp.get(), hdr.get(), b) >= 0) {
     if (b->core.flag & (BAM_FSECONDARY | BAM_FSUPPLEMENTARY)) continue;
     RealRead r;
     r.pos = (b->core.flag & BAM_FUNMAP) ? -1 : b->core.pos;
@@ -134,9 +136,6 @@ inline std::vector<RealRead> load_real_reads(const std::filesystem::path& bam) {
     }
     reads.push_back(std::move(r));
   }
-  bam_destroy1(b);
-  if (hdr) sam_hdr_destroy(hdr);
-  sam_close(fp);
   return reads;
 }
 

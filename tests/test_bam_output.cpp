@@ -16,6 +16,7 @@
 
 #include "host/common/error.hpp"
 #include "host/io/bam_output.hpp"
+#include "host/io/hts_handles.hpp"
 #include "omicsd_version.hpp"
 #include "tests/test_support.hpp"
 
@@ -24,14 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct BamDeleter {
-  void operator()(bam1_t* b) const { bam_destroy1(b); }
-};
-using BamPtr = std::unique_ptr<bam1_t, BamDeleter>;
-struct HdrDeleter {
-  void operator()(sam_hdr_t* h) const { sam_hdr_destroy(h); }
-};
-using HdrPtr = std::unique_ptr<sam_hdr_t, HdrDeleter>;
+using BamPtr = BamRecordPtr;
+using HdrPtr = SamHeaderPtr;
 
 const char* kRg = "@RG\\tID:grp1\\tSM:sample1\\tPL:ILLUMINA";
 

@@ -17,14 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "backends/align_backend_select.hpp"
+#include "backends/backend_choice.hpp"
+#include "backends/genotype_backend_select.hpp"
+#include "cuda/cuda_backends.hpp"
+#include "cuda/device_info.hpp"
 #include "host/align/align_backend.hpp"
 #include "host/align/align_pipeline.hpp"
-#include "host/align/backend_select.hpp"
 #include "host/call/call_options.hpp"
 #include "host/call/genotype_backend.hpp"
-#include "host/call/genotype_backend_select.hpp"
-#include "host/common/cuda_backends.hpp"
-#include "host/common/device_info.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
 #include "host/io/reference.hpp"
@@ -332,30 +333,28 @@ TEST(CudaBackendSelection, FollowsTheMachine) {
 // Every alignment record of a BAM, serialised (core fields + data: names, CIGAR, SEQ, QUAL, tags).
 std::vector<std::string> bam_records(const fs::path& p) {
   std::vector<std::string> out;
-  samFile* fp = sam_open(p.c_str(), "r");
+  const HtsFilePtr fp(sam_open(p.c_str(), "r"));
   EXPECT_NE(fp, nullptr) << p;
   if (!fp) return out;
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  bam1_t* b = bam_init1();
-  while (hdr && sam_read1(fp, hdr, b) >= 0) {
+  const SamHeaderPtr hdr(sam_hdr_read(fp.get()));
+  const BamRecordPtr record(bam_init1());
+  bam1_t* b = record.get();
+  while (hdr && sam_read1(fp.get(), hdr.get(), b) >= 0) {
     std::string rec(reinterpret_cast<const char*>(&b->core), sizeof(bam1_core_t));
     rec.append(reinterpret_cast<const char*>(b->data), size_t(b->l_data));
     out.push_back(std::move(rec));
   }
-  bam_destroy1(b);
-  if (hdr) sam_hdr_destroy(hdr);
-  sam_close(fp);
   return out;
 }
 
 // The VCF's data lines and its header lines other than those naming the command or the date.
 std::vector<std::string> vcf_lines(const fs::path& p) {
   std::vector<std::string> out;
-  htsFile* fp = hts_open(p.c_str(), "r");
+  const HtsFilePtr fp(hts_open(p.c_str(), "r"));
   EXPECT_NE(fp, nullptr) << p;
   if (!fp) return out;
   kstring_t s = KS_INITIALIZE;
-  while (hts_getline(fp, '\n', &s) >= 0) {
+  while (hts_getline(fp.get(), '\n', &s) >= 0) {
     const std::string line(s.s, s.l);
     if (line.rfind("##", 0) == 0 &&
         (line.find("ommand") != std::string::npos || line.find("Date") != std::string::npos ||
@@ -364,7 +363,6 @@ std::vector<std::string> vcf_lines(const fs::path& p) {
     out.push_back(line);
   }
   ks_free(&s);
-  hts_close(fp);
   return out;
 }
 
@@ -383,8 +381,7 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
     a.output = (tmp.path / (std::string(names[k]) + ".bam")).string();
     a.read_group = "@RG\\tID:s\\tSM:s";
     a.threads = 2;
-    a.backend = names[k];
-    a.device = 0;
+    a.make_backend = align_backend_factory(names[k], 0);
     const AlignStats as = run_align(a);
     EXPECT_EQ(as.backend, names[k]);
     bams[k] = bam_records(a.output);
@@ -393,8 +390,7 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
     c.bam = a.output;
     c.output = (tmp.path / (std::string(names[k]) + ".vcf.gz")).string();
     c.threads = 2;
-    c.backend = names[k];
-    c.device = 0;
+    c.make_backend = genotype_backend_factory(names[k], 0);
     c.sample = "s";
     const CallStats cs = run_call(c);
     EXPECT_EQ(cs.backend, names[k]);
@@ -409,6 +405,63 @@ TEST(CudaBackendsEndToEnd, AlignAndCallCudaMatchCpu) {
   for (const auto& l : vcfs[0]) records += !l.empty() && l[0] != '#';
   EXPECT_GT(records, 5u);
   EXPECT_EQ(vcfs[0], vcfs[1]) << "VCFs differ between --backend cpu and cuda";
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine runs the backend it is handed (backends/ chooses; host/ never does). Runs without a GPU.
+
+TEST(BackendFactories, ResolveWhenTheEngineAsks) {
+  EXPECT_EQ(align_backend_factory("cpu", 0)(1)->name(), "cpu");
+  EXPECT_EQ(genotype_backend_factory("cpu", 0)(1)->name(), "cpu");
+  // Building a factory checks nothing: a bad choice is reported when the run asks for its backend,
+  // as when the engine resolved the name itself.
+  const GenotypeBackendFactory bad_name = genotype_backend_factory("gpu", 0);
+  EXPECT_THROW(bad_name(1), InputError);
+  EXPECT_THROW(align_backend_factory("auto", -1)(1), InputError);
+}
+
+TEST(BackendFactories, EngineRunsTheBackendItIsHandedWithTheSameResults) {
+  if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
+  TempDir tmp;
+  const fs::path ref = tmp.path / "q.fa";
+  fs::copy_file(tiny() / "q.fa", ref);
+  std::vector<std::string> bams[2], vcfs[2];
+  int align_calls = 0, genotype_calls = 0;
+  for (int k = 0; k < 2; ++k) {
+    const std::string name = k == 0 ? "cpu" : "cpu-simt";
+    AlignOptions a;
+    a.reference = ref.string();
+    a.reads1 = (tiny() / "NA12878.chr22.tiny.bam").string();
+    a.output = (tmp.path / (name + ".bam")).string();
+    a.read_group = "@RG\\tID:s\\tSM:s";
+    a.threads = 2;
+    // k == 0: no factory, the engine's default (the CPU backend); k == 1: the lane-vector backend.
+    if (k == 1)
+      a.make_backend = [&](int threads) {
+        ++align_calls;
+        return make_simt_cpu_align_backend(threads);
+      };
+    EXPECT_EQ(run_align(a).backend, name);
+    bams[k] = bam_records(a.output);
+    CallOptions c;
+    c.reference = ref.string();
+    c.bam = a.output;
+    c.output = (tmp.path / (name + ".vcf.gz")).string();
+    c.threads = 2;
+    c.sample = "s";
+    if (k == 1)
+      c.make_backend = [&](int threads) {
+        ++genotype_calls;
+        return make_simt_cpu_genotype_backend(threads);
+      };
+    EXPECT_EQ(run_call(c).backend, name);
+    vcfs[k] = vcf_lines(c.output);
+  }
+  EXPECT_EQ(align_calls, 1);
+  EXPECT_EQ(genotype_calls, 1);
+  ASSERT_GT(bams[0].size(), 3000u);
+  EXPECT_EQ(bams[0], bams[1]) << "BAM records differ between the default and the handed backend";
+  EXPECT_EQ(vcfs[0], vcfs[1]) << "VCFs differ between the default and the handed backend";
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Device discovery (host/common/device_info.hpp): passes on machines with and without a GPU, and says
+// Device discovery (cuda/device_info.hpp): passes on machines with and without a GPU, and says
 // which it saw. Without a usable device the list is empty and the reason is given; with one, every
 // entry looks like a real CUDA device.
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <set>
 #include <string>
 
-#include "host/common/device_info.hpp"
+#include "cuda/device_info.hpp"
 #include "host/common/gpu_telemetry.hpp"
 
 namespace omicsd {

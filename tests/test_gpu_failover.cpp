@@ -4,8 +4,8 @@
 // recorded once; other errors are not swallowed.
 #include <gtest/gtest.h>
 
-#include "host/align/backend_select.hpp"
-#include "host/call/genotype_backend_select.hpp"
+#include "backends/align_backend_select.hpp"
+#include "backends/genotype_backend_select.hpp"
 #include "host/common/gpu_health.hpp"
 #include "tests/kernel_cases.hpp"
 

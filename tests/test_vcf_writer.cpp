@@ -18,6 +18,7 @@
 
 #include "host/call/vcf_writer.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 #include "omicsd_version.hpp"
 #include "tests/test_support.hpp"
 
@@ -26,14 +27,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct HdrDeleter {
-  void operator()(bcf_hdr_t* h) const { bcf_hdr_destroy(h); }
-};
-using HdrPtr = std::unique_ptr<bcf_hdr_t, HdrDeleter>;
-struct RecDeleter {
-  void operator()(bcf1_t* r) const { bcf_destroy(r); }
-};
-using RecPtr = std::unique_ptr<bcf1_t, RecDeleter>;
+using HdrPtr = BcfHeaderPtr;
+using RecPtr = BcfRecordPtr;
 
 bool have_bcftools() {
   static const bool have = test::run_command("bcftools --version") == 0;

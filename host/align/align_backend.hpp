@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -98,6 +99,10 @@ class AlignBackend {
 
 // Multi-threaded CPU backend (threads <= 0: hardware concurrency).
 std::unique_ptr<AlignBackend> make_cpu_align_backend(int threads);
+
+// How the engine gets the backend of a run: called once with the run's thread count. The engine does
+// not choose between CPU and CUDA backends; the layer above it does (backends/) and hands it this.
+using AlignBackendFactory = std::function<std::unique_ptr<AlignBackend>(int threads)>;
 
 // The lane-vector CPU backend ("cpu-simt"): the CUDA kernels' warp-cooperative fill
 // (host/align/banded_warp.hpp) run through the lane layer's CPU emulation, then the scalar traceback on

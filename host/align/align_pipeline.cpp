@@ -8,11 +8,11 @@
 #include <future>
 #include <memory>
 
-#include "host/align/backend_select.hpp"
 #include "host/align/mapper.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
 #include "host/io/bam_output.hpp"
+#include "host/io/hts_handles.hpp"
 #include "host/io/read_source.hpp"
 
 namespace omicsd {
@@ -39,7 +39,8 @@ AlignStats run_align(const AlignOptions& o) {
     source->set_bytes_total(total);
   }
 
-  std::unique_ptr<AlignBackend> backend = select_align_backend(o.backend, threads, o.device);
+  std::unique_ptr<AlignBackend> backend =
+      o.make_backend ? o.make_backend(threads) : make_cpu_align_backend(threads);
 
   // A given -R line tags every read; otherwise a BAM/CRAM input's read groups are kept, header lines
   // and each read's RG tag (an unaligned BAM carries its lanes and libraries that way).
@@ -56,7 +57,7 @@ AlignStats run_align(const AlignOptions& o) {
     }
     input_read_groups = source->read_group_ids();
   }
-  sam_hdr_t* header = build_bam_header(ref, read_group_lines, o.command_line, o.reference_uri);
+  const SamHeaderPtr header(build_bam_header(ref, read_group_lines, o.command_line, o.reference_uri));
   BamOutputOptions bo;
   bo.path = o.output;
   bo.cram = o.cram;
@@ -64,14 +65,7 @@ AlignStats run_align(const AlignOptions& o) {
   bo.sort_memory_bytes = o.sort_memory_bytes;
   bo.tmp_dir = o.tmp_dir;
   bo.threads = threads;
-  std::unique_ptr<SortedBamWriter> writer;
-  try {
-    writer = std::make_unique<SortedBamWriter>(bo, header);
-  } catch (...) {
-    sam_hdr_destroy(header);
-    throw;
-  }
-  sam_hdr_destroy(header);
+  const auto writer = std::make_unique<SortedBamWriter>(bo, header.get());
 
   MapperOptions mo;
   mo.scoring = o.scoring;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <string>
 
+#include "host/align/align_backend.hpp"
 #include "host/align/scoring.hpp"
 #include "host/index/minimizer_index.hpp"
 
@@ -32,8 +33,9 @@ struct AlignOptions {
   size_t batch_reads = 200000;  // reads per batch: bounds memory
   size_t sort_memory_bytes = size_t(768) << 20;
   std::string tmp_dir;
-  std::string backend = "auto";  // auto | cpu | cuda
-  int device = 0;                // CUDA device index for the cuda backend (--device)
+  // The alignment backend (CPU or CUDA, chosen above the engine: backends/align_backend_select.hpp);
+  // empty: the CPU backend.
+  AlignBackendFactory make_backend;
   IndexParams index;
   ScoringParams scoring;
   int min_score = 30;  // alignments scoring below are reported unmapped (bwa -T)

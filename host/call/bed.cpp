@@ -9,47 +9,54 @@
 #include <sstream>
 
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 
 namespace omicsd {
 
-std::vector<Interval> read_bed(const std::string& path, const Reference& ref) {
-  BGZF* fp = bgzf_open(path.c_str(), "r");
+void for_each_bed_line(const std::string& path,
+                       const std::function<void(const std::string& line, uint64_t line_number)>& on_line) {
+  const BgzfPtr fp(bgzf_open(path.c_str(), "r"));
   if (!fp) throw InputError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<Interval> out;
-  kstring_t line = {0, 0, nullptr};
+  // kstring_t is htslib's growable buffer; freed on every way out, including a throw from on_line.
+  struct Line {
+    kstring_t ks = {0, 0, nullptr};
+    ~Line() { ks_free(&ks); }
+  } line;
   uint64_t lineno = 0;
   int r;
-  try {
-    while ((r = bgzf_getline(fp, '\n', &line)) >= 0) {
-      ++lineno;
-      std::string s(line.s, line.l);
-      if (!s.empty() && s.back() == '\r') s.pop_back();
-      if (s.empty() || s[0] == '#' || s.rfind("track", 0) == 0 || s.rfind("browser", 0) == 0) continue;
-      std::istringstream in(s);
-      std::string chrom;
-      long long b = -1, e = -1;
-      if (!(in >> chrom >> b >> e) || b < 0 || e <= b)
-        throw InputError(path + ": line " + std::to_string(lineno) +
-                         ": expected 'chrom start end' with 0 <= start < end");
-      const int ci = ref.find_contig(chrom);
-      if (ci < 0)
-        throw InputError(path + ": line " + std::to_string(lineno) + ": contig " + chrom +
-                         " is not in reference " + ref.path());
-      if (e > int64_t(ref.contigs()[size_t(ci)].length))
-        throw InputError(path + ": line " + std::to_string(lineno) + ": " + chrom + ":" + std::to_string(b) +
-                         "-" + std::to_string(e) + " is outside the contig (length " +
-                         std::to_string(ref.contigs()[size_t(ci)].length) + ")");
-      out.push_back({ci, b, e});
-    }
-    if (r < -1)
-      throw InputError(path + ": line " + std::to_string(lineno + 1) + ": read error (truncated or corrupt)");
-  } catch (...) {
-    ks_free(&line);
-    bgzf_close(fp);
-    throw;
+  while ((r = bgzf_getline(fp.get(), '\n', &line.ks)) >= 0) {
+    ++lineno;
+    std::string s(line.ks.s, line.ks.l);
+    if (!s.empty() && s.back() == '\r') s.pop_back();
+    if (s.empty() || s[0] == '#' || s.rfind("track", 0) == 0 || s.rfind("browser", 0) == 0) continue;
+    on_line(s, lineno);
   }
-  ks_free(&line);
-  bgzf_close(fp);
+  if (r < -1)
+    throw InputError(path + ": line " + std::to_string(lineno + 1) + ": read error (truncated or corrupt)");
+}
+
+int bed_interval_contig(const Reference& ref, const std::string& chrom, int64_t begin, int64_t end,
+                        const std::string& where) {
+  const int ci = ref.find_contig(chrom);
+  if (ci < 0) throw InputError(where + "contig " + chrom + " is not in reference " + ref.path());
+  const int64_t length = int64_t(ref.contigs()[size_t(ci)].length);
+  if (end > length)
+    throw InputError(where + chrom + ":" + std::to_string(begin) + "-" + std::to_string(end) +
+                     " is outside the contig (length " + std::to_string(length) + ")");
+  return ci;
+}
+
+std::vector<Interval> read_bed(const std::string& path, const Reference& ref) {
+  std::vector<Interval> out;
+  for_each_bed_line(path, [&](const std::string& s, uint64_t lineno) {
+    const std::string where = path + ": line " + std::to_string(lineno) + ": ";
+    std::istringstream in(s);
+    std::string chrom;
+    long long b = -1, e = -1;
+    if (!(in >> chrom >> b >> e) || b < 0 || e <= b)
+      throw InputError(where + "expected 'chrom start end' with 0 <= start < end");
+    out.push_back({bed_interval_contig(ref, chrom, b, e, where), b, e});
+  });
   std::sort(out.begin(), out.end(), [](const Interval& a, const Interval& b) {
     return a.contig != b.contig ? a.contig < b.contig : a.begin < b.begin;
   });

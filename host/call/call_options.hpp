@@ -2,6 +2,8 @@
 #include <cstdint>
 #include <string>
 
+#include "host/call/genotype_backend.hpp"
+
 namespace omicsd {
 
 // Which reads and bases count as evidence, and when a position becomes a candidate. Defaults follow
@@ -33,8 +35,9 @@ struct CallOptions {
   std::string targets_bed;  // report only records inside these intervals (panels)
   bool gvcf = false;
   int threads = 0;
-  std::string backend = "auto";  // auto | cpu | cuda
-  int device = 0;                // CUDA device index for the cuda backend (--device)
+  // The genotyping backend (CPU or CUDA, chosen above the engine:
+  // backends/genotype_backend_select.hpp); empty: the CPU backend.
+  GenotypeBackendFactory make_backend;
   std::string command_line;
   std::string sample;  // default: SM of the BAM's @RG lines, else the file's base name
   // Several SM values among the @RG lines are refused unless this is set; then they are called

@@ -10,7 +10,6 @@
 #include "host/call/call_options.hpp"
 #include "host/call/candidates.hpp"
 #include "host/call/evidence_reads.hpp"
-#include "host/call/genotype_backend_select.hpp"
 #include "host/call/genotyper.hpp"
 #include "host/call/ploidy_map.hpp"
 #include "host/call/vcf_writer.hpp"
@@ -95,7 +94,8 @@ CallStats run_call(const CallOptions& o) {
   for (const Interval& iv : regions)
     for (const PloidyRegion& piece : ploidy.split(iv))
       if (piece.ploidy > 0) pieces.push_back(piece);
-  auto backend = select_genotype_backend(o.backend, threads, o.device);
+  std::unique_ptr<GenotypeBackend> backend =
+      o.make_backend ? o.make_backend(threads) : make_cpu_genotype_backend(threads);
 
   VcfWriterOptions wo;
   wo.path = o.output;

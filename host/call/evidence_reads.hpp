@@ -4,12 +4,8 @@
 #include <vector>
 
 #include "host/call/call_options.hpp"
+#include "host/io/hts_handles.hpp"
 #include "host/io/reference.hpp"
-
-struct htsFile;
-struct sam_hdr_t;
-struct hts_idx_t;
-struct bam1_t;
 
 namespace omicsd {
 
@@ -31,7 +27,6 @@ struct EvidenceRead {
 class AlignmentFile {
  public:
   AlignmentFile(const std::string& path, const Reference& ref);
-  ~AlignmentFile();
   AlignmentFile(const AlignmentFile&) = delete;
   AlignmentFile& operator=(const AlignmentFile&) = delete;
 
@@ -46,12 +41,12 @@ class AlignmentFile {
   const std::string& path() const { return path_; }
 
  private:
-  void close();
   std::string path_;
-  htsFile* fp_ = nullptr;
-  sam_hdr_t* hdr_ = nullptr;
-  hts_idx_t* idx_ = nullptr;
-  bam1_t* b_ = nullptr;
+  // Released in reverse order: record, index, header, file.
+  HtsFilePtr fp_;
+  SamHeaderPtr hdr_;
+  HtsIndexPtr idx_;
+  BamRecordPtr b_;
   std::vector<int> tid_of_contig_;  // reference contig -> BAM tid (-1: absent from the BAM)
 };
 

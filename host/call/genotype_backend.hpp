@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -96,6 +97,9 @@ void validate_hmm_batch(const HmmTaskBatch& tasks);
 
 // Multi-threaded CPU backend (threads <= 0: hardware concurrency). Results do not depend on threads.
 std::unique_ptr<GenotypeBackend> make_cpu_genotype_backend(int threads);
+
+// How the engine gets the genotyping backend of a run (see AlignBackendFactory).
+using GenotypeBackendFactory = std::function<std::unique_ptr<GenotypeBackend>(int threads)>;
 
 // The lane-vector CPU backend ("cpu-simt"): the CUDA kernels' warp-cooperative float pass
 // (host/call/pair_hmm_warp.hpp) run through the lane layer's CPU emulation, the scalar double pass

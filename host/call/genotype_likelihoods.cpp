@@ -49,20 +49,25 @@ double log10_sum_exp(const std::vector<double>& xs) {
   return mx + std::log10(s);
 }
 
+bool capped_read_row(const double* in, size_t n, const GenotypeLikelihoodParams& params,
+                     std::vector<double>& row) {
+  const bool capped = std::isfinite(params.read_cap_log10) && params.read_cap_log10 > 0.0;
+  double best = kNegInf;
+  for (size_t h = 0; h < n; ++h) best = std::max(best, in[h]);
+  if (!(best > kNegInf)) return false;
+  const double floor = capped ? best - params.read_cap_log10 : kNegInf;
+  for (size_t h = 0; h < n; ++h) row[h] = std::max(in[h], floor);
+  return true;
+}
+
 std::vector<double> diploid_genotype_log10_likelihoods(const double* read_log10, size_t n_reads,
                                                        size_t n_haps,
                                                        const GenotypeLikelihoodParams& params) {
   const size_t G = genotype_count(n_haps);
   std::vector<double> gl(G, 0.0);
-  const bool capped = std::isfinite(params.read_cap_log10) && params.read_cap_log10 > 0.0;
   std::vector<double> row(n_haps);
   for (size_t r = 0; r < n_reads; ++r) {
-    const double* in = read_log10 + r * n_haps;
-    double best = kNegInf;
-    for (size_t h = 0; h < n_haps; ++h) best = std::max(best, in[h]);
-    if (!(best > kNegInf)) continue;  // fits no haplotype at all (or NaN): carries no information
-    const double floor = capped ? best - params.read_cap_log10 : kNegInf;
-    for (size_t h = 0; h < n_haps; ++h) row[h] = std::max(in[h], floor);
+    if (!capped_read_row(read_log10 + r * n_haps, n_haps, params, row)) continue;
     for (size_t k = 0; k < n_haps; ++k) {
       const size_t base = k * (k + 1) / 2;
       for (size_t j = 0; j < k; ++j) gl[base + j] += log10_sum_exp(row[j], row[k]) - kLog10Two;

@@ -35,6 +35,13 @@ struct GenotypeLikelihoodParams {
   double read_cap_log10 = 4.5;
 };
 
+// One read's row of log10 likelihoods (n columns) as every genotype model uses it: each entry raised
+// to at least best - read_cap_log10 (the mismapping cap, when on), written to row[0..n). False when the
+// read fits no column at all (all -infinity or NaN): it carries no information and is skipped. Shared
+// by the diploid and any-ploidy likelihoods (ploidy_genotypes.hpp) so they treat reads alike.
+bool capped_read_row(const double* read_log10, size_t n, const GenotypeLikelihoodParams& params,
+                     std::vector<double>& row);
+
 // Diploid genotype log10 likelihoods for every unordered pair of the n_haps columns of a row-major
 // n_reads x n_haps matrix of log10 likelihoods (entries may be -infinity). Returns
 // genotype_count(n_haps) values in VCF genotype order; all zero when there are no reads.

@@ -91,16 +91,10 @@ std::vector<double> genotype_log10_likelihoods(const double* read_log10, size_t 
   check_ploidy(ploidy, "genotype likelihoods");
   const std::vector<std::vector<int>> genotypes = enumerate_genotypes(n_alleles, ploidy);
   std::vector<double> gl(genotypes.size(), 0.0);
-  const bool capped = std::isfinite(params.read_cap_log10) && params.read_cap_log10 > 0.0;
   const double log10_ploidy = std::log10(double(ploidy));
   std::vector<double> row(n_alleles);
   for (size_t r = 0; r < n_reads; ++r) {
-    const double* in = read_log10 + r * n_alleles;
-    double best = kNegInf;
-    for (size_t a = 0; a < n_alleles; ++a) best = std::max(best, in[a]);
-    if (!(best > kNegInf)) continue;  // fits no allele at all (or NaN): carries no information
-    const double floor = capped ? best - params.read_cap_log10 : kNegInf;
-    for (size_t a = 0; a < n_alleles; ++a) row[a] = std::max(in[a], floor);
+    if (!capped_read_row(read_log10 + r * n_alleles, n_alleles, params, row)) continue;
     for (size_t g = 0; g < genotypes.size(); ++g) {
       const std::vector<int>& alleles = genotypes[g];
       double mx = kNegInf;

@@ -1,12 +1,8 @@
 #include "host/call/ploidy_map.hpp"
 
-#include <htslib/bgzf.h>
-#include <htslib/kstring.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <sstream>
 
 #include "host/call/ploidy_genotypes.hpp"
@@ -48,60 +44,34 @@ Sex parse_sex(const std::string& text) {
 }
 
 std::vector<PloidyRegion> read_ploidy_bed(const std::string& path, const Reference& ref) {
-  BGZF* fp = bgzf_open(path.c_str(), "r");
-  if (!fp) throw InputError(path + ": cannot open: " + std::strerror(errno));
   std::vector<BedLine> lines;
-  kstring_t line = {0, 0, nullptr};
-  uint64_t lineno = 0;
-  int r;
-  try {
-    while ((r = bgzf_getline(fp, '\n', &line)) >= 0) {
-      ++lineno;
-      std::string s(line.s, line.l);
-      if (!s.empty() && s.back() == '\r') s.pop_back();
-      if (s.find_first_not_of(" \t") == std::string::npos || s[0] == '#' || s.rfind("track", 0) == 0 ||
-          s.rfind("browser", 0) == 0)
-        continue;
-      const std::string where = path + ": line " + std::to_string(lineno) + ": ";
-      std::istringstream in(s);
-      std::string chrom, begin_text, end_text, ploidy_text;
-      if (!(in >> chrom >> begin_text >> end_text >> ploidy_text))
-        throw InputError(where + "expected 'chrom start end ploidy'");
-      auto integer = [&](const std::string& text, const char* field) {
-        size_t used = 0;
-        long long v = 0;
-        try {
-          v = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size())
-          throw InputError(where + field + " '" + text + "' is not an integer");
-        return v;
-      };
-      const long long b = integer(begin_text, "start"), e = integer(end_text, "end");
-      const long long p = integer(ploidy_text, "ploidy");
-      if (b < 0 || e <= b) throw InputError(where + "expected 0 <= start < end");
-      if (p < 0 || p > kMaxPloidy)
-        throw InputError(where + "ploidy " + ploidy_text + " must be between 0 and " +
-                         std::to_string(kMaxPloidy));
-      const int ci = ref.find_contig(chrom);
-      if (ci < 0) throw InputError(where + "contig " + chrom + " is not in reference " + ref.path());
-      const int64_t len = ref.contigs()[size_t(ci)].length;
-      if (e > len)
-        throw InputError(where + chrom + ":" + begin_text + "-" + end_text +
-                         " is outside the contig (length " + std::to_string(len) + ")");
-      lines.push_back({{ci, b, e, int(p)}, lineno});
-    }
-    if (r < -1)
-      throw InputError(path + ": line " + std::to_string(lineno + 1) + ": read error (truncated or corrupt)");
-  } catch (...) {
-    ks_free(&line);
-    bgzf_close(fp);
-    throw;
-  }
-  ks_free(&line);
-  bgzf_close(fp);
+  for_each_bed_line(path, [&](const std::string& s, uint64_t lineno) {
+    if (s.find_first_not_of(" \t") == std::string::npos) return;  // blanks only
+    const std::string where = path + ": line " + std::to_string(lineno) + ": ";
+    std::istringstream in(s);
+    std::string chrom, begin_text, end_text, ploidy_text;
+    if (!(in >> chrom >> begin_text >> end_text >> ploidy_text))
+      throw InputError(where + "expected 'chrom start end ploidy'");
+    auto integer = [&](const std::string& text, const char* field) {
+      size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(text, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != text.size())
+        throw InputError(where + field + " '" + text + "' is not an integer");
+      return v;
+    };
+    const long long b = integer(begin_text, "start"), e = integer(end_text, "end");
+    const long long p = integer(ploidy_text, "ploidy");
+    if (b < 0 || e <= b) throw InputError(where + "expected 0 <= start < end");
+    if (p < 0 || p > kMaxPloidy)
+      throw InputError(where + "ploidy " + ploidy_text + " must be between 0 and " +
+                       std::to_string(kMaxPloidy));
+    lines.push_back({{bed_interval_contig(ref, chrom, b, e, where), b, e, int(p)}, lineno});
+  });
   if (lines.empty()) throw InputError(path + ": no ploidy intervals");
   std::stable_sort(lines.begin(), lines.end(), [](const BedLine& a, const BedLine& b) {
     return a.region.contig != b.region.contig ? a.region.contig < b.region.contig

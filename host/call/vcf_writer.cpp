@@ -19,6 +19,7 @@
 #include "host/common/dna.hpp"
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 #include "omicsd_version.hpp"
 
 namespace omicsd {
@@ -72,16 +73,12 @@ std::string today_utc() {
   return buf;
 }
 
-struct HdrDeleter {
-  void operator()(bcf_hdr_t* h) const { bcf_hdr_destroy(h); }
-};
-
 }  // namespace
 
 struct VcfWriter::Impl {
   VcfWriterOptions opt;
   const Reference* ref = nullptr;
-  std::unique_ptr<bcf_hdr_t, HdrDeleter> hdr;
+  BcfHeaderPtr hdr;
   bcf1_t* rec = nullptr;
   htsFile* fp = nullptr;
   std::vector<int> rid_of_contig;  // Reference contig index -> header contig id

@@ -19,6 +19,7 @@
 
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 #include "omicsd_version.hpp"
 
 namespace omicsd {
@@ -181,13 +182,6 @@ constexpr size_t kAlign = 8;
 constexpr size_t round_up(size_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
 constexpr size_t kRecordHeader = round_up(sizeof(bam1_core_t) + sizeof(uint32_t));
 
-struct HtsCloser {
-  void operator()(htsFile* fp) const {
-    if (fp) hts_close(fp);
-  }
-};
-using HtsPtr = std::unique_ptr<htsFile, HtsCloser>;
-
 // How many runs are merged at once: bounded by the descriptor limit so a huge sort never runs out of
 // file descriptors (each open run is one descriptor).
 size_t merge_fan_in() {
@@ -208,7 +202,7 @@ struct SortedBamWriter::Impl {
   std::string idx_final;     // <path>.bai / <path>.crai
   std::string idx_tmp;       // <path>.bai.tmp.<pid>
   std::string spill_prefix;  // <dir>/<basename>.tmp.<pid>.
-  HtsPtr out;
+  HtsFilePtr out;
 
   // Buffered records.
   std::unique_ptr<uint8_t[]> arena;
@@ -279,10 +273,10 @@ struct SortedBamWriter::Impl {
     return spill_prefix + std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + ".bam";
   }
 
-  HtsPtr open_spill_for_write(const std::string& path) {
+  HtsFilePtr open_spill_for_write(const std::string& path) {
     all_temp.push_back(path);
     errno = 0;
-    HtsPtr fp(hts_open(path.c_str(), "wb1"));
+    HtsFilePtr fp(hts_open(path.c_str(), "wb1"));
     if (!fp) fail_io("create", path, errno);
     attach_pool(fp.get());
     errno = 0;
@@ -290,7 +284,7 @@ struct SortedBamWriter::Impl {
     return fp;
   }
 
-  static void close_checked(HtsPtr& fp, const std::string& path) {
+  static void close_checked(HtsFilePtr& fp, const std::string& path) {
     errno = 0;
     int rc = hts_close(fp.release());
     if (rc < 0) fail_io("write", path, errno);
@@ -308,7 +302,7 @@ struct SortedBamWriter::Impl {
   void spill() {
     if (entries.empty()) return;
     const std::string path = next_spill_path();
-    HtsPtr fp = open_spill_for_write(path);
+    HtsFilePtr fp = open_spill_for_write(path);
     write_sorted_buffer(fp.get(), path);
     close_checked(fp, path);
     runs.push_back(path);
@@ -321,7 +315,7 @@ struct SortedBamWriter::Impl {
   // the insertion sequence number: the output equals an in-memory stable sort.
   size_t merge_into(const std::vector<std::string>& inputs, htsFile* dst, const std::string& dst_path) {
     struct Source {
-      HtsPtr fp;
+      HtsFilePtr fp;
       sam_hdr_t* h = nullptr;
       bam1_t* b = nullptr;
       const std::string* path = nullptr;
@@ -407,7 +401,7 @@ struct SortedBamWriter::Impl {
             continue;
           }
           const std::string path = next_spill_path();
-          HtsPtr fp = open_spill_for_write(path);
+          HtsFilePtr fp = open_spill_for_write(path);
           merge_into(group, fp.get(), path);
           close_checked(fp, path);
           remove_files(group);

@@ -62,56 +62,44 @@ void push_offsets(ReadBatch& batch) {
 
 }  // namespace
 
+// The handles are members: a throw from here releases the file, header and record.
 BamReadsSource::BamReadsSource(const ReadInputSpec& spec, htsFile* fp) : path_(spec.path1), fp_(fp) {
-  try {
-    const htsFormat* format = hts_get_format(fp_);
-    if (format->format == cram && spec.reference) setup_cram_reference(*spec.reference);
-    hdr_ = sam_hdr_read(fp_);
-    if (!hdr_)
-      throw InputError(path_ + ": cannot read the " + hts_format_name(*format) +
-                       " header: the file is truncated or corrupt");
-    // @RG lines, kept for re-alignment.
-    if (const char* text = sam_hdr_str(hdr_)) {
-      std::string_view all(text);
-      while (!all.empty()) {
-        size_t nl = all.find('\n');
-        std::string_view line = all.substr(0, nl);
-        if (line.substr(0, 4) == "@RG\t") {
-          if (!rg_lines_.empty()) rg_lines_ += '\n';
-          rg_lines_.append(line);
-          const size_t id = line.find("\tID:");
-          if (id != std::string_view::npos) {
-            const std::string_view rest = line.substr(id + 4);
-            std::string name(rest.substr(0, rest.find('\t')));
-            if (!rg_index_.count(name)) {
-              rg_index_.emplace(name, int32_t(rg_ids_.size()));
-              rg_ids_.push_back(std::move(name));
-            }
+  const htsFormat* format = hts_get_format(fp_.get());
+  if (format->format == cram && spec.reference) setup_cram_reference(*spec.reference);
+  hdr_.reset(sam_hdr_read(fp_.get()));
+  if (!hdr_)
+    throw InputError(path_ + ": cannot read the " + hts_format_name(*format) +
+                     " header: the file is truncated or corrupt");
+  // @RG lines, kept for re-alignment.
+  if (const char* text = sam_hdr_str(hdr_.get())) {
+    std::string_view all(text);
+    while (!all.empty()) {
+      size_t nl = all.find('\n');
+      std::string_view line = all.substr(0, nl);
+      if (line.substr(0, 4) == "@RG\t") {
+        if (!rg_lines_.empty()) rg_lines_ += '\n';
+        rg_lines_.append(line);
+        const size_t id = line.find("\tID:");
+        if (id != std::string_view::npos) {
+          const std::string_view rest = line.substr(id + 4);
+          std::string name(rest.substr(0, rest.find('\t')));
+          if (!rg_index_.count(name)) {
+            rg_index_.emplace(name, int32_t(rg_ids_.size()));
+            rg_ids_.push_back(std::move(name));
           }
         }
-        if (nl == std::string_view::npos) break;
-        all.remove_prefix(nl + 1);
       }
+      if (nl == std::string_view::npos) break;
+      all.remove_prefix(nl + 1);
     }
-    if (spec.reference) check_reference(*spec.reference);
-    b_ = bam_init1();
-    if (!b_) throw Error("out of memory allocating a BAM record");
-    if (read_primary()) {
-      have_record_ = true;
-      paired_ = (b_->core.flag & BAM_FPAIRED) != 0;
-    }
-  } catch (...) {
-    if (b_) bam_destroy1(b_);
-    if (hdr_) sam_hdr_destroy(hdr_);
-    hts_close(fp_);
-    throw;
   }
-}
-
-BamReadsSource::~BamReadsSource() {
-  if (b_) bam_destroy1(b_);
-  if (hdr_) sam_hdr_destroy(hdr_);
-  if (fp_) hts_close(fp_);
+  if (spec.reference) check_reference(*spec.reference);
+  b_.reset(bam_init1());
+  if (!b_) throw Error("out of memory allocating a BAM record");
+  if (read_primary()) {
+    have_record_ = true;
+    paired_ = (b_->core.flag & BAM_FPAIRED) != 0;
+  }
 }
 
 void BamReadsSource::setup_cram_reference(const Reference& ref) {
@@ -133,17 +121,17 @@ void BamReadsSource::setup_cram_reference(const Reference& ref) {
                        fasta + "`)");
     spdlog::info("built FASTA index {} to decode CRAM {}", fai, path_);
   }
-  if (hts_set_fai_filename(fp_, fasta.c_str()) != 0)
+  if (hts_set_fai_filename(fp_.get(), fasta.c_str()) != 0)
     throw InputError(path_ + ": cannot use reference " + fasta + " to decode this CRAM");
 }
 
 void BamReadsSource::check_reference(const Reference& ref) {
-  const int n = sam_hdr_nref(hdr_);
+  const int n = sam_hdr_nref(hdr_.get());
   kstring_t ks = KS_INITIALIZE;
   const std::string tail = ": input was aligned to another reference";
   for (int i = 0; i < n; ++i) {
-    const char* name = sam_hdr_tid2name(hdr_, i);
-    const hts_pos_t len = sam_hdr_tid2len(hdr_, i);
+    const char* name = sam_hdr_tid2name(hdr_.get(), i);
+    const hts_pos_t len = sam_hdr_tid2len(hdr_.get(), i);
     const int ci = ref.find_contig(name);
     if (ci < 0) {
       ks_free(&ks);
@@ -158,7 +146,7 @@ void BamReadsSource::check_reference(const Reference& ref) {
                        std::to_string(c.length) + ")" + tail);
     }
     ks.l = 0;
-    if (!c.md5.empty() && sam_hdr_find_tag_id(hdr_, "SQ", "SN", name, "M5", &ks) == 0 && ks.l > 0 &&
+    if (!c.md5.empty() && sam_hdr_find_tag_id(hdr_.get(), "SQ", "SN", name, "M5", &ks) == 0 && ks.l > 0 &&
         (ks.l != c.md5.size() || strncasecmp(ks.s, c.md5.c_str(), ks.l) != 0)) {
       std::string m5(ks.s, ks.l);
       ks_free(&ks);
@@ -175,7 +163,7 @@ void BamReadsSource::fail_record(const std::string& what) const {
 
 bool BamReadsSource::read_primary() {
   for (;;) {
-    const int r = sam_read1(fp_, hdr_, b_);
+    const int r = sam_read1(fp_.get(), hdr_.get(), b_.get());
     if (r == -1) {
       eof_ = true;
       return false;
@@ -183,7 +171,7 @@ bool BamReadsSource::read_primary() {
     ++records_;
     if (r < -1) {
       std::string hint;
-      if (hts_get_format(fp_)->format == cram)
+      if (hts_get_format(fp_.get())->format == cram)
         hint = " (a CRAM also fails to decode without the reference it was written against)";
       fail_record("cannot decode the record: the file is truncated or corrupt" + hint);
     }
@@ -194,7 +182,7 @@ bool BamReadsSource::read_primary() {
 
 int32_t BamReadsSource::read_group_of_record() {
   if (rg_ids_.empty()) return -1;
-  const uint8_t* tag = bam_aux_get(b_, "RG");
+  const uint8_t* tag = bam_aux_get(b_.get(), "RG");
   if (!tag) return -1;
   const char* id = bam_aux2Z(tag);
   if (id) {
@@ -256,7 +244,7 @@ bool BamReadsSource::next(ReadBatch& batch, size_t max_reads) {
       break;
     }
     have_record_ = false;
-    const bam1_t* b = b_;
+    const bam1_t* b = b_.get();
     name_.assign(fastq_strip_mate_suffix(bam_get_qname(b)));
     const int32_t rg = read_group_of_record();
     if (!paired_) {

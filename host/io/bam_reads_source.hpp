@@ -6,11 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "host/io/hts_handles.hpp"
 #include "host/io/read_source.hpp"
-
-struct htsFile;
-struct sam_hdr_t;
-struct bam1_t;
 
 namespace omicsd {
 
@@ -31,7 +28,6 @@ class BamReadsSource : public ReadSource {
   // Takes ownership of `fp` (closed by the destructor, also when the constructor throws). Reads the
   // header, checks @SQ lines against spec.reference and peeks at the first primary record.
   BamReadsSource(const ReadInputSpec& spec, htsFile* fp);
-  ~BamReadsSource() override;
 
   bool next(ReadBatch& batch, size_t max_reads) override;
   bool paired() const override { return paired_; }
@@ -68,9 +64,9 @@ class BamReadsSource : public ReadSource {
   bool next_singles(ReadBatch& batch, size_t max_reads);
 
   std::string path_;
-  htsFile* fp_ = nullptr;
-  sam_hdr_t* hdr_ = nullptr;
-  bam1_t* b_ = nullptr;
+  HtsFilePtr fp_;  // owned from the constructor on
+  SamHeaderPtr hdr_;
+  BamRecordPtr b_;
   bool paired_ = false;
   bool have_record_ = false;  // b_ holds a primary record not yet consumed
   bool eof_ = false;

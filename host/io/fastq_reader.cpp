@@ -66,10 +66,6 @@ FastqReader::FastqReader(std::string path, BGZF* fp) : path_(std::move(path)), f
   buf_.resize(kInitialBuffer);
 }
 
-FastqReader::~FastqReader() {
-  if (fp_) bgzf_close(fp_);
-}
-
 void FastqReader::fail(uint64_t line, const std::string& what) const {
   throw InputError(path_ + ": record " + std::to_string(records_) + " (line " + std::to_string(line) +
                    "): " + what);
@@ -101,7 +97,7 @@ bool FastqReader::refill() {
   size_t got = 0;
   while (end_ < buf_.size()) {
     errno = 0;
-    ssize_t n = bgzf_read(fp_, buf_.data() + end_, std::min(buf_.size() - end_, kReadChunk));
+    ssize_t n = bgzf_read(fp_.get(), buf_.data() + end_, std::min(buf_.size() - end_, kReadChunk));
     if (n < 0 || (n == 0 && fp_->errcode)) {
       read_error_ = true;
       if ((fp_->errcode & BGZF_ERR_IO) && errno) read_error_reason_ = std::strerror(errno);
@@ -252,6 +248,6 @@ bool FastqReader::next(std::string& names, std::string& bases, std::string& qual
   return true;
 }
 
-uint64_t FastqReader::file_offset() const { return uint64_t(bgzf_tell(fp_)) >> 16; }
+uint64_t FastqReader::file_offset() const { return uint64_t(bgzf_tell(fp_.get())) >> 16; }
 
 }  // namespace omicsd

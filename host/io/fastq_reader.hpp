@@ -8,17 +8,15 @@
 #include <string_view>
 #include <vector>
 
+#include "host/io/hts_handles.hpp"
 #include "host/io/read_batch.hpp"
-
-struct BGZF;
 
 namespace omicsd {
 
 class FastqReader {
  public:
-  // Takes ownership of `fp` (closed by the destructor). `path` is used in error messages.
+  // Takes ownership of `fp` (closed with the reader). `path` is used in error messages.
   FastqReader(std::string path, BGZF* fp);
-  ~FastqReader();
   FastqReader(const FastqReader&) = delete;
   FastqReader& operator=(const FastqReader&) = delete;
 
@@ -45,7 +43,7 @@ class FastqReader {
   void check_printable(std::string_view line, uint64_t line_no) const;
 
   std::string path_;
-  BGZF* fp_ = nullptr;
+  BgzfPtr fp_;
   std::vector<char> buf_;
   size_t pos_ = 0;  // start of unconsumed data in buf_
   size_t end_ = 0;  // end of valid data in buf_

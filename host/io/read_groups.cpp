@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 
 namespace omicsd {
 
@@ -38,20 +39,15 @@ std::vector<std::string> read_group_samples(std::string_view text) {
 }
 
 std::string read_group_lines_of_file(const std::string& path) {
-  htsFile* fp = hts_open(path.c_str(), "r");
+  const HtsFilePtr fp(hts_open(path.c_str(), "r"));
   if (!fp) throw InputError(path + ": cannot open: " + std::strerror(errno));
-  const htsExactFormat format = hts_get_format(fp)->format;
-  if (format != sam && format != bam && format != cram) {
-    hts_close(fp);
-    return {};
-  }
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  if (!hdr) {
-    hts_close(fp);
-    throw InputError(path + ": cannot read the header: the file is truncated or corrupt");
-  }
+  const htsExactFormat format = hts_get_format(fp.get())->format;
+  if (format != sam && format != bam && format != cram) return {};
+  const SamHeaderPtr hdr(sam_hdr_read(fp.get()));
+  if (!hdr) throw InputError(path + ": cannot read the header: the file is truncated or corrupt");
   std::string out;
-  std::string_view text = sam_hdr_str(hdr) ? sam_hdr_str(hdr) : "";
+  const char* header_text = sam_hdr_str(hdr.get());
+  std::string_view text = header_text ? header_text : "";
   while (!text.empty()) {
     const size_t nl = text.find('\n');
     const std::string_view line = text.substr(0, nl);
@@ -62,8 +58,6 @@ std::string read_group_lines_of_file(const std::string& path) {
     if (nl == std::string_view::npos) break;
     text.remove_prefix(nl + 1);
   }
-  sam_hdr_destroy(hdr);
-  hts_close(fp);
   return out;
 }
 

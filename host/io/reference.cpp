@@ -17,6 +17,7 @@
 
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 
 namespace omicsd {
 
@@ -61,10 +62,6 @@ struct Md5 {
   }
 };
 
-struct BgzfCloser {
-  void operator()(BGZF* fp) const { bgzf_close(fp); }
-};
-
 struct KString {
   kstring_t s = KS_INITIALIZE;
   ~KString() { ks_free(&s); }
@@ -88,7 +85,7 @@ Reference Reference::load(const std::string& fasta_path) {
   std::error_code ec;
   if (!fs::exists(fasta_path, ec)) throw InputError(fasta_path + ": reference FASTA not found");
   if (fs::is_directory(fasta_path, ec)) throw InputError(fasta_path + ": reference FASTA is a directory");
-  std::unique_ptr<BGZF, BgzfCloser> fp(bgzf_open(fasta_path.c_str(), "r"));
+  BgzfPtr fp(bgzf_open(fasta_path.c_str(), "r"));
   if (!fp) {
     throw InputError(fasta_path + ": cannot open reference FASTA: " + std::strerror(errno));
   }

@@ -17,6 +17,7 @@
 
 #include "host/common/durable_file.hpp"
 #include "host/common/error.hpp"
+#include "host/io/hts_handles.hpp"
 
 namespace omicsd {
 namespace {
@@ -73,14 +74,14 @@ class DepthCounter {
 };
 
 void add_vcf(QcReport& q, const std::string& path) {
-  htsFile* fp = bcf_open(path.c_str(), "r");
-  if (!fp) throw InputError(path + ": cannot open VCF: " + std::strerror(errno));
-  bcf_hdr_t* hdr = bcf_hdr_read(fp);
-  if (!hdr) {
-    bcf_close(fp);
-    throw InputError(path + ": cannot read the VCF header");
-  }
-  bcf1_t* rec = bcf_init();
+  const HtsFilePtr file(bcf_open(path.c_str(), "r"));
+  if (!file) throw InputError(path + ": cannot open VCF: " + std::strerror(errno));
+  const BcfHeaderPtr header(bcf_hdr_read(file.get()));
+  if (!header) throw InputError(path + ": cannot read the VCF header");
+  const BcfRecordPtr record(bcf_init());
+  htsFile* fp = file.get();
+  bcf_hdr_t* hdr = header.get();
+  bcf1_t* rec = record.get();
   int32_t* gt = nullptr;
   int ngt = 0;
   int r;
@@ -114,9 +115,6 @@ void add_vcf(QcReport& q, const std::string& path) {
     }
   }
   free(gt);
-  bcf_destroy(rec);
-  bcf_hdr_destroy(hdr);
-  bcf_close(fp);
   if (r < -1) throw InputError(path + ": truncated or corrupt VCF");
   q.have_vcf = true;
 }
@@ -125,15 +123,15 @@ void add_vcf(QcReport& q, const std::string& path) {
 
 QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std::string& vcf_path) {
   QcReport q;
-  samFile* fp = sam_open(bam_path.c_str(), "r");
-  if (!fp) throw InputError(bam_path + ": cannot open: " + std::strerror(errno));
+  const HtsFilePtr file(sam_open(bam_path.c_str(), "r"));
+  if (!file) throw InputError(bam_path + ": cannot open: " + std::strerror(errno));
+  htsFile* fp = file.get();
   hts_set_fai_filename(fp, ref.path().c_str());
-  sam_hdr_t* hdr = sam_hdr_read(fp);
-  if (!hdr) {
-    sam_close(fp);
-    throw InputError(bam_path + ": cannot read the header");
-  }
-  bam1_t* b = bam_init1();
+  const SamHeaderPtr header(sam_hdr_read(fp));
+  if (!header) throw InputError(bam_path + ": cannot read the header");
+  const BamRecordPtr record(bam_init1());
+  sam_hdr_t* hdr = header.get();
+  bam1_t* b = record.get();
   DepthCounter depth(ref);
   std::vector<int> contig_of_tid(size_t(sam_hdr_nref(hdr)), -1);
   for (int t = 0; t < sam_hdr_nref(hdr); ++t)
@@ -154,12 +152,7 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
     if ((c.flag & BAM_FPAIRED) && (c.flag & BAM_FPROPER_PAIR)) ++q.properly_paired;
     if (c.flag & BAM_FDUP) ++flagged_dups;
     if (c.tid != cur_tid) {
-      if (c.tid < cur_tid) {
-        bam_destroy1(b);
-        sam_hdr_destroy(hdr);
-        sam_close(fp);
-        throw InputError(bam_path + ": not coordinate-sorted");
-      }
+      if (c.tid < cur_tid) throw InputError(bam_path + ": not coordinate-sorted");
       cur_tid = c.tid;
       const int contig = contig_of_tid[size_t(c.tid)];
       if (contig >= 0) depth.start_contig(contig);
@@ -177,9 +170,6 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
       inserts.push_back(std::llabs(c.isize));
   }
   depth.finish_contig();
-  bam_destroy1(b);
-  sam_hdr_destroy(hdr);
-  sam_close(fp);
   if (r < -1) throw InputError(bam_path + ": truncated or corrupt BAM");
 
   q.duplicates_estimated = flagged_dups == 0;

@@ -122,3 +122,32 @@ bam_to_fastq_pairs() {
 usage() {
   awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
 }
+
+# shared_data_dir: the shared real test data (OMICSD_SHARED_DATA, default <repo>/../shared/data).
+shared_data_dir() { printf '%s\n' "${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"; }
+
+# parse_eval_args "$@": the arguments every eval-*.sh takes. --check sets CHECK=1 (else 0); -h or
+# --help prints the script's header and exits; a number sets N_PAIRS in scripts that take one (they
+# set N_PAIRS to its default before calling); anything else dies with one line.
+parse_eval_args() {
+  CHECK=0
+  local a
+  for a in "$@"; do
+    case $a in
+      --check) CHECK=1 ;;
+      -h | --help) usage; exit 0 ;;
+      [0-9]*)
+        [[ -n ${N_PAIRS+x} ]] || die "unknown argument '$a' (see $PROG --help)"
+        N_PAIRS="$a"
+        ;;
+      *) die "unknown argument '$a' (see $PROG --help)" ;;
+    esac
+  done
+}
+
+# make_call_sim_data DIR N_PAIRS: the variant-calling data set of demo.sh and eval-call-sim.sh
+# (scripts/make-sim-data.sh with more and longer indels than the alignment set), cached in DIR.
+make_call_sim_data() {
+  SIM_MUT_RATE=0.0012 SIM_INDEL_FRACTION=0.3 SIM_INDEL_EXTEND=0.85 \
+    bash "$SCRIPTS_DIR/make-sim-data.sh" "$1" "$2"
+}

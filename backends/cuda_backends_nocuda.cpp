@@ -1,7 +1,7 @@
 // CPU-only builds: the CUDA backend factories exist (so backend selection links the same way in every
 // build) but refuse. choose_gpu_device() never picks a device in these builds (list_gpu_devices() is
 // empty and cuda_backend_compiled() false), so these are reached only by direct calls.
-#include "host/common/cuda_backends.hpp"
+#include "cuda/cuda_backends.hpp"
 #include "host/common/error.hpp"
 
 namespace omicsd {

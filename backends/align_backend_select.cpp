@@ -1,7 +1,7 @@
-#include "host/align/backend_select.hpp"
+#include "backends/align_backend_select.hpp"
 
-#include "host/common/cuda_backends.hpp"
-#include "host/common/gpu_health.hpp"
+#include "backends/stage_backend_select.hpp"
+#include "cuda/cuda_backends.hpp"
 
 namespace omicsd {
 namespace {
@@ -34,18 +34,14 @@ std::unique_ptr<AlignBackend> with_cpu_failover(std::unique_ptr<AlignBackend> gp
 }
 
 std::unique_ptr<AlignBackend> select_align_backend(const std::string& name, int threads, int device) {
-  if (const std::optional<CudaBackendOptions> o = choose_stage_backend("align", name, threads, device)) {
-    // A device this process has given up on (a sticky fault in an earlier stage) is not touched again;
-    // a fault while setting the backend up counts the same.
-    if (!gpu_failed(o->device)) {
-      try {
-        return with_cpu_failover(make_cuda_align_backend(*o), o->device, threads);
-      } catch (const GpuFaultError& e) {
-        mark_gpu_failed(o->device, std::string("align backend: ") + e.what());
-      }
-    }
-  }
-  return make_cpu_align_backend(threads);
+  return select_stage_backend<AlignBackend>(
+      "align", name, threads, device, [](const CudaBackendOptions& o) { return make_cuda_align_backend(o); },
+      [](std::unique_ptr<AlignBackend> gpu, int d, int t) { return with_cpu_failover(std::move(gpu), d, t); },
+      [](int t) { return make_cpu_align_backend(t); });
+}
+
+AlignBackendFactory align_backend_factory(const std::string& name, int device) {
+  return [name, device](int threads) { return select_align_backend(name, threads, device); };
 }
 
 }  // namespace omicsd

@@ -1,6 +1,6 @@
 // Device discovery for builds without CUDA (OMICSD_HAVE_CUDA off): no GPU is ever usable. The CUDA
-// build links cuda/device_info.cu instead and host/CMakeLists.txt leaves this file out.
-#include "host/common/device_info.hpp"
+// build links cuda/device_info.cu instead and backends/CMakeLists.txt leaves this file out.
+#include "cuda/device_info.hpp"
 
 namespace omicsd {
 

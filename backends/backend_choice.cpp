@@ -1,10 +1,11 @@
-// Backend and device resolution shared by the align and call stages (host/common/cuda_backends.hpp).
+// Backend and device resolution shared by the align and call stages.
+#include "backends/backend_choice.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <cctype>
 #include <cstdlib>
 
-#include "host/common/cuda_backends.hpp"
 #include "host/common/error.hpp"
 
 namespace omicsd {
@@ -83,20 +84,6 @@ size_t gpu_memory_budget_from_env() {
   }
   if (!(x > 0)) throw InputError("OMICSD_GPU_MEMORY=" + s + ": must be positive");
   return size_t(x * mult);
-}
-
-void backend_log(BackendLogLevel level, const std::string& message) {
-  switch (level) {
-    case BackendLogLevel::kDebug:
-      spdlog::debug("{}", message);
-      break;
-    case BackendLogLevel::kInfo:
-      spdlog::info("{}", message);
-      break;
-    case BackendLogLevel::kWarn:
-      spdlog::warn("{}", message);
-      break;
-  }
 }
 
 }  // namespace omicsd

@@ -1,15 +1,15 @@
 #pragma once
-// The CUDA backends as plain C++ declarations: host code reaches them only through this header. In CUDA
-// builds (OMICSD_HAVE_CUDA) cuda/align_backend.cu and cuda/genotype_backend.cu define the factories; in
-// CPU-only builds host/common/cuda_backends_nocuda.cpp does, throwing. No CUDA header is included here.
+// The CUDA backends as plain C++ declarations: the layer above the engine (backends/, which chooses
+// the backend of each stage, and the CLI's bench) reaches them only through this header; host/ never
+// includes it. In CUDA builds (OMICSD_HAVE_CUDA) cuda/align_backend.cu and cuda/genotype_backend.cu
+// define the factories; in CPU-only builds backends/cuda_backends_nocuda.cpp does, throwing. No CUDA
+// header is included here.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
-#include <optional>
-#include <string>
 
 #include "host/align/align_backend.hpp"
 #include "host/call/genotype_backend.hpp"
-#include "host/common/device_info.hpp"
 
 namespace omicsd {
 
@@ -42,27 +42,5 @@ struct CudaBackendTimings {
 // backend is not a CUDA backend.
 bool take_cuda_timings(AlignBackend& backend, CudaBackendTimings* t);
 bool take_cuda_timings(GenotypeBackend& backend, CudaBackendTimings* t);
-
-// Resolves --backend auto|cpu|cuda and --device N to the GPU to use, or none for the CPU backend.
-// cpu: none. cuda: the device, or InputError naming why there is none (no CUDA in this build, no
-// driver/device, index out of range). auto: the device when usable, else none with *why_cpu saying
-// why (for the caller's one log line). Unknown backend names and negative devices: InputError.
-std::optional<GpuDevice> choose_gpu_device(const std::string& backend, int device, std::string* why_cpu);
-
-// Resolves one stage's --backend and --device (choose_gpu_device) to the options of its CUDA backend,
-// budget from $OMICSD_GPU_MEMORY, or none for its CPU backend, and logs the choice in one line
-// ("<stage> backend: cuda on GPU ..." or "<stage> backend: cpu (N threads)[; why]"). The align and
-// genotype selectors differ only in the stage name and the factories they call with the result.
-std::optional<CudaBackendOptions> choose_stage_backend(const std::string& stage, const std::string& backend,
-                                                       int threads, int device);
-
-// The memory budget from $OMICSD_GPU_MEMORY (a byte count with optional K/M/G suffix); 0 when unset.
-// Throws InputError for a malformed value.
-size_t gpu_memory_budget_from_env();
-
-// Logging for cuda/*.cu: nvcc cannot compile spdlog's compile-time format strings, so the CUDA
-// sources log through these plain functions (spdlog underneath).
-enum class BackendLogLevel { kDebug, kInfo, kWarn };
-void backend_log(BackendLogLevel level, const std::string& message);
 
 }  // namespace omicsd

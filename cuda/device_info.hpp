@@ -16,7 +16,7 @@ struct GpuDevice {
 // CUDA devices usable by this process; empty with *why_none set when there are none (no CUDA in
 // this build, no driver, no device); *why_none is cleared when devices are found, and may be null.
 // Never throws. Exactly one implementation is linked: cuda/device_info.cu in CUDA builds,
-// host/common/device_info_nocuda.cpp otherwise (which says the build has no CUDA).
+// backends/device_info_nocuda.cpp otherwise (which says the build has no CUDA).
 std::vector<GpuDevice> list_gpu_devices(std::string* why_none);
 // True when this binary was built with the CUDA backends (OMICSD_HAVE_CUDA).
 bool cuda_backend_compiled();

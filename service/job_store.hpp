@@ -14,9 +14,6 @@
 #include <vector>
 
 #include "host/common/error.hpp"
-// Not used here: reference_store.cpp and readset_store.cpp reach random_hex through this header.
-// Drop once they include service/ids.hpp themselves (their split is another branch's).
-#include "service/ids.hpp"
 
 namespace omicsd {
 

@@ -10,7 +10,7 @@
 
 #include "host/common/durable_file.hpp"
 #include "service/clock.hpp"
-#include "service/job_store.hpp"
+#include "service/ids.hpp"
 #include "service/object_store.hpp"
 #include "service/readset_io.hpp"
 #include "service/sha256.hpp"

@@ -17,7 +17,7 @@
 
 #include "host/io/reference.hpp"
 #include "service/clock.hpp"
-#include "service/job_store.hpp"
+#include "service/ids.hpp"
 #include "service/object_store.hpp"
 #include "service/reference_fasta_normalize.hpp"
 #include "service/sql_db.hpp"

@@ -27,11 +27,11 @@
 #include <string>
 #include <vector>
 
-#include "service/http_client.hpp"
-#include "service/http_server.hpp"
-#include "service/sql_db.hpp"
-#include "service/variant_routes.hpp"
-#include "service/variant_store.hpp"
+#include "service/http/http_client.hpp"
+#include "service/http/http_server.hpp"
+#include "service/db/sql_db.hpp"
+#include "service/stores/variant_routes.hpp"
+#include "service/stores/variant_store.hpp"
 
 using namespace omicsd;
 using Clock = std::chrono::steady_clock;

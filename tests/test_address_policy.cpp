@@ -1,13 +1,13 @@
-// Where callback_urls may connect (service/address_policy.hpp): public unicast only, unless the
+// Where callback_urls may connect (service/http/address_policy.hpp): public unicast only, unless the
 // operator allows a network; the HTTP client connects only to addresses the policy accepted.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "host/common/error.hpp"
-#include "service/address_policy.hpp"
-#include "service/http_client.hpp"
-#include "service/http_server.hpp"
+#include "service/http/address_policy.hpp"
+#include "service/http/http_client.hpp"
+#include "service/http/http_server.hpp"
 
 namespace omicsd {
 namespace {

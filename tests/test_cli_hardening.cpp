@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "service/address_policy.hpp"
-#include "service/http_server.hpp"
+#include "service/http/address_policy.hpp"
+#include "service/http/http_server.hpp"
 #include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
 

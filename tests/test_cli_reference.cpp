@@ -11,10 +11,10 @@
 #include <thread>
 #include <vector>
 
-#include "service/http_server.hpp"
-#include "service/reference_routes.hpp"
-#include "service/reference_store.hpp"
-#include "service/sql_db.hpp"
+#include "service/http/http_server.hpp"
+#include "service/stores/reference_routes.hpp"
+#include "service/stores/reference_store.hpp"
+#include "service/db/sql_db.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include "../service/http_client.hpp"
-#include "../service/http_router.hpp"
-#include "../service/http_server.hpp"
-#include "../service/object_store.hpp"
-#include "../service/remote_worker.hpp"
+#include "../service/http/http_client.hpp"
+#include "../service/http/http_router.hpp"
+#include "../service/http/http_server.hpp"
+#include "../service/objects/object_store.hpp"
+#include "../service/workers/remote_worker.hpp"
 #include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "service/http_server.hpp"
+#include "service/http/http_server.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd::http {

@@ -1,10 +1,10 @@
-// Paging parameters of the list routes (service/http_paging.hpp): one rule and one error for every
+// Paging parameters of the list routes (service/http/http_paging.hpp): one rule and one error for every
 // route, checked against the values docs/openapi.json allows (page_size 1..1000).
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "service/http_paging.hpp"
+#include "service/http/http_paging.hpp"
 
 using omicsd::http::HttpError;
 using omicsd::http::kMaxPageSize;

@@ -21,9 +21,9 @@
 #include <thread>
 #include <vector>
 
-#include "../service/auth.hpp"
-#include "../service/http_router.hpp"
-#include "../service/http_server.hpp"
+#include "../service/http/auth.hpp"
+#include "../service/http/http_router.hpp"
+#include "../service/http/http_server.hpp"
 #include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-// open_within_roots (service/object_store.hpp): client-named files are opened beneath their allowed
+// open_within_roots (service/objects/object_store.hpp): client-named files are opened beneath their allowed
 // root by the kernel, so a swap for a symlink out of the root between check and open is refused.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <string>
 
 #include "host/common/error.hpp"
-#include "service/object_store.hpp"
+#include "service/objects/object_store.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

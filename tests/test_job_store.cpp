@@ -14,8 +14,8 @@
 #include <thread>
 #include <vector>
 
-#include "service/job_store.hpp"
-#include "service/task_graph.hpp"
+#include "service/jobs/job_store.hpp"
+#include "service/jobs/task_graph.hpp"
 #include "tests/test_support.hpp"
 
 using nlohmann::json;

@@ -1,12 +1,12 @@
-// The one parser of JSON from outside (service/json_input.hpp): nesting limit on the raw bytes,
+// The one parser of JSON from outside (service/http/json_input.hpp): nesting limit on the raw bytes,
 // every nlohmann exception turned into InputError.
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "host/common/error.hpp"
-#include "service/http_router.hpp"
-#include "service/json_input.hpp"
+#include "service/http/http_router.hpp"
+#include "service/http/json_input.hpp"
 
 namespace omicsd {
 namespace {

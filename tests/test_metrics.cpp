@@ -1,10 +1,10 @@
-// The Prometheus metrics registry (service/metrics.hpp): text exposition format, collectors, types.
+// The Prometheus metrics registry (service/util/metrics.hpp): text exposition format, collectors, types.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
-#include "service/metrics.hpp"
+#include "service/util/metrics.hpp"
 
 using omicsd::Metrics;
 

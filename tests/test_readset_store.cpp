@@ -9,9 +9,9 @@
 #include <memory>
 #include <set>
 
-#include "service/job_store.hpp"
-#include "service/readset_store.hpp"
-#include "service/sql_db.hpp"
+#include "service/jobs/job_store.hpp"
+#include "service/stores/readset_store.hpp"
+#include "service/db/sql_db.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

@@ -18,13 +18,13 @@
 
 #include "host/index/minimizer_index.hpp"
 #include "host/io/reference.hpp"
-#include "service/http_client.hpp"
-#include "service/http_server.hpp"
-#include "service/job_store.hpp"
-#include "service/object_store.hpp"
-#include "service/reference_routes.hpp"
-#include "service/reference_store.hpp"
-#include "service/sql_db.hpp"
+#include "service/http/http_client.hpp"
+#include "service/http/http_server.hpp"
+#include "service/jobs/job_store.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/stores/reference_routes.hpp"
+#include "service/stores/reference_store.hpp"
+#include "service/db/sql_db.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

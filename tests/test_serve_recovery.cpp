@@ -10,8 +10,8 @@
 #include <set>
 #include <vector>
 
-#include "service/http_server.hpp"
-#include "service/sha256.hpp"
+#include "service/http/http_server.hpp"
+#include "service/util/sha256.hpp"
 #include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "service/sql_db.hpp"
+#include "service/db/sql_db.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

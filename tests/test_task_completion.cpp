@@ -1,4 +1,4 @@
-// Completing a task (service/task_completion.hpp), the one path both kinds of worker take: against a
+// Completing a task (service/workers/task_completion.hpp), the one path both kinds of worker take: against a
 // real SQLite job store, the run's provenance, the call cache, the run-complete hook, duplicates and
 // the metrics; and the task kind registry the graph, the workflow and the TaskRunner share.
 #include <gtest/gtest.h>
@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "host/common/error.hpp"
-#include "service/job_store.hpp"
-#include "service/metrics.hpp"
-#include "service/task_completion.hpp"
-#include "service/task_graph.hpp"
-#include "service/task_kinds.hpp"
+#include "service/jobs/job_store.hpp"
+#include "service/util/metrics.hpp"
+#include "service/workers/task_completion.hpp"
+#include "service/jobs/task_graph.hpp"
+#include "service/jobs/task_kinds.hpp"
 #include "tests/test_support.hpp"
 
 using nlohmann::json;

@@ -10,9 +10,9 @@
 #include <thread>
 
 #include "host/common/error.hpp"
-#include "service/object_store.hpp"
-#include "service/sha256.hpp"
-#include "service/task_runner.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/util/sha256.hpp"
+#include "service/runner/task_runner.hpp"
 #include "tests/test_support.hpp"
 
 namespace fs = std::filesystem;

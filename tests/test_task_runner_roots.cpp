@@ -15,12 +15,12 @@
 #include <string>
 #include <thread>
 
-#include "service/clock.hpp"
-#include "service/inproc_worker.hpp"
-#include "service/job_store.hpp"
-#include "service/object_store.hpp"
-#include "service/runner_executor.hpp"
-#include "service/workflow.hpp"
+#include "service/util/clock.hpp"
+#include "service/workers/inproc_worker.hpp"
+#include "service/jobs/job_store.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/workers/runner_executor.hpp"
+#include "service/jobs/workflow.hpp"
 #include "tests/test_support.hpp"
 
 namespace omicsd {

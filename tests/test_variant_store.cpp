@@ -1,4 +1,4 @@
-// Variant store (service/variant_store.hpp) and its routes, on SQLite and on PostgreSQL (skipped when
+// Variant store (service/stores/variant_store.hpp) and its routes, on SQLite and on PostgreSQL (skipped when
 // no server binaries are installed): ingest rules, replacement, idempotency, paging, and a property
 // test of every query against a brute-force model of random cohorts.
 #include <gtest/gtest.h>
@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "service/http_router.hpp"
-#include "service/sql_db.hpp"
-#include "service/variant_routes.hpp"
-#include "service/variant_store.hpp"
+#include "service/http/http_router.hpp"
+#include "service/db/sql_db.hpp"
+#include "service/stores/variant_routes.hpp"
+#include "service/stores/variant_store.hpp"
 #include "tests/test_support.hpp"
 
 using nlohmann::json;

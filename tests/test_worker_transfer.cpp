@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "service/object_store.hpp"
+#include "service/objects/object_store.hpp"
 #include "tests/serve_harness.hpp"
 #include "tests/test_support.hpp"
 

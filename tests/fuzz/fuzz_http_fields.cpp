@@ -6,10 +6,10 @@
 #include <string>
 
 #include "host/common/error.hpp"
-#include "service/address_policy.hpp"
-#include "service/http_router.hpp"
-#include "service/http_server.hpp"
-#include "service/variant_store.hpp"
+#include "service/http/address_policy.hpp"
+#include "service/http/http_router.hpp"
+#include "service/http/http_server.hpp"
+#include "service/stores/variant_store.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

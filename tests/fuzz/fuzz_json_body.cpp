@@ -7,11 +7,11 @@
 #include <string_view>
 
 #include "host/common/error.hpp"
-#include "service/http_router.hpp"
-#include "service/json_input.hpp"
-#include "service/readset_store.hpp"
-#include "service/variant_routes.hpp"
-#include "service/workflow.hpp"
+#include "service/http/http_router.hpp"
+#include "service/http/json_input.hpp"
+#include "service/stores/readset_store.hpp"
+#include "service/stores/variant_routes.hpp"
+#include "service/jobs/workflow.hpp"
 
 namespace {
 template <typename F>

@@ -1,0 +1,41 @@
+#pragma once
+// The run and task routes of docs/api.md, on the JobStore:
+//   POST /v1/runs, GET /v1/runs, GET /v1/runs/{id}, POST /v1/runs/{id}/cancel|resume,
+//   GET /v1/runs/{id}/logs, GET /v1/runs/{id}/outputs/{name}            (client scope)
+//   POST /v1/tasks/lease, POST /v1/tasks/{id}/heartbeat|complete|fail    (worker scope)
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "service/http/address_policy.hpp"
+#include "service/http/http_router.hpp"
+
+namespace omicsd {
+
+class Catalog;
+class JobStore;
+class Metrics;
+class ObjectStore;
+
+struct RunRoutesOptions {
+  std::vector<std::filesystem::path> allow_roots;  // where run inputs may be read from
+  int threads = 0;                                 // per task when the run does not say; 0 = engine default
+  int max_attempts = 3;                            // per task
+  int64_t lease_seconds = 60;                      // a lease or heartbeat that names none
+  AddressPolicy callback_policy;                   // where callback_urls may point (--callback-allow)
+};
+
+// Registers the routes above. `catalog` resolves stored references and read sets named as run inputs
+// and ingests germline runs that complete; `metrics` counts runs, cache hits, task durations and the
+// GPU telemetry of worker heartbeats. The stores must outlive the router.
+void add_run_routes(http::Router& router, JobStore& store, ObjectStore& objects, Catalog& catalog,
+                    RunRoutesOptions options, std::shared_ptr<Metrics> metrics);
+
+// What a webhook event says about its run: id, workflow, sample, state, times, failure reason,
+// outputs and its URL; {} for an unknown run.
+nlohmann::json run_summary_json(JobStore& store, const std::string& run_id);
+
+}  // namespace omicsd

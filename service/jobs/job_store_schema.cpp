@@ -1,0 +1,187 @@
+// The job store's schema, written once for SQLite and PostgreSQL: kSteps[i] takes a database from
+// version i to i + 1 (table schema_version, one row per applied step). The two dialects differ only
+// where the SQL does: the sequence columns ({SEQ}: AUTOINCREMENT / BIGSERIAL) and the trigger that
+// writes the webhook outbox. JSON is kept as TEXT and read back exactly as written; BIGINT has
+// INTEGER affinity in SQLite, so the columns hold the same values in both.
+#include <string>
+
+#include "service/util/clock.hpp"
+#include "service/jobs/job_store_rows.hpp"
+
+namespace omicsd::job_store_rows {
+namespace {
+
+struct Step {
+  const char* common;    // both dialects, after {SEQ} is substituted
+  const char* sqlite;    // then this on SQLite
+  const char* postgres;  // or this on PostgreSQL
+};
+
+const Step kSteps[] = {
+    // v1: runs, their tasks and dependencies, the lease history and the call cache.
+    {R"SQL(
+CREATE TABLE runs (
+  seq             {SEQ},
+  id              TEXT NOT NULL UNIQUE,
+  workflow        TEXT NOT NULL CHECK (workflow IN ('germline','align','call')),
+  inputs          TEXT NOT NULL,
+  parameters      TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('QUEUED','RUNNING','COMPLETE','FAILED','CANCELED')),
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  callback_url    TEXT,
+  idempotency_key TEXT UNIQUE,
+  failure_reason  TEXT,
+  outputs         TEXT NOT NULL DEFAULT '{}',
+  provenance      TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX runs_by_state ON runs(state, seq);
+CREATE INDEX runs_by_workflow ON runs(workflow, seq);
+CREATE TABLE tasks (
+  seq              {SEQ},
+  id               TEXT NOT NULL UNIQUE,
+  run_id           TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  name             TEXT NOT NULL,
+  kind             TEXT NOT NULL CHECK (kind IN ('align','call','qc')),
+  state            TEXT NOT NULL CHECK (state IN ('QUEUED','RUNNING','COMPLETE','FAILED','CANCELED')),
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+  parameters       TEXT NOT NULL,
+  requirements     TEXT NOT NULL,
+  cache_key        TEXT,
+  outputs          TEXT,
+  last_error       TEXT,
+  queued_at        BIGINT NOT NULL,
+  started_at       BIGINT,
+  finished_at      BIGINT,
+  not_before       BIGINT NOT NULL DEFAULT 0,
+  worker_id        TEXT,
+  lease_token      TEXT,
+  lease_expires_at BIGINT,
+  UNIQUE (run_id, name)
+);
+CREATE INDEX tasks_by_run ON tasks(run_id, seq);
+CREATE INDEX tasks_queue ON tasks(state, queued_at, seq);
+CREATE INDEX tasks_leases ON tasks(state, lease_expires_at);
+CREATE TABLE task_deps (
+  task_id    TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+  depends_on TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+  pos        INTEGER NOT NULL,
+  PRIMARY KEY (task_id, depends_on)
+);
+CREATE INDEX task_deps_by_dep ON task_deps(depends_on);
+CREATE TABLE leases (
+  token      TEXT PRIMARY KEY,
+  task_id    TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+  worker_id  TEXT NOT NULL,
+  attempt    INTEGER NOT NULL,
+  leased_at  BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  outcome    TEXT CHECK (outcome IN ('COMPLETE','RETRY','FAILED','EXPIRED','CANCELED')),
+  outcome_at BIGINT,
+  error      TEXT
+);
+CREATE INDEX leases_by_task ON leases(task_id);
+CREATE TABLE cache (
+  cache_key  TEXT PRIMARY KEY,
+  outputs    TEXT NOT NULL,
+  created_at BIGINT NOT NULL
+);
+)SQL",
+     "", ""},
+    // v2: the webhook outbox. The trigger writes the event in the transaction that ends the run, so
+    // every code path that makes a run terminal (complete, fail, expire, cancel, resume) is covered.
+    {R"SQL(
+CREATE TABLE webhooks (
+  id              {SEQ},
+  run_id          TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  url             TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('COMPLETE','FAILED','CANCELED')),
+  created_at      BIGINT NOT NULL,
+  status          TEXT NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING','DELIVERED','FAILED')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at BIGINT NOT NULL,
+  last_error      TEXT,
+  delivered_at    BIGINT
+);
+CREATE INDEX webhooks_due ON webhooks(status, next_attempt_at, id);
+CREATE INDEX webhooks_by_run ON webhooks(run_id, id);
+)SQL",
+     R"SQL(
+CREATE TRIGGER runs_terminal_webhook AFTER UPDATE OF state ON runs
+WHEN NEW.state IN ('COMPLETE','FAILED','CANCELED') AND OLD.state <> NEW.state
+     AND NEW.callback_url IS NOT NULL AND NEW.callback_url <> ''
+BEGIN
+  INSERT INTO webhooks (run_id, url, state, created_at, next_attempt_at)
+  VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.updated_at, NEW.updated_at);
+END;
+)SQL",
+     // The function keeps the search_path it was created with, so it finds its table whatever the
+     // session's search_path is.
+     R"SQL(
+CREATE FUNCTION runs_terminal_webhook() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $fn$
+BEGIN
+  INSERT INTO webhooks (run_id, url, state, created_at, next_attempt_at)
+  VALUES (NEW.id, NEW.callback_url, NEW.state, NEW.updated_at, NEW.updated_at);
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER runs_terminal_webhook AFTER UPDATE OF state ON runs FOR EACH ROW
+WHEN (NEW.state IN ('COMPLETE','FAILED','CANCELED') AND OLD.state <> NEW.state
+      AND NEW.callback_url IS NOT NULL AND NEW.callback_url <> '')
+EXECUTE FUNCTION runs_terminal_webhook();
+)SQL"},
+};
+constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
+static_assert(kKnownVersion == kJobStoreSchemaVersion);
+
+// pg_advisory_xact_lock key serialising migrations of one database ("omicsd" + 1).
+constexpr int64_t kMigrationLockKey = 0x6f6d6963736401;
+
+std::string step_sql(const Step& step, sql::Dialect dialect) {
+  const bool pg = dialect == sql::Dialect::postgres;
+  std::string out = step.common;
+  const std::string seq = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
+  for (size_t at; (at = out.find("{SEQ}")) != std::string::npos;) out.replace(at, 5, seq);
+  return out + (pg ? step.postgres : step.sqlite);
+}
+
+}  // namespace
+
+void migrate(sql::Db& db) {
+  db.transaction([&] {
+    // Daemons opening one PostgreSQL database together take turns here (the lock ends with the
+    // transaction); SQLite's BEGIN IMMEDIATE already excludes other writers.
+    if (db.dialect() == sql::Dialect::postgres)
+      db.query("SELECT pg_advisory_xact_lock(?::bigint)", {kMigrationLockKey});
+    db.exec_script(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at BIGINT NOT "
+        "NULL)");
+    const auto rows = db.query("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    const int current = rows.empty() ? 0 : static_cast<int>(rows[0].i(0));
+    if (current > kKnownVersion)
+      throw Error("job store " + db.describe() + ": open: database schema version " +
+                  std::to_string(current) + " is newer than this omicsd supports (" +
+                  std::to_string(kKnownVersion) + "); upgrade omicsd");
+    for (int v = current; v < kKnownVersion; ++v) {
+      db.exec_script(step_sql(kSteps[v], db.dialect()));
+      db.exec("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", {int64_t(v + 1), now_ms()});
+    }
+  });
+}
+
+nlohmann::json RowReader::js(size_t c) const {
+  if (row.is_null(c)) return nlohmann::json();
+  try {
+    return nlohmann::json::parse(row.s(c));
+  } catch (const nlohmann::json::exception& e) {
+    // The c-th name of the column list.
+    std::string name = cols;
+    for (size_t i = 0; i < c; ++i) name.erase(0, name.find(", ") + 2);
+    name = name.substr(0, name.find(','));
+    throw Error(where + ": column '" + name + "' holds invalid JSON: " + e.what());
+  }
+}
+
+}  // namespace omicsd::job_store_rows

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -551,6 +552,69 @@ TEST_P(StoreTest, LeaseFindsAMatchingTaskBehindManyItCannotRun) {
   auto g = store->lease_task("gpu-worker", json{{"gpu_memory_gb", 80}}, 60, T0 + 2000);
   ASSERT_TRUE(g.has_value());
   EXPECT_NE(g->task.run_id, want.id);
+}
+
+// The lease matches a task's requirements against the worker's capabilities by one rule on both
+// stores (PostgreSQL does it in SQL, inside the lease statement): random requirement and capability
+// objects (numbers compared as "at least", everything else by JSON equality, integers against
+// floats, nested values, missing keys, non-object capabilities) lease exactly when
+// capabilities_satisfy says they should.
+TEST_P(StoreTest, LeaseMatchesRequirementsAsCapabilitiesSatisfyDoes) {
+  std::mt19937 rng(20261205);
+  const std::vector<std::string> keys = {"gpu", "cpu_threads", "memory_gb", "arch", "features"};
+  auto value = [&]() -> json {
+    switch (rng() % 9) {
+      case 0:
+        return int(rng() % 4);
+      case 1:
+        return 0.5 + double(rng() % 4);
+      case 2:
+        return double(rng() % 3);  // 0.0, 1.0, 2.0: equal to the integers
+      case 3:
+        return rng() % 2 ? "sm_90" : "sm_80";
+      case 4:
+        return bool(rng() % 2);
+      case 5:
+        return nullptr;
+      case 6:
+        return json{{"k", rng() % 2 ? json(1) : json(1.0)}};
+      case 7:
+        return json::array({1, rng() % 2 ? json(2) : json(2.0)});
+      default:
+        return "2";
+    }
+  };
+  auto object = [&](size_t max_keys) {
+    json o = json::object();
+    for (size_t n = rng() % (max_keys + 1); n > 0; --n) o[keys[rng() % keys.size()]] = value();
+    return o;
+  };
+  int leased = 0, refused = 0;
+  for (int trial = 0; trial < 300; ++trial) {
+    json req = object(2), caps = object(5);
+    if (trial % 37 == 5) req = json::array({1});                // not an object: asks for nothing
+    if (trial % 41 == 7) caps = json::array({"gpu"});           // not an object: meets nothing
+    if (trial % 3 == 0 && req.is_object() && caps.is_object())  // often give the worker what was asked
+      for (auto it = req.begin(); it != req.end(); ++it) caps[it.key()] = it.value();
+    NewRun r;
+    r.workflow = "align";
+    r.tasks = {spec("align", "align", {}, 3, "", req)};
+    const omicsd::Run run = store->create_run(r, T0 + trial).run;
+    const bool expect = capabilities_satisfy(caps, req);
+    auto l = store->lease_task("w", caps, 60, T0 + 10'000 + trial);
+    ASSERT_EQ(l.has_value(), expect) << "requirements " << req.dump() << ", capabilities " << caps.dump();
+    if (l) {
+      EXPECT_EQ(l->task.run_id, run.id);
+      EXPECT_EQ(l->task.requirements, req);
+      store->complete_task(l->task.id, l->task.lease_token, {}, T0 + 10'000 + trial);
+      ++leased;
+    } else {
+      store->cancel_run(run.id, T0 + 10'000 + trial);
+      ++refused;
+    }
+  }
+  EXPECT_GT(leased, 50);  // both outcomes well represented
+  EXPECT_GT(refused, 50);
 }
 
 TEST_P(StoreTest, Cancel) {

@@ -118,7 +118,7 @@ TEST(Mapper, SingleEndPlacesUniqueReadsWithHighMapq) {
   }
   const auto& recs = mapper.map_batch(batch);
   for (size_t i = 0; i < batch.size(); ++i) {
-    const Mapped m = inspect(recs[i]);
+    const Mapped m = inspect(recs[i].get());
     ASSERT_FALSE(m.unmapped) << i;
     EXPECT_EQ(m.tid, std::get<0>(truth[i])) << i;
     EXPECT_NEAR(double(m.pos), double(std::get<1>(truth[i])), 0.0) << i << " " << m.cigar;
@@ -138,7 +138,7 @@ TEST(Mapper, ReadsInsideAnExactRepeatGetMapqZero) {
     add_read(batch, "rep" + std::to_string(i), g.chr1.substr(g.repeat_a + 100 + i * 80, 150));
   const auto& recs = mapper.map_batch(batch);
   for (size_t i = 0; i < batch.size(); ++i) {
-    const Mapped m = inspect(recs[i]);
+    const Mapped m = inspect(recs[i].get());
     ASSERT_FALSE(m.unmapped);
     EXPECT_TRUE(m.pos == g.repeat_a + 100 + int64_t(i) * 80 || m.pos == g.repeat_b + 100 + int64_t(i) * 80);
     EXPECT_EQ(m.mapq, 0);
@@ -154,7 +154,7 @@ TEST(Mapper, IndelsAreAlignedWithGaps) {
   add_read(batch, "del", base.substr(0, 70) + base.substr(74, 80));            // 4 bp deletion
   add_read(batch, "ins", base.substr(0, 70) + "GATTA" + base.substr(70, 75));  // 5 bp insertion
   const auto& recs = mapper.map_batch(batch);
-  const Mapped d = inspect(recs[0]), in = inspect(recs[1]);
+  const Mapped d = inspect(recs[0].get()), in = inspect(recs[1].get());
   EXPECT_EQ(d.pos, 5000);
   EXPECT_EQ(d.nm, 4);
   EXPECT_NE(d.cigar.find("4D"), std::string::npos) << d.cigar;
@@ -192,7 +192,7 @@ TEST(Mapper, PairsAreProperWithInsertSizeAndMateRescue) {
   EXPECT_NEAR(mapper.insert_model().mean, 400, 15);
   int proper = 0, rescued = 0;
   for (int p = 0; p < kPairs; ++p) {
-    const Mapped a = inspect(recs[2 * p]), b = inspect(recs[2 * p + 1]);
+    const Mapped a = inspect(recs[2 * p].get()), b = inspect(recs[2 * p + 1].get());
     ASSERT_FALSE(a.unmapped);
     EXPECT_EQ(a.unclipped, starts[p]) << a.cigar;
     EXPECT_FALSE(a.reverse);

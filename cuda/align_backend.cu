@@ -5,7 +5,7 @@
 //     fill of host/align/banded_warp.hpp (a group of P lanes per task, V register slots per lane, the
 //     band swept by anti-diagonals with H/F passed between lanes by shuffles, scores in registers,
 //     direction bytes stored step-major and coalesced). The same source runs in CI through the lane
-//     layer's CPU emulation (the "cpu-simt" backend, tests/test_simt_kernels.cpp).
+//     layer's CPU emulation (the "cpu-simt" backend, tests/host/common/test_simt_kernels.cpp).
 //  2. banded_finish_kernel, one thread per task: the scalar traceback (host/align/banded_sw.hpp) on
 //     those direction bytes; for bands too wide for the warp fill (w > kBandedWarpMaxWidth) the
 //     scalar fill and traceback themselves, the CPU backend's functions.

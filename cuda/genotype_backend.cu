@@ -5,7 +5,7 @@
 //     float pass of host/call/pair_hmm_warp.hpp (a group of P lanes per pair, the read's rows striped
 //     over the lanes, M/I/D passed between lanes by shuffles, a carry row for the stripe boundary in the
 //     pair's float workspace). The same source runs in CI through the lane layer's CPU emulation (the
-//     "cpu-simt" backend, tests/test_simt_kernels.cpp). A pair whose scaled sum S is at least
+//     "cpu-simt" backend, tests/host/common/test_simt_kernels.cpp). A pair whose scaled sum S is at least
 //     kPairHmmFloatMin is finished there (log10 of S, as pair_hmm_log10 does).
 //  2. pair_hmm_finish_kernel, one thread per pair: pair_hmm_log10() itself for pairs too small for a
 //     lane group (rlen or hlen < 4, empty reads and haplotypes), and the scalar double pass for pairs

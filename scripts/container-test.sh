@@ -275,7 +275,7 @@ EOF
 }
 
 # check_vcf RUN_ID: the run's VCF has every GIAB truth SNV, with the truth genotype (the comparison
-# of the GoogleTest suites, tests/test_support.cpp vcf_snvs).
+# of the GoogleTest suites, tests/support/test_support.cpp vcf_snvs).
 snvs() { bcftools query -i 'GT="alt" && TYPE="snp"' -f '%CHROM %POS %REF %ALT [%GT]\n' "$1" | sort -u; }
 check_vcf() {
   api GET "/v1/runs/$1/outputs/vcf" -o "$WORK/$1.vcf.gz"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (what CI runs): install packages, build, run the GoogleTest
+# The project's test command (what CI runs): install packages, build, check the include layer order
+# (scripts/check-layers.py), run the GoogleTest
 # suites with ctest, then the acceptance checks: real reads (omicsd vs bwa mem on NA12878,
 # scripts/eval-align-real.sh --check) and simulated reads with known origin (omicsd vs bwa mem,
 # scripts/eval-align-sim.sh --check; OMICSD_SIM_PAIRS pairs, default 200000) and variant calls vs
@@ -34,6 +35,14 @@ export OMICSD_BIN="${OMICSD_BIN:-$BUILD/service/omicsd}"
 failed=()      # names of the failed stages
 passed=0       # tests passed (ctest tests + the acceptance check)
 n_fail=0       # tests failed
+
+# The layer order of includes (host < cuda < backends < service/util .. service/cli; docs/architecture.md).
+if python3 "$SCRIPTS_DIR/check-layers.py"; then
+  passed=$((passed + 1))
+else
+  failed+=("check-layers.py")
+  n_fail=$((n_fail + 1))
+fi
 
 # Unit and integration tests. --no-tests=error: a build that registers no test is a failure.
 ctest_log="$(mktemp)"

@@ -86,7 +86,7 @@ AlignStats run_align(const AlignOptions& o) {
     auto prefetch = std::async(std::launch::async, [&] { return source->next(next, o.batch_reads); });
     try {
       const auto& records = mapper.map_batch(current);
-      for (size_t i = 0; i < current.size(); ++i) writer->add(records[i]);
+      for (size_t i = 0; i < current.size(); ++i) writer->add(records[i].get());
     } catch (...) {
       prefetch.wait();
       throw;

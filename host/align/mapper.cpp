@@ -84,9 +84,7 @@ Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& 
                const MapperOptions& options)
     : ref_(ref), index_(index), backend_(backend), opt_(options) {}
 
-Mapper::~Mapper() {
-  for (bam1_t* b : records_) bam_destroy1(b);
-}
+Mapper::~Mapper() = default;
 
 const uint8_t* Mapper::read_codes(size_t read, bool reverse) const {
   return (reverse ? rev_codes_.data() : fwd_codes_.data()) + offsets_[read];
@@ -300,11 +298,11 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
 
 void Mapper::build_records(const ReadBatch& batch) {
   const size_t n = batch.size();
-  while (records_.size() < n) records_.push_back(bam_init1());
-  for (size_t i = records_.size(); i > n; --i) {
-    bam_destroy1(records_.back());
-    records_.pop_back();
+  while (records_.size() < n) {
+    records_.emplace_back(bam_init1());
+    if (!records_.back()) throw Error("out of memory for BAM records");
   }
+  records_.resize(n);
   parallel_for(n, opt_.threads, 512, [&](size_t begin, size_t end) {
     std::string seq, qual;
     std::vector<uint8_t> ref_window;
@@ -346,7 +344,7 @@ void Mapper::build_records(const ReadBatch& batch) {
         tlen = leftmost ? right - left : -(right - left);
       }
       const std::string_view name = batch.name(i);
-      bam1_t* b = records_[i];
+      bam1_t* b = records_[i].get();
       const int rc = bam_set1(b, name.size(), name.data(), flag, tid, pos, uint8_t(me ? final_mapq_[i] : 0),
                               me ? me->cigar.size() : 0, me ? me->cigar.data() : nullptr, mtid, mpos, tlen,
                               seq.size(), seq.data(), has_qual ? qual.data() : nullptr, 64);
@@ -377,7 +375,7 @@ void Mapper::build_records(const ReadBatch& batch) {
   });
 }
 
-const std::vector<bam1_t*>& Mapper::map_batch(const ReadBatch& batch) {
+const std::vector<BamRecordPtr>& Mapper::map_batch(const ReadBatch& batch) {
   const size_t n = batch.size();
   encode(batch);
   seed_and_extend(batch);

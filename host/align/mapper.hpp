@@ -6,6 +6,7 @@
 #include "host/align/align_backend.hpp"
 #include "host/align/insert_size.hpp"
 #include "host/align/seeding.hpp"
+#include "host/io/hts_handles.hpp"
 #include "host/io/read_batch.hpp"
 
 typedef struct bam1_t bam1_t;
@@ -58,7 +59,7 @@ class Mapper {
          const MapperOptions& options);
   ~Mapper();
   // Records are owned by the mapper and valid until the next call.
-  const std::vector<bam1_t*>& map_batch(const ReadBatch& batch);
+  const std::vector<BamRecordPtr>& map_batch(const ReadBatch& batch);
   const InsertSizeModel& insert_model() const { return insert_model_; }
   const MapperCounters& counters() const { return counters_; }
 
@@ -85,7 +86,7 @@ class Mapper {
   std::vector<int32_t> chosen_;
   std::vector<uint8_t> proper_;
   std::vector<int> final_mapq_;
-  std::vector<bam1_t*> records_;
+  std::vector<BamRecordPtr> records_;
 };
 
 }  // namespace omicsd

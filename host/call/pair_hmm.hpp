@@ -54,7 +54,7 @@
 //    default for C++ is -ffp-contract=fast even with -std=c++20 (ISO mode turns contraction off for C
 //    only): today's x86-64 build has no FMA instructions to contract into (no -march flag), but
 //    -march=native / x86-64-v3 or an aarch64 host would fuse. The host build should therefore pass
-//    -ffp-contract=off; tests/test_pair_hmm.cpp (NoFusedMultiplyAddInTheCell) fails if it fuses;
+//    -ffp-contract=off; tests/host/call/test_pair_hmm.cpp (NoFusedMultiplyAddInTheCell) fails if it fuses;
 //  * the tables (PairHmmModel) are computed on the host with std::pow and copied to the device, never
 //    recomputed there;
 //  * a wavefront (anti-diagonal) kernel computes the same cells with the same pair_hmm_cell() call;

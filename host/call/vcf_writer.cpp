@@ -79,8 +79,8 @@ struct VcfWriter::Impl {
   VcfWriterOptions opt;
   const Reference* ref = nullptr;
   BcfHeaderPtr hdr;
-  bcf1_t* rec = nullptr;
-  htsFile* fp = nullptr;
+  BcfRecordPtr rec;
+  HtsFilePtr fp;
   std::vector<int> rid_of_contig;  // Reference contig index -> header contig id
   int pass_id = -1;
 
@@ -101,12 +101,11 @@ struct VcfWriter::Impl {
   std::vector<float> fbuf;
 
   ~Impl() {
-    if (fp) hts_close(fp);  // result ignored: the temp file is removed below
+    fp.reset();  // closes (result ignored) before the temp name is removed
     if (!finished) {
       ::unlink(out_tmp.c_str());
       ::unlink(idx_tmp.c_str());
     }
-    if (rec) bcf_destroy(rec);
   }
 
   std::string where(int32_t contig, int64_t pos) const {
@@ -262,7 +261,7 @@ struct VcfWriter::Impl {
 
   void emit(int32_t contig, int64_t pos) {
     errno = 0;
-    if (bcf_write(fp, hdr.get(), rec) < 0) {
+    if (bcf_write(fp.get(), hdr.get(), rec.get()) < 0) {
       failed = true;
       fail_io("write", out_tmp, errno);
     }
@@ -272,11 +271,11 @@ struct VcfWriter::Impl {
   }
 
   void update_info_i(const char* key, const int32_t* v, int n, int32_t contig, int64_t pos) {
-    if (bcf_update_info_int32(hdr.get(), rec, key, v, n) < 0)
+    if (bcf_update_info_int32(hdr.get(), rec.get(), key, v, n) < 0)
       bad(contig, pos, std::string("cannot set INFO/") + key);
   }
   void update_fmt_i(const char* key, const int32_t* v, int n, int32_t contig, int64_t pos) {
-    if (bcf_update_format_int32(hdr.get(), rec, key, v, n) < 0)
+    if (bcf_update_format_int32(hdr.get(), rec.get(), key, v, n) < 0)
       bad(contig, pos, std::string("cannot set FORMAT/") + key);
   }
 
@@ -291,23 +290,23 @@ struct VcfWriter::Impl {
     int rc = 0;
     switch (v.kind) {
       case VcfInfoValue::Kind::kFlag:
-        rc = bcf_update_info_flag(hdr.get(), rec, v.id.c_str(), nullptr, 1);
+        rc = bcf_update_info_flag(hdr.get(), rec.get(), v.id.c_str(), nullptr, 1);
         break;
       case VcfInfoValue::Kind::kInteger: {
         if (v.integers.empty()) bad(contig, pos, "INFO '" + v.id + "' has no value");
         ibuf.assign(v.integers.begin(), v.integers.end());
-        rc = bcf_update_info_int32(hdr.get(), rec, v.id.c_str(), ibuf.data(), int(ibuf.size()));
+        rc = bcf_update_info_int32(hdr.get(), rec.get(), v.id.c_str(), ibuf.data(), int(ibuf.size()));
         break;
       }
       case VcfInfoValue::Kind::kFloat: {
         const float x = v.float_value;
-        rc = bcf_update_info_float(hdr.get(), rec, v.id.c_str(), &x, 1);
+        rc = bcf_update_info_float(hdr.get(), rec.get(), v.id.c_str(), &x, 1);
         break;
       }
       case VcfInfoValue::Kind::kString:
         if (v.string_value.empty() || v.string_value.find_first_of(" ;=,\t\n") != std::string::npos)
           bad(contig, pos, "INFO '" + v.id + "' value '" + v.string_value + "' is empty or has separators");
-        rc = bcf_update_info_string(hdr.get(), rec, v.id.c_str(), v.string_value.c_str());
+        rc = bcf_update_info_string(hdr.get(), rec.get(), v.id.c_str(), v.string_value.c_str());
         break;
     }
     if (rc < 0) bad(contig, pos, "cannot set INFO/" + v.id);
@@ -367,20 +366,20 @@ struct VcfWriter::Impl {
       bad(contig, pos, "FILTER PASS combined with other filters");
     if (filter_ids.empty()) filter_ids.push_back(pass_id);
 
-    bcf_clear(rec);
+    bcf_clear(rec.get());
     rec->rid = rid_of_contig[size_t(contig)];
     rec->pos = pos;
     alleles.clear();
     alleles.push_back(r.ref.c_str());
     for (const std::string& a : r.alts) alleles.push_back(a.c_str());
     if (opt.gvcf) alleles.push_back(kNonRef);
-    if (bcf_update_alleles(hdr.get(), rec, alleles.data(), int(alleles.size())) < 0)
+    if (bcf_update_alleles(hdr.get(), rec.get(), alleles.data(), int(alleles.size())) < 0)
       bad(contig, pos, "cannot set the alleles");
     if (std::isnan(r.qual))
       set_qual_missing();
     else
       rec->qual = r.qual;
-    if (bcf_update_filter(hdr.get(), rec, filter_ids.data(), int(filter_ids.size())) < 0)
+    if (bcf_update_filter(hdr.get(), rec.get(), filter_ids.data(), int(filter_ids.size())) < 0)
       bad(contig, pos, "cannot set FILTER");
 
     // INFO.
@@ -390,7 +389,8 @@ struct VcfWriter::Impl {
     }
     if (r.info_mq >= 0) {  // false for NaN too
       const float v = r.info_mq;
-      if (bcf_update_info_float(hdr.get(), rec, "MQ", &v, 1) < 0) bad(contig, pos, "cannot set INFO/MQ");
+      if (bcf_update_info_float(hdr.get(), rec.get(), "MQ", &v, 1) < 0)
+        bad(contig, pos, "cannot set INFO/MQ");
     }
     int32_t an = 0;
     ibuf.assign(size_t(n_out - 1), 0);  // AC, one per written ALT (NON_REF included: always 0)
@@ -404,7 +404,7 @@ struct VcfWriter::Impl {
     if (an > 0 && n_out > 1) {
       fbuf.resize(ibuf.size());
       for (size_t i = 0; i < ibuf.size(); ++i) fbuf[i] = float(ibuf[i]) / float(an);
-      if (bcf_update_info_float(hdr.get(), rec, "AF", fbuf.data(), int(fbuf.size())) < 0)
+      if (bcf_update_info_float(hdr.get(), rec.get(), "AF", fbuf.data(), int(fbuf.size())) < 0)
         bad(contig, pos, "cannot set INFO/AF");
     }
 
@@ -416,7 +416,8 @@ struct VcfWriter::Impl {
       ibuf[k] = r.gt[k] < 0 ? bcf_gt_missing : bcf_gt_unphased(r.gt[k]);
       if (r.phased && k > 0) ibuf[k] = r.gt[k] < 0 ? bcf_gt_missing | 1 : bcf_gt_phased(r.gt[k]);
     }
-    if (bcf_update_genotypes(hdr.get(), rec, ibuf.data(), ploidy) < 0) bad(contig, pos, "cannot set GT");
+    if (bcf_update_genotypes(hdr.get(), rec.get(), ibuf.data(), ploidy) < 0)
+      bad(contig, pos, "cannot set GT");
     if (r.gq >= 0) {
       const int32_t v = r.gq;
       update_fmt_i("GQ", &v, 1, contig, pos);
@@ -459,17 +460,18 @@ struct VcfWriter::Impl {
               ", " + std::to_string(len) + "]");
     check_order(contig, start);
 
-    bcf_clear(rec);
+    bcf_clear(rec.get());
     rec->rid = rid_of_contig[size_t(contig)];
     rec->pos = start;
     alleles.assign({ref_base.c_str(), kNonRef});
-    if (bcf_update_alleles(hdr.get(), rec, alleles.data(), 2) < 0)
+    if (bcf_update_alleles(hdr.get(), rec.get(), alleles.data(), 2) < 0)
       bad(contig, start, "cannot set the alleles");
     set_qual_missing();
     const int32_t end = int32_t(end_exclusive);  // 1-based inclusive end
     update_info_i("END", &end, 1, contig, start);
     ibuf.assign(size_t(ploidy), bcf_gt_unphased(0));
-    if (bcf_update_genotypes(hdr.get(), rec, ibuf.data(), ploidy) < 0) bad(contig, start, "cannot set GT");
+    if (bcf_update_genotypes(hdr.get(), rec.get(), ibuf.data(), ploidy) < 0)
+      bad(contig, start, "cannot set GT");
     if (gq >= 0) {
       const int32_t v = gq;
       update_fmt_i("GQ", &v, 1, contig, start);
@@ -494,9 +496,7 @@ struct VcfWriter::Impl {
     failed = true;  // cleared at the end; any throw leaves the writer failed (destructor cleans up)
 
     errno = 0;
-    htsFile* f = fp;
-    fp = nullptr;
-    if (hts_close(f) < 0) fail_io("write", out_tmp, errno);
+    if (hts_close(fp.release()) < 0) fail_io("write", out_tmp, errno);
     fsync_path(out_tmp, false);
 
     errno = 0;
@@ -534,17 +534,17 @@ VcfWriter::VcfWriter(const VcfWriterOptions& options, const Reference& ref)
   m.idx_tmp = m.idx_final + ".tmp." + pid;
 
   m.build_header();
-  m.rec = bcf_init();
+  m.rec.reset(bcf_init());
   if (!m.rec) throw Error("cannot allocate a VCF record for " + m.opt.path);
 
   // Open the output now so an unwritable destination fails before any work is done.
   errno = 0;
-  m.fp = hts_open(m.out_tmp.c_str(), "wz");
+  m.fp.reset(hts_open(m.out_tmp.c_str(), "wz"));
   if (!m.fp) fail_io("create", m.out_tmp, errno);
-  if (m.opt.threads > 1 && hts_set_threads(m.fp, m.opt.threads) < 0)
+  if (m.opt.threads > 1 && hts_set_threads(m.fp.get(), m.opt.threads) < 0)
     throw Error("cannot start " + std::to_string(m.opt.threads) + " compression threads for " + m.opt.path);
   errno = 0;
-  if (bcf_hdr_write(m.fp, m.hdr.get()) < 0) {
+  if (bcf_hdr_write(m.fp.get(), m.hdr.get()) < 0) {
     m.failed = true;
     fail_io("write the header of", m.out_tmp, errno);
   }

@@ -127,28 +127,26 @@ sam_hdr_t* build_bam_header(const Reference& ref, const std::vector<std::string>
     text += '\n';
   }
 
-  sam_hdr_t* h = sam_hdr_init();
+  SamHeaderPtr h(sam_hdr_init());
   if (!h) throw Error("cannot allocate a BAM header");
-  if (sam_hdr_add_lines(h, text.data(), text.size()) < 0) {
-    sam_hdr_destroy(h);
+  if (sam_hdr_add_lines(h.get(), text.data(), text.size()) < 0) {
     throw Error("cannot build the BAM header for reference " + ref.path());
   }
   for (size_t i = 0; i < groups.size(); ++i) {
     const std::string rg_text = groups[i].line + "\n";
-    if (sam_hdr_add_lines(h, rg_text.data(), rg_text.size()) < 0) {
-      sam_hdr_destroy(h);
+    if (sam_hdr_add_lines(h.get(), rg_text.data(), rg_text.size()) < 0) {
       throw InputError("htslib rejected the read group line '" + read_group_lines[i] + "'");
     }
   }
   const std::string cl = one_line(command_line);
-  int rc = cl.empty() ? sam_hdr_add_line(h, "PG", "ID", "omicsd", "PN", "omicsd", "VN", kVersion, nullptr)
-                      : sam_hdr_add_line(h, "PG", "ID", "omicsd", "PN", "omicsd", "VN", kVersion, "CL",
-                                         cl.c_str(), nullptr);
+  int rc = cl.empty()
+               ? sam_hdr_add_line(h.get(), "PG", "ID", "omicsd", "PN", "omicsd", "VN", kVersion, nullptr)
+               : sam_hdr_add_line(h.get(), "PG", "ID", "omicsd", "PN", "omicsd", "VN", kVersion, "CL",
+                                  cl.c_str(), nullptr);
   if (rc < 0) {
-    sam_hdr_destroy(h);
     throw Error("cannot add the @PG line to the BAM header");
   }
-  return h;
+  return h.release();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -195,8 +193,9 @@ size_t merge_fan_in() {
 
 struct SortedBamWriter::Impl {
   BamOutputOptions opt;
-  sam_hdr_t* hdr = nullptr;
-  htsThreadPool pool{nullptr, 0};
+  SamHeaderPtr hdr;
+  HtsThreadPoolPtr pool_owner;     // declared before every file the pool is attached to
+  htsThreadPool pool{nullptr, 0};  // what hts_set_opt takes: the pool and its queue size
 
   std::string out_tmp;       // <path>.tmp.<pid>
   std::string idx_final;     // <path>.bai / <path>.crai
@@ -280,7 +279,7 @@ struct SortedBamWriter::Impl {
     if (!fp) fail_io("create", path, errno);
     attach_pool(fp.get());
     errno = 0;
-    if (sam_hdr_write(fp.get(), hdr) < 0) fail_io("write", path, errno);
+    if (sam_hdr_write(fp.get(), hdr.get()) < 0) fail_io("write", path, errno);
     return fp;
   }
 
@@ -295,7 +294,7 @@ struct SortedBamWriter::Impl {
     for (const SortEntry& e : entries) {
       bam1_t b = view(e.offset);
       errno = 0;
-      if (sam_write1(fp, hdr, &b) < 0) fail_io("write", path, errno);
+      if (sam_write1(fp, hdr.get(), &b) < 0) fail_io("write", path, errno);
     }
   }
 
@@ -316,18 +315,14 @@ struct SortedBamWriter::Impl {
   size_t merge_into(const std::vector<std::string>& inputs, htsFile* dst, const std::string& dst_path) {
     struct Source {
       HtsFilePtr fp;
-      sam_hdr_t* h = nullptr;
-      bam1_t* b = nullptr;
+      SamHeaderPtr h;
+      BamRecordPtr b;
       const std::string* path = nullptr;
-      ~Source() {
-        if (b) bam_destroy1(b);
-        if (h) sam_hdr_destroy(h);
-      }
     };
     std::vector<std::unique_ptr<Source>> src;
     src.reserve(inputs.size());
     auto read_next = [](Source& s) -> bool {
-      int r = sam_read1(s.fp.get(), s.h, s.b);
+      int r = sam_read1(s.fp.get(), s.h.get(), s.b.get());
       if (r >= 0) return true;
       if (r == -1) return false;
       fail_io("read", *s.path, errno == 0 ? EIO : errno);
@@ -349,9 +344,9 @@ struct SortedBamWriter::Impl {
       s->fp.reset(hts_open(path.c_str(), "rb"));
       if (!s->fp) fail_io("open", path, errno);
       attach_pool(s->fp.get());
-      s->h = sam_hdr_read(s->fp.get());
+      s->h.reset(sam_hdr_read(s->fp.get()));
       if (!s->h) fail_io("read the header of", path, errno == 0 ? EIO : errno);
-      s->b = bam_init1();
+      s->b.reset(bam_init1());
       if (!s->b) throw Error("out of memory merging " + path);
       src.push_back(std::move(s));
       if (read_next(*src.back())) heap.push(uint32_t(src.size() - 1));
@@ -361,7 +356,7 @@ struct SortedBamWriter::Impl {
       const uint32_t i = heap.top();
       heap.pop();
       errno = 0;
-      if (sam_write1(dst, hdr, src[i]->b) < 0) fail_io("write", dst_path, errno);
+      if (sam_write1(dst, hdr.get(), src[i]->b.get()) < 0) fail_io("write", dst_path, errno);
       ++n;
       if (read_next(*src[i])) heap.push(i);
     }
@@ -378,7 +373,7 @@ struct SortedBamWriter::Impl {
     failed = true;  // cleared at the end; any throw leaves the writer failed (destructor cleans up)
 
     errno = 0;
-    if (sam_hdr_write(out.get(), hdr) < 0) fail_io("write", out_tmp, errno);
+    if (sam_hdr_write(out.get(), hdr.get()) < 0) fail_io("write", out_tmp, errno);
     size_t n = 0;
     if (runs.empty()) {
       n = entries.size();
@@ -446,8 +441,6 @@ struct SortedBamWriter::Impl {
       ::unlink(idx_tmp.c_str());
     }
     remove_files(all_temp);
-    if (hdr) sam_hdr_destroy(hdr);
-    if (pool.pool) hts_tpool_destroy(pool.pool);
   }
 };
 
@@ -458,7 +451,7 @@ SortedBamWriter::SortedBamWriter(const BamOutputOptions& options, const sam_hdr_
   if (m.opt.path.empty()) throw Error("SortedBamWriter: empty output path");
   if (m.opt.cram && m.opt.reference_fasta.empty())
     throw Error("CRAM output " + m.opt.path + " needs a reference FASTA");
-  m.hdr = sam_hdr_dup(header);
+  m.hdr.reset(sam_hdr_dup(header));
   if (!m.hdr) throw Error("cannot copy the BAM header for " + m.opt.path);
 
   const std::string pid = std::to_string(::getpid());
@@ -471,7 +464,8 @@ SortedBamWriter::SortedBamWriter(const BamOutputOptions& options, const sam_hdr_
   m.spill_prefix = spill_dir.empty() ? base : (spill_dir / base).string();
 
   if (m.opt.threads > 1) {
-    m.pool.pool = hts_tpool_init(m.opt.threads);
+    m.pool_owner.reset(hts_tpool_init(m.opt.threads));
+    m.pool.pool = m.pool_owner.get();
     if (!m.pool.pool) throw Error("cannot start " + std::to_string(m.opt.threads) + " compression threads");
   }
 

@@ -9,6 +9,7 @@
 #include <htslib/hts.h>
 #include <htslib/sam.h>
 #include <htslib/tbx.h>
+#include <htslib/thread_pool.h>
 #include <htslib/vcf.h>
 
 #include <memory>
@@ -46,6 +47,9 @@ struct BcfRecordDeleter {
 struct TabixIndexDeleter {
   void operator()(tbx_t* t) const { tbx_destroy(t); }
 };
+struct HtsThreadPoolDeleter {
+  void operator()(hts_tpool* p) const { hts_tpool_destroy(p); }
+};
 struct FaidxDeleter {
   void operator()(faidx_t* fai) const { fai_destroy(fai); }
 };
@@ -60,5 +64,8 @@ using BcfHeaderPtr = std::unique_ptr<bcf_hdr_t, BcfHeaderDeleter>;      // bcf_h
 using BcfRecordPtr = std::unique_ptr<bcf1_t, BcfRecordDeleter>;         // bcf_init
 using TabixIndexPtr = std::unique_ptr<tbx_t, TabixIndexDeleter>;        // tbx_index_load
 using FaidxPtr = std::unique_ptr<faidx_t, FaidxDeleter>;                // fai_load
+// hts_tpool_init; destroy it only after every file it was attached to is closed (declare the handle
+// before those files, or close them first).
+using HtsThreadPoolPtr = std::unique_ptr<hts_tpool, HtsThreadPoolDeleter>;
 
 }  // namespace omicsd

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "service/http/http_router.hpp"
 #include "service/db/sql_db.hpp"
+#include "service/http/http_router.hpp"
 #include "service/stores/variant_routes.hpp"
 #include "service/stores/variant_store.hpp"
 #include "tests/test_support.hpp"

@@ -366,6 +366,14 @@ void Mapper::build_records(const ReadBatch& batch) {
       if (mate) {
         const std::string mc = cigar_string(mate->cigar);
         bam_aux_append(b, "MC", 'Z', int(mc.size() + 1), reinterpret_cast<const uint8_t*>(mc.c_str()));
+        if (opt_.mate_score_tag && me) {
+          const std::string_view mq = batch.qual(i ^ 1);
+          int64_t mate_score = 0;
+          if (mq.empty() || uint8_t(mq[0]) != 0xff)
+            for (const char c : mq)
+              if (uint8_t(c) - 33 >= 15) mate_score += uint8_t(c) - 33;
+          bam_aux_update_int(b, "ms", mate_score);
+        }
       }
       const std::string* rg = opt_.read_group_id.empty() ? nullptr : &opt_.read_group_id;
       if (!rg && !batch.read_groups.empty() && batch.read_groups[i] >= 0 &&

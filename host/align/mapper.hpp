@@ -23,6 +23,9 @@ struct MapperOptions {
   std::string read_group_id;  // RG:Z tag on every record when non-empty
   // Otherwise each read keeps its input read group: ReadBatch::read_groups indexes these IDs.
   std::vector<std::string> read_group_ids;
+  // ms:i on reads with a mapped mate: the mate's sum of base qualities >= 15, as samtools fixmate -m
+  // writes it (duplicate marking scores a pair by it).
+  bool mate_score_tag = false;
 };
 
 // One placement of a read on the reference (contig coordinates, 0-based, half-open).

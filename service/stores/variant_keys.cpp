@@ -1,12 +1,12 @@
 // Variant keys, regions and sample tags of the variant store (variant_store.hpp): parsing,
 // normalisation and validation of what clients send.
+#include <htslib/hts.h>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
 #include <optional>
 #include <string>
-
-#include <htslib/hts.h>
 
 #include "service/stores/variant_store.hpp"
 #include "service/stores/variant_store_sql.hpp"
@@ -95,7 +95,8 @@ int lookup_region_name(void* ctx, const char* name) {
   return ok ? 0 : -1;
 }
 
-std::optional<VariantRegion> hts_region(const std::string& text, const std::function<bool(const std::string&)>* exists) {
+std::optional<VariantRegion> hts_region(const std::string& text,
+                                        const std::function<bool(const std::string&)>* exists) {
   RegionNameLookup l{exists, &text, {}};
   int tid = -1;
   hts_pos_t beg = 0, end = 0;
@@ -106,10 +107,12 @@ std::optional<VariantRegion> hts_region(const std::string& text, const std::func
 }
 }  // namespace
 
-VariantRegion parse_region(const std::string& text, const std::function<bool(const std::string&)>& contig_exists) {
+VariantRegion parse_region(const std::string& text,
+                           const std::function<bool(const std::string&)>& contig_exists) {
   auto bad = [&]() {
-    return InputError("region '" + text +
-                      "': expected chrom:start-end (1-based, inclusive), chrom:pos, chrom or {chrom}:start-end");
+    return InputError(
+        "region '" + text +
+        "': expected chrom:start-end (1-based, inclusive), chrom:pos, chrom or {chrom}:start-end");
   };
   if (text.empty()) throw bad();
   const auto colon = text.rfind(':');

@@ -94,7 +94,7 @@ AlignStats run_align(const AlignOptions& o) {
     auto prefetch = std::async(std::launch::async, [&] { return source->next(next, o.batch_reads); });
     try {
       const auto& records = mapper.map_batch(current);
-      for (size_t i = 0; i < current.size(); ++i) writer->add(records[i]);
+      for (bam1_t* r : records) writer->add(r);
     } catch (...) {
       prefetch.wait();
       throw;
@@ -122,8 +122,9 @@ AlignStats run_align(const AlignOptions& o) {
     pr.done = true;
     o.on_progress(pr);
   }
-  spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells", mapper.counters().tasks,
-                mapper.counters().rescue_tasks, mapper.counters().cells);
+  spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells; {} supplementary records",
+                mapper.counters().tasks, mapper.counters().rescue_tasks, mapper.counters().cells,
+                mapper.counters().supplementary);
 
   AlignStats st;
   const auto& c = mapper.counters();

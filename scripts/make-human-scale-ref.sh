@@ -84,4 +84,4 @@ for suffix in "" .fai .segments.tsv; do
 done
 # The .fai above was written with the genome; an index older than its FASTA would make htslib rebuild it.
 touch "$out.fai"
-log "$out: $(wc -l <"$out.fai") sequences, $(awk '{ s += $2 } END { print s }' "$out.fai") bases, sha256 $sha"
+log "$out: $(wc -l <"$out.fai") sequences, $(awk '{ s += $2 } END { printf "%.0f", s }' "$out.fai") bases, sha256 $sha"

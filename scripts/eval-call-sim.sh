@@ -28,8 +28,9 @@ make_workdir WORK
 
 BAM="$DATA/omicsd.sorted.bam"
 if [[ ! -s $BAM.bai || $BAM -ot $OMICSD || $BAM -ot $DATA/reads_1.fq.gz ]]; then
-  log "aligning $N_PAIRS pairs with omicsd align ($T threads)"
-  "$OMICSD" --log-level warn align -t "$T" -R '@RG\tID:sim\tSM:sim' "$REF" "$DATA/reads_1.fq.gz" \
+  # Duplicates flagged as `omicsd run` does by default: both callers then skip them.
+  log "aligning $N_PAIRS pairs with omicsd align --mark-duplicates ($T threads)"
+  "$OMICSD" --log-level warn align -t "$T" --mark-duplicates -R '@RG\tID:sim\tSM:sim' "$REF" "$DATA/reads_1.fq.gz" \
     "$DATA/reads_2.fq.gz" -o "$BAM"
 fi
 

@@ -19,7 +19,7 @@ PACKAGES=(
   libcli11-dev libsqlite3-dev libpq-dev libgtest-dev libgmock-dev libbenchmark-dev
   libdeflate-dev zlib1g-dev libssl-dev
   # peers, simulators, data and tools for tests, demo and benchmarks
-  samtools bcftools tabix bwa minimap2 freebayes dwgsim bowtie-examples time python3
+  samtools bcftools tabix bwa minimap2 freebayes dwgsim bowtie-examples vt-examples time python3
   # server for the PostgreSQL job-store tests (scripts/pg-test-server.sh runs private instances)
   postgresql
   # load generator for scripts/bench-service.sh; curl for the service integration tests

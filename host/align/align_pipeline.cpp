@@ -65,6 +65,13 @@ AlignStats run_align(const AlignOptions& o) {
   bo.sort_memory_bytes = o.sort_memory_bytes;
   bo.tmp_dir = o.tmp_dir;
   bo.threads = threads;
+  std::shared_ptr<DuplicateMarker> marker;
+  if (o.mark_duplicates) {
+    DuplicateMarkingOptions dmo;
+    dmo.optical_distance = o.optical_distance;
+    marker = std::make_shared<DuplicateMarker>(dmo);
+    bo.final_pass = marker;
+  }
   const auto writer = std::make_unique<SortedBamWriter>(bo, header.get());
 
   MapperOptions mo;
@@ -73,6 +80,7 @@ AlignStats run_align(const AlignOptions& o) {
   mo.threads = threads;
   mo.read_group_id = read_group_id(o.read_group);
   mo.read_group_ids = std::move(input_read_groups);
+  mo.mate_score_tag = o.mark_duplicates;
   Mapper mapper(ref, index, *backend, mo);
 
   // The next batch is read while the current one is mapped; memory holds two batches.
@@ -86,7 +94,7 @@ AlignStats run_align(const AlignOptions& o) {
     auto prefetch = std::async(std::launch::async, [&] { return source->next(next, o.batch_reads); });
     try {
       const auto& records = mapper.map_batch(current);
-      for (size_t i = 0; i < current.size(); ++i) writer->add(records[i].get());
+      for (const BamRecordPtr& r : records) writer->add(r.get());
     } catch (...) {
       prefetch.wait();
       throw;
@@ -114,8 +122,9 @@ AlignStats run_align(const AlignOptions& o) {
     pr.done = true;
     o.on_progress(pr);
   }
-  spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells", mapper.counters().tasks,
-                mapper.counters().rescue_tasks, mapper.counters().cells);
+  spdlog::debug("alignment tasks: {} extension, {} mate rescue, {} DP cells; {} supplementary records",
+                mapper.counters().tasks, mapper.counters().rescue_tasks, mapper.counters().cells,
+                mapper.counters().supplementary);
 
   AlignStats st;
   const auto& c = mapper.counters();
@@ -127,6 +136,15 @@ AlignStats run_align(const AlignOptions& o) {
   st.insert_sd = mapper.insert_model().sd;
   st.backend = backend->name();
   st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (marker) {
+    st.duplicates_marked = true;
+    st.duplicates = marker->stats();
+    const DuplicateStats& d = marker->stats();
+    spdlog::info(
+        "{}: duplicates marked: {} of {} paired reads ({} optical), {} of {} single reads ({} optical)",
+        o.output, d.duplicate_pair, d.paired, d.duplicate_pair_optical, d.duplicate_single, d.single,
+        d.duplicate_single_optical);
+  }
   spdlog::info(
       "{}: {} reads, {:.2f}% mapped, {:.2f}% properly paired, insert {:.0f} +- {:.0f}, {:.1f} s ({} backend)",
       o.output, st.reads, 100.0 * st.mapped / std::max<uint64_t>(st.reads, 1),

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "host/align/align_backend.hpp"
+#include "host/align/duplicate_marking.hpp"
 #include "host/align/scoring.hpp"
 #include "host/index/minimizer_index.hpp"
 
@@ -39,6 +40,10 @@ struct AlignOptions {
   IndexParams index;
   ScoringParams scoring;
   int min_score = 30;  // alignments scoring below are reported unmapped (bwa -T)
+  // Flag duplicates 0x400 as samtools markdup does (host/align/duplicate_marking.hpp); reads with a
+  // mapped mate then carry ms:i (mate score) as after samtools fixmate -m.
+  bool mark_duplicates = false;
+  int64_t optical_distance = 0;  // samtools markdup -d (0: no optical classification)
   std::function<void(const AlignProgress&)> on_progress;
 };
 
@@ -47,6 +52,8 @@ struct AlignStats {
   double insert_mean = 0, insert_sd = 0;
   double seconds = 0;
   std::string backend;
+  bool duplicates_marked = false;
+  DuplicateStats duplicates;
 };
 
 AlignStats run_align(const AlignOptions& options);

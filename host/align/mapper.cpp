@@ -9,6 +9,7 @@
 
 #include "host/align/mapq.hpp"
 #include "host/align/sam_tags.hpp"
+#include "host/align/split_hits.hpp"
 #include "host/common/dna.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
@@ -30,8 +31,10 @@ struct TaskOrigin {
   uint32_t coverage;
 };
 
+// Two placements on one strand sharing most of their reference span. The other strand at the same
+// place is kept: a fold-back chimera aligns there with another part of the read.
 bool overlaps_same_locus(const Placement& a, const Placement& b) {
-  if (a.contig != b.contig) return false;
+  if (a.contig != b.contig || a.reverse != b.reverse) return false;
   const int64_t ov = std::min(a.end, b.end) - std::max(a.pos, b.pos);
   if (ov <= 0) return false;
   const int64_t shorter = std::min(a.end - a.pos, b.end - b.pos);
@@ -167,9 +170,18 @@ void Mapper::finish_hits(size_t read) {
   h.sub_count = 0;
   h.mapq = 0;
   if (p.empty()) return;
-  if (p.size() > 1) {
-    h.sub_score = p[1].objective;
-    for (size_t i = 1; i < p.size(); ++i) h.sub_count += p[i].objective >= h.sub_score ? 1 : 0;
+  // Competing placements are those of the same part of the read (bwa: the ones the best masks); a
+  // placement of another part is a chimeric read's second part, no evidence against the best.
+  const uint32_t len = offsets_[read + 1] - offsets_[read];
+  bool any = false;
+  for (size_t i = 1; i < p.size(); ++i) {
+    if (!same_read_part(p[0], p[i], len)) continue;
+    if (!any || p[i].objective > h.sub_score) h.sub_score = p[i].objective;
+    any = true;
+  }
+  if (any) {
+    for (size_t i = 1; i < p.size(); ++i)
+      h.sub_count += same_read_part(p[0], p[i], len) && p[i].objective >= h.sub_score ? 1 : 0;
     h.sub_count -= 1;
   }
   const Placement& best = p[0];
@@ -298,11 +310,21 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
 
 void Mapper::build_records(const ReadBatch& batch) {
   const size_t n = batch.size();
-  while (records_.size() < n) {
+  // Chimeric reads get one supplementary record each, after the batch's primary records.
+  std::vector<int32_t> supplementary(n, -1);
+  std::vector<size_t> supplementary_slot(n, 0);
+  size_t total = n;
+  for (size_t i = 0; i < n; ++i) {
+    if (chosen_[i] < 0) continue;
+    supplementary[i] = find_supplementary(hits_[i].placements, chosen_[i], offsets_[i + 1] - offsets_[i]);
+    if (supplementary[i] >= 0) supplementary_slot[i] = total++;
+  }
+  counters_.supplementary += total - n;
+  while (records_.size() < total) {
     records_.emplace_back(bam_init1());
     if (!records_.back()) throw Error("out of memory for BAM records");
   }
-  records_.resize(n);
+  records_.resize(total);
   parallel_for(n, opt_.threads, 512, [&](size_t begin, size_t end) {
     std::string seq, qual;
     std::vector<uint8_t> ref_window;
@@ -349,10 +371,15 @@ void Mapper::build_records(const ReadBatch& batch) {
                               me ? me->cigar.size() : 0, me ? me->cigar.data() : nullptr, mtid, mpos, tlen,
                               seq.size(), seq.data(), has_qual ? qual.data() : nullptr, 64);
       if (rc < 0) throw Error("cannot build BAM record for read " + std::string(name));
+      const Placement* sup = supplementary[i] >= 0 ? &hits_[i].placements[size_t(supplementary[i])] : nullptr;
+      int sup_mapq = 0;
+      EditSummary sup_es;
+      if (sup) {
+        sup_es = edits_of(i, *sup);
+        sup_mapq = supplementary_mapq(i, supplementary[i]);
+      }
       if (me) {
-        const uint8_t* rq = read_codes(i, me->reverse);
-        const uint8_t* rr = ref_.codes() + ref_.contigs()[me->contig].offset + me->pos;
-        const EditSummary es = compute_nm_md(rq, rr, me->cigar.data(), uint32_t(me->cigar.size()));
+        const EditSummary es = edits_of(i, *me);
         bam_aux_update_int(b, "NM", es.nm);
         bam_aux_append(b, "MD", 'Z', int(es.md.size() + 1), reinterpret_cast<const uint8_t*>(es.md.c_str()));
         bam_aux_update_int(b, "AS", me->score);
@@ -360,10 +387,37 @@ void Mapper::build_records(const ReadBatch& batch) {
           const auto& ps = hits_[i].placements;
           bam_aux_update_int(b, "XS", ps[chosen_[i] == 0 ? 1 : 0].score);
         }
+        const uint32_t len = offsets_[i + 1] - offsets_[i];
+        // Only the seeder's top max_chains loci are aligned: when they are all alike there may be more,
+        // and bwa lists none when it has more than 5 (-h 5), so a full set is listed only below that.
+        const size_t listable =
+            std::min<size_t>(5, opt_.seeding.max_chains > 1 ? opt_.seeding.max_chains - 2 : 0);
+        const std::vector<int> alts =
+            alternative_hits(hits_[i].placements, chosen_[i], supplementary[i], len, listable);
+        if (!alts.empty()) {
+          std::string xa;
+          for (const int a : alts) {
+            const Placement& alt = hits_[i].placements[size_t(a)];
+            xa += xa_entry(ref_, alt, edits_of(i, alt).nm);
+          }
+          bam_aux_append(b, "XA", 'Z', int(xa.size() + 1), reinterpret_cast<const uint8_t*>(xa.c_str()));
+        }
+        if (sup) {
+          const std::string sa = sa_entry(ref_, *sup, sup_mapq, sup_es.nm);
+          bam_aux_append(b, "SA", 'Z', int(sa.size() + 1), reinterpret_cast<const uint8_t*>(sa.c_str()));
+        }
       }
       if (mate) {
         const std::string mc = cigar_string(mate->cigar);
         bam_aux_append(b, "MC", 'Z', int(mc.size() + 1), reinterpret_cast<const uint8_t*>(mc.c_str()));
+        if (opt_.mate_score_tag && me) {
+          const std::string_view mq = batch.qual(i ^ 1);
+          int64_t mate_score = 0;
+          if (mq.empty() || uint8_t(mq[0]) != 0xff)
+            for (const char c : mq)
+              if (uint8_t(c) - 33 >= 15) mate_score += uint8_t(c) - 33;
+          bam_aux_update_int(b, "ms", mate_score);
+        }
       }
       const std::string* rg = opt_.read_group_id.empty() ? nullptr : &opt_.read_group_id;
       if (!rg && !batch.read_groups.empty() && batch.read_groups[i] >= 0 &&
@@ -371,8 +425,77 @@ void Mapper::build_records(const ReadBatch& batch) {
         rg = &opt_.read_group_ids[size_t(batch.read_groups[i])];
       if (rg)
         bam_aux_append(b, "RG", 'Z', int(rg->size() + 1), reinterpret_cast<const uint8_t*>(rg->c_str()));
+      if (sup) {
+        // The supplementary record: hard-clipped as bwa mem writes it, the mate fields of the primary,
+        // and SA pointing back to the primary.
+        bam1_t* s = records_[supplementary_slot[i]].get();
+        const std::vector<uint32_t> cigar = hard_clipped(sup->cigar);
+        std::string sseq(batch.seq(i)), squal = qual;
+        if (me->reverse) std::reverse(squal.begin(), squal.end());  // back to sequencing orientation
+        if (sup->reverse) {
+          sseq = reverse_complement(sseq);
+          std::reverse(squal.begin(), squal.end());
+        }
+        const uint32_t lead =
+            bam_cigar_op(cigar.front()) == BAM_CHARD_CLIP ? bam_cigar_oplen(cigar.front()) : 0;
+        const uint32_t trail = cigar.size() > 1 && bam_cigar_op(cigar.back()) == BAM_CHARD_CLIP
+                                   ? bam_cigar_oplen(cigar.back())
+                                   : 0;
+        sseq = sseq.substr(lead, sseq.size() - lead - trail);
+        if (has_qual && squal.size() == batch.seq(i).size())
+          squal = squal.substr(lead, squal.size() - lead - trail);
+        uint16_t sflag = uint16_t((flag & ~(BAM_FREVERSE | BAM_FUNMAP)) | BAM_FSUPPLEMENTARY);
+        if (sup->reverse) sflag |= BAM_FREVERSE;
+        int64_t stlen = 0;
+        if (mate && sup->contig == mate->contig) {
+          const int64_t left = std::min(sup->pos, mate->pos), right = std::max(sup->end, mate->end);
+          stlen =
+              sup->pos < mate->pos || (sup->pos == mate->pos && !(i & 1)) ? right - left : -(right - left);
+        }
+        if (bam_set1(s, name.size(), name.data(), sflag, sup->contig, sup->pos, uint8_t(sup_mapq),
+                     cigar.size(), cigar.data(), mtid, mpos, stlen, sseq.size(), sseq.data(),
+                     has_qual ? squal.data() : nullptr, 64) < 0)
+          throw Error("cannot build the supplementary BAM record for read " + std::string(name));
+        bam_aux_update_int(s, "NM", sup_es.nm);
+        bam_aux_append(s, "MD", 'Z', int(sup_es.md.size() + 1),
+                       reinterpret_cast<const uint8_t*>(sup_es.md.c_str()));
+        bam_aux_update_int(s, "AS", sup->score);
+        const std::string sa = sa_entry(ref_, *me, final_mapq_[i], edits_of(i, *me).nm);
+        bam_aux_append(s, "SA", 'Z', int(sa.size() + 1), reinterpret_cast<const uint8_t*>(sa.c_str()));
+        if (mate) {
+          const std::string mc = cigar_string(mate->cigar);
+          bam_aux_append(s, "MC", 'Z', int(mc.size() + 1), reinterpret_cast<const uint8_t*>(mc.c_str()));
+        }
+        if (rg)
+          bam_aux_append(s, "RG", 'Z', int(rg->size() + 1), reinterpret_cast<const uint8_t*>(rg->c_str()));
+      }
     }
   });
+}
+
+EditSummary Mapper::edits_of(size_t read, const Placement& p) const {
+  const uint8_t* rq = read_codes(read, p.reverse);
+  const uint8_t* rr = ref_.codes() + ref_.contigs()[size_t(p.contig)].offset + p.pos;
+  return compute_nm_md(rq, rr, p.cigar.data(), uint32_t(p.cigar.size()));
+}
+
+// MAPQ of a supplementary part: its score against the best other placement of the same read part.
+int Mapper::supplementary_mapq(size_t read, int32_t sup) const {
+  const auto& ps = hits_[read].placements;
+  const Placement& s = ps[size_t(sup)];
+  const uint32_t len = offsets_[read + 1] - offsets_[read];
+  int32_t sub = 0;
+  uint32_t sub_count = 0;
+  for (size_t j = 0; j < ps.size(); ++j) {
+    if (int32_t(j) == sup || int32_t(j) == chosen_[read] || !same_read_part(s, ps[j], len)) continue;
+    if (ps[j].objective > sub)
+      sub = ps[j].objective, sub_count = 0;
+    else if (ps[j].objective == sub)
+      ++sub_count;
+  }
+  const int32_t aligned = int32_t(std::max<int64_t>(s.qend - s.qbeg, s.end - s.pos));
+  return mapq_single_end(s.objective, std::max(sub, kSubScoreFloor), sub_count, s.coverage, aligned,
+                         opt_.scoring.match, opt_.scoring.mismatch);
 }
 
 const std::vector<BamRecordPtr>& Mapper::map_batch(const ReadBatch& batch) {

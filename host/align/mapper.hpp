@@ -5,6 +5,7 @@
 
 #include "host/align/align_backend.hpp"
 #include "host/align/insert_size.hpp"
+#include "host/align/sam_tags.hpp"
 #include "host/align/seeding.hpp"
 #include "host/io/hts_handles.hpp"
 #include "host/io/read_batch.hpp"
@@ -24,6 +25,9 @@ struct MapperOptions {
   std::string read_group_id;  // RG:Z tag on every record when non-empty
   // Otherwise each read keeps its input read group: ReadBatch::read_groups indexes these IDs.
   std::vector<std::string> read_group_ids;
+  // ms:i on reads with a mapped mate: the mate's sum of base qualities >= 15, as samtools fixmate -m
+  // writes it (duplicate marking scores a pair by it).
+  bool mate_score_tag = false;
 };
 
 // One placement of a read on the reference (contig coordinates, 0-based, half-open).
@@ -46,7 +50,7 @@ struct ReadHits {
 };
 
 struct MapperCounters {
-  uint64_t reads = 0, mapped = 0, proper = 0, tasks = 0, rescue_tasks = 0;
+  uint64_t reads = 0, mapped = 0, proper = 0, tasks = 0, rescue_tasks = 0, supplementary = 0;
   uint64_t cells = 0;  // DP cells in the bands of all tasks (the work the backend did)
 };
 
@@ -58,7 +62,8 @@ class Mapper {
   Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend,
          const MapperOptions& options);
   ~Mapper();
-  // Records are owned by the mapper and valid until the next call.
+  // Records are owned by the mapper and valid until the next call: one primary (or unmapped) record
+  // per read, in input order, then one supplementary record per chimeric read (SA tags on both).
   const std::vector<BamRecordPtr>& map_batch(const ReadBatch& batch);
   const InsertSizeModel& insert_model() const { return insert_model_; }
   const MapperCounters& counters() const { return counters_; }
@@ -69,6 +74,8 @@ class Mapper {
   void finish_hits(size_t read);
   void pair_and_rescue(const ReadBatch& batch);
   void build_records(const ReadBatch& batch);
+  EditSummary edits_of(size_t read, const Placement& p) const;
+  int supplementary_mapq(size_t read, int32_t supplementary) const;
   const uint8_t* read_codes(size_t read, bool reverse) const;
 
   const Reference& ref_;

@@ -289,13 +289,25 @@ struct SortedBamWriter::Impl {
     if (rc < 0) fail_io("write", path, errno);
   }
 
-  void write_sorted_buffer(htsFile* fp, const std::string& path) {
+  void write_sorted_buffer(htsFile* fp, const std::string& path, bool final_output = false) {
     std::sort(entries.begin(), entries.end(), entry_less);
     for (const SortEntry& e : entries) {
       bam1_t b = view(e.offset);
-      errno = 0;
-      if (sam_write1(fp, hdr.get(), &b) < 0) fail_io("write", path, errno);
+      write_record(fp, path, &b, final_output);
     }
+  }
+
+  // Spills are written as they are; the final output goes through the final pass when there is one.
+  void write_record(htsFile* fp, const std::string& path, bam1_t* b, bool final_output) {
+    if (final_output && opt.final_pass) {
+      opt.final_pass->push(b, [&](bam1_t* r) { write_record(fp, path, r, false); });
+      return;
+    }
+    errno = 0;
+    if (sam_write1(fp, hdr.get(), b) < 0) fail_io("write", path, errno);
+  }
+  void flush_final_pass(htsFile* fp, const std::string& path) {
+    if (opt.final_pass) opt.final_pass->flush([&](bam1_t* r) { write_record(fp, path, r, false); });
   }
 
   void spill() {
@@ -312,7 +324,8 @@ struct SortedBamWriter::Impl {
   // K-way merge of consecutive runs into `dst`. Runs hold consecutive insertion ranges, each sorted by
   // (key, seq), so ordering ties by run index then by position within the run is exactly ordering by
   // the insertion sequence number: the output equals an in-memory stable sort.
-  size_t merge_into(const std::vector<std::string>& inputs, htsFile* dst, const std::string& dst_path) {
+  size_t merge_into(const std::vector<std::string>& inputs, htsFile* dst, const std::string& dst_path,
+                    bool final_output = false) {
     struct Source {
       HtsFilePtr fp;
       SamHeaderPtr h;
@@ -355,8 +368,7 @@ struct SortedBamWriter::Impl {
     while (!heap.empty()) {
       const uint32_t i = heap.top();
       heap.pop();
-      errno = 0;
-      if (sam_write1(dst, hdr.get(), src[i]->b.get()) < 0) fail_io("write", dst_path, errno);
+      write_record(dst, dst_path, src[i]->b.get(), final_output);
       ++n;
       if (read_next(*src[i])) heap.push(i);
     }
@@ -377,7 +389,7 @@ struct SortedBamWriter::Impl {
     size_t n = 0;
     if (runs.empty()) {
       n = entries.size();
-      write_sorted_buffer(out.get(), out_tmp);
+      write_sorted_buffer(out.get(), out_tmp, true);
       entries.clear();
       arena_size = 0;
     } else {
@@ -404,8 +416,9 @@ struct SortedBamWriter::Impl {
         }
         runs = std::move(next);
       }
-      n = merge_into(runs, out.get(), out_tmp);
+      n = merge_into(runs, out.get(), out_tmp, true);
     }
+    flush_final_pass(out.get(), out_tmp);
     close_checked(out, out_tmp);
     remove_files(runs);
     runs.clear();

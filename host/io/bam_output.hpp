@@ -1,5 +1,6 @@
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,18 @@ sam_hdr_t* build_bam_header(const Reference& ref, const std::vector<std::string>
 // ID of the @RG line (empty when none); used to tag every record with RG:Z.
 std::string read_group_id(const std::string& read_group_line);
 
+// A streaming pass over the final output in coordinate order (duplicate marking): it sees every record
+// once, may hold some back and change them, and hands each back exactly once through `emit`, in the
+// order received; flush() hands back what it still holds. Records passed to push are the writer's and
+// valid only during the call (copy what is held).
+class SortedRecordPass {
+ public:
+  using Emit = std::function<void(bam1_t*)>;
+  virtual ~SortedRecordPass() = default;
+  virtual void push(const bam1_t* record, const Emit& emit) = 0;
+  virtual void flush(const Emit& emit) = 0;
+};
+
 struct BamOutputOptions {
   std::string path;  // final name; BAM, or CRAM when `cram`
   bool cram = false;
@@ -35,6 +48,7 @@ struct BamOutputOptions {
   std::string tmp_dir;                           // spill directory; empty: next to the output
   int threads = 1;                               // htslib compression threads
   bool write_index = true;                       // .bai (BAM) or .crai (CRAM) next to the output
+  std::shared_ptr<SortedRecordPass> final_pass;  // optional pass over the sorted output (not the spills)
 };
 
 // Coordinate-sorting BAM/CRAM writer with bounded memory: records are buffered, sorted runs are

@@ -60,6 +60,12 @@ CliAction add_align_command(CLI::App& app, const std::string& command_line) {
   auto backend = std::make_shared<BackendChoice>();
   add_backend_options(cmd, *backend);
   cmd->add_option("-T,--min-score", o->min_score, "Minimum alignment score to report");
+  cmd->add_flag("--mark-duplicates", o->mark_duplicates,
+                "Flag duplicates (0x400) as samtools fixmate -m + markdup would (mate-aware; adds ms:i)");
+  cmd->add_option("--optical-distance", o->optical_distance,
+                  "With --mark-duplicates: class duplicates within this many pixels on one tile as optical "
+                  "(dt:Z:SQ; samtools markdup -d; default 0: off)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-k", o->index.k, "Index k-mer length (used when building the index)")
       ->check(CLI::Range(10, 28));
   cmd->add_option("-w", o->index.w, "Index minimizer window (used when building the index)")

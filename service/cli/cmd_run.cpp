@@ -57,6 +57,14 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("-t,--threads", o->align.threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   add_backend_options(cmd, o->backend);
+  o->align.mark_duplicates = true;
+  cmd->add_flag("!--no-mark-duplicates", o->align.mark_duplicates,
+                "Do not flag duplicates (by default they are flagged 0x400 as samtools markdup does, and "
+                "calling skips them)");
+  cmd->add_option("--optical-distance", o->align.optical_distance,
+                  "Class duplicates within this many pixels on one tile as optical (samtools markdup -d; "
+                  "default 0: off)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--gvcf", o->call.gvcf, "Write a gVCF (<sample>.g.vcf.gz)");
   cmd->add_option("--regions", o->call.regions_bed, "BED: call only inside these intervals");
   cmd->add_option("--targets", o->call.targets_bed, "BED: report only records inside these intervals");

@@ -5,9 +5,9 @@
 
 #include "host/call/ploidy_genotypes.hpp"
 #include "host/common/error.hpp"
-#include "service/objects/object_store.hpp"
 #include "service/jobs/task_graph.hpp"
 #include "service/jobs/task_kinds.hpp"
+#include "service/objects/object_store.hpp"
 
 namespace omicsd {
 namespace {
@@ -81,8 +81,10 @@ void check_parameter(const std::string& k, const json& v) {
     if (s.size() > 4096) throw InputError("parameter 'read_group' is longer than 4096 characters");
     if (s.find_first_of("\n\r", 0) != std::string::npos || s.find('\0') != std::string::npos)
       throw InputError("parameter 'read_group' must be one @RG line (no newline)");
-  } else if (k == "interleaved" || k == "gvcf" || k == "allow_multiple_samples") {
+  } else if (k == "interleaved" || k == "gvcf" || k == "allow_multiple_samples" || k == "mark_duplicates") {
     boolean();
+  } else if (k == "optical_distance") {
+    integer(0, 1'000'000);
   } else if (k == "min_score") {
     integer(0, 1'000'000);
   } else if (k == "min_mapq") {

@@ -27,9 +27,9 @@
 #include "host/io/reference.hpp"
 #include "host/qc/qc_report.hpp"
 #include "omicsd_version.hpp"
-#include "service/util/sha256.hpp"
-#include "service/runner/task_inputs.hpp"
 #include "service/jobs/task_kinds.hpp"
+#include "service/runner/task_inputs.hpp"
+#include "service/util/sha256.hpp"
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
@@ -465,6 +465,9 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
       a.make_backend = align_backend_factory(backend_param(P), device_param(P));
       a.min_score = param<int>(P, "min_score", a.min_score);
       a.read_group = param<std::string>(P, "read_group", "");
+      // As `omicsd run`: duplicates flagged unless the run asks otherwise (calling then skips them).
+      a.mark_duplicates = param<bool>(P, "mark_duplicates", true);
+      a.optical_distance = param<int64_t>(P, "optical_distance", 0);
       // An unaligned BAM keeps its own read groups (lanes, libraries, SM); other input gets one.
       if (a.read_group.empty() && read_group_lines_of_file(a.reads1).empty())
         a.read_group = "@RG\\tID:" + name + "\\tSM:" + name;

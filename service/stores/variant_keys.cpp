@@ -1,7 +1,11 @@
 // Variant keys, regions and sample tags of the variant store (variant_store.hpp): parsing,
 // normalisation and validation of what clients send.
+#include <htslib/hts.h>
+
 #include <algorithm>
 #include <cctype>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "service/stores/variant_store.hpp"
@@ -74,29 +78,64 @@ VariantKey parse_variant(const std::string& text) {
   return normalize_variant({rest, *pos, f[1], f[2]});
 }
 
-VariantRegion parse_region(const std::string& text) {
+namespace {
+// htslib's name lookup for hts_parse_region: a contig "exists" when the store knows it or, without a
+// store (or when the store knows neither reading), when it is not the whole of a text containing ':', so
+// the trailing :start-end is parsed. The last name found is the region's chromosome.
+struct RegionNameLookup {
+  const std::function<bool(const std::string&)>* exists;
+  const std::string* text;
+  std::string found;
+};
+int lookup_region_name(void* ctx, const char* name) {
+  auto* l = static_cast<RegionNameLookup*>(ctx);
+  const std::string n(name);
+  const bool ok = l->exists ? (*l->exists)(n) : !(n == *l->text && n.find(':') != std::string::npos);
+  if (ok) l->found = n;
+  return ok ? 0 : -1;
+}
+
+std::optional<VariantRegion> hts_region(const std::string& text,
+                                        const std::function<bool(const std::string&)>* exists) {
+  RegionNameLookup l{exists, &text, {}};
+  int tid = -1;
+  hts_pos_t beg = 0, end = 0;
+  const char* rest = hts_parse_region(text.c_str(), &tid, &beg, &end, lookup_region_name, &l,
+                                      HTS_PARSE_THOUSANDS_SEP | HTS_PARSE_ONE_COORD);
+  if (!rest || *rest != '\0' || tid < 0) return std::nullopt;
+  return VariantRegion{l.found, int64_t(beg) + 1, end >= HTS_POS_MAX ? INT64_MAX : int64_t(end)};
+}
+}  // namespace
+
+VariantRegion parse_region(const std::string& text,
+                           const std::function<bool(const std::string&)>& contig_exists) {
   auto bad = [&]() {
-    return InputError("region '" + text +
-                      "': expected chrom:start-end (1-based, inclusive), chrom:pos or chrom");
+    return InputError(
+        "region '" + text +
+        "': expected chrom:start-end (1-based, inclusive), chrom:pos, chrom or {chrom}:start-end");
   };
   if (text.empty()) throw bad();
-  const auto c = text.rfind(':');
-  if (c == std::string::npos) return {text, 1, INT64_MAX};
-  VariantRegion r{text.substr(0, c), 1, INT64_MAX};
-  const std::string span = text.substr(c + 1);
-  const auto dash = span.find('-');
-  const auto a = parse_pos(span.substr(0, dash));
-  if (r.chrom.empty() || !a) throw bad();
-  r.start = *a;
-  if (dash == std::string::npos) {
-    r.end = *a;
-  } else if (dash + 1 < span.size()) {
-    const auto b = parse_pos(span.substr(dash + 1));
-    if (!b) throw bad();
-    r.end = *b;
-  }  // "chrom:start-" runs to the end of the contig
-  if (r.end < r.start) throw InputError("region '" + text + "': end is before start");
-  return r;
+  const auto colon = text.rfind(':');
+  // htslib's rule, as samtools and bcftools apply it: the whole text is tried as a name first, so
+  // "HLA-A*01:01:01:01" is the contig; "{HLA-A*01:01:01:01}:100-200" is a range of it; a text that reads
+  // both ways against known contigs is ambiguous.
+  std::optional<VariantRegion> r;
+  if (contig_exists) {
+    r = hts_region(text, &contig_exists);
+    if (!r && text.front() != '{' && contig_exists(text) && colon != std::string::npos)
+      throw InputError("region '" + text + "' is ambiguous: write {" + text + "} for the contig or {" +
+                       text.substr(0, colon) + "}:" + text.substr(colon + 1) + " for the range");
+  }
+  if (!r) r = hts_region(text, nullptr);
+  if (!r || r->chrom.empty()) throw bad();
+  // Positions must be >= 1: htslib reads a start of 0 as 1, but a client writing 0 has the convention wrong.
+  if (r->chrom != text && colon != std::string::npos) {
+    std::string start = text.substr(colon + 1, text.find('-', colon) - colon - 1);
+    start.erase(std::remove(start.begin(), start.end(), ','), start.end());
+    if (!start.empty() && start.find_first_not_of('0') == std::string::npos) throw bad();
+  }
+  if (r->end < r->start) throw InputError("region '" + text + "': end is before start");
+  return *r;
 }
 
 void validate_variant_tags(const std::map<std::string, std::string>& tags) {

@@ -88,6 +88,10 @@ VariantKey variant_from_json(const json& v, const std::string& where) {
 
 struct Routes {
   VariantStore& store;
+  // Region strings look the whole text up as a contig first (HLA-A*01:01:01:01), as samtools does.
+  VariantRegion region_of(const std::string& text) const {
+    return parse_region(text, [this](const std::string& c) { return store.has_chrom(c); });
+  }
 
   Response variants(Request& req) {
     const auto site = site_of(req);
@@ -108,7 +112,7 @@ struct Routes {
     }
     if (!region)
       throw HttpError(400, "give a variant (chrom, pos, ref, alt or variant=chrom:pos:ref:alt) or a region");
-    const VariantRegion r = parse_region(*region);
+    const VariantRegion r = region_of(*region);
     const auto sample = req.query_param("sample");
     if (sample && !store.get_sample(*sample))
       throw HttpError(404, "no sample '" + *sample + "' in the variant store");
@@ -136,7 +140,7 @@ struct Routes {
     if (site) {
       p = store.frequencies(*site, tags);
     } else if (region) {
-      p = store.frequencies(parse_region(*region), tags, page_of(req));
+      p = store.frequencies(region_of(*region), tags, page_of(req));
     } else {
       throw HttpError(400, "give a variant (chrom, pos, ref, alt) or a region");
     }

@@ -274,6 +274,10 @@ std::string region_fingerprint(const VariantRegion& r) {
 }
 }  // namespace
 
+bool VariantStore::has_chrom(const std::string& chrom) const {
+  return !rd_.query("SELECT 1 FROM variant_sites WHERE chrom = ? LIMIT 1", {S(chrom)}).empty();
+}
+
 RegionPage VariantStore::region(const VariantRegion& region, const std::optional<std::string>& sample_id,
                                 const VariantPageRequest& page) const {
   const int size = clamp_page(page.page_size);

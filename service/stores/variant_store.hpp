@@ -22,6 +22,7 @@
 // base kept) on ingest and in queries alike, so a split multi-allelic site (ATT>AT) is found under the
 // same key as a biallelic record of it (AT>A). Positions are 1-based like VCF and bcftools regions.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -91,13 +92,16 @@ VariantKey normalize_variant(VariantKey k);
 VariantKey parse_variant(const std::string& text);
 
 // chrom:start-end, 1-based inclusive (bcftools style); "chrom:pos" is one base, "chrom" the whole
-// contig. Commas in numbers are accepted (chr1:1,000-2,000).
+// contig. Commas in numbers are accepted (chr1:1,000-2,000). Parsed by htslib's hts_parse_region, so
+// names with ':' (HLA-A*01:01:01:01) follow samtools' rule: {name}:start-end braces, and with
+// contig_exists the whole text is looked up as a name first (InputError when it reads both ways).
 struct VariantRegion {
   std::string chrom;
   int64_t start = 1;
   int64_t end = INT64_MAX;
 };
-VariantRegion parse_region(const std::string& text);
+VariantRegion parse_region(const std::string& text,
+                           const std::function<bool(const std::string&)>& contig_exists = {});
 
 enum class Zygosity { het = 1, hom_alt = 2 };
 const char* to_string(Zygosity z);  // "HET", "HOM_ALT"
@@ -213,6 +217,8 @@ class VariantStore {
   CarrierPage carriers(const VariantKey& variant, const VariantPageRequest& page) const;
   // Genotypes of the sites in the region, of every sample or only sample_id (an unknown sample gives
   // an empty page; the routes answer 404 for it first).
+  // Whether any site of the store lies on chrom (region strings look names up with it).
+  bool has_chrom(const std::string& chrom) const;
   RegionPage region(const VariantRegion& region, const std::optional<std::string>& sample_id,
                     const VariantPageRequest& page) const;
   CohortPage cohort(const CohortRule& rule, const VariantPageRequest& page) const;

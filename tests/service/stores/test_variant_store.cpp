@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "service/http/http_router.hpp"
 #include "service/db/sql_db.hpp"
+#include "service/http/http_router.hpp"
 #include "service/stores/variant_routes.hpp"
 #include "service/stores/variant_store.hpp"
 #include "tests/support/test_support.hpp"
@@ -140,6 +140,45 @@ TEST(VariantKeys, ParseAndNormalize) {
   EXPECT_EQ(parse_region("chr1:7-").start, 7);
   for (const char* bad : {"", "chr1:9-3", "chr1:a-b", ":1-2", "chr1:0-5"})
     EXPECT_THROW(parse_region(bad), InputError) << bad;
+}
+
+// Names with '*' and ':' (GRCh38's HLA alleles) follow samtools' rule through htslib: braces, and the
+// whole text looked up as a name first.
+TEST(VariantKeys, RegionsWithColonsInNames) {
+  const auto hla = [](const std::string& c) { return c == "HLA-A*01:01:01:01" || c == "chr1"; };
+  VariantRegion r = parse_region("HLA-A*01:01:01:01", hla);
+  EXPECT_EQ(r.chrom, "HLA-A*01:01:01:01");
+  EXPECT_EQ(r.start, 1);
+  EXPECT_EQ(r.end, INT64_MAX);
+  r = parse_region("{HLA-A*01:01:01:01}:100-200", hla);
+  EXPECT_EQ(r.chrom, "HLA-A*01:01:01:01");
+  EXPECT_EQ(r.start, 100);
+  EXPECT_EQ(r.end, 200);
+  // Only the prefix is a contig: the trailing range belongs to it.
+  r = parse_region("HLA-A*01:01:01:01:100-200", hla);
+  EXPECT_EQ(r.chrom, "HLA-A*01:01:01:01");
+  EXPECT_EQ(r.start, 100);
+  EXPECT_EQ(r.end, 200);
+  r = parse_region("{chr1}:1,000-2,000", hla);
+  EXPECT_EQ(r.chrom, "chr1");
+  EXPECT_EQ(r.end, 2000);
+  // Both readings name a contig: refused, with the braces spelled out.
+  const auto both = [](const std::string& c) { return c == "HLA-A*01:01" || c == "HLA-A*01:01:100-200"; };
+  try {
+    parse_region("HLA-A*01:01:100-200", both);
+    ADD_FAILURE() << "ambiguous region accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("{HLA-A*01:01}:100-200"), std::string::npos) << e.what();
+  }
+  // Unknown to the store: parsed by syntax (an empty page, not an error), braces or not.
+  r = parse_region("{HLA-B*07:02:01:01}:5-9", hla);
+  EXPECT_EQ(r.chrom, "HLA-B*07:02:01:01");
+  EXPECT_EQ(r.start, 5);
+  r = parse_region("chr9:5-9", hla);
+  EXPECT_EQ(r.chrom, "chr9");
+  EXPECT_EQ(r.end, 9);
+  for (const char* bad : {"{HLA-A*01:01:01:01", "{chr1}:0-5", "{chr1}:9-3"})
+    EXPECT_THROW(parse_region(bad, hla), InputError) << bad;
 }
 
 // Acceptance: the GIAB truth VCF of the NA12878 chr22 stretch; every truth SNV comes back with its GT.

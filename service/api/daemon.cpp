@@ -15,18 +15,19 @@
 #include <thread>
 
 #include "host/common/error.hpp"
+#include "service/api/object_routes.hpp"
+#include "service/api/run_routes.hpp"
+#include "service/api/wes_routes.hpp"
 #include "service/http/address_policy.hpp"
 #include "service/http/auth.hpp"
-#include "service/stores/catalog.hpp"
-#include "service/util/clock.hpp"
 #include "service/http/http_router.hpp"
 #include "service/http/http_server.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
-#include "service/api/object_routes.hpp"
-#include "service/objects/object_store.hpp"
-#include "service/api/run_routes.hpp"
 #include "service/jobs/webhook_notifier.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/stores/catalog.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/metrics.hpp"
 
 namespace omicsd {
 namespace {
@@ -161,6 +162,11 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::add_builtin_routes(
       router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   add_run_routes(router, *api->store, *api->objects, *api->catalog, ro, api->metrics);
+  // GA4GH WES on the same runs (wes_routes.hpp).
+  WesRoutesOptions wo;
+  wo.runs = ro;
+  wo.tls = !o.tls_cert_file.empty();
+  add_wes_routes(router, *api->store, *api->objects, *api->catalog, wo, api->metrics);
   router.get("/v1/openapi.json",
              [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
   // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).

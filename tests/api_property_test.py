@@ -212,8 +212,14 @@ def main():
                 failures.append(what)
             elif 400 <= status < 500 and ctype.startswith("application/json"):
                 try:
-                    err = json.loads(data)["error"]
-                    if err["code"] != status or not isinstance(err["message"], str):
+                    body_json = json.loads(data)
+                    if path.startswith("/ga4gh/wes/") and "error" not in body_json:
+                        # GA4GH WES routes answer WES's ErrorResponse (the router's 401/403 do not).
+                        ok = body_json["status_code"] == status and isinstance(body_json["msg"], str)
+                    else:
+                        err = body_json["error"]
+                        ok = err["code"] == status and isinstance(err["message"], str)
+                    if not ok:
                         failures.append("bad error body: " + what)
                 except (ValueError, KeyError, TypeError):
                     failures.append("bad error body: " + what)

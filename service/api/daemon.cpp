@@ -123,6 +123,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.max_readset_part_bytes = o.max_readset_part_bytes;
   co.min_free_bytes = o.min_free_bytes;
   co.max_export_cache_bytes = o.max_export_cache_bytes;
+  co.refget_public = o.refget_public;
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) ro.allow_roots.push_back(root);

@@ -211,6 +211,22 @@ def main():
         check(st == 200 and st2 == 200 and names == ["align", "call", "qc"] and page2["next_page_token"] == "",
               "task pages (%s)" % names)
 
+        # The same request as JSON (workflow_params an object), twice with one Idempotency-Key: one
+        # run, served from the call cache, with the first run's outputs.
+        body = json.dumps({"workflow_type": "omicsd", "workflow_type_version": "1", "workflow_url": "germline",
+                           "workflow_params": params, "tags": {"via": "json"}}).encode()
+        hdrs = {"Content-Type": "application/json", "Idempotency-Key": "wes-json-1"}
+        st, b = raw("POST", "/ga4gh/wes/v1/runs", body, hdrs)
+        st2, b2 = raw("POST", "/ga4gh/wes/v1/runs", body, hdrs)
+        check(st == 200 and st2 == 200 and json.loads(b) == json.loads(b2), "JSON submission, idempotent")
+        json_id = json.loads(b)["run_id"]
+        waited = client("wait", json_id, "240")
+        check(waited["final"]["state"] == "COMPLETE", "JSON run COMPLETE")
+        json_log = cli("--get", json_id)
+        check({k: v["digest"] for k, v in json_log["outputs"].items()} ==
+              {k: v["digest"] for k, v in outputs.items()} and json_log["request"]["tags"] == {"via": "json"},
+              "JSON run: same outputs (call cache), its tags")
+
         # Bad requests: WES ErrorResponse with a 4xx.
         def error_of(status, body):
             try:

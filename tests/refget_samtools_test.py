@@ -199,6 +199,26 @@ def main():
             r = subprocess.run(["samtools", "view", "--no-PG", "-h", c], capture_output=True, text=True, env=no_token)
             check(r.returncode != 0 and r.stdout != expected[k], "%s: without a token no decode" % k)
         check(daemon.poll() is None, "daemon still serving")
+
+        # --refget-public: the refget routes answer without a token, nothing else does.
+        daemon.terminate()
+        daemon.wait(30)
+        daemon = subprocess.Popen([args.binary, "serve", "--listen", "127.0.0.1:%d" % port, "--data-dir",
+                                   os.path.join(tmp, "data"), "--workers", "0", "--allow-root", root,
+                                   "--token-file", os.path.join(tmp, "tokens"), "--refget-public"],
+                                  stdout=log, stderr=log)
+        deadline = time.time() + 30
+        while daemon.poll() is None and time.time() < deadline:
+            try:
+                if get("/healthz", token=False)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        md5 = ref["sequences"][0]["md5"]
+        st, _, body = get("%s/%s?start=0&end=10" % (BASE, md5), token=False)
+        check(st == 200 and body.decode() == seqs[ref["sequences"][0]["name"]][:10], "--refget-public: no token needed")
+        check(get("/v1/references/" + ref_id, token=False)[0] == 401, "--refget-public: other routes keep their scope")
+        check(get("/ga4gh/wes/v1/runs", token=False)[0] == 401, "--refget-public: WES keeps its scope")
     except Exception as e:
         failures.append(repr(e))
         print("FAIL: %r" % e)

@@ -219,6 +219,7 @@ def main():
         check(st == 200 and body.decode() == seqs[ref["sequences"][0]["name"]][:10], "--refget-public: no token needed")
         check(get("/v1/references/" + ref_id, token=False)[0] == 401, "--refget-public: other routes keep their scope")
         check(get("/ga4gh/wes/v1/runs", token=False)[0] == 401, "--refget-public: WES keeps its scope")
+        check(get("/ga4gh/wes/v1/runs")[0] == 200, "WES with the client token")
     except Exception as e:
         failures.append(repr(e))
         print("FAIL: %r" % e)

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 WES_SERVICE_VERSION = "5.0"  # pinned: the client whose behaviour this test was written against
@@ -226,6 +227,19 @@ def main():
         check({k: v["digest"] for k, v in json_log["outputs"].items()} ==
               {k: v["digest"] for k, v in outputs.items()} and json_log["request"]["tags"] == {"via": "json"},
               "JSON run: same outputs (call cache), its tags")
+
+        # application/x-www-form-urlencoded (requests' data= without files) and a run submitted at
+        # /v1/runs: both are WES runs, the latter with its request made up from the omicsd one.
+        form_body = urllib.parse.urlencode({"workflow_type": "omicsd", "workflow_type_version": "1",
+                                            "workflow_url": "align", "workflow_params": json.dumps(params)}).encode()
+        st, b = raw("POST", "/ga4gh/wes/v1/runs", form_body, {"Content-Type": "application/x-www-form-urlencoded"})
+        check(st == 200 and json.loads(b)["run_id"].startswith("run-"), "urlencoded submission (%d %r)" % (st, b[:200]))
+        st, b = raw("POST", "/v1/runs", json.dumps(dict(params, workflow="align")).encode(),
+                    {"Content-Type": "application/json"})
+        v1_id = json.loads(b)["id"]
+        v1_log = cli("--get", v1_id)
+        check(v1_log["request"]["workflow_url"] == "align" and v1_log["request"]["workflow_type"] == "omicsd" and
+              v1_log["request"]["workflow_params"]["inputs"] == params["inputs"], "a /v1 run seen through WES")
 
         # Bad requests: WES ErrorResponse with a 4xx.
         def error_of(status, body):

@@ -69,7 +69,7 @@ Response sequence(Request& req, ReferenceStore& store, const RefgetRoutesOptions
     partial = true;
   }
   if (start > end) throw HttpError(416, "start > end: circular sequences are not served");
-  if (end > len || start >= len && len > 0)
+  if (end > len || (start >= len && len > 0))
     throw HttpError(416, "interval outside the sequence of length " + std::to_string(len));
   if (end - start > opt.max_bases)
     throw HttpError(416, "more than " + std::to_string(opt.max_bases) + " bases asked for; ask by range");

@@ -15,18 +15,19 @@
 #include <thread>
 
 #include "host/common/error.hpp"
+#include "service/api/object_routes.hpp"
+#include "service/api/run_routes.hpp"
+#include "service/api/wes_routes.hpp"
 #include "service/http/address_policy.hpp"
 #include "service/http/auth.hpp"
-#include "service/stores/catalog.hpp"
-#include "service/util/clock.hpp"
 #include "service/http/http_router.hpp"
 #include "service/http/http_server.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
-#include "service/api/object_routes.hpp"
-#include "service/objects/object_store.hpp"
-#include "service/api/run_routes.hpp"
 #include "service/jobs/webhook_notifier.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/stores/catalog.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/metrics.hpp"
 
 namespace omicsd {
 namespace {
@@ -122,6 +123,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.max_readset_part_bytes = o.max_readset_part_bytes;
   co.min_free_bytes = o.min_free_bytes;
   co.max_export_cache_bytes = o.max_export_cache_bytes;
+  co.refget_public = o.refget_public;
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) ro.allow_roots.push_back(root);
@@ -161,6 +163,11 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::add_builtin_routes(
       router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   add_run_routes(router, *api->store, *api->objects, *api->catalog, ro, api->metrics);
+  // GA4GH WES on the same runs (wes_routes.hpp).
+  WesRoutesOptions wo;
+  wo.runs = ro;
+  wo.tls = !o.tls_cert_file.empty();
+  add_wes_routes(router, *api->store, *api->objects, *api->catalog, wo, api->metrics);
   router.get("/v1/openapi.json",
              [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
   // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).

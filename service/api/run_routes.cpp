@@ -2,21 +2,20 @@
 // logs and outputs; workers lease tasks, send heartbeats and complete or fail them.
 #include "service/api/run_routes.hpp"
 
-#include <boost/asio/ip/address.hpp>
 #include <mutex>
 #include <set>
 
 #include "host/common/error.hpp"
-#include "omicsd_version.hpp"
-#include "service/stores/catalog.hpp"
-#include "service/util/clock.hpp"
+#include "service/api/run_submission.hpp"
 #include "service/http/http_client.hpp"
 #include "service/http/http_paging.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
-#include "service/objects/object_store.hpp"
-#include "service/workers/task_completion.hpp"
 #include "service/jobs/workflow.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/stores/catalog.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/metrics.hpp"
+#include "service/workers/task_completion.hpp"
 
 namespace omicsd {
 namespace {
@@ -49,49 +48,16 @@ json task_json(const Task& t, const Run* run) {
           {"outputs", t.outputs.is_null() ? json::object() : t.outputs}};
 }
 
-json flat_outputs(const Run& run) {
-  json out = json::object();
-  if (run.outputs.is_object())
-    for (const auto& [task, outs] : run.outputs.items())
-      if (outs.is_object())
-        for (const auto& [name, ref] : outs.items())
-          if (ref.is_object() && ref.contains("digest"))
-            out[name] = {{"digest", ref["digest"]}, {"size", ref.value("size", json(0))}};
-  return out;
-}
-
 struct RunRoutes {
   RunRoutes(JobStore& s, ObjectStore& o, Catalog& c, RunRoutesOptions ro, std::shared_ptr<Metrics> m)
-      : opt(std::move(ro)), store(s), objects(o), catalog(c), metrics(std::move(m)) {}
+      : opt(ro), store(s), objects(o), catalog(c), metrics(m), submitter(s, o, c, std::move(ro), m) {}
 
   RunRoutesOptions opt;
   JobStore& store;
   ObjectStore& objects;
   Catalog& catalog;  // resolves stored references and read sets; ingests finished germline runs
   std::shared_ptr<Metrics> metrics;
-
-  // A callback_url naming a refused address literally (http://127.0.0.1/..., http://[::1]/...) is a
-  // 400 at submission; names are checked when they are resolved, at each delivery.
-  void check_callback_url(const std::string& url) const {
-    if (url.empty()) return;
-    if (redact_url_credentials(url) != url)  // never stored, so never logged or shown to clients
-      throw HttpError(400,
-                      "'callback_url' must not carry credentials (user:password@host); receivers "
-                      "authenticate events by their X-Omicsd-Signature (--webhook-secret-file)");
-    HttpClientOptions co;
-    co.base_url = url;
-    std::string host;
-    try {
-      host = HttpClient(co).host();
-    } catch (const InputError& e) {
-      throw HttpError(400, std::string("'callback_url': ") + e.what());
-    }
-    boost::system::error_code not_ip;
-    boost::asio::ip::make_address(host, not_ip);
-    if (not_ip) return;
-    const std::string why = opt.callback_policy.refusal(host);
-    if (!why.empty()) throw HttpError(400, "'callback_url' refused: " + why);
-  }
+  RunSubmitter submitter;  // run creation, shared with the WES routes
 
   json run_json(const Run& run) {
     json tasks = json::array();
@@ -323,21 +289,7 @@ struct RunRoutes {
   static std::string task_id(const Request& req) { return req.param("id"); }
 
   Response create_run(Request& req) {
-    const json body = body_of(req);
-    WorkflowRequest w = parse_workflow_request(body);
-    check_callback_url(w.callback_url);
-    w.idempotency_key = req.header("Idempotency-Key");
-    if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
-    const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
-    catalog.resolve_run_inputs(w);
-    check_workflow_inputs(w, opt.allow_roots, objects);
-    NewRun n = make_new_run(w, opt.threads, opt.max_attempts);
-    n.provenance = {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
-                    {"submitted_inputs", submitted_inputs},
-                    {"parameters", w.parameters}};
-    const int64_t now = now_ms();
-    CreateRunResult res = store.create_run(n, now);  // the run, its tasks and provenance: one transaction
-    if (!res.existed) metrics->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
+    const CreateRunResult res = submitter.submit(body_of(req), req.header("Idempotency-Key"));
     Response resp = Response::json(run_json(must_run(res.run.id)), res.existed ? 200 : 201);
     resp.set_header("Location", "/v1/runs/" + res.run.id);
     return resp;
@@ -428,6 +380,17 @@ struct RunRoutes {
 };
 
 }  // namespace
+
+json flat_outputs(const Run& run) {
+  json out = json::object();
+  if (run.outputs.is_object())
+    for (const auto& [task, outs] : run.outputs.items())
+      if (outs.is_object())
+        for (const auto& [name, ref] : outs.items())
+          if (ref.is_object() && ref.contains("digest"))
+            out[name] = {{"digest", ref["digest"]}, {"size", ref.value("size", json(0))}};
+  return out;
+}
 
 json run_summary_json(JobStore& store, const std::string& run_id) {
   auto r = store.get_run(run_id);

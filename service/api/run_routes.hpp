@@ -19,6 +19,7 @@ class Catalog;
 class JobStore;
 class Metrics;
 class ObjectStore;
+struct Run;
 
 struct RunRoutesOptions {
   std::vector<std::filesystem::path> allow_roots;  // where run inputs may be read from
@@ -33,6 +34,10 @@ struct RunRoutesOptions {
 // GPU telemetry of worker heartbeats. The stores must outlive the router.
 void add_run_routes(http::Router& router, JobStore& store, ObjectStore& objects, Catalog& catalog,
                     RunRoutesOptions options, std::shared_ptr<Metrics> metrics);
+
+// A run's outputs by name ({"bam": {"digest": "sha256:..", "size": N}, ...}), each served at
+// GET /v1/runs/{id}/outputs/{name}.
+nlohmann::json flat_outputs(const Run& run);
 
 // What a webhook event says about its run: id, workflow, sample, state, times, failure reason,
 // outputs and its URL; {} for an unknown run.

@@ -5,11 +5,11 @@
 #include <memory>
 
 #include "host/common/error.hpp"
-#include "service/http/address_policy.hpp"
-#include "service/cli/cli.hpp"
 #include "service/api/daemon.hpp"
-#include "service/workers/inproc_worker.hpp"
+#include "service/cli/cli.hpp"
+#include "service/http/address_policy.hpp"
 #include "service/objects/object_store.hpp"
+#include "service/workers/inproc_worker.hpp"
 #include "service/workers/runner_executor.hpp"
 
 namespace omicsd {
@@ -40,7 +40,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::vector<std::string> roots, callback_allow;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
         handler_threads = 8, db_connections = 8;
-    bool metrics_auth = false, insecure_no_auth = false;
+    bool metrics_auth = false, insecure_no_auth = false, refget_public = false;
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
@@ -97,6 +97,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--max-export-cache", o->max_export_cache_bytes,
                   "Bytes of read-set exports (FASTQ/BAM conversions) kept for reuse; the least recently "
                   "served go first (default 64 GiB; 0: unbounded)");
+  cmd->add_flag("--refget-public", o->refget_public,
+                "Serve the refget v2 routes (/ga4gh/refget/v2: reference sequences only) without a token, "
+                "for clients that cannot send one");
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -167,6 +170,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_readset_part_bytes = o->max_readset_part_bytes;
             d.min_free_bytes = o->min_free_bytes;
             d.max_export_cache_bytes = o->max_export_cache_bytes;
+            d.refget_public = o->refget_public;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

@@ -10,19 +10,20 @@
 #include <thread>
 
 #include "host/common/error.hpp"
-#include "service/util/clock.hpp"
+#include "service/db/sql_db.hpp"
 #include "service/http/http_router.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
+#include "service/jobs/workflow.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/readset_routes.hpp"
 #include "service/stores/readset_store.hpp"
 #include "service/stores/reference_routes.hpp"
 #include "service/stores/reference_store.hpp"
-#include "service/db/sql_db.hpp"
+#include "service/stores/refget_routes.hpp"
 #include "service/stores/variant_routes.hpp"
 #include "service/stores/variant_store.hpp"
-#include "service/jobs/workflow.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/metrics.hpp"
 
 namespace omicsd {
 namespace {
@@ -272,6 +273,9 @@ void Catalog::add_routes(http::Router& router) {
   so.min_free_bytes = d->opt.min_free_bytes;
   add_readset_routes(router, *d->readsets, so);
   add_variant_routes(router, *d->variants);
+  RefgetRoutesOptions rg;
+  if (d->opt.refget_public) rg.scope = http::Scope::none;
+  add_refget_routes(router, *d->references, rg);
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {
@@ -306,6 +310,8 @@ void Catalog::resolve_run_inputs(WorkflowRequest& w) {
 }
 
 void Catalog::start() {
+  // refget SQ digests for references imported before the reference store's schema version 2.
+  impl_->references->backfill_sequence_digests();
   impl_->imports.start(impl_->opt.import_threads);
   impl_->ingests.start(1);
   for (const std::string& id : impl_->references->pending_imports()) impl_->schedule_reference(id);

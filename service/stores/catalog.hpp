@@ -32,6 +32,7 @@ struct CatalogOptions {
   std::uint64_t max_readset_part_bytes = std::uint64_t(256) << 30;
   std::uint64_t min_free_bytes = std::uint64_t(1) << 30;
   std::uint64_t max_export_cache_bytes = std::uint64_t(64) << 30;  // read-set exports (0: unbounded)
+  bool refget_public = false;  // refget v2 routes without a token (--refget-public)
 };
 
 class Catalog {

@@ -183,7 +183,7 @@ json reference_json(const ReferenceRecord& ref, bool with_sequences) {
   if (with_sequences) {
     json seqs = json::array();
     for (const auto& s : ref.sequences)
-      seqs.push_back({{"name", s.name}, {"length", s.length}, {"md5", s.md5}});
+      seqs.push_back({{"name", s.name}, {"length", s.length}, {"md5", s.md5}, {"sha512t24u", s.sha512t24u}});
     j["sequences"] = seqs;
   }
   return j;

@@ -16,11 +16,12 @@
 #include <utility>
 
 #include "host/io/reference.hpp"
-#include "service/util/clock.hpp"
-#include "service/util/ids.hpp"
+#include "service/db/sql_db.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/reference_fasta_normalize.hpp"
-#include "service/db/sql_db.hpp"
+#include "service/stores/refget_sequence.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/ids.hpp"
 
 namespace omicsd {
 namespace {
@@ -67,6 +68,10 @@ const std::vector<std::string> kSchema = {
     " md5 TEXT NOT NULL,"
     " PRIMARY KEY (ref_id, ordinal));"
     "CREATE INDEX refstore_sequences_md5 ON refstore_sequences (md5);",
+    // Version 2: refget's SQ digest per sequence ('' for sequences imported before it existed, until
+    // backfill_sequence_digests() computes it from the stored FASTA).
+    "ALTER TABLE refstore_sequences ADD COLUMN sha512t24u TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX refstore_sequences_sha512t24u ON refstore_sequences (sha512t24u);",
 };
 
 constexpr const char* kCols =
@@ -367,6 +372,9 @@ std::optional<ReferenceRecord> ReferenceStore::run_import(const std::string& id)
       MinimizerIndex::build(stored, options_.index, MinimizerIndex::default_path(out.string()));
       contigs = stored.contigs();
     }
+    std::vector<std::string> names;
+    for (const Contig& c : contigs) names.push_back(c.name);
+    const std::vector<std::string> sq = fasta_sha512t24u(out, names);  // refget ids, before the rename
     uint64_t size = 0;
     const std::string sha = ObjectStore::digest_file(out, &size);
     for (const char* ext : kCompanions) fsync_path(out.string() + ext, false);
@@ -384,11 +392,13 @@ std::optional<ReferenceRecord> ReferenceStore::run_import(const std::string& id)
         // Multi-row inserts: assemblies with 100k scaffolds stay a few hundred statements.
         constexpr size_t kBatch = 100;
         for (size_t i = 0; i < contigs.size(); i += kBatch) {
-          std::string q = "INSERT INTO refstore_sequences (ref_id, ordinal, name, length, md5) VALUES ";
+          std::string q =
+              "INSERT INTO refstore_sequences (ref_id, ordinal, name, length, md5, sha512t24u) VALUES ";
           std::vector<Value> p;
           for (size_t j = i; j < std::min(contigs.size(), i + kBatch); ++j) {
-            q += j == i ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
-            p.insert(p.end(), {id, int64_t(j), contigs[j].name, int64_t(contigs[j].length), contigs[j].md5});
+            q += j == i ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+            p.insert(p.end(),
+                     {id, int64_t(j), contigs[j].name, int64_t(contigs[j].length), contigs[j].md5, sq[j]});
           }
           db_.exec(q, p);
         }
@@ -423,10 +433,65 @@ std::optional<ReferenceRecord> ReferenceStore::run_import(const std::string& id)
 std::optional<ReferenceRecord> ReferenceStore::get(const std::string& id) {
   auto rec = row(id);
   if (!rec) return rec;
-  for (const Row& r :
-       db_.query("SELECT name, length, md5 FROM refstore_sequences WHERE ref_id = ? ORDER BY ordinal", {id}))
-    rec->sequences.push_back({r.s(0), uint64_t(r.i(1)), r.s(2)});
+  for (const Row& r : db_.query(
+           "SELECT name, length, md5, sha512t24u FROM refstore_sequences WHERE ref_id = ? ORDER BY ordinal",
+           {id}))
+    rec->sequences.push_back({r.s(0), uint64_t(r.i(1)), r.s(2), r.s(3)});
   return rec;
+}
+
+std::optional<StoredSequence> ReferenceStore::find_sequence(const std::string& digest) {
+  std::string column = "md5";
+  std::string key = digest;
+  if (key.rfind("ga4gh:", 0) == 0) key = key.substr(6);
+  if (key.rfind("SQ.", 0) == 0) {
+    if (key.size() != 35) return std::nullopt;
+    column = "sha512t24u";
+  } else {
+    for (char& c : key) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (key.size() != 32 || key.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return std::nullopt;
+  }
+  // The oldest ACTIVE reference holding it (the same sequence in several references is one sequence).
+  for (const Row& r :
+       db_.query("SELECT s.ref_id, s.name, s.length, s.md5, s.sha512t24u FROM refstore_sequences s "
+                 "JOIN refstore_references r ON r.id = s.ref_id WHERE s." +
+                     column + " = ? AND r.state = ? ORDER BY r.created_at, r.id, s.ordinal LIMIT 1",
+                 {key, std::string(to_string(ReferenceState::Active))})) {
+    StoredSequence out;
+    out.ref_id = r.s(0);
+    out.sequence = {r.s(1), uint64_t(r.i(2)), r.s(3), r.s(4)};
+    out.fasta = dir_of(out.ref_id) / kFileName;
+    return out;
+  }
+  return std::nullopt;
+}
+
+int ReferenceStore::backfill_sequence_digests() {
+  int done = 0;
+  for (const Row& ref :
+       db_.query("SELECT DISTINCT s.ref_id FROM refstore_sequences s JOIN refstore_references r "
+                 "ON r.id = s.ref_id WHERE s.sha512t24u = '' AND r.state = ?",
+                 {std::string(to_string(ReferenceState::Active))})) {
+    const std::string id = ref.s(0);
+    try {
+      std::vector<std::string> names;
+      for (const Row& r :
+           db_.query("SELECT name FROM refstore_sequences WHERE ref_id = ? ORDER BY ordinal", {id}))
+        names.push_back(r.s(0));
+      const std::vector<std::string> sq = fasta_sha512t24u(dir_of(id) / kFileName, names);
+      db_.transaction([&] {
+        for (size_t j = 0; j < sq.size(); ++j)
+          db_.exec("UPDATE refstore_sequences SET sha512t24u = ? WHERE ref_id = ? AND ordinal = ?",
+                   {sq[j], id, int64_t(j)});
+      });
+      ++done;
+      spdlog::info("reference {}: refget SQ digests computed for {} sequences", id, sq.size());
+    } catch (const std::exception& e) {
+      spdlog::warn("reference {}: refget SQ digests not computed: {}", id, e.what());
+    }
+  }
+  return done;
 }
 
 ReferencePage ReferenceStore::list(const ReferenceListFilter& f) {

@@ -49,7 +49,15 @@ class ReferenceConflictError : public ConflictError {
 struct ReferenceSequence {
   std::string name;
   uint64_t length = 0;
-  std::string md5;  // MD5 of the upper-cased sequence (SAM @SQ M5, refget's MD5 identifier)
+  std::string md5;         // MD5 of the upper-cased sequence (SAM @SQ M5, refget's MD5 identifier)
+  std::string sha512t24u;  // refget's "SQ." digest of the upper-cased sequence
+};
+
+// A sequence found by its refget identifier: where it is stored.
+struct StoredSequence {
+  std::string ref_id;
+  ReferenceSequence sequence;
+  std::filesystem::path fasta;  // the stored BGZF FASTA holding it (indexed)
 };
 
 struct ReferenceRecord {
@@ -153,6 +161,12 @@ class ReferenceStore {
   // look-up: for in_use predicates that compare run inputs with it (path_of() already refuses while
   // remove() runs the predicate, the row being DELETING then).
   std::filesystem::path stored_path(const std::string& id) const;
+  // A sequence of an ACTIVE reference by its refget identifier: 32 hex digits (MD5, any case),
+  // "SQ.<32 base64url>" or "ga4gh:SQ.<...>"; nullopt when none matches or the id has neither form.
+  std::optional<StoredSequence> find_sequence(const std::string& digest);
+  // Computes the SQ digests that sequences imported before schema version 2 lack (from the stored
+  // FASTAs); returns the references updated. Run at daemon start (Catalog::start).
+  int backfill_sequence_digests();
   // The record of an ACTIVE reference by its id (as path_of) plus its sequences: for provenance.
   ReferenceRecord active(const std::string& id);
 

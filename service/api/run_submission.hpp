@@ -1,0 +1,42 @@
+#pragma once
+// Creating a run, written once for every API that submits one: omicsd's POST /v1/runs and the GA4GH
+// WES POST /ga4gh/wes/v1/runs. Parses the request, resolves stored reference and read-set ids,
+// checks inputs under the allow-roots, builds the task graph and creates the run, its tasks and
+// provenance in one JobStore transaction.
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "service/api/run_routes.hpp"
+#include "service/jobs/job_store.hpp"
+
+namespace omicsd {
+
+class Catalog;
+class Metrics;
+class ObjectStore;
+
+class RunSubmitter {
+ public:
+  RunSubmitter(JobStore& store, ObjectStore& objects, Catalog& catalog, RunRoutesOptions options,
+               std::shared_ptr<Metrics> metrics);
+
+  // `body` is a POST /v1/runs body (workflow, sample, inputs, parameters, cache, callback_url);
+  // `extra_provenance` is merged into the run's first provenance (e.g. the WES request as sent).
+  // Throws InputError / HttpError(400) for a bad request, as POST /v1/runs answers it.
+  CreateRunResult submit(const nlohmann::json& body, const std::string& idempotency_key,
+                         const nlohmann::json& extra_provenance = nlohmann::json::object());
+
+  const RunRoutesOptions& options() const { return opt_; }
+
+ private:
+  void check_callback_url(const std::string& url) const;
+
+  RunRoutesOptions opt_;
+  JobStore& store_;
+  ObjectStore& objects_;
+  Catalog& catalog_;
+  std::shared_ptr<Metrics> metrics_;
+};
+
+}  // namespace omicsd

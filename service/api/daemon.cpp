@@ -25,6 +25,7 @@
 #include "service/util/metrics.hpp"
 #include "service/api/object_routes.hpp"
 #include "service/objects/object_store.hpp"
+#include "service/api/tes_routes.hpp"
 #include "service/api/run_routes.hpp"
 #include "service/jobs/webhook_notifier.hpp"
 
@@ -161,6 +162,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::add_builtin_routes(
       router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   add_run_routes(router, *api->store, *api->objects, *api->catalog, ro, api->metrics);
+  TesRoutesOptions to;
+  to.allow_roots = o.allow_roots;
+  to.max_attempts = o.max_attempts;
+  add_tes_routes(router, *api->store, *api->objects, to, api->metrics);
   router.get("/v1/openapi.json",
              [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
   // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).

@@ -241,9 +241,12 @@ void add_tes_routes(http::Router& router, JobStore& store, ObjectStore& objects,
                     std::shared_ptr<Metrics> metrics) {
   auto r = std::make_shared<TesRoutes>(TesRoutes{store, objects, std::move(options), std::move(metrics)});
   const std::string base = kBase;
-  router.get(
-      base + "/service-info",
-      [r](Request&) { return tes_guard([&] { return Response::json(r->service_info()); }); }, Scope::client);
+  // TES 1.x: /service-info; TES 0.x clients (py-tes 0.4, the Snakemake TES executor) ask for
+  // /tasks/service-info, a literal that wins over /tasks/{id}.
+  for (const char* path : {"/service-info", "/tasks/service-info"})
+    router.get(
+        base + path, [r](Request&) { return tes_guard([&] { return Response::json(r->service_info()); }); },
+        Scope::client);
   router.post(
       base + "/tasks", [r](Request& req) { return tes_guard([&] { return r->create(req); }); },
       Scope::client);

@@ -374,3 +374,40 @@ TEST(TesJobStore, ATesRunHasOneTesTask) {
   EXPECT_EQ(leased->run.id, run.id);
   EXPECT_EQ(default_tasks(kTesWorkflow).front().kind, "tes");
 }
+
+TEST(TesRuntime, HostBindPoints) {
+  // Existing host directories are bound, unless they hold the task root; "/" and missing ones never.
+  EXPECT_EQ(host_bind_points({"/", "/tmp", "/no/such/dir", "/var"}, "/var/lib/omicsd/tes/t/root", true),
+            (std::vector<std::string>{"/tmp"}));
+  EXPECT_TRUE(host_bind_points({"/tmp"}, "/srv/root", false).empty());
+}
+
+TEST(TesExecutor, HostRuntimeGivesTheTaskItsOwnTmp) {
+  if (!user_namespaces_available()) GTEST_SKIP() << "no unprivileged user namespaces on this kernel";
+  test::TempDir dir;
+  ObjectStore store(dir.path / "objects");
+  // Task roots outside /tmp: a root below a bound directory would be hidden by the bind.
+  const std::filesystem::path work =
+      std::filesystem::current_path() / ("tes-ns-" + std::to_string(::getpid()));
+  TesExecutorOptions o;
+  o.runtime = TesRuntime::host;
+  o.work_dir = work;
+  TesExecutor executor(store, o);
+  std::atomic<bool> cancel{false};
+  const std::string name = "omicsd-tes-ns-" + std::to_string(::getpid()) + ".txt";
+  const json t = parse_tes_task(
+      {{"inputs", {{{"content", "in tmp\n"}, {"path", "/tmp/" + name}}}},
+       {"outputs", {{{"url", "omicsd:objects"}, {"path", "/tmp/copy.txt"}}}},
+       {"executors",
+        {{{"image", "a"},
+          {"command", {"sh", "-c", "mkdir /tmp/conda && cd /tmp && cp " + name + " copy.txt"}}},
+         {{"image", "a"}, {"command", {"sh", "-c", "test -d /tmp/conda && ls /tmp"}}}}}});
+  for (int round = 0; round < 2; ++round) {  // a second task gets a fresh /tmp (mkdir succeeds again)
+    const TesRunResult r = executor.run(t, "t", cancel);
+    ASSERT_EQ(r.log["state"], "COMPLETE") << r.log.dump();
+    EXPECT_EQ(read_file(store.path_of(r.log["outputs"][0]["url"])), "in tmp\n");
+    EXPECT_EQ(r.log["logs"][1]["stdout"], "conda\ncopy.txt\n" + name + "\n");
+  }
+  EXPECT_FALSE(std::filesystem::exists("/tmp/" + name));  // the host's /tmp never saw it
+  std::filesystem::remove_all(work);
+}

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -105,6 +107,9 @@ int open_for_child(const fs::path& p, bool write) {
 // Starts `l` in its own process group; returns the pid. The child dies with the worker thread that
 // started it (PR_SET_PDEATHSIG), so a killed worker leaves no executor behind.
 pid_t start(const ExecutorLaunch& l, const fs::path& out, const fs::path& err) {
+  // The namespace's id maps: this user and group, nothing else (files keep the worker's owner).
+  const std::string uid_map = std::to_string(::getuid()) + " " + std::to_string(::getuid()) + " 1";
+  const std::string gid_map = std::to_string(::getgid()) + " " + std::to_string(::getgid()) + " 1";
   Stream in{open_for_child(l.stdin_path.empty() ? fs::path("/dev/null") : l.stdin_path, false)};
   Stream o{open_for_child(out, true)};
   Stream e{open_for_child(err, true)};
@@ -123,6 +128,27 @@ pid_t start(const ExecutorLaunch& l, const fs::path& out, const fs::path& err) {
     ::dup2(in.fd, 0);
     ::dup2(o.fd, 1);
     ::dup2(e.fd, 2);
+    if (!l.binds.empty()) {
+      auto fail = [](const char* msg, std::size_t n) {
+        (void)!::write(2, msg, n);
+        ::_exit(125);
+      };
+      auto write_file = [](const char* path, const std::string& text) {
+        const int fd = ::open(path, O_WRONLY);
+        const bool ok = fd >= 0 && ::write(fd, text.data(), text.size()) == ssize_t(text.size());
+        if (fd >= 0) ::close(fd);
+        return ok;
+      };
+      static const char ns_msg[] = "omicsd tes: cannot create the executor's user/mount namespace\n";
+      static const char bind_msg[] = "omicsd tes: cannot bind the task's directories\n";
+      if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0 || !write_file("/proc/self/setgroups", "deny") ||
+          !write_file("/proc/self/uid_map", uid_map) || !write_file("/proc/self/gid_map", gid_map) ||
+          ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        fail(ns_msg, sizeof ns_msg - 1);
+      for (const auto& [src, dst] : l.binds)
+        if (::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0)
+          fail(bind_msg, sizeof bind_msg - 1);
+    }
     if (::chdir(l.cwd.c_str()) != 0) {
       const char msg[] = "omicsd tes: cannot enter the executor's workdir\n";
       (void)!::write(2, msg, sizeof msg - 1);
@@ -276,6 +302,13 @@ TesRunResult TesExecutor::run(const json& task, const std::string& task_id, cons
   }
   for (const std::string& m : tes_mount_points(task)) fs::create_directories(under(root, m));
 
+  // Host runtime: mount points that exist on this host are bound in a private namespace.
+  const std::vector<std::string> bound =
+      options_.runtime == TesRuntime::host
+          ? host_bind_points(tes_mount_points(task), root,
+                             options_.host_namespaces && user_namespaces_available())
+          : std::vector<std::string>{};
+
   // --- Executors, in order; the first failing one (without ignore_error) ends the task.
   std::string state = "COMPLETE";
   const json& executors = task["executors"];
@@ -284,7 +317,7 @@ TesRunResult TesExecutor::run(const json& task, const std::string& task_id, cons
     const json& e = executors[i];
     const ExecutorLaunch l = tes_executor_launch(
         options_.runtime, task, i, root,
-        "omicsd-tes-" + safe_id.substr(0, 40) + "-" + std::to_string(i) + "-" + random_hex(6));
+        "omicsd-tes-" + safe_id.substr(0, 40) + "-" + std::to_string(i) + "-" + random_hex(6), bound);
     const fs::path out =
         l.stdout_path.empty() ? dir / ("executor-" + std::to_string(i) + ".stdout") : l.stdout_path;
     const fs::path err =

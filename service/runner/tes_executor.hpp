@@ -28,6 +28,9 @@ struct TesExecutorOptions {
   uint64_t max_output_bytes = uint64_t(64) << 30;  // all outputs of one task together
   std::size_t log_tail_bytes = 64 << 10;           // stdout/stderr kept in the log, per executor
   bool keep_task_dirs = false;                     // for debugging: leave the task directory behind
+  // Host runtime: bind existing mount points (e.g. /tmp) in a private user + mount namespace when the
+  // kernel allows it (tes_runtime.hpp); false: every task path is rewritten instead.
+  bool host_namespaces = true;
 };
 
 // What a task produced: the log (also stored as the object `log_object`) and every object the task

@@ -1,5 +1,9 @@
 #include "service/runner/tes_runtime.hpp"
 
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -115,10 +119,32 @@ std::string rewrite_task_paths(const std::string& s, const std::vector<std::stri
   return out;
 }
 
+std::vector<std::string> host_bind_points(const std::vector<std::string>& mounts,
+                                          const std::filesystem::path& root, bool namespaces) {
+  std::vector<std::string> out;
+  if (!namespaces) return out;
+  for (const std::string& m : mounts) {
+    std::error_code ec;
+    if (m != "/" && std::filesystem::is_directory(m, ec) && !inside(root.string(), m)) out.push_back(m);
+  }
+  return out;
+}
+
+bool user_namespaces_available() {
+  static const bool available = [] {
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 ? 0 : 1);
+    int status = 0;
+    return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }();
+  return available;
+}
+
 ExecutorLaunch tes_executor_launch(TesRuntime rt, const json& task, std::size_t index,
-                                   const std::filesystem::path& root, const std::string& container_name) {
+                                   const std::filesystem::path& root, const std::string& container_name,
+                                   const std::vector<std::string>& bound) {
   const json& e = task.at("executors").at(index);
-  const std::vector<std::string> mounts = tes_mount_points(task);
+  std::vector<std::string> mounts = tes_mount_points(task);
   ExecutorLaunch l;
   auto host_path = [&](const std::string& p) { return std::filesystem::path(root.string() + p); };
   for (const char* k : {"stdin", "stdout", "stderr"}) {
@@ -128,12 +154,19 @@ ExecutorLaunch tes_executor_launch(TesRuntime rt, const json& task, std::size_t 
   }
   const std::string workdir = e.value("workdir", std::string());
   if (rt == TesRuntime::host) {
+    // Bound mount points keep their names (the namespace shows the task's directory there).
+    std::erase_if(mounts,
+                  [&](const std::string& m) { return std::count(bound.begin(), bound.end(), m) > 0; });
+    for (const std::string& b : bound) l.binds.emplace_back(host_path(b).string(), b);
     for (const json& a : e["command"])
       l.argv.push_back(rewrite_task_paths(a.get<std::string>(), mounts, root));
     if (e.contains("env"))
       for (const auto& [k, v] : e["env"].items())
         l.env[k] = rewrite_task_paths(v.get<std::string>(), mounts, root);
-    l.cwd = workdir.empty() ? root : host_path(workdir);
+    bool workdir_bound = false;
+    for (const std::string& b : bound)
+      workdir_bound = workdir_bound || (!workdir.empty() && inside(workdir, b));
+    l.cwd = workdir.empty() ? root : workdir_bound ? std::filesystem::path(workdir) : host_path(workdir);
     return l;
   }
   if (rt != TesRuntime::docker && rt != TesRuntime::podman)

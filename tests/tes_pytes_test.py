@@ -300,6 +300,38 @@ def test_list(c, client, complete_id, failed_id):
     check(info.type["artifact"] == "tes" and info.type["version"].startswith("1.1"), "service-info names TES 1.1")
 
 
+def test_inproc_workers(binary, work):
+    """`serve --workers 1 --task-runtime host`: the daemon's own workers run TES tasks too."""
+    port = free_port()
+    data, root = os.path.join(work, "inproc-data"), os.path.join(work, "inproc-root")
+    os.makedirs(root)
+    log = open(os.path.join(work, "inproc-serve.log"), "w")
+    serve = subprocess.Popen([binary, "serve", "--data-dir", data, "--workers", "1", "--task-runtime", "host",
+                              "--allow-host-runtime", "--allow-root", root, "--listen", f"127.0.0.1:{port}"],
+                             stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = tes.HTTPClient(f"http://127.0.0.1:{port}", timeout=10)
+        deadline = time.time() + 30
+        while True:
+            try:
+                client.get_service_info()
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.1)
+        task_id = client.create_task(tes.Task(
+            inputs=[tes.Input(content="abc\n", path="/data/c.txt")],
+            outputs=[tes.Output(url=f"file://{root}/upper.txt", path="/data/upper.txt")],
+            executors=[tes.Executor(image="alpine", command=["sh", "-c", "tr a-z A-Z < /data/c.txt > /data/upper.txt"])]))
+        check(wait_state(client, task_id, {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}) == "COMPLETE",
+              "serve --task-runtime host: an in-process worker runs the TES task")
+        check(open(os.path.join(root, "upper.txt")).read() == "ABC\n", "its output delivered")
+    finally:
+        serve.terminate()
+        serve.wait(timeout=20)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -317,6 +349,7 @@ def main():
         test_bad_requests(c)
         test_worker_killed(c, client)
         test_list(c, client, complete_id, failed_id)
+        test_inproc_workers(c.binary, work)
         ok = True
     finally:
         c.stop()

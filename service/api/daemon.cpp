@@ -15,19 +15,20 @@
 #include <thread>
 
 #include "host/common/error.hpp"
+#include "service/api/object_routes.hpp"
+#include "service/api/run_routes.hpp"
+#include "service/api/tes_routes.hpp"
 #include "service/http/address_policy.hpp"
 #include "service/http/auth.hpp"
-#include "service/stores/catalog.hpp"
-#include "service/util/clock.hpp"
 #include "service/http/http_router.hpp"
 #include "service/http/http_server.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
-#include "service/api/object_routes.hpp"
-#include "service/objects/object_store.hpp"
-#include "service/api/tes_routes.hpp"
-#include "service/api/run_routes.hpp"
 #include "service/jobs/webhook_notifier.hpp"
+#include "service/objects/object_store.hpp"
+#include "service/stores/catalog.hpp"
+#include "service/util/clock.hpp"
+#include "service/util/metrics.hpp"
+#include "service/workers/remote_worker.hpp"
 
 namespace omicsd {
 namespace {
@@ -236,6 +237,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
     InprocWorkerOptions wo;
     wo.worker_id = std::string(host) + "-" + std::to_string(::getpid()) + "-inproc-" + std::to_string(i);
     wo.lease_seconds = o.lease_seconds;
+    add_tes_capabilities(wo.capabilities, o.task_runtime, o.data_dir);
     wo.on_run_complete = [weak](const std::string& run_id) {
       if (auto a = weak.lock()) a->catalog->on_run_complete(run_id);
     };

@@ -213,6 +213,16 @@ TEST(TesRuntime, ContainerCommandLines) {
     EXPECT_EQ(l.container_name, "omicsd-tes-x-0");
   }
   EXPECT_THROW(tes_executor_launch(TesRuntime::none, t, 0, "/w", "n"), InputError);
+  // A task that asks for a GPU gets the worker's GPUs in the container.
+  const json gpu =
+      parse_tes_task({{"resources", {{"backend_parameters", {{"gpu", "1"}}}}},
+                      {"executors", {{{"image", "omicsd:0.1.0"}, {"command", {"omicsd", "run"}}}}}});
+  const auto d = tes_executor_launch(TesRuntime::docker, gpu, 0, "/w", "n").argv;
+  EXPECT_EQ(std::vector<std::string>(d.begin() + 6, d.begin() + 8),
+            (std::vector<std::string>{"--gpus", "all"}));
+  const auto p = tes_executor_launch(TesRuntime::podman, gpu, 0, "/w", "n").argv;
+  EXPECT_EQ(std::vector<std::string>(p.begin() + 6, p.begin() + 8),
+            (std::vector<std::string>{"--device", "nvidia.com/gpu=all"}));
 }
 
 TEST(TesRuntime, HostRuntimeRewritesTaskPaths) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include "host/common/error.hpp"
 
@@ -173,6 +174,16 @@ ExecutorLaunch tes_executor_launch(TesRuntime rt, const json& task, std::size_t 
     throw InputError("this worker has no TES task runtime (--task-runtime)");
   l.container_name = container_name;
   l.argv = {to_string(rt), "run", "--rm", "-i", "--name", container_name};
+  // A task that asked for GPUs (backend_parameters "gpu") gets the worker's GPUs: NVIDIA's container
+  // toolkit for docker, its CDI devices for podman.
+  const json bp = task.contains("resources") ? task["resources"].value("backend_parameters", json::object())
+                                             : json::object();
+  if (bp.contains("gpu") && std::strtod(bp["gpu"].get<std::string>().c_str(), nullptr) > 0) {
+    if (rt == TesRuntime::docker)
+      l.argv.insert(l.argv.end(), {"--gpus", "all"});
+    else
+      l.argv.insert(l.argv.end(), {"--device", "nvidia.com/gpu=all"});
+  }
   if (!workdir.empty()) l.argv.insert(l.argv.end(), {"-w", workdir});
   for (const std::string& m : mounts) l.argv.insert(l.argv.end(), {"-v", root.string() + m + ":" + m});
   if (e.contains("env"))

@@ -9,7 +9,10 @@ Starts a real `omicsd serve` (no in-process workers) and `omicsd worker --task-r
   - a failing executor gives EXECUTOR_ERROR (later executors do not run), ignore_error carries on;
   - cancel of a running task gives CANCELED and kills the executor's process group;
   - a worker killed with SIGKILL mid-task: the lease expires, another worker retries it to COMPLETE;
-  - bad requests get 400 with the GA4GH error shape; list filters, views and paging.
+  - an executor that is an omicsd stage (`omicsd run` on real reads from ../shared/data) gives the same
+    VCF records as the command run directly;
+  - bad requests get 400 with the GA4GH error shape; list filters, views and paging;
+  - `serve --task-runtime host`: the daemon's in-process workers run TES tasks too.
 Usage: tes_pytes_test.py --binary build-cpu/service/omicsd
 """
 import argparse
@@ -58,16 +61,18 @@ class Cluster:
             raise RuntimeError("daemon did not become ready")
         self.workers = {}
 
-    def spawn(self, name, args):
+    def spawn(self, name, args, env=None):
         log = open(os.path.join(self.work, name + ".log"), "w")
         self.logs.append(log.name)
-        return subprocess.Popen([self.binary] + args, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([self.binary] + args, stdout=log, stderr=subprocess.STDOUT, env=env)
 
     def start_worker(self, name):
         self.workers[name] = self.spawn(
             "worker-" + name,
             ["worker", "--server", self.url, "--data-dir", self.data, "--worker-id", name, "--task-runtime",
-             "host", "--allow-host-runtime", "--allow-root", self.root, "--lease-seconds", str(LEASE_SECONDS)])
+             "host", "--allow-host-runtime", "--allow-root", self.root, "--lease-seconds", str(LEASE_SECONDS)],
+            # The host runtime finds executors' tools on the worker's PATH: omicsd itself among them.
+            env=dict(os.environ, PATH=os.path.dirname(self.binary) + os.pathsep + os.environ.get("PATH", "")))
 
     def stop(self):
         for p in list(self.workers.values()) + [self.serve]:
@@ -248,6 +253,41 @@ def test_worker_killed(c, client):
     check(open(os.path.join(c.root, "out", "retried.txt")).read() == "done\n", "the retry's output delivered")
 
 
+def test_omicsd_stage(c, client):
+    """An executor that is an omicsd stage: `omicsd run` on real reads (../shared/data) as a TES task,
+    its VCF records identical to the same command run directly."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+                        "na12878-chr22-tiny")
+    if not os.path.isdir(data):
+        raise AssertionError(f"shared test data missing: {data} (see its MANIFEST.md)")
+    tiny = os.path.join(c.root, "tiny")
+    os.makedirs(tiny)
+    for f in ("q.fa", "q.fa.fai", "NA12878.chr22.tiny.bam", "NA12878.chr22.tiny.bam.bai"):
+        shutil.copy(os.path.join(data, f), tiny)
+    task_id = client.create_task(tes.Task(
+        name="pytes-omicsd-run",
+        inputs=[tes.Input(url=f"file://{tiny}", path="/ref", type="DIRECTORY")],
+        outputs=[tes.Output(url=f"file://{c.root}/out/omicsd", path="/out", type="DIRECTORY")],
+        executors=[tes.Executor(image="omicsd:cpu", command=[
+            "omicsd", "run", "-o", "/out", "--sample", "S1", "-t", "2", "--backend", "cpu",
+            "/ref/q.fa", "/ref/NA12878.chr22.tiny.bam"])]))
+    check(wait_state(client, task_id, {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"}, timeout=120) == "COMPLETE",
+          "omicsd run as a TES executor is COMPLETE")
+    direct = os.path.join(c.work, "direct")
+    subprocess.run([c.binary, "run", "-o", direct, "--sample", "S1", "-t", "2", "--backend", "cpu",
+                    os.path.join(tiny, "q.fa"), os.path.join(tiny, "NA12878.chr22.tiny.bam")],
+                   check=True, capture_output=True)
+
+    def records(vcf):
+        out = subprocess.run(["bcftools", "view", "-H", vcf], check=True, capture_output=True, text=True).stdout
+        return out.splitlines()
+    via_tes = records(os.path.join(c.root, "out", "omicsd", "S1.vcf.gz"))
+    check(len(via_tes) > 0 and via_tes == records(os.path.join(direct, "S1.vcf.gz")),
+          f"its {len(via_tes)} VCF records equal a direct omicsd run's")
+    outs = {o.path for o in client.get_task(task_id, view="FULL").logs[-1].outputs}
+    check({"/out/S1.bam", "/out/S1.bam.bai", "/out/S1.vcf.gz", "/out/S1.qc.json"} <= outs, "BAM, VCF and QC delivered")
+
+
 def test_bad_requests(c):
     base = c.url + "/ga4gh/tes/v1"
     cases = [
@@ -346,6 +386,7 @@ def main():
         complete_id = test_complete(c, client)
         failed_id = test_executor_error(c, client)
         test_cancel(c, client)
+        test_omicsd_stage(c, client)
         test_bad_requests(c)
         test_worker_killed(c, client)
         test_list(c, client, complete_id, failed_id)

@@ -16,7 +16,10 @@ Starts a real `omicsd serve` (no in-process workers) and `omicsd worker --task-r
 Usage: tes_pytes_test.py --binary build-cpu/service/omicsd
 """
 import argparse
+import functools
+import http.server as http_server
 import json
+import threading
 import os
 import shutil
 import signal
@@ -133,6 +136,26 @@ def check(cond, what):
     print("ok:", what)
 
 
+def serve_directory(directory):
+    """A loopback HTTP server of `directory` (for http:// inputs); returns its base URL."""
+    handler = functools.partial(http_server.SimpleHTTPRequestHandler, directory=directory)
+    handler.log_message = lambda *a: None
+    server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def put_object(c, data):
+    """Stores bytes in omicsd's object store (PUT /v1/objects/{digest}); returns the digest."""
+    import hashlib
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    req = urllib.request.Request(c.url + "/v1/objects/" + digest, data=data, method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201), r.status
+    return digest
+
+
 def test_complete(c, client):
     root = c.root
     with open(os.path.join(root, "reads.txt"), "w") as f:
@@ -142,6 +165,12 @@ def test_complete(c, client):
         f.write(">a\nAC\n")
     with open(os.path.join(root, "refdir", "sub", "b.fa"), "w") as f:
         f.write(">b\nGT\n")
+    web = os.path.join(c.work, "web")
+    os.makedirs(web)
+    with open(os.path.join(web, "adapters.txt"), "w") as f:
+        f.write("AGATCGGAAGAGC\n")
+    web_url = serve_directory(web)
+    digest = put_object(c, b"from the object store\n")
     task = tes.Task(
         name="pytes-complete",
         tags={"project": "tes-test", "kind": "complete"},
@@ -149,16 +178,20 @@ def test_complete(c, client):
             tes.Input(url=f"file://{root}/reads.txt", path="/data/in/reads.txt"),
             tes.Input(content="line from content\n", path="/data/in/note.txt"),
             tes.Input(url=f"file://{root}/refdir", path="/data/ref", type="DIRECTORY"),
+            tes.Input(url=f"{web_url}/adapters.txt", path="/data/in/adapters.txt"),
+            tes.Input(url=digest, path="/data/in/object.txt"),
         ],
         outputs=[
             tes.Output(url=f"file://{root}/out/count.txt", path="/data/out/count.txt"),
+            tes.Output(url=f"file://{root}/out/fetched.txt", path="/data/out/fetched.txt"),
             tes.Output(url="omicsd:objects", path="/data/out/upper.txt"),
             tes.Output(url=f"file://{root}/out/parts", path="/data/out/part-*.txt",
                        path_prefix="/data/out"),
             tes.Output(url=f"file://{root}/out/refcopy", path="/data/ref", type="DIRECTORY"),
         ],
         executors=[
-            tes.Executor(image="alpine", command=["sh", "-c", "wc -l < /data/in/reads.txt > /data/out/count.txt"]),
+            tes.Executor(image="alpine", command=["sh", "-c", "wc -l < /data/in/reads.txt > /data/out/count.txt; "
+                                                  "cat /data/in/adapters.txt /data/in/object.txt > /data/out/fetched.txt"]),
             tes.Executor(image="alpine", command=["tr", "a-z", "A-Z"], stdin="/data/in/note.txt",
                          stdout="/data/out/upper.txt"),
             tes.Executor(image="alpine", workdir="/data/out", env={"GREETING": "hello"},
@@ -172,6 +205,8 @@ def test_complete(c, client):
           "task with file/content/directory inputs and 3 executors is COMPLETE")
     with open(os.path.join(root, "out", "count.txt")) as f:
         check(f.read().strip() == "2", "file:// output holds the first executor's result")
+    with open(os.path.join(root, "out", "fetched.txt")) as f:
+        check(f.read() == "AGATCGGAAGAGC\nfrom the object store\n", "http:// and sha256: (object store) inputs staged")
     with open(os.path.join(root, "out", "parts", "part-1.txt")) as f:
         check(f.read() == "hello-1\n", "glob output delivered below path_prefix, executor env applied")
     check(os.path.exists(os.path.join(root, "out", "parts", "part-2.txt")), "every glob match delivered")

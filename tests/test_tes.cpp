@@ -214,14 +214,14 @@ TEST(TesRuntime, ContainerCommandLines) {
   }
   EXPECT_THROW(tes_executor_launch(TesRuntime::none, t, 0, "/w", "n"), InputError);
   // A task that asks for a GPU gets the worker's GPUs in the container.
-  const json gpu =
-      parse_tes_task({{"resources", {{"backend_parameters", {{"gpu", "1"}}}}},
-                      {"executors", {{{"image", "omicsd:0.1.0"}, {"command", {"omicsd", "run"}}}}}});
+  const json gpu = parse_tes_task(
+      {{"resources", {{"backend_parameters", {{"gpu", "1"}}}, {"cpu_cores", 2}, {"ram_gb", 1.5}}},
+       {"executors", {{{"image", "omicsd:0.1.0"}, {"command", {"omicsd", "run"}}}}}});
   const auto d = tes_executor_launch(TesRuntime::docker, gpu, 0, "/w", "n").argv;
-  EXPECT_EQ(std::vector<std::string>(d.begin() + 6, d.begin() + 8),
-            (std::vector<std::string>{"--gpus", "all"}));
+  EXPECT_EQ(std::vector<std::string>(d.begin() + 6, d.begin() + 12),
+            (std::vector<std::string>{"--cpus", "2", "--memory", "1536m", "--gpus", "all"}));
   const auto p = tes_executor_launch(TesRuntime::podman, gpu, 0, "/w", "n").argv;
-  EXPECT_EQ(std::vector<std::string>(p.begin() + 6, p.begin() + 8),
+  EXPECT_EQ(std::vector<std::string>(p.begin() + 10, p.begin() + 12),
             (std::vector<std::string>{"--device", "nvidia.com/gpu=all"}));
 }
 

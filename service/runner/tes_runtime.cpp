@@ -178,6 +178,13 @@ ExecutorLaunch tes_executor_launch(TesRuntime rt, const json& task, std::size_t 
   // toolkit for docker, its CDI devices for podman.
   const json bp = task.contains("resources") ? task["resources"].value("backend_parameters", json::object())
                                              : json::object();
+  // The task's cores and memory are limits of its containers too (the host runtime only matches them).
+  const json res = task.value("resources", json::object());
+  if (res.contains("cpu_cores") && res["cpu_cores"].get<int64_t>() > 0)
+    l.argv.insert(l.argv.end(), {"--cpus", std::to_string(res["cpu_cores"].get<int64_t>())});
+  if (res.contains("ram_gb") && res["ram_gb"].get<double>() > 0)
+    l.argv.insert(l.argv.end(),
+                  {"--memory", std::to_string(int64_t(res["ram_gb"].get<double>() * 1024 + 0.5)) + "m"});
   if (bp.contains("gpu") && std::strtod(bp["gpu"].get<std::string>().c_str(), nullptr) > 0) {
     if (rt == TesRuntime::docker)
       l.argv.insert(l.argv.end(), {"--gpus", "all"});

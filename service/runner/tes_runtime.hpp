@@ -40,9 +40,9 @@ struct ExecutorLaunch {
 };
 
 // The launch of executor `index` of `task` under `root`. Container runtimes: `<rt> run --rm -i
-// --name <name> [--gpus all | --device nvidia.com/gpu=all] -w <workdir> -v <root><m>:<m> ... -e K=V ...
-// <image> <command...>` (the GPU flag when backend_parameters ask for a GPU), the streams mapped by
-// the worker; host: the command itself with task paths rewritten, cwd <root><workdir>.
+// --name <name> [--cpus N] [--memory Mm] [--gpus all | --device nvidia.com/gpu=all] -w <workdir> -v
+// <root><m>:<m> ... -e K=V ... <image> <command...>` (the GPU flag when backend_parameters ask for a GPU),
+// the streams mapped by the worker; host: the command itself with task paths rewritten, cwd <root><workdir>.
 // Host runtime: `bound` are the mount points bind-mounted in a namespace (host_bind_points); the
 // others are rewritten.
 ExecutorLaunch tes_executor_launch(TesRuntime rt, const nlohmann::json& task, std::size_t index,

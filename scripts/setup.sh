@@ -28,6 +28,8 @@ PACKAGES=(
   openssl ca-certificates
   # libFuzzer, AddressSanitizer and UBSan for scripts/fuzz.sh
   clang
+  # Python environments of the GA4GH TES tests (below); rsync for Snakemake's fs storage plugin
+  python3-venv rsync
 )
 
 # One dpkg-query for all packages (it exits 1 when some are unknown: that is expected).
@@ -50,6 +52,24 @@ else
     "${missing[@]}"
   log "installed: ${missing[*]}"
 fi
+
+# Pinned Python tools of the TES tests (scripts/tes-test.sh), each in its own virtual environment
+# under <repo>/.venv (git-ignored), rebuilt only when its requirements file changes.
+install_venv() {  # name requirements-file
+  local dir="$REPO_ROOT/.venv/$1" req="$REPO_ROOT/$2"
+  local stamp; stamp="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ -f $dir/.requirements-sha256 && $(cat "$dir/.requirements-sha256") == "$stamp" ]]; then
+    log "python env .venv/$1 up to date"
+    return
+  fi
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+  echo "$stamp" >"$dir/.requirements-sha256"
+  log "python env .venv/$1 installed from $2"
+}
+install_venv tes tests/service/api/requirements-tes.txt
+install_venv tes-engine tests/service/api/requirements-tes-engine.txt
 
 nvcc=""
 if command -v nvcc >/dev/null 2>&1; then

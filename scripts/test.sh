@@ -7,7 +7,8 @@
 # bcftools on a simulated BAM (scripts/eval-call-sim.sh --check; OMICSD_CALL_SIM_PAIRS, 500000), on
 # real NA12878 reads against GIAB truth (scripts/eval-call-real.sh --check) and haploid calls on a
 # real virus sample (scripts/eval-call-haploid.sh --check), and the fuzzers
-# (scripts/fuzz.sh, OMICSD_FUZZ_SECONDS per harness, default 15; 0 skips them). Exits
+# (scripts/fuzz.sh, OMICSD_FUZZ_SECONDS per harness, default 15; 0 skips them), and GA4GH TES with
+# real clients (scripts/tes-test.sh: py-tes, Snakemake's TES executor). Exits
 # non-zero when any stage fails; runs every test stage even after a failure so one run shows all of them.
 #
 # Usage: scripts/test.sh
@@ -124,6 +125,15 @@ if bash "$SCRIPTS_DIR/eval-call-haploid.sh" --check; then
   passed=$((passed + 1))
 else
   failed+=("eval-call-haploid.sh --check")
+  n_fail=$((n_fail + 1))
+fi
+
+# GA4GH TES with real clients: py-tes (tasks, logs, cancel, failing executors, a worker killed and
+# retried) and Snakemake's TES executor running a small workflow on omicsd (scripts/tes-test.sh).
+if bash "$SCRIPTS_DIR/tes-test.sh"; then
+  passed=$((passed + 1))
+else
+  failed+=("tes-test.sh")
   n_fail=$((n_fail + 1))
 fi
 

@@ -18,6 +18,7 @@
 #include "service/api/object_routes.hpp"
 #include "service/api/run_routes.hpp"
 #include "service/api/wes_routes.hpp"
+#include "service/api/tes_routes.hpp"
 #include "service/http/address_policy.hpp"
 #include "service/http/auth.hpp"
 #include "service/http/http_router.hpp"
@@ -28,6 +29,7 @@
 #include "service/stores/catalog.hpp"
 #include "service/util/clock.hpp"
 #include "service/util/metrics.hpp"
+#include "service/workers/remote_worker.hpp"
 
 namespace omicsd {
 namespace {
@@ -168,6 +170,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   wo.runs = ro;
   wo.tls = !o.tls_cert_file.empty();
   add_wes_routes(router, *api->store, *api->objects, *api->catalog, wo, api->metrics);
+  TesRoutesOptions to;
+  to.allow_roots = o.allow_roots;
+  to.max_attempts = o.max_attempts;
+  add_tes_routes(router, *api->store, *api->objects, to, api->metrics);
   router.get("/v1/openapi.json",
              [](Request&) { return Response::text(kOpenApiJson, 200, "application/json"); });
   // Objects and task inputs over HTTP, for workers without shared storage (object_routes.hpp).
@@ -238,6 +244,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
     InprocWorkerOptions wo;
     wo.worker_id = std::string(host) + "-" + std::to_string(::getpid()) + "-inproc-" + std::to_string(i);
     wo.lease_seconds = o.lease_seconds;
+    add_tes_capabilities(wo.capabilities, o.task_runtime, o.data_dir);
     wo.on_run_complete = [weak](const std::string& run_id) {
       if (auto a = weak.lock()) a->catalog->on_run_complete(run_id);
     };

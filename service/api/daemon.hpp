@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "service/runner/tes_runtime.hpp"
 #include "service/workers/inproc_worker.hpp"
 
 namespace omicsd {
@@ -53,6 +54,8 @@ struct DaemonOptions {
   std::string catalog_db;
   int import_threads = 1;         // concurrent reference / read-set imports
   bool ingest_all_sites = false;  // variant store: keep non-PASS genotypes too
+  // In-process workers also lease GA4GH TES tasks, run in this runtime (none: they do not).
+  TesRuntime task_runtime = TesRuntime::none;
 };
 
 // Makes the task engine of one in-process worker.

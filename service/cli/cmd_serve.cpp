@@ -50,6 +50,8 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     std::string catalog_db;
     int import_threads = 1;
     bool ingest_all_sites = false;
+    std::string task_runtime;
+    bool allow_host_runtime = false;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
@@ -62,6 +64,13 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--workers", o->workers, "In-process workers (0 = external workers only)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--allow-root", o->roots, "Directory input files may come from (repeatable)");
+  cmd->add_option("--task-runtime", o->task_runtime,
+                  "In-process workers also run GA4GH TES tasks (/ga4gh/tes/v1), their executors in "
+                  "'docker' or 'podman' containers, or 'host' (needs --allow-host-runtime). Default: none")
+      ->check(CLI::IsMember({"host", "docker", "podman", "none"}));
+  cmd->add_flag("--allow-host-runtime", o->allow_host_runtime,
+                "Allow --task-runtime host: TES clients' commands then run unconfined on this host "
+                "(trusted single-tenant setups and tests only)");
   cmd->add_option("--token-file", o->token_file, "Bearer tokens with scopes (no file: auth off)");
   cmd->add_option("--lease-seconds", o->lease_seconds, "Task lease length")->check(CLI::Range(1, 86400));
   cmd->add_option("--max-attempts", o->max_attempts, "Attempts per task")->check(CLI::Range(1, 100));
@@ -184,9 +193,11 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.catalog_db = o->catalog_db;
             d.import_threads = o->import_threads;
             d.ingest_all_sites = o->ingest_all_sites;
+            d.task_runtime = parse_tes_runtime(o->task_runtime, o->allow_host_runtime);
+            const TesRuntime runtime = d.task_runtime;
             return run_daemon(
-                d, [](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
-                  return make_runner_executor(store, TaskRunnerOptions{roots, id, false, {}});
+                d, [runtime](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
+                  return make_runner_executor(store, TaskRunnerOptions{roots, id, false, {}}, runtime);
                 });
           }};
 }

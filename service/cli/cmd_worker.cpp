@@ -39,6 +39,8 @@ CliAction add_worker_command(CLI::App& app) {
     RemoteWorkerOptions w;
     std::vector<std::string> roots;
     std::string transfer = "shared";
+    std::string task_runtime;
+    bool allow_host_runtime = false;
   };
   auto o = std::make_shared<Opts>();
   RemoteWorkerOptions& w = o->w;
@@ -71,6 +73,16 @@ CliAction add_worker_command(CLI::App& app) {
                   "Directory file inputs may come from (repeatable; default: trust the daemon's URI checks)")
       ->envname("OMICSD_ALLOW_ROOTS")
       ->delimiter(':');
+  cmd->add_option("--task-runtime", o->task_runtime,
+                  "Run GA4GH TES tasks (/ga4gh/tes/v1) here, their executors in 'docker' or 'podman' "
+                  "containers, or 'host' (directly on this host: needs --allow-host-runtime). Default: "
+                  "no TES tasks")
+      ->envname("OMICSD_TASK_RUNTIME")
+      ->check(CLI::IsMember({"host", "docker", "podman", "none"}));
+  cmd->add_flag("--allow-host-runtime", o->allow_host_runtime,
+                "Allow --task-runtime host: TES clients' commands then run unconfined on this host "
+                "(trusted single-tenant setups and tests only)")
+      ->envname("OMICSD_ALLOW_HOST_RUNTIME");
   cmd->add_option("--unreachable-timeout", w.unreachable_seconds,
                   "Exit 3 after this many seconds without reaching the server")
       ->envname("OMICSD_UNREACHABLE_TIMEOUT")
@@ -78,6 +90,7 @@ CliAction add_worker_command(CLI::App& app) {
   return {cmd, [o] {
             RemoteWorkerOptions w = o->w;
             w.transfer = parse_worker_transfer(o->transfer);
+            w.task_runtime = parse_tes_runtime(o->task_runtime, o->allow_host_runtime);
             w.token = env_or("OMICSD_TOKEN", "");
             for (const auto& r : o->roots)
               if (!r.empty()) w.allowed_roots.emplace_back(r);

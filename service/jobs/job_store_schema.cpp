@@ -15,7 +15,27 @@ struct Step {
   const char* common;    // both dialects, after {SEQ} is substituted
   const char* sqlite;    // then this on SQLite
   const char* postgres;  // or this on PostgreSQL
+  void (*sqlite_fn)(sql::Db&) = nullptr;  // then this on SQLite (what plain SQL cannot say there)
 };
+
+// v3 on SQLite: the CHECK constraints on runs.workflow and tasks.kind also allow 'tes'. SQLite cannot
+// ALTER a constraint, and rebuilding the tables would cascade-delete their children (foreign_keys is
+// on and cannot be switched off inside the migration's transaction), so the constraint text is
+// edited in the schema table: the procedure SQLite documents for constraint changes that leave the
+// stored rows valid (https://www.sqlite.org/lang_altertable.html, "Making Other Kinds Of Table
+// Schema Changes"), with schema_version bumped so every connection reloads the schema.
+void allow_tes_sqlite(sql::Db& db) {
+  const int64_t version = db.query("PRAGMA schema_version")[0].i(0);
+  db.exec_script("PRAGMA writable_schema=ON");
+  db.exec(
+      "UPDATE sqlite_master SET sql = replace(sql, 'workflow IN (''germline'',''align'',''call'')', "
+      "'workflow IN (''germline'',''align'',''call'',''tes'')') WHERE type = 'table' AND name = 'runs'");
+  db.exec(
+      "UPDATE sqlite_master SET sql = replace(sql, 'kind IN (''align'',''call'',''qc'')', "
+      "'kind IN (''align'',''call'',''qc'',''tes'')') WHERE type = 'table' AND name = 'tasks'");
+  db.exec_script("PRAGMA schema_version=" + std::to_string(version + 1));
+  db.exec_script("PRAGMA writable_schema=OFF");
+}
 
 const Step kSteps[] = {
     // v1: runs, their tasks and dependencies, the lease history and the call cache.
@@ -132,6 +152,16 @@ WHEN (NEW.state IN ('COMPLETE','FAILED','CANCELED') AND OLD.state <> NEW.state
       AND NEW.callback_url IS NOT NULL AND NEW.callback_url <> '')
 EXECUTE FUNCTION runs_terminal_webhook();
 )SQL"},
+    // v3: GA4GH TES tasks (POST /ga4gh/tes/v1/tasks) are runs of workflow 'tes' with one task of kind
+    // 'tes'. The queue, leases and their statements are unchanged.
+    {"", "",
+     R"SQL(
+ALTER TABLE runs DROP CONSTRAINT runs_workflow_check;
+ALTER TABLE runs ADD CONSTRAINT runs_workflow_check CHECK (workflow IN ('germline','align','call','tes'));
+ALTER TABLE tasks DROP CONSTRAINT tasks_kind_check;
+ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('align','call','qc','tes'));
+)SQL",
+     allow_tes_sqlite},
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);
@@ -165,7 +195,8 @@ void migrate(sql::Db& db) {
                   std::to_string(current) + " is newer than this omicsd supports (" +
                   std::to_string(kKnownVersion) + "); upgrade omicsd");
     for (int v = current; v < kKnownVersion; ++v) {
-      db.exec_script(step_sql(kSteps[v], db.dialect()));
+      if (const std::string sql = step_sql(kSteps[v], db.dialect()); !sql.empty()) db.exec_script(sql);
+      if (kSteps[v].sqlite_fn && db.dialect() == sql::Dialect::sqlite) kSteps[v].sqlite_fn(db);
       db.exec("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", {int64_t(v + 1), now_ms()});
     }
   });

@@ -18,11 +18,13 @@ std::vector<TaskSpec> default_tasks(const std::string& workflow) {
   if (workflow == "germline") return {task("align", {}), task("call", {"align"}), task("qc", {"call"})};
   if (workflow == "align") return {task("align", {})};
   if (workflow == "call") return {task("call", {})};
+  if (workflow == kTesWorkflow) return {task("tes", {})};
   throw InputError("unknown workflow '" + workflow + "' (expected germline, align or call)");
 }
 
 void validate_new_run(const NewRun& req, const std::vector<TaskSpec>& tasks) {
-  if (req.workflow != "germline" && req.workflow != "align" && req.workflow != "call")
+  if (req.workflow != "germline" && req.workflow != "align" && req.workflow != "call" &&
+      req.workflow != kTesWorkflow)
     throw InputError("unknown workflow '" + req.workflow + "' (expected germline, align or call)");
   if (tasks.empty()) throw InputError("run has no tasks");
   std::set<std::string> seen;

@@ -10,6 +10,10 @@
 
 namespace omicsd {
 
+// The workflow of a run that carries one GA4GH TES task (POST /ga4gh/tes/v1/tasks): one task of kind
+// "tes". Not accepted by POST /v1/runs (parse_workflow_request knows only the pipeline's workflows).
+inline constexpr const char* kTesWorkflow = "tes";
+
 // The standard task graph of a workflow; throws InputError for an unknown workflow.
 std::vector<TaskSpec> default_tasks(const std::string& workflow);
 

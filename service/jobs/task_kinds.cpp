@@ -17,6 +17,7 @@ const std::vector<TaskKindInfo>& task_kinds() {
        {"threads", "backend", "device", "gvcf", "min_mapq", "min_baseq", "min_qual", "regions", "targets",
         "ploidy", "ploidy_bed", "sex", "allow_multiple_samples"}},
       {TaskKind::Qc, "qc", {"reference", "bam", "vcf"}, {"threads"}},
+      {TaskKind::Tes, "tes", {"tes"}, {}},
   };
   return kinds;
 }

@@ -237,6 +237,7 @@ json task_inputs(const Run& run, const Task& task) {
   out["reference"] = in.value("reference", json());
   const TaskKindInfo* kind = find_task_kind(task.kind);  // validated when the run was created
   if (!kind) return out;
+  if (kind->id == TaskKind::Tes) return {{"tes", in.value("tes", json())}};  // the TES task document
   if (kind->id == TaskKind::Align) {
     out["reads"] = in.value("reads", json());
   } else if (kind->id == TaskKind::Call) {

@@ -290,6 +290,8 @@ TaskRunner::Prepared TaskRunner::prepare(const RunnerTaskSpec& spec, bool for_ru
   const std::string& kind = t.kind;
   const TaskKindInfo& kind_info = task_kind(kind);  // InputError for an unknown kind
   t.kind_id = kind_info.id;
+  if (t.kind_id == TaskKind::Tes)  // never leased by a worker without a TES runtime (its requirements)
+    throw InputError("task kind 'tes' runs in a TES executor (worker --task-runtime), not the TaskRunner");
   check_sample(spec.sample);
   t.name = spec.sample.empty() ? "sample" : spec.sample;
   t.P = spec.parameters.is_null() ? Json::object() : spec.parameters;

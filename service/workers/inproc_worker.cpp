@@ -5,11 +5,11 @@
 #include <chrono>
 
 #include "host/common/error.hpp"
-#include "service/util/clock.hpp"
 #include "service/jobs/job_store.hpp"
+#include "service/jobs/workflow.hpp"
+#include "service/util/clock.hpp"
 #include "service/util/metrics.hpp"
 #include "service/workers/task_completion.hpp"
-#include "service/jobs/workflow.hpp"
 
 namespace omicsd {
 namespace {
@@ -51,6 +51,7 @@ void InprocWorker::loop() {
         Run& run = leased->run;
         const auto t0 = std::chrono::steady_clock::now();
         std::atomic<bool> lost{false};
+        std::atomic<bool> cancel{false};  // tells a running TES executor to stop
         std::mutex hb_mu;
         std::condition_variable hb_cv;
         bool hb_done = false;
@@ -64,6 +65,7 @@ void InprocWorker::loop() {
             } catch (const LeaseError& e) {
               spdlog::warn("{}: lost the lease of {}: {}", opt_.worker_id, task.id, e.what());
               lost = true;
+              cancel = true;  // a TES executor is killed; a pipeline task runs to its end
               return;
             } catch (const std::exception& e) {
               spdlog::warn("{}: heartbeat of {} failed: {}", opt_.worker_id, task.id, e.what());
@@ -84,13 +86,15 @@ void InprocWorker::loop() {
           req.sample = run_sample(run);
           req.parameters = task.parameters.is_object() ? task.parameters : json::object();
           req.use_cache = run_cache_enabled(run);
+          req.task_id = task.id;
+          req.cancel = &cancel;
           ExecResult res;
           bool done = false;  // answered from the JobStore's call cache
           try {
             req.inputs = task_inputs(run, task);
             if (req.use_cache) {
-              const std::string key = exec_.cache_key(req);
-              if (auto hit = store_.get_cache(key)) {
+              const std::string key = exec_.cache_key(req);  // "" for kinds without a call cache (tes)
+              if (auto hit = key.empty() ? std::nullopt : store_.get_cache(key)) {
                 if (hit->is_object() && hit->contains("outputs") && exec_.have_outputs((*hit)["outputs"])) {
                   res.cache_key = key;
                   res.cache_hit = true;

@@ -25,6 +25,8 @@ struct ExecRequest {
   nlohmann::json inputs = nlohmann::json::object();
   nlohmann::json parameters = nlohmann::json::object();
   bool use_cache = true;
+  std::string task_id;                        // the leased task (TES tasks name their work directory by it)
+  const std::atomic<bool>* cancel = nullptr;  // set when the lease is lost (e.g. the run was canceled)
 };
 
 struct ExecResult {

@@ -1,6 +1,7 @@
 #include "service/workers/remote_worker.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "service/http/http_client.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/runner/task_runner.hpp"
+#include "service/runner/tes_executor.hpp"
 #include "service/workers/worker_transfer.hpp"
 
 namespace omicsd {
@@ -68,6 +70,7 @@ struct EngineState {
   std::optional<RunnerTaskResult> result;
   std::string error;
   bool error_retryable = true;
+  std::atomic<bool> cancel{false};  // TES tasks: the lease is gone (e.g. canceled): stop the executor
 };
 
 }  // namespace
@@ -95,6 +98,16 @@ json worker_capabilities() {
             {"cpu_cores", cores}};
   }
   return {{"cpu", true}, {"cpu_cores", cores}};
+}
+
+void add_tes_capabilities(json& caps, TesRuntime runtime, const std::filesystem::path& data_dir) {
+  if (runtime == TesRuntime::none) return;
+  caps["tes_runtime"] = true;
+  caps["tes_runtime_kind"] = to_string(runtime);
+  const double gb = double(1ull << 30);
+  caps["ram_gb"] = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE)) / gb;
+  struct statvfs fs {};
+  if (::statvfs(data_dir.c_str(), &fs) == 0) caps["disk_gb"] = double(fs.f_bavail) * double(fs.f_frsize) / gb;
 }
 
 json worker_telemetry() {
@@ -140,12 +153,20 @@ struct RemoteWorker::Impl {
                                         false,
                                         {}}) {
     if (o.transfer == WorkerTransfer::http) stager = std::make_unique<TransferStager>(transfer_client, store);
+    if (o.task_runtime != TesRuntime::none) {
+      TesExecutorOptions to;
+      to.runtime = o.task_runtime;
+      to.allow_roots = o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"} : o.allowed_roots;
+      to.work_dir = store.root() / "tes";
+      tes = std::make_unique<TesExecutor>(store, to);
+    }
   }
   HttpClient client;           // lease, heartbeat, complete, fail
   HttpClient transfer_client;  // http transfer mode: downloads and uploads (from the engine thread)
   ObjectStore store;
   TaskRunner runner;
   std::unique_ptr<TransferStager> stager;  // http transfer mode only
+  std::unique_ptr<TesExecutor> tes;        // --task-runtime: runs GA4GH TES tasks
   json capabilities;
   json batch;
 };
@@ -174,6 +195,7 @@ RemoteWorker::RemoteWorker(RemoteWorkerOptions options) : options_(std::move(opt
     throw InputError(std::string("worker: ") + e.what());  // e.g. the data dir cannot be created
   }
   impl_->capabilities = worker_capabilities();
+  add_tes_capabilities(impl_->capabilities, options_.task_runtime, options_.data_dir);
   impl_->batch = aws_batch_info();
 }
 
@@ -296,12 +318,24 @@ void RemoteWorker::process(const json& lease) {
   auto state = std::make_shared<EngineState>();
   TaskRunner* runner = &impl_->runner;
   TransferStager* stager = impl_->stager.get();  // http transfer mode: inputs and outputs move over HTTP
-  std::thread engine([state, runner, stager, spec, id, token] {
+  TesExecutor* tes = impl_->tes.get();
+  std::thread engine([state, runner, stager, tes, spec, id, token] {
     std::optional<RunnerTaskResult> result;
     std::string error;
     bool retry = true;
     try {
-      if (stager) {
+      if (spec.kind == "tes") {
+        if (!tes) throw InputError("this worker has no TES runtime (--task-runtime)");
+        const auto start = SteadyClock::now();
+        TesRunResult r = tes->run(spec.inputs.value("tes", json::object()), id, state->cancel);
+        if (stager) stager->upload(r.objects);  // the daemon's store gets the log and the outputs
+        RunnerTaskResult out;
+        out.kind = "tes";
+        out.outputs = std::move(r.objects);
+        out.provenance = {{"tes", {{"state", r.log.value("state", std::string())}}}};
+        out.seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+        result = std::move(out);
+      } else if (stager) {
         RunnerTaskSpec local = spec;
         TransferStager::Staged staged = stager->stage(id, token, spec.inputs, spec.parameters);
         local.inputs = staged.inputs;
@@ -368,6 +402,7 @@ void RemoteWorker::process(const json& lease) {
       } catch (const HttpClientError& e) {
         if (e.status() == 409 || e.status() == 404 || e.status() == 410) {
           lease_lost = true;
+          state->cancel = true;  // a TES executor is killed; the pipeline's engine runs to its end
           spdlog::warn("worker {}: lease on {} is gone ({}); its result will be discarded",
                        options_.worker_id, label, e.what());
         } else {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "service/runner/tes_runtime.hpp"
+
 namespace omicsd {
 
 // How task data reaches the worker. shared: --data-dir is the daemon's object directory (a shared
@@ -35,6 +37,8 @@ struct RemoteWorkerOptions {
   // of the runs it accepted to its --allow-root directories. Unused with WorkerTransfer::http
   // (inputs are then local copies under <data-dir>/inputs).
   std::vector<std::filesystem::path> allowed_roots;
+  // GA4GH TES tasks: where their executors run (none: this worker does not lease TES tasks).
+  TesRuntime task_runtime = TesRuntime::none;
   double unreachable_seconds = 120;  // give up (exit 3) after this long without reaching the server
   std::chrono::milliseconds idle_backoff_max{2000};
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGTERM) to drain
@@ -51,6 +55,9 @@ std::string default_worker_id();
 // What the lease request advertises: {"gpu","gpu_memory_gb","gpu_count","cpu_cores"} or
 // {"cpu":true,"cpu_cores"}.
 nlohmann::json worker_capabilities();
+// A worker with a TES runtime adds {"tes_runtime": true, "tes_runtime_kind", "ram_gb", "disk_gb"
+// (free space of data_dir)}: what tes_requirements() asks of it.
+void add_tes_capabilities(nlohmann::json& caps, TesRuntime runtime, const std::filesystem::path& data_dir);
 // What heartbeats carry: {"gpus": [{"index","name","utilization","memory_utilization",
 // "memory_used_bytes","memory_total_bytes"}]} (an empty list without NVML).
 nlohmann::json worker_telemetry();

@@ -1,6 +1,9 @@
 #include "service/workers/runner_executor.hpp"
 
+#include <chrono>
 #include <memory>
+
+#include "service/runner/tes_executor.hpp"
 
 namespace omicsd {
 namespace {
@@ -31,11 +34,34 @@ bool have_outputs(const ObjectStore& store, const json& outputs) {
 
 }  // namespace
 
-TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options) {
+TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options, TesRuntime tes_runtime) {
+  std::shared_ptr<TesExecutor> tes;
+  if (tes_runtime != TesRuntime::none) {
+    TesExecutorOptions to;
+    to.runtime = tes_runtime;
+    to.allow_roots = options.allowed_roots;
+    to.work_dir = store.root() / "tes";
+    tes = std::make_shared<TesExecutor>(store, to);
+  }
   auto runner = std::make_shared<TaskRunner>(store, std::move(options));
   TaskExecutor t;
-  t.cache_key = [runner](const ExecRequest& r) { return runner->key_of(spec_of(r)); };
-  t.run = [runner](const ExecRequest& r) {
+  t.cache_key = [runner](const ExecRequest& r) {
+    return r.kind == "tes" ? std::string() : runner->key_of(spec_of(r));
+  };
+  t.run = [runner, tes](const ExecRequest& r) {
+    if (r.kind == "tes") {
+      if (!tes) throw InputError("this daemon's workers have no TES runtime (serve --task-runtime)");
+      static const std::atomic<bool> never{false};
+      const auto t0 = std::chrono::steady_clock::now();
+      TesRunResult tr =
+          tes->run(r.inputs.value("tes", json::object()), r.task_id, r.cancel ? *r.cancel : never);
+      ExecResult out;
+      for (const auto& [name, ref] : tr.objects)
+        out.outputs[name] = {{"digest", ref.digest}, {"size", ref.size}};
+      out.provenance = {{"tes", {{"state", tr.log.value("state", std::string())}}}};
+      out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return out;
+    }
     const RunnerTaskResult tr = runner->run(spec_of(r));
     ExecResult out;
     out.cache_key = tr.cache_key;

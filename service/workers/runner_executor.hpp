@@ -2,11 +2,15 @@
 // The TaskExecutor of the daemon's in-process workers: a TaskRunner on the daemon's object store and
 // allowed roots. Its cache key is the runner's own (TaskRunner::key_of: the same checks, opens and
 // digests as a run), so a worker can ask the JobStore's call cache before running anything.
-#include "service/workers/inproc_worker.hpp"
 #include "service/runner/task_runner.hpp"
+#include "service/runner/tes_runtime.hpp"
+#include "service/workers/inproc_worker.hpp"
 
 namespace omicsd {
 
-TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options);
+// With a TES runtime, tasks of kind "tes" run in a TesExecutor (tes_executor.hpp) on the same store and
+// roots; they have no call-cache key (cache_key returns "").
+TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options,
+                                  TesRuntime tes_runtime = TesRuntime::none);
 
 }  // namespace omicsd

@@ -107,14 +107,14 @@ TEST(TaskKinds, OneRegistryForEveryKind) {
     EXPECT_EQ(&task_kind(k.name), &k);
     EXPECT_EQ(find_task_kind(k.name)->id, k.id);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"align", "call", "qc"}));
-  EXPECT_EQ(task_kind_names(), "align, call or qc");
+  EXPECT_EQ(names, (std::vector<std::string>{"align", "call", "qc", "tes"}));
+  EXPECT_EQ(task_kind_names(), "align, call, qc or tes");
   EXPECT_EQ(find_task_kind("Align"), nullptr);
   try {
     task_kind("sort");
     FAIL() << "no InputError";
   } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "unknown task kind 'sort' (expected align, call or qc)");
+    EXPECT_STREQ(e.what(), "unknown task kind 'sort' (expected align, call, qc or tes)");
   }
   // The task graph refuses a kind the registry does not know, naming it.
   NewRun r;

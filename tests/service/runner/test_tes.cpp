@@ -18,7 +18,7 @@
 #include "service/objects/object_store.hpp"
 #include "service/runner/tes_executor.hpp"
 #include "service/runner/tes_runtime.hpp"
-#include "tests/test_support.hpp"
+#include "tests/support/test_support.hpp"
 
 using nlohmann::json;
 using namespace omicsd;

@@ -9,11 +9,11 @@
 //   - A run's row lock guards the run and all of its tasks and leases: every operation that changes
 //     a task first locks the run row, then the task row, and re-reads them after the locks. Two
 //     daemons completing, failing, expiring or cancelling at once therefore serialise per run.
-//   - lease_task is one statement (lease_task_pg): the oldest leasable task whose requirements the
-//     worker's capabilities meet, matched in SQL, locked with its run (FOR UPDATE OF t, r SKIP
-//     LOCKED), leased and returned. It never waits for a lock, so it takes part in no deadlock, and
-//     concurrent leases take successive tasks. (SQLite, one writer at a time, reads the queue a page
-//     at a time and matches requirements in C++: pick_leasable_task.)
+//   - lease_task is one statement (lease_in_one_statement_pg, job_store_lease.cpp): the oldest
+//     leasable task whose requirements the worker's capabilities meet, matched in SQL, locked with its
+//     run (FOR UPDATE OF t, r SKIP LOCKED), leased and returned. It never waits for a lock, so it
+//     takes part in no deadlock, and concurrent leases take successive tasks. (SQLite, one writer at
+//     a time, reads the queue a page at a time and matches requirements in C++.)
 //   - expire_leases locks the runs it touches in sorted order; claim_webhooks uses SKIP LOCKED.
 //   - create_run inserts with ON CONFLICT (idempotency_key) DO NOTHING, so two daemons given the
 //     same Idempotency-Key at once create one run.
@@ -31,6 +31,7 @@
 
 #include "service/db/sql_db.hpp"
 #include "service/jobs/job_store.hpp"
+#include "service/jobs/job_store_lease.hpp"
 #include "service/jobs/job_store_rows.hpp"
 #include "service/jobs/task_graph.hpp"
 #include "service/util/ids.hpp"
@@ -207,9 +208,13 @@ class SqlJobStore final : public JobStore {
                                        int64_t lease_seconds, int64_t now) override {
     if (lease_seconds <= 0) throw InputError("lease_seconds must be positive");
     if (worker_id.empty()) throw InputError("worker id is empty");
-    if (pg_) return lease_task_pg(worker_id, capabilities, lease_seconds, now);
+    if (pg_)  // one statement (job_store_lease.hpp)
+      return write([&] {
+        return lease_in_one_statement_pg(*db_, worker_id, capabilities, random_hex(32), now,
+                                         now + lease_seconds * 1000, where_);
+      });
     return write([&]() -> std::optional<LeasedTask> {
-      const std::string chosen = pick_leasable_task(capabilities, now);
+      const std::string chosen = pick_leasable_task_sqlite(*db_, capabilities, now, where_);
       if (chosen.empty()) return std::nullopt;
       const std::string token = random_hex(32);
       const int64_t expires = now + lease_seconds * 1000;
@@ -419,121 +424,6 @@ class SqlJobStore final : public JobStore {
 
   // A row-locking clause, on PostgreSQL only: SQLite's write transaction already locks everything.
   std::string locked(const char* clause) const { return pg_ ? clause : ""; }
-
-  // SQLite's pick: the oldest leasable QUEUED task whose requirements `capabilities` meet; "" when
-  // none. The transaction holds the database's write lock, so what it reads stays true until it
-  // commits. Candidates are read a page at a time, so a deep queue costs one page rather than a scan
-  // of all of it.
-  std::string pick_leasable_task(const json& capabilities, int64_t now) {
-    static constexpr const char* kLeasable =
-        "t.state = 'QUEUED' AND t.not_before <= ? AND r.state IN ('QUEUED','RUNNING') "
-        "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
-        "WHERE d.task_id = t.id AND u.state <> 'COMPLETE')";
-    constexpr int64_t kPage = 64;
-    int64_t after_queued = std::numeric_limits<int64_t>::min(), after_seq = 0;
-    for (bool more = true; more;) {
-      const auto page = db_->query(
-          std::string("SELECT t.id, t.requirements, t.queued_at, t.seq FROM tasks t JOIN runs r ON r.id = "
-                      "t.run_id WHERE ") +
-              kLeasable + " AND (t.queued_at, t.seq) > (?, ?) ORDER BY t.queued_at, t.seq LIMIT ?",
-          {now, after_queued, after_seq, kPage});
-      more = int64_t(page.size()) == kPage;
-      for (const sql::Row& r : page) {
-        if (capabilities_satisfy(capabilities, RowReader{r, "id, requirements", where_}.js(1))) return r.s(0);
-        after_queued = r.i(2);
-        after_seq = r.i(3);
-      }
-    }
-    return "";
-  }
-
-  // PostgreSQL's lease: one statement that picks the oldest leasable task the worker's capabilities
-  // meet (matched in SQL, the rule of capabilities_satisfy), locks it with its run, skipping rows
-  // other leases hold (SKIP LOCKED: concurrent leases take successive tasks instead of queueing on
-  // the head), marks it RUNNING, writes the lease row and moves a QUEUED run to RUNNING, returning
-  // the task, its dependencies and the run. Three round trips with the transaction's BEGIN and
-  // COMMIT instead of ~10, and no lease re-checks a row another lease just took.
-  std::optional<LeasedTask> lease_task_pg(const std::string& worker_id, const json& capabilities,
-                                          int64_t lease_seconds, int64_t now) {
-    static const std::string kStatement = lease_statement_pg();
-    const std::string caps = capabilities.is_object() ? capabilities.dump() : "{}";
-    return write([&]() -> std::optional<LeasedTask> {
-      const std::string token = random_hex(32);
-      const int64_t expires = now + lease_seconds * 1000;
-      // The pick must read the queue index in order and stop at the first match. The planner, with
-      // statistics that lag a queue filling at hundreds of runs a second, otherwise may read every
-      // QUEUED task and sort them (8 ms at 3,000 queued instead of 0.6 ms, measured): a lease would
-      // cost time in proportion to the queue's depth.
-      db_->exec("SET LOCAL enable_sort = off");
-      const auto rows = db_->query(kStatement, {now, caps, caps, caps, now, worker_id, token, expires, token,
-                                                worker_id, now, expires, now});
-      if (rows.empty()) return std::nullopt;
-      const sql::Row& row = rows[0];
-      const size_t n_task = column_count(kTaskCols);
-      LeasedTask out;
-      out.task = task_from_row({row, kTaskCols, where_});
-      const std::string deps = row.is_null(n_task) ? std::string() : row.s(n_task);
-      for (size_t at = 0; !deps.empty() && at <= deps.size();) {
-        const size_t comma = std::min(deps.find(',', at), deps.size());
-        out.task.depends_on.push_back(deps.substr(at, comma - at));
-        at = comma + 1;
-      }
-      const sql::Row run_row{std::vector<Value>(row.cols.begin() + n_task + 1, row.cols.end())};
-      out.run = run_from_row({run_row, kRunCols, where_});
-      return out;
-    });
-  }
-
-  // The statement of lease_task_pg. Parameters: now, capabilities (3x), now, worker, token, expires,
-  // token, worker, now, expires, now.
-  static std::string lease_statement_pg() {
-    // A requirement is met when the capability of that name is a number at least the required
-    // number, or equals the required value (JSON equality); requirements that are not an object ask
-    // for nothing (capabilities_satisfy). CASE, unlike AND, fixes the evaluation order, so
-    // jsonb_each only ever sees an object.
-    const std::string meets =
-        "(CASE WHEN jsonb_typeof(t.requirements::jsonb) = 'object' THEN NOT EXISTS ("
-        "SELECT 1 FROM jsonb_each(t.requirements::jsonb) q WHERE NOT COALESCE(CASE "
-        "WHEN jsonb_typeof(q.value) = 'number' THEN jsonb_typeof(?::jsonb -> q.key) = 'number' AND "
-        "(?::jsonb -> q.key)::numeric >= q.value::numeric "
-        "ELSE (?::jsonb -> q.key) = q.value END, false)) ELSE true END)";
-    return std::string(
-               "WITH pick AS (SELECT t.id, t.run_id FROM tasks t JOIN runs r ON r.id = t.run_id "
-               "WHERE t.state = 'QUEUED' AND t.not_before <= ? AND r.state IN ('QUEUED','RUNNING') "
-               "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
-               "WHERE d.task_id = t.id AND u.state <> 'COMPLETE') AND ") +
-           meets +
-           " ORDER BY t.queued_at, t.seq LIMIT 1 FOR UPDATE OF t, r SKIP LOCKED), "
-           "leased AS (UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, started_at = ?, "
-           "finished_at = NULL, worker_id = ?, lease_token = ?, lease_expires_at = ? FROM pick "
-           "WHERE tasks.id = pick.id RETURNING tasks.*), "
-           "lease_row AS (INSERT INTO leases (token, task_id, worker_id, attempt, leased_at, expires_at) "
-           "SELECT ?, id, ?, attempts, ?, ? FROM leased), "
-           "leased_run AS (UPDATE runs SET state = CASE WHEN state = 'QUEUED' THEN 'RUNNING' ELSE state END, "
-           "updated_at = CASE WHEN state = 'QUEUED' THEN ? ELSE updated_at END FROM pick "
-           "WHERE runs.id = pick.run_id RETURNING runs.*) "
-           "SELECT " +
-           prefixed("leased.", kTaskCols) +
-           ", (SELECT string_agg(depends_on, ',' ORDER BY pos) FROM task_deps WHERE task_id = leased.id), " +
-           prefixed("leased_run.", kRunCols) + " FROM leased, leased_run";
-  }
-
-  // "a, b" -> "p.a, p.b".
-  static std::string prefixed(const std::string& prefix, const std::string& cols) {
-    std::string out;
-    for (size_t at = 0; at < cols.size();) {
-      size_t comma = cols.find(',', at);
-      if (comma == std::string::npos) comma = cols.size();
-      size_t b = at;
-      while (b < comma && cols[b] == ' ') ++b;
-      out += (out.empty() ? "" : ", ") + prefix + cols.substr(b, comma - b);
-      at = comma + 1;
-    }
-    return out;
-  }
-  static size_t column_count(const char* cols) {
-    return size_t(std::count(cols, cols + std::strlen(cols), ',')) + 1;
-  }
 
   std::optional<Run> load_run(const std::string& run_id) {
     const auto r = db_->query(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?", {run_id});

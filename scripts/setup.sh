@@ -53,23 +53,24 @@ else
   log "installed: ${missing[*]}"
 fi
 
-# Pinned Python tools of the TES tests (scripts/tes-test.sh), each in its own virtual environment
-# under <repo>/.venv (git-ignored), rebuilt only when its requirements file changes.
-install_venv() {  # name requirements-file
-  local dir="$REPO_ROOT/.venv/$1" req="$REPO_ROOT/$2"
+# Pinned Python tools of the TES tests (scripts/tes-test.sh), each in its own virtual environment,
+# rebuilt only when its requirements file changes: py-tes under <repo>/.venv (git-ignored), Snakemake
+# where the host task runtime's executors can see it (tes_engine_venv: not under /tmp).
+install_venv() {  # directory requirements-file
+  local dir="$1" req="$REPO_ROOT/$2"
   local stamp; stamp="$(sha256sum "$req" | cut -d' ' -f1)"
   if [[ -f $dir/.requirements-sha256 && $(cat "$dir/.requirements-sha256") == "$stamp" ]]; then
-    log "python env .venv/$1 up to date"
+    log "python env $1 up to date"
     return
   fi
   rm -rf "$dir"
   python3 -m venv "$dir"
   "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
   echo "$stamp" >"$dir/.requirements-sha256"
-  log "python env .venv/$1 installed from $2"
+  log "python env $1 installed from $2"
 }
-install_venv tes tests/service/api/requirements-tes.txt
-install_venv tes-engine tests/service/api/requirements-tes-engine.txt
+install_venv "$REPO_ROOT/.venv/tes" tests/service/api/requirements-tes.txt
+install_venv "$(tes_engine_venv)" tests/service/api/requirements-tes-engine.txt
 
 nvcc=""
 if command -v nvcc >/dev/null 2>&1; then

@@ -124,6 +124,11 @@ usage() {
 }
 
 # shared_data_dir: the shared real test data (OMICSD_SHARED_DATA, default <repo>/../shared/data).
+# Snakemake's environment for the GA4GH TES workflow test, and that test's work directory: outside the
+# checkout and never under /tmp, because the host task runtime gives executors a private /tmp
+# (service/runner/tes_runtime.cpp) and the executors run this environment's snakemake.
+tes_engine_venv() { printf '%s\n' "${OMICSD_TES_ENGINE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/venv/tes-engine}"; }
+tes_work_dir() { printf '%s\n' "${OMICSD_TES_WORK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/tes-snakemake-work}"; }
 shared_data_dir() { printf '%s\n' "${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"; }
 
 # parse_eval_args "$@": the arguments every eval-*.sh takes. --check sets CHECK=1 (else 0); -h or

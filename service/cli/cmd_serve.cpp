@@ -52,6 +52,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     bool ingest_all_sites = false;
     std::string task_runtime;
     bool allow_host_runtime = false;
+    std::vector<std::string> tes_http_allow;
   };
   auto o = std::make_shared<Opts>();
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
@@ -127,6 +128,11 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--webhook-ca-file", o->webhook_ca_file,
                   "CA bundle for https:// callback URLs (default: system CAs)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--tes-http-allow", o->tes_http_allow,
+                  "Network (CIDR) the in-process workers may fetch TES http(s) inputs from besides public "
+                  "addresses (repeatable; loopback, private, link-local and metadata addresses are refused "
+                  "otherwise)")
+      ->envname("OMICSD_TES_HTTP_ALLOW");
   cmd->add_option("--callback-allow", o->callback_allow,
                   "CIDR network that run callback_urls may reach although it is loopback, private or "
                   "link-local (refused by default), e.g. 10.1.0.0/16 (repeatable)");
@@ -195,10 +201,12 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.ingest_all_sites = o->ingest_all_sites;
             d.task_runtime = parse_tes_runtime(o->task_runtime, o->allow_host_runtime);
             const TesRuntime runtime = d.task_runtime;
-            return run_daemon(
-                d, [runtime](ObjectStore& store, const std::vector<fs::path>& roots, const std::string& id) {
-                  return make_runner_executor(store, TaskRunnerOptions{roots, id, false, {}}, runtime);
-                });
+            std::vector<Cidr> tes_allow;
+            for (const auto& c : o->tes_http_allow) tes_allow.push_back(parse_cidr(c));
+            return run_daemon(d, [runtime, tes_allow](ObjectStore& store, const std::vector<fs::path>& roots,
+                                                      const std::string& id) {
+              return make_runner_executor(store, TaskRunnerOptions{roots, id, false, {}}, runtime, tes_allow);
+            });
           }};
 }
 

@@ -15,6 +15,7 @@
 
 #include "host/common/error.hpp"
 #include "service/cli/cli.hpp"
+#include "service/http/address_policy.hpp"
 #include "service/workers/remote_worker.hpp"
 
 namespace omicsd {
@@ -41,6 +42,7 @@ CliAction add_worker_command(CLI::App& app) {
     std::string transfer = "shared";
     std::string task_runtime;
     bool allow_host_runtime = false;
+    std::vector<std::string> tes_http_allow;
   };
   auto o = std::make_shared<Opts>();
   RemoteWorkerOptions& w = o->w;
@@ -83,6 +85,10 @@ CliAction add_worker_command(CLI::App& app) {
                 "Allow --task-runtime host: TES clients' commands then run unconfined on this host "
                 "(trusted single-tenant setups and tests only)")
       ->envname("OMICSD_ALLOW_HOST_RUNTIME");
+  cmd->add_option("--tes-http-allow", o->tes_http_allow,
+                  "Network (CIDR) TES http(s) inputs may be fetched from besides public addresses "
+                  "(repeatable; loopback, private, link-local and metadata addresses are refused otherwise)")
+      ->envname("OMICSD_TES_HTTP_ALLOW");
   cmd->add_option("--unreachable-timeout", w.unreachable_seconds,
                   "Exit 3 after this many seconds without reaching the server")
       ->envname("OMICSD_UNREACHABLE_TIMEOUT")
@@ -91,6 +97,7 @@ CliAction add_worker_command(CLI::App& app) {
             RemoteWorkerOptions w = o->w;
             w.transfer = parse_worker_transfer(o->transfer);
             w.task_runtime = parse_tes_runtime(o->task_runtime, o->allow_host_runtime);
+            for (const auto& c : o->tes_http_allow) w.tes_http_allow.push_back(parse_cidr(c));
             w.token = env_or("OMICSD_TOKEN", "");
             for (const auto& r : o->roots)
               if (!r.empty()) w.allowed_roots.emplace_back(r);

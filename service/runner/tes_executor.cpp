@@ -266,13 +266,19 @@ TesRunResult TesExecutor::run(const json& task, const std::string& task_id, cons
       HttpClientOptions ho;
       ho.base_url = url.substr(0, path_at);
       ho.max_attempts = 3;
+      ho.connect_policy = [policy = AddressPolicy(options_.http_input_allow)](const std::string& ip) {
+        return policy.refusal(ip);
+      };
       HttpClient client(ho);
       fs::create_directories(dst.parent_path());
       uint64_t n = 0;
       try {
         n = client.download(path_at == std::string::npos ? "/" : url.substr(path_at), dst);
       } catch (const HttpClientError& e) {
-        if (e.status() >= 400 && e.status() < 500) throw InputError(what + ": " + e.what());
+        // A 4xx, or an address the worker may not connect to: the client's input is wrong.
+        if ((e.status() >= 400 && e.status() < 500) ||
+            (e.status() == 0 && std::string(e.what()).find(": refused: ") != std::string::npos))
+          throw InputError(what + ": " + e.what());
         throw Error(what + ": " + e.what());
       }
       if (n > budget) throw InputError(what + ": inputs larger than the worker's limit");

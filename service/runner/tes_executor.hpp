@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+#include "service/http/address_policy.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/runner/tes_runtime.hpp"
 
@@ -31,6 +32,10 @@ struct TesExecutorOptions {
   // Host runtime: bind existing mount points (e.g. /tmp) in a private user + mount namespace when the
   // kernel allows it (tes_runtime.hpp); false: every task path is rewritten instead.
   bool host_namespaces = true;
+  // http(s):// inputs: the networks the worker may fetch from besides public unicast addresses
+  // (loopback, private, link-local and metadata addresses are refused otherwise: a TES client must not
+  // reach the worker's own network through it). The address checked is the address connected to.
+  std::vector<Cidr> http_input_allow;
 };
 
 // What a task produced: the log (also stored as the object `log_object`) and every object the task

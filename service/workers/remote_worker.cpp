@@ -158,6 +158,7 @@ struct RemoteWorker::Impl {
       to.runtime = o.task_runtime;
       to.allow_roots = o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"} : o.allowed_roots;
       to.work_dir = store.root() / "tes";
+      to.http_input_allow = o.tes_http_allow;
       tes = std::make_unique<TesExecutor>(store, to);
     }
   }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "service/http/address_policy.hpp"
 #include "service/runner/tes_runtime.hpp"
 
 namespace omicsd {
@@ -39,6 +40,8 @@ struct RemoteWorkerOptions {
   std::vector<std::filesystem::path> allowed_roots;
   // GA4GH TES tasks: where their executors run (none: this worker does not lease TES tasks).
   TesRuntime task_runtime = TesRuntime::none;
+  // Networks TES http(s) inputs may come from besides public addresses (--tes-http-allow).
+  std::vector<Cidr> tes_http_allow;
   double unreachable_seconds = 120;  // give up (exit 3) after this long without reaching the server
   std::chrono::milliseconds idle_backoff_max{2000};
   const std::atomic<bool>* stop = nullptr;  // set (e.g. by SIGTERM) to drain

@@ -34,13 +34,15 @@ bool have_outputs(const ObjectStore& store, const json& outputs) {
 
 }  // namespace
 
-TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options, TesRuntime tes_runtime) {
+TaskExecutor make_runner_executor(ObjectStore& store, TaskRunnerOptions options, TesRuntime tes_runtime,
+                                  std::vector<Cidr> tes_http_allow) {
   std::shared_ptr<TesExecutor> tes;
   if (tes_runtime != TesRuntime::none) {
     TesExecutorOptions to;
     to.runtime = tes_runtime;
     to.allow_roots = options.allowed_roots;
     to.work_dir = store.root() / "tes";
+    to.http_input_allow = std::move(tes_http_allow);
     tes = std::make_shared<TesExecutor>(store, to);
   }
   auto runner = std::make_shared<TaskRunner>(store, std::move(options));

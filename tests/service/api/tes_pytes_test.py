@@ -73,7 +73,9 @@ class Cluster:
         self.workers[name] = self.spawn(
             "worker-" + name,
             ["worker", "--server", self.url, "--data-dir", self.data, "--worker-id", name, "--task-runtime",
-             "host", "--allow-host-runtime", "--allow-root", self.root, "--lease-seconds", str(LEASE_SECONDS)],
+             "host", "--allow-host-runtime", "--allow-root", self.root, "--lease-seconds", str(LEASE_SECONDS),
+             # The test's web server is on loopback, which TES inputs may not use unless allowed.
+             "--tes-http-allow", "127.0.0.0/8"],
             # The host runtime finds executors' tools on the worker's PATH: omicsd itself among them.
             env=dict(os.environ, PATH=os.path.dirname(self.binary) + os.pathsep + os.environ.get("PATH", "")))
 
@@ -382,7 +384,8 @@ def test_inproc_workers(binary, work):
     os.makedirs(root)
     log = open(os.path.join(work, "inproc-serve.log"), "w")
     serve = subprocess.Popen([binary, "serve", "--data-dir", data, "--workers", "1", "--task-runtime", "host",
-                              "--allow-host-runtime", "--allow-root", root, "--listen", f"127.0.0.1:{port}"],
+                              "--allow-host-runtime", "--allow-root", root, "--listen", f"127.0.0.1:{port}",
+                              "--tes-http-allow", "127.0.0.0/8"],
                              stdout=log, stderr=subprocess.STDOUT)
     try:
         client = tes.HTTPClient(f"http://127.0.0.1:{port}", timeout=10)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real workflow engine on omicsd's TES endpoint: Snakemake with its TES executor plugin
-# (tests/requirements-tes-engine.txt, installed into .venv/tes-engine by scripts/setup.sh) runs a
+# (tests/service/api/requirements-tes-engine.txt, installed by scripts/setup.sh into tes_engine_venv, scripts/lib/common.sh) runs a
 # three-rule workflow (count and gc in parallel, then summary) whose every job is a TES task of a
 # real `omicsd serve` + `omicsd worker --task-runtime host` on loopback; the result must be right
 # and omicsd must have run three COMPLETE TES tasks.
@@ -8,16 +8,19 @@
 # Snakemake's TES plugin assumes no shared file system, so files move through its "fs" storage
 # plugin (a directory both sides see); each job runs `python -m snakemake` in the executor (the host
 # runtime finds it on the worker's PATH, the engine's environment). The jobs' /tmp is the task's own
-# (the host runtime binds it in a private namespace), so the work directory must not be under /tmp.
+# (the host runtime binds it in a private namespace), so neither the work directory nor the engine may be under /tmp.
 #
-# Usage: tests/tes_snakemake_test.sh OMICSD_BINARY [WORKDIR]
+# Usage: tests/service/api/tes_snakemake_test.sh OMICSD_BINARY [WORKDIR [ENGINE_VENV]]
 set -euo pipefail
 BIN="$(realpath "$1")"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
-ENGINE="$REPO/.venv/tes-engine"
+ENGINE="${3:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/venv/tes-engine}"  # scripts/lib/common.sh tes_engine_venv
 [[ -x $ENGINE/bin/snakemake ]] || { echo "tes_snakemake_test: $ENGINE missing: run scripts/setup.sh" >&2; exit 1; }
 W="${2:-$(dirname "$BIN")/tes-snakemake-work}"
-case "$W" in /tmp/*) echo "tes_snakemake_test: work dir $W must not be under /tmp" >&2; exit 1 ;; esac
+# The host runtime gives executors a private /tmp: what they run and read must live elsewhere.
+for d in "$W" "$ENGINE"; do
+  case "$d" in /tmp/*) echo "tes_snakemake_test: $d must not be under /tmp" >&2; exit 1 ;; esac
+done
 rm -rf "$W"
 mkdir -p "$W/wf/storage" "$W/gh"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -338,6 +338,40 @@ TEST(TesExecutor, RefusesInputsAndOutputsOutsideTheRoots) {
   EXPECT_THROW(env.executor.run(big, "t", env.cancel), InputError);  // over max_input_bytes together
 }
 
+// http(s):// inputs are fetched only from public addresses unless the operator allows a network
+// (--tes-http-allow): a TES client must not reach the worker's loopback, private network or the
+// cloud metadata service through it. The refusal is the client's error (InputError), made before
+// any connection.
+TEST(TesExecutor, HttpInputsFromLoopbackPrivateOrMetadataAddressesAreRefused) {
+  ExecutorEnv env;
+  for (const std::string host : {"127.0.0.1:9", "10.1.2.3:9", "169.254.169.254", "[::1]:9", "localhost:9"}) {
+    const json t = parse_tes_task({{"inputs", {{{"url", "http://" + host + "/x"}, {"path", "/data/x"}}}},
+                                   {"executors", {{{"image", "a"}, {"command", {"true"}}}}}});
+    try {
+      env.executor.run(t, "t", env.cancel);
+      ADD_FAILURE() << host << " was fetched";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(": refused: "), std::string::npos) << e.what();
+    }
+  }
+  // Allowed by the operator: the worker connects (nothing listens on port 9, so the fetch fails as a
+  // system error, not as a refused input).
+  ObjectStore store{env.dir.path / "objects2"};
+  TesExecutorOptions o = env.executor.options();
+  o.http_input_allow = {parse_cidr("127.0.0.0/8")};
+  TesExecutor allowed(store, o);
+  const json t = parse_tes_task({{"inputs", {{{"url", "http://127.0.0.1:9/x"}, {"path", "/data/x"}}}},
+                                 {"executors", {{{"image", "a"}, {"command", {"true"}}}}}});
+  try {
+    allowed.run(t, "t", env.cancel);
+    ADD_FAILURE() << "nothing listens on port 9";
+  } catch (const InputError& e) {
+    ADD_FAILURE() << "refused although allowed: " << e.what();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find(": refused: "), std::string::npos) << e.what();
+  }
+}
+
 TEST(TesExecutor, CancelKillsTheExecutorsProcessGroup) {
   ExecutorEnv env;
   const std::filesystem::path pidfile = env.roots / "child.pid";

@@ -19,6 +19,7 @@
 #include "service/stores/readset_store.hpp"
 #include "service/stores/reference_routes.hpp"
 #include "service/stores/reference_store.hpp"
+#include "service/stores/htsget_routes.hpp"
 #include "service/stores/refget_routes.hpp"
 #include "service/stores/variant_routes.hpp"
 #include "service/stores/variant_store.hpp"
@@ -276,6 +277,7 @@ void Catalog::add_routes(http::Router& router) {
   RefgetRoutesOptions rg;
   if (d->opt.refget_public) rg.scope = http::Scope::none;
   add_refget_routes(router, *d->references, rg);
+  add_htsget_routes(router, d->jobs, d->objects, HtsgetRoutesOptions{});
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {

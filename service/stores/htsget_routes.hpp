@@ -1,0 +1,28 @@
+#pragma once
+// GA4GH htsget 1.3 on the run outputs, under /ga4gh/htsget/v1 (docs/api.md, "htsget"):
+//   GET|POST /reads/{id}, GET|POST /variants/{id}, GET /reads/service-info, GET /variants/service-info
+// {id}: a run id ("run-..."), optionally with the output's extension: "<run id>.bam" for reads (the
+// run's aligned BAM), "<run id>.vcf.gz" (or ".vcf") for variants (the run's VCF). Tickets point at
+// byte ranges of GET /v1/runs/{id}/outputs/{bam|vcf} (Range header in the ticket), the BGZF blocks
+// the index names for the regions; the header's blocks and the BGZF EOF block come first and last.
+#include <string>
+
+#include "service/http/http_router.hpp"
+
+namespace omicsd {
+
+class JobStore;
+class ObjectStore;
+
+inline constexpr const char* kHtsgetBasePath = "/ga4gh/htsget/v1";
+
+struct HtsgetRoutesOptions {
+  // The URL clients reach this daemon at ("https://omicsd.example.org"); empty: "http://" + the
+  // request's Host header.
+  std::string public_url;
+  std::size_t max_regions = 1024;  // a POST with more regions -> PayloadTooLarge (413)
+};
+
+void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects, HtsgetRoutesOptions options);
+
+}  // namespace omicsd

@@ -23,7 +23,7 @@ namespace omicsd {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path tiny() { return shared_data_dir() / "na12878-chr22-tiny"; }
+fs::path tiny() { return test::shared_data_dir() / "na12878-chr22-tiny"; }
 
 std::string read_bytes(const fs::path& p, uint64_t begin, uint64_t end) {
   std::ifstream in(p, std::ios::binary);

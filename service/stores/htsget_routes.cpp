@@ -38,7 +38,8 @@ Response htsget_error(const std::string& name, const std::string& message, int s
 }
 
 void check_scope(const Request& req) {
-  constexpr http::ScopeMask readers = http::ScopeMask(http::Scope::client) | http::ScopeMask(http::Scope::admin);
+  constexpr http::ScopeMask readers =
+      http::ScopeMask(http::Scope::client) | http::ScopeMask(http::Scope::admin);
   if (req.scopes == 0)
     throw HtsgetError("InvalidAuthentication", req.bearer_token.empty()
                                                    ? "missing bearer token (Authorization: Bearer <token>)"
@@ -52,7 +53,8 @@ std::string base64(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
+    const uint32_t v =
+        uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
   }
   if (i < in.size()) {
@@ -76,8 +78,8 @@ std::optional<int64_t> parse_coordinate(std::string_view s, const char* what) {
 
 // fields / tags / notags: checked, then answered with whole records (htsget lets servers return
 // more fields and tags than asked for; clients drop what they did not ask for).
-const std::set<std::string> kReadFields = {"QNAME", "FLAG", "RNAME", "POS", "MAPQ", "CIGAR",
-                                           "RNEXT", "PNEXT", "TLEN", "SEQ",  "QUAL"};
+const std::set<std::string> kReadFields = {"QNAME", "FLAG",  "RNAME", "POS", "MAPQ", "CIGAR",
+                                           "RNEXT", "PNEXT", "TLEN",  "SEQ", "QUAL"};
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -90,8 +92,8 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-void check_fields_and_tags(Endpoint ep, const std::vector<std::string>& fields, const std::vector<std::string>& tags,
-                           const std::vector<std::string>& notags) {
+void check_fields_and_tags(Endpoint ep, const std::vector<std::string>& fields,
+                           const std::vector<std::string>& tags, const std::vector<std::string>& notags) {
   if (ep == Endpoint::reads)
     for (const std::string& f : fields)
       if (!kReadFields.count(f)) throw HtsgetError("InvalidInput", "unknown field '" + f + "'");
@@ -104,10 +106,12 @@ std::string check_format(Endpoint ep, std::string format) {
   for (char& c : format) c = char(std::toupper(static_cast<unsigned char>(c)));
   if (ep == Endpoint::reads) {
     if (format.empty() || format == "BAM") return "BAM";
-    if (format == "CRAM") throw HtsgetError("UnsupportedFormat", "run outputs are stored as BAM only; ask for format=BAM");
+    if (format == "CRAM")
+      throw HtsgetError("UnsupportedFormat", "run outputs are stored as BAM only; ask for format=BAM");
   } else {
     if (format.empty() || format == "VCF") return "VCF";
-    if (format == "BCF") throw HtsgetError("UnsupportedFormat", "run outputs are stored as VCF only; ask for format=VCF");
+    if (format == "BCF")
+      throw HtsgetError("UnsupportedFormat", "run outputs are stored as VCF only; ask for format=VCF");
   }
   throw HtsgetError("UnsupportedFormat", "unknown format '" + format + "'");
 }
@@ -142,7 +146,8 @@ HtsgetRequest from_query(const Request& req, Endpoint ep) {
 std::vector<std::string> string_list(const json& b, const char* key) {
   std::vector<std::string> out;
   if (!b.contains(key)) return out;
-  if (!b[key].is_array()) throw HtsgetError("InvalidInput", std::string(key) + " must be an array of strings");
+  if (!b[key].is_array())
+    throw HtsgetError("InvalidInput", std::string(key) + " must be an array of strings");
   for (const json& v : b[key]) {
     if (!v.is_string()) throw HtsgetError("InvalidInput", std::string(key) + " must be an array of strings");
     out.push_back(v.get<std::string>());
@@ -154,10 +159,12 @@ HtsgetRequest from_body(const Request& req, Endpoint ep, const HtsgetRoutesOptio
   json b = json::object();
   if (!req.body.empty()) {
     b = json::parse(req.body, nullptr, false);
-    if (b.is_discarded() || !b.is_object()) throw HtsgetError("InvalidInput", "the body must be a JSON object");
+    if (b.is_discarded() || !b.is_object())
+      throw HtsgetError("InvalidInput", "the body must be a JSON object");
   }
   HtsgetRequest h;
-  if (b.contains("format") && !b["format"].is_string()) throw HtsgetError("InvalidInput", "format must be a string");
+  if (b.contains("format") && !b["format"].is_string())
+    throw HtsgetError("InvalidInput", "format must be a string");
   h.format = check_format(ep, b.value("format", ""));
   if (b.contains("class")) {
     if (!b["class"].is_string() || (b["class"] != "header" && b["class"] != "body"))
@@ -175,12 +182,14 @@ HtsgetRequest from_body(const Request& req, Endpoint ep, const HtsgetRoutesOptio
       region.reference_name = r["referenceName"].get<std::string>();
       for (const char* key : {"start", "end"})
         if (r.contains(key)) {
-          if (!r[key].is_number_unsigned()) throw HtsgetError("InvalidInput", std::string(key) + " must be a non-negative integer");
+          if (!r[key].is_number_unsigned())
+            throw HtsgetError("InvalidInput", std::string(key) + " must be a non-negative integer");
           (std::string(key) == "start" ? region.start : region.end) = r[key].get<int64_t>();
         }
       h.regions.push_back(region);
     }
-    if (h.regions.empty()) throw HtsgetError("InvalidInput", "regions must not be empty (leave it out for all records)");
+    if (h.regions.empty())
+      throw HtsgetError("InvalidInput", "regions must not be empty (leave it out for all records)");
   }
   check_fields_and_tags(ep, string_list(b, "fields"), string_list(b, "tags"), string_list(b, "notags"));
   return h;
@@ -220,9 +229,10 @@ RunFile resolve(JobStore& jobs, ObjectStore& objects, Endpoint ep, std::string i
         }
     }
   if (digest.empty())
-    throw HtsgetError("NotFound", "run " + run->id + " has no " + (ep == Endpoint::reads ? "aligned BAM" : "VCF") +
-                                      " output (yet)");
-  if (index_digest.empty()) throw HtsgetError("NotFound", "run " + run->id + "'s " + rf.output + " has no index");
+    throw HtsgetError("NotFound", "run " + run->id + " has no " +
+                                      (ep == Endpoint::reads ? "aligned BAM" : "VCF") + " output (yet)");
+  if (index_digest.empty())
+    throw HtsgetError("NotFound", "run " + run->id + "'s " + rf.output + " has no index");
   rf.file = objects.path_of(digest);
   rf.index = objects.path_of(index_digest);
   return rf;
@@ -235,7 +245,8 @@ std::string base_url(const Request& req, const HtsgetRoutesOptions& opt) {
     return u;
   }
   const std::string host = req.header("Host");
-  if (host.empty()) throw HtsgetError("InvalidInput", "the request has no Host header to build ticket URLs from");
+  if (host.empty())
+    throw HtsgetError("InvalidInput", "the request has no Host header to build ticket URLs from");
   return "http://" + host;
 }
 
@@ -249,7 +260,8 @@ json ticket(const Request& req, const HtsgetRoutesOptions& opt, const RunFile& r
       u["url"] = "data:application/octet-stream;base64," + base64(p.inline_bgzf);
     } else {
       u["url"] = url;
-      json headers = {{"Range", "bytes=" + std::to_string(p.range.begin) + "-" + std::to_string(p.range.end - 1)}};
+      json headers = {
+          {"Range", "bytes=" + std::to_string(p.range.begin) + "-" + std::to_string(p.range.end - 1)}};
       if (!req.bearer_token.empty()) headers["Authorization"] = "Bearer " + req.bearer_token;
       u["headers"] = headers;
     }
@@ -264,8 +276,8 @@ json ticket(const Request& req, const HtsgetRoutesOptions& opt, const RunFile& r
   return {{"htsget", {{"format", h.format}, {"urls", urls}}}};
 }
 
-Response answer(Request& req, JobStore& jobs, ObjectStore& objects, Endpoint ep, const HtsgetRoutesOptions& opt,
-                bool post) {
+Response answer(Request& req, JobStore& jobs, ObjectStore& objects, Endpoint ep,
+                const HtsgetRoutesOptions& opt, bool post) {
   try {
     check_scope(req);
     const HtsgetRequest h = post ? from_body(req, ep, opt) : from_query(req, ep);
@@ -296,7 +308,8 @@ json service_info(Endpoint ep) {
 
 }  // namespace
 
-void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects, HtsgetRoutesOptions options) {
+void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects,
+                       HtsgetRoutesOptions options) {
   const std::string base = kHtsgetBasePath;
   for (Endpoint ep : {Endpoint::reads, Endpoint::variants}) {
     const std::string path = base + (ep == Endpoint::reads ? "/reads" : "/variants");
@@ -315,11 +328,15 @@ void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& object
         http::Scope::none);
     router.get(
         path + "/{id}",
-        [&jobs, &objects, ep, options](Request& req) { return answer(req, jobs, objects, ep, options, false); },
+        [&jobs, &objects, ep, options](Request& req) {
+          return answer(req, jobs, objects, ep, options, false);
+        },
         http::Scope::none);
     router.post(
         path + "/{id}",
-        [&jobs, &objects, ep, options](Request& req) { return answer(req, jobs, objects, ep, options, true); },
+        [&jobs, &objects, ep, options](Request& req) {
+          return answer(req, jobs, objects, ep, options, true);
+        },
         http::Scope::none);
   }
 }

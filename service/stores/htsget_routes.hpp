@@ -23,6 +23,7 @@ struct HtsgetRoutesOptions {
   std::size_t max_regions = 1024;  // a POST with more regions -> PayloadTooLarge (413)
 };
 
-void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects, HtsgetRoutesOptions options);
+void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects,
+                       HtsgetRoutesOptions options);
 
 }  // namespace omicsd

@@ -17,7 +17,7 @@ namespace omicsd {
 namespace {
 
 constexpr unsigned char kEofBlock[28] = {0x1f, 0x8b, 0x08, 0x04, 0, 0, 0, 0, 0, 0xff, 0x06, 0, 0x42, 0x43,
-                                         0x02, 0,    0x1b, 0,    3, 0, 0, 0, 0, 0, 0,    0, 0, 0};
+                                         0x02, 0,    0x1b, 0,    3, 0, 0, 0, 0, 0,    0,    0, 0,    0};
 
 struct HtsFileCloser {
   void operator()(htsFile* f) const { hts_close(f); }
@@ -107,11 +107,14 @@ int HtsgetError::status() const {
   return 400;  // UnsupportedFormat, InvalidInput, InvalidRange
 }
 
-std::string bgzf_eof_block() { return std::string(reinterpret_cast<const char*>(kEofBlock), sizeof kEofBlock); }
+std::string bgzf_eof_block() {
+  return std::string(reinterpret_cast<const char*>(kEofBlock), sizeof kEofBlock);
+}
 
 std::vector<ByteRange> merge_byte_ranges(std::vector<ByteRange> ranges) {
-  std::sort(ranges.begin(), ranges.end(),
-            [](const ByteRange& a, const ByteRange& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(ranges.begin(), ranges.end(), [](const ByteRange& a, const ByteRange& b) {
+    return a.begin < b.begin || (a.begin == b.begin && a.end < b.end);
+  });
   std::vector<ByteRange> out;
   for (const ByteRange& r : ranges) {
     if (r.end <= r.begin) continue;
@@ -150,7 +153,8 @@ HtsgetSlices plan_htsget_slices(const std::filesystem::path& file, const std::fi
       if (!idx) throw Error(index.string() + ": cannot load the BAM index");
       for (const HtsgetRegion& r : regions) {
         if (r.reference_name == "*") {
-          if (r.start || r.end) throw HtsgetError("InvalidInput", "start/end cannot be given for referenceName '*'");
+          if (r.start || r.end)
+            throw HtsgetError("InvalidInput", "start/end cannot be given for referenceName '*'");
           // The unplaced reads follow the last placed one: from the largest chunk end in the
           // index to the end of the data.
           uint64_t from = uint64_t(header_voffset);
@@ -164,7 +168,9 @@ HtsgetSlices plan_htsget_slices(const std::filesystem::path& file, const std::fi
           continue;
         }
         const int tid = sam_hdr_name2tid(hdr.get(), r.reference_name.c_str());
-        if (tid < 0) throw HtsgetError("NotFound", "no reference '" + r.reference_name + "' in " + file.filename().string());
+        if (tid < 0)
+          throw HtsgetError("NotFound",
+                            "no reference '" + r.reference_name + "' in " + file.filename().string());
         check_interval(r, int64_t(sam_hdr_tid2len(hdr.get(), tid)));
         std::unique_ptr<hts_itr_t, ItrFree> itr(
             sam_itr_queryi(idx.get(), tid, r.start.value_or(0), query_end(r)));
@@ -182,11 +188,14 @@ HtsgetSlices plan_htsget_slices(const std::filesystem::path& file, const std::fi
       if (!tbx) throw Error(index.string() + ": cannot load the VCF index");
       for (const HtsgetRegion& r : regions) {
         const int rid = bcf_hdr_id2int(hdr.get(), BCF_DT_CTG, r.reference_name.c_str());
-        if (rid < 0) throw HtsgetError("NotFound", "no contig '" + r.reference_name + "' in " + file.filename().string());
+        if (rid < 0)
+          throw HtsgetError("NotFound",
+                            "no contig '" + r.reference_name + "' in " + file.filename().string());
         check_interval(r, int64_t(hdr->id[BCF_DT_CTG][rid].val->info[0]));  // 0 when the length is not given
         const int tid = tbx_name2id(tbx.get(), r.reference_name.c_str());
         if (tid < 0) continue;  // a contig of the header without records
-        std::unique_ptr<hts_itr_t, ItrFree> itr(tbx_itr_queryi(tbx.get(), tid, r.start.value_or(0), query_end(r)));
+        std::unique_ptr<hts_itr_t, ItrFree> itr(
+            tbx_itr_queryi(tbx.get(), tid, r.start.value_or(0), query_end(r)));
         if (!itr) throw Error(file.string() + ": index query failed for " + r.reference_name);
         add_chunks(itr.get(), in, file, ranges);
       }

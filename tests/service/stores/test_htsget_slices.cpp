@@ -33,7 +33,8 @@ std::string read_bytes(const fs::path& p, uint64_t begin, uint64_t end) {
   return s;
 }
 
-fs::path reassemble(const fs::path& file, const HtsgetSlices& slices, bool header_only, const std::string& name) {
+fs::path reassemble(const fs::path& file, const HtsgetSlices& slices, bool header_only,
+                    const std::string& name) {
   std::string bytes;
   auto add = [&](const HtsgetPiece& p) {
     bytes += p.inline_bgzf.empty() ? read_bytes(file, p.range.begin, p.range.end) : p.inline_bgzf;
@@ -42,15 +43,16 @@ fs::path reassemble(const fs::path& file, const HtsgetSlices& slices, bool heade
   if (!header_only)
     for (const auto& p : slices.data) add(p);
   bytes += bgzf_eof_block();
-  const fs::path out = fs::temp_directory_path() / ("omicsd-htsget-" + std::to_string(::getpid()) + "-" + name);
+  const fs::path out =
+      fs::temp_directory_path() / ("omicsd-htsget-" + std::to_string(::getpid()) + "-" + name);
   std::ofstream(out, std::ios::binary) << bytes;
   return out;
 }
 
 // SAM lines of the records overlapping [beg, end) of `contig`: every record read sequentially
 // (index == false) or the index query's (index == true).
-std::vector<std::string> bam_lines(const fs::path& p, const std::string& contig, int64_t beg, int64_t end, bool index,
-                                   std::string* header_text = nullptr) {
+std::vector<std::string> bam_lines(const fs::path& p, const std::string& contig, int64_t beg, int64_t end,
+                                   bool index, std::string* header_text = nullptr) {
   htsFile* fp = hts_open(p.c_str(), "r");
   EXPECT_NE(fp, nullptr) << p;
   sam_hdr_t* h = sam_hdr_read(fp);
@@ -82,8 +84,8 @@ std::vector<std::string> bam_lines(const fs::path& p, const std::string& contig,
   return out;
 }
 
-std::vector<std::string> vcf_lines(const fs::path& p, const std::string& contig, int64_t beg, int64_t end, bool index,
-                                   std::string* header_text = nullptr) {
+std::vector<std::string> vcf_lines(const fs::path& p, const std::string& contig, int64_t beg, int64_t end,
+                                   bool index, std::string* header_text = nullptr) {
   htsFile* fp = hts_open(p.c_str(), "r");
   EXPECT_NE(fp, nullptr) << p;
   bcf_hdr_t* h = bcf_hdr_read(fp);
@@ -156,7 +158,8 @@ TEST(HtsgetSlices, BamRegionsReassembleToTheIndexQuery) {
     EXPECT_EQ(got_header, want_header);
     fs::remove(got);
   }
-  const HtsgetSlices header = plan_htsget_slices(bam, fs::path(bam.string() + ".bai"), HtsgetFileKind::bam, {});
+  const HtsgetSlices header =
+      plan_htsget_slices(bam, fs::path(bam.string() + ".bai"), HtsgetFileKind::bam, {});
   const fs::path got = reassemble(bam, header, true, "h.bam");
   std::string got_header;
   EXPECT_TRUE(bam_lines(got, "q", 0, 1 << 30, false, &got_header).empty());
@@ -177,7 +180,8 @@ TEST(HtsgetSlices, VcfRegionsReassembleToTheIndexQuery) {
   for (int i = 0; i < 20; ++i) {
     const int64_t beg = std::uniform_int_distribution<int64_t>(0, 12000)(rng);
     const int64_t end = beg + std::uniform_int_distribution<int64_t>(1, 4000)(rng);
-    const HtsgetSlices s = plan_htsget_slices(vcf, tbi, HtsgetFileKind::vcf_gz, {HtsgetRegion{"q", beg, end}});
+    const HtsgetSlices s =
+        plan_htsget_slices(vcf, tbi, HtsgetFileKind::vcf_gz, {HtsgetRegion{"q", beg, end}});
     const fs::path got = reassemble(vcf, s, false, "r.vcf.gz");
     std::string got_header;
     const auto want = vcf_lines(vcf, "q", beg, end, true);

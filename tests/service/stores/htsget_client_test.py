@@ -218,12 +218,8 @@ def main():
                 total_vars += variants_equal(out, region, "variants")
         check(total_reads > 0 and total_vars > 0, "the regions hold reads and variants")
 
-        # A one-base region is answered with a part of the BAM, not all of it.
-        st, b = request("GET", BASE + "/reads/%s?referenceName=q&start=6000&end=6001" % run_id)
-        sent = sum(int(u["headers"]["Range"].split("-")[1]) - int(u["headers"]["Range"].split("=")[1].split("-")[0]) + 1
-                   for u in json.loads(b)["htsget"]["urls"] if u["class"] == "body" and "headers" in u)
-        check(0 < sent < os.path.getsize(whole_bam) // 2, "a 1-base region sends %d of %d bytes" %
-              (sent, os.path.getsize(whole_bam)))
+        # (That a small region is answered with a part of a file is checked on the 100-kb hg001 BAM by
+        # test_htsget_slices: this 12-kb contig lies in one 16-kb BAI bin, so every region reads it all.)
 
         # The whole files through the client.
         out = os.path.join(tmp, "all.bam")

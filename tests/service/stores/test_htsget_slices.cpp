@@ -199,6 +199,26 @@ TEST(HtsgetSlices, VcfRegionsReassembleToTheIndexQuery) {
   fs::remove(got);
 }
 
+// On a 100-kb window of real reads (several 16-kb BAI bins), a small region is answered with a small
+// part of the file, and still with every record the index query gives.
+TEST(HtsgetSlices, SmallRegionsSendAPartOfTheFile) {
+  const fs::path bam = test::shared_data_dir() / "hg001-chr20-100kb" / "NA12878_S1.chr20.10_10p1mb.bam";
+  if (!fs::exists(bam)) GTEST_SKIP() << bam << " missing";
+  const uint64_t size = fs::file_size(bam);
+  for (int64_t beg : {10'000'000, 10'030'000, 10'060'000, 10'099'000}) {
+    const HtsgetSlices s = plan_htsget_slices(bam, fs::path(bam.string() + ".bai"), HtsgetFileKind::bam,
+                                              {HtsgetRegion{"chr20", beg, beg + 1000}});
+    uint64_t sent = 0;
+    for (const auto& p : s.data) sent += p.range.end - p.range.begin + p.inline_bgzf.size();
+    EXPECT_GT(sent, 0u);
+    EXPECT_LT(sent, size / 4) << "chr20:" << beg;
+    const fs::path got = reassemble(bam, s, false, "part.bam");
+    EXPECT_EQ(bam_lines(got, "chr20", beg, beg + 1000, false),
+              bam_lines(bam, "chr20", beg, beg + 1000, true));
+    fs::remove(got);
+  }
+}
+
 TEST(HtsgetSlices, RegionErrorsNameTheSpecError) {
   const fs::path bam = tiny() / "NA12878.chr22.tiny.bam";
   if (!fs::exists(bam)) GTEST_SKIP() << bam << " missing";

@@ -241,6 +241,21 @@ def main():
             for r in two:
                 reads_equal(out, r, "POST")
 
+        # referenceName=*: the unplaced reads (those samtools view lists for region '*').
+        st, b = request("GET", BASE + "/reads/%s?referenceName=*" % run_id)
+        check(st == 200, "reads referenceName=*: %d" % st)
+        if st == 200:
+            out = os.path.join(tmp, "unplaced.bam")
+            with open(out, "wb") as f:
+                f.write(fetch_ticket(json.loads(b)))
+            run("samtools", "index", out)
+            want = run("samtools", "view", whole_bam, "*")
+            check(run("samtools", "view", out, "*") == want, "referenceName=*: the unplaced reads (%d)" % want.count("\n"))
+            print("htsget_client_test: %d unplaced reads" % want.count("\n"))
+        error_path = BASE + "/reads/%s?referenceName=*&start=1" % run_id
+        st, _ = request("GET", error_path)
+        check(st == 400, "referenceName=* with start: 400")
+
         # class=header: the header only, GET and POST.
         for method, path, body in (("GET", BASE + "/reads/%s?class=header" % run_id, None),
                                    ("POST", BASE + "/reads/" + run_id, json.dumps({"class": "header"}).encode())):

@@ -247,7 +247,7 @@ std::string base_url(const Request& req, const HtsgetRoutesOptions& opt) {
   const std::string host = req.header("Host");
   if (host.empty())
     throw HtsgetError("InvalidInput", "the request has no Host header to build ticket URLs from");
-  return "http://" + host;
+  return (opt.https ? "https://" : "http://") + host;
 }
 
 json ticket(const Request& req, const HtsgetRoutesOptions& opt, const RunFile& rf, const HtsgetRequest& h,

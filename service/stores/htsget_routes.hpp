@@ -17,9 +17,10 @@ class ObjectStore;
 inline constexpr const char* kHtsgetBasePath = "/ga4gh/htsget/v1";
 
 struct HtsgetRoutesOptions {
-  // The URL clients reach this daemon at ("https://omicsd.example.org"); empty: "http://" + the
-  // request's Host header.
+  // The URL clients reach this daemon at ("https://omicsd.example.org", `serve --htsget-public-url`);
+  // empty: "http://" (or "https://" when `https`) + the request's Host header.
   std::string public_url;
+  bool https = false;
   std::size_t max_regions = 1024;  // a POST with more regions -> PayloadTooLarge (413)
 };
 

@@ -100,9 +100,9 @@ def main():
     port = free_port()
     url = "http://127.0.0.1:%d" % port
     log = open(os.path.join(tmp, "serve.log"), "w")
-    daemon = subprocess.Popen([args.binary, "serve", "--listen", "127.0.0.1:%d" % port, "--data-dir",
-                               os.path.join(tmp, "data"), "--workers", "1", "--allow-root", root,
-                               "--token-file", os.path.join(tmp, "tokens")], stdout=log, stderr=log)
+    serve = [args.binary, "serve", "--listen", "127.0.0.1:%d" % port, "--data-dir", os.path.join(tmp, "data"),
+             "--workers", "1", "--allow-root", root, "--token-file", os.path.join(tmp, "tokens")]
+    daemon = subprocess.Popen(serve, stdout=log, stderr=log)
     failures = []
 
     def check(cond, what):
@@ -135,16 +135,19 @@ def main():
                 out += b
         return out
 
-    try:
+    def wait_ready():
         for _ in range(300):
             if daemon.poll() is not None:
                 raise RuntimeError("omicsd serve exited: see %s" % log.name)
             try:
                 if request("GET", "/healthz")[0] == 200:
-                    break
+                    return
             except OSError:
                 pass
             time.sleep(0.1)
+
+    try:
+        wait_ready()
         st, b = request("POST", "/v1/runs", json.dumps(
             {"workflow": "germline", "sample": "NA12878", "inputs": {"reference": fasta, "reads": reads}}).encode())
         assert st == 201, (st, b)
@@ -322,6 +325,17 @@ def main():
             info = json.loads(b) if st == 200 else {}
             check(info.get("type", {}).get("artifact") == "htsget" and fmt in info.get("htsget", {}).get("formats", []),
                   "%s service-info" % kind)
+        # serve --htsget-public-url: the tickets' URLs start with it instead of the Host header.
+        daemon.terminate()
+        daemon.wait(timeout=20)
+        public = "https://omicsd.example:8443"
+        daemon = subprocess.Popen(serve + ["--htsget-public-url", public + "/"], stdout=log, stderr=log)
+        wait_ready()
+        st, b = request("GET", BASE + "/variants/%s?referenceName=q" % run_id)
+        urls = [u["url"] for u in json.loads(b)["htsget"]["urls"]] if st == 200 else []
+        check(any(u == public + "/v1/runs/%s/outputs/vcf" % run_id for u in urls) and
+              all(u.startswith(public + "/") or u.startswith("data:") for u in urls),
+              "--htsget-public-url in ticket URLs: %s" % urls[:2])
         print("htsget_client_test: %d regions, %d reads and %d variants compared; %d failures" %
               (len(regions), total_reads, total_vars, len(failures)))
     finally:

@@ -280,7 +280,7 @@ void Catalog::add_routes(http::Router& router) {
   HtsgetRoutesOptions ho;
   ho.public_url = d->opt.htsget_public_url;
   ho.https = d->opt.htsget_https;
-  add_htsget_routes(router, d->jobs, d->objects, ho);
+  add_htsget_routes(router, d->jobs, d->objects, d->readsets.get(), ho);
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {

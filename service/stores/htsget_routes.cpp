@@ -13,6 +13,7 @@
 #include "service/jobs/job_store.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/htsget_slices.hpp"
+#include "service/stores/readset_store.hpp"
 
 namespace omicsd {
 namespace {
@@ -199,7 +200,27 @@ struct RunFile {
   std::string run_id;
   std::string output;  // "bam" | "vcf"
   std::filesystem::path file, index;
+  std::string url_path;  // the route serving `file` by Range
 };
+
+// An unaligned read set ("rs-..."): every read, as the BAM export of the stored CRAM. Regions other
+// than referenceName=* (the unplaced reads: all of them) are NotFound: it has no references.
+std::optional<RunFile> resolve_readset(ReadSetStore* readsets, const std::string& id, HtsgetRequest& h) {
+  if (!readsets || id.rfind("rs-", 0) != 0) return std::nullopt;
+  RunFile rf;
+  try {
+    rf.file = readsets->export_file(id, "bam", 0);
+  } catch (const std::exception& e) {  // unknown, not ACTIVE, or a malformed id
+    throw HtsgetError("NotFound", std::string("read set: ") + e.what());
+  }
+  for (const HtsgetRegion& r : h.regions)
+    if (r.reference_name != "*" || r.start || r.end)
+      throw HtsgetError("NotFound", "read set " + id + " is unaligned: it has no reference '" +
+                                        r.reference_name + "'; ask for all of it or referenceName=*");
+  h.regions.clear();
+  rf.url_path = "/v1/readsets/" + id + "/content?format=bam";
+  return rf;
+}
 
 // "<run id>" or "<run id>.bam" (reads), "<run id>", "<run id>.vcf.gz" or "<run id>.vcf" (variants).
 RunFile resolve(JobStore& jobs, ObjectStore& objects, Endpoint ep, std::string id) {
@@ -235,6 +256,7 @@ RunFile resolve(JobStore& jobs, ObjectStore& objects, Endpoint ep, std::string i
     throw HtsgetError("NotFound", "run " + run->id + "'s " + rf.output + " has no index");
   rf.file = objects.path_of(digest);
   rf.index = objects.path_of(index_digest);
+  rf.url_path = "/v1/runs/" + rf.run_id + "/outputs/" + rf.output;
   return rf;
 }
 
@@ -252,7 +274,7 @@ std::string base_url(const Request& req, const HtsgetRoutesOptions& opt) {
 
 json ticket(const Request& req, const HtsgetRoutesOptions& opt, const RunFile& rf, const HtsgetRequest& h,
             const HtsgetSlices& slices) {
-  const std::string url = base_url(req, opt) + "/v1/runs/" + rf.run_id + "/outputs/" + rf.output;
+  const std::string url = base_url(req, opt) + rf.url_path;
   json urls = json::array();
   auto add = [&](const HtsgetPiece& p, const char* cls) {
     json u;
@@ -276,12 +298,14 @@ json ticket(const Request& req, const HtsgetRoutesOptions& opt, const RunFile& r
   return {{"htsget", {{"format", h.format}, {"urls", urls}}}};
 }
 
-Response answer(Request& req, JobStore& jobs, ObjectStore& objects, Endpoint ep,
+Response answer(Request& req, JobStore& jobs, ObjectStore& objects, ReadSetStore* readsets, Endpoint ep,
                 const HtsgetRoutesOptions& opt, bool post) {
   try {
     check_scope(req);
-    const HtsgetRequest h = post ? from_body(req, ep, opt) : from_query(req, ep);
-    const RunFile rf = resolve(jobs, objects, ep, req.param("id"));
+    HtsgetRequest h = post ? from_body(req, ep, opt) : from_query(req, ep);
+    std::optional<RunFile> from_readset;
+    if (ep == Endpoint::reads) from_readset = resolve_readset(readsets, req.param("id"), h);
+    const RunFile rf = from_readset ? *from_readset : resolve(jobs, objects, ep, req.param("id"));
     const HtsgetSlices slices = plan_htsget_slices(
         rf.file, rf.index, ep == Endpoint::reads ? HtsgetFileKind::bam : HtsgetFileKind::vcf_gz, h.regions);
     Response r = Response::json(ticket(req, opt, rf, h, slices));
@@ -308,7 +332,7 @@ json service_info(Endpoint ep) {
 
 }  // namespace
 
-void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects,
+void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects, ReadSetStore* readsets,
                        HtsgetRoutesOptions options) {
   const std::string base = kHtsgetBasePath;
   for (Endpoint ep : {Endpoint::reads, Endpoint::variants}) {
@@ -328,14 +352,14 @@ void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& object
         http::Scope::none);
     router.get(
         path + "/{id}",
-        [&jobs, &objects, ep, options](Request& req) {
-          return answer(req, jobs, objects, ep, options, false);
+        [&jobs, &objects, readsets, ep, options](Request& req) {
+          return answer(req, jobs, objects, readsets, ep, options, false);
         },
         http::Scope::none);
     router.post(
         path + "/{id}",
-        [&jobs, &objects, ep, options](Request& req) {
-          return answer(req, jobs, objects, ep, options, true);
+        [&jobs, &objects, readsets, ep, options](Request& req) {
+          return answer(req, jobs, objects, readsets, ep, options, true);
         },
         http::Scope::none);
   }

@@ -5,6 +5,8 @@
 // run's aligned BAM), "<run id>.vcf.gz" (or ".vcf") for variants (the run's VCF). Tickets point at
 // byte ranges of GET /v1/runs/{id}/outputs/{bam|vcf} (Range header in the ticket), the BGZF blocks
 // the index names for the regions; the header's blocks and the BGZF EOF block come first and last.
+// On /reads, "rs-..." names an (unaligned) read set of the sequence store: all its reads, as byte
+// ranges of GET /v1/readsets/{id}/content?format=bam.
 #include <string>
 
 #include "service/http/http_router.hpp"
@@ -13,6 +15,7 @@ namespace omicsd {
 
 class JobStore;
 class ObjectStore;
+class ReadSetStore;
 
 inline constexpr const char* kHtsgetBasePath = "/ga4gh/htsget/v1";
 
@@ -24,7 +27,8 @@ struct HtsgetRoutesOptions {
   std::size_t max_regions = 1024;  // a POST with more regions -> PayloadTooLarge (413)
 };
 
-void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects,
+// `readsets` (may be null): "rs-..." ids on /reads answer the read set's unaligned BAM export.
+void add_htsget_routes(http::Router& router, JobStore& jobs, ObjectStore& objects, ReadSetStore* readsets,
                        HtsgetRoutesOptions options);
 
 }  // namespace omicsd

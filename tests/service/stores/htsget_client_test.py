@@ -259,6 +259,42 @@ def main():
         st, _ = request("GET", error_path)
         check(st == 400, "referenceName=* with start: 400")
 
+        # Errors in htsget's shape.
+        def error(method, path, status, name, body=None, token=TOKEN):
+            st, b = request(method, path, body, token=token)
+            try:
+                e = json.loads(b)["htsget"]
+                ok = st == status and e["error"] == name and e["message"]
+            except (ValueError, KeyError, TypeError):
+                ok = False
+            check(ok, "%s %s -> %d %s, got %d %s" % (method, path, status, name, st, b[:200]))
+
+        # An unaligned read set (rs-...): all its reads through the client, equal to the read set's BAM
+        # export; a region of it is NotFound (it has no references), referenceName=* is all of it.
+        st, b = request("POST", "/v1/readsets", json.dumps({"sample_id": "NA12878", "sources": [reads]}).encode())
+        check(st == 202, "read set registered: %d %s" % (st, b[:200]))
+        rs_id = json.loads(b)["id"]
+        for _ in range(600):
+            rs_state = json.loads(request("GET", "/v1/readsets/" + rs_id)[1])["state"]
+            if rs_state in ("ACTIVE", "FAILED"):
+                break
+            time.sleep(0.1)
+        check(rs_state == "ACTIVE", "read set ACTIVE")
+        st, b = request("GET", "/v1/readsets/%s/content?format=bam" % rs_id)
+        export = os.path.join(tmp, "export.bam")
+        with open(export, "wb") as f:
+            f.write(b)
+        out = os.path.join(tmp, "rs.bam")
+        rc, err = htsget_client("reads/" + rs_id, out)
+        want = run("samtools", "view", export)
+        check(rc == 0 and run("samtools", "view", out) == want and want.count("\n") > 3000 and
+              run("samtools", "view", "--no-PG", "-H", out) == run("samtools", "view", "--no-PG", "-H", export),
+              "read set via htsget: %s" % err[-300:])
+        st, b = request("GET", BASE + "/reads/%s?referenceName=*" % rs_id)
+        check(st == 200 and fetch_ticket(json.loads(b)) == open(out, "rb").read(), "read set referenceName=*")
+        error("GET", BASE + "/reads/%s?referenceName=q&start=0&end=10" % rs_id, 404, "NotFound")
+        error("GET", BASE + "/reads/rs-0123456789abcdef", 404, "NotFound")
+
         # class=header: the header only, GET and POST.
         for method, path, body in (("GET", BASE + "/reads/%s?class=header" % run_id, None),
                                    ("POST", BASE + "/reads/" + run_id, json.dumps({"class": "header"}).encode())):
@@ -286,16 +322,6 @@ def main():
         st, b = request("GET", BASE + "/reads/%s?referenceName=q&start=100&end=200&fields=QNAME,POS&tags=RG&notags=NM"
                         % run_id)
         check(st == 200, "fields/tags/notags accepted: %d" % st)
-
-        # Errors in htsget's shape.
-        def error(method, path, status, name, body=None, token=TOKEN):
-            st, b = request(method, path, body, token=token)
-            try:
-                e = json.loads(b)["htsget"]
-                ok = st == status and e["error"] == name and e["message"]
-            except (ValueError, KeyError, TypeError):
-                ok = False
-            check(ok, "%s %s -> %d %s, got %d %s" % (method, path, status, name, st, b[:200]))
 
         R = BASE + "/reads/" + run_id
         error("GET", R + "?referenceName=q&start=%d&end=%d" % (contig_len + 10, contig_len + 20), 400, "InvalidRange")

@@ -244,6 +244,17 @@ def main():
             for r in two:
                 reads_equal(out, r, "POST")
 
+        # An end past the contig is read as the contig's end.
+        st, b = request("GET", BASE + "/reads/%s?referenceName=q&start=%d&end=%d" % (run_id, contig_len - 100,
+                                                                                   contig_len + 1000))
+        check(st == 200, "end past the contig: %d" % st)
+        if st == 200:
+            out = os.path.join(tmp, "past_end.bam")
+            with open(out, "wb") as f:
+                f.write(fetch_ticket(json.loads(b)))
+            check(reads_equal(out, ("q", contig_len - 100, contig_len), "end past the contig") > 0,
+                  "reads at the contig's end")
+
         # referenceName=*: the unplaced reads (those samtools view lists for region '*').
         st, b = request("GET", BASE + "/reads/%s?referenceName=*" % run_id)
         check(st == 200, "reads referenceName=*: %d" % st)

@@ -17,8 +17,8 @@
 #include "host/common/error.hpp"
 #include "service/api/object_routes.hpp"
 #include "service/api/run_routes.hpp"
-#include "service/api/wes_routes.hpp"
 #include "service/api/tes_routes.hpp"
+#include "service/api/wes_routes.hpp"
 #include "service/http/address_policy.hpp"
 #include "service/http/auth.hpp"
 #include "service/http/http_router.hpp"
@@ -126,6 +126,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.min_free_bytes = o.min_free_bytes;
   co.max_export_cache_bytes = o.max_export_cache_bytes;
   co.refget_public = o.refget_public;
+  co.htsget_public_url = o.htsget_public_url;
+  co.htsget_https = !o.tls_cert_file.empty();
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) ro.allow_roots.push_back(root);

@@ -41,6 +41,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
         handler_threads = 8, db_connections = 8;
     bool metrics_auth = false, insecure_no_auth = false, refget_public = false;
+    std::string htsget_public_url;
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
@@ -110,6 +111,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_flag("--refget-public", o->refget_public,
                 "Serve the refget v2 routes (/ga4gh/refget/v2: reference sequences only) without a token, "
                 "for clients that cannot send one");
+  cmd->add_option("--htsget-public-url", o->htsget_public_url,
+                  "The URL clients reach this daemon at (https://host[:port]), used in htsget tickets; "
+                  "default: the request's Host header, https with --tls-cert");
   auto* tls_cert =
       cmd->add_option("--tls-cert", o->tls_cert, "PEM certificate chain: serve HTTPS (needs --tls-key)")
           ->check(CLI::ExistingFile);
@@ -186,6 +190,7 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.min_free_bytes = o->min_free_bytes;
             d.max_export_cache_bytes = o->max_export_cache_bytes;
             d.refget_public = o->refget_public;
+            d.htsget_public_url = o->htsget_public_url;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

@@ -15,6 +15,7 @@
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_store.hpp"
+#include "service/stores/htsget_routes.hpp"
 #include "service/stores/readset_routes.hpp"
 #include "service/stores/readset_store.hpp"
 #include "service/stores/reference_routes.hpp"
@@ -276,6 +277,10 @@ void Catalog::add_routes(http::Router& router) {
   RefgetRoutesOptions rg;
   if (d->opt.refget_public) rg.scope = http::Scope::none;
   add_refget_routes(router, *d->references, rg);
+  HtsgetRoutesOptions ho;
+  ho.public_url = d->opt.htsget_public_url;
+  ho.https = d->opt.htsget_https;
+  add_htsget_routes(router, d->jobs, d->objects, d->readsets.get(), ho);
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {

@@ -32,7 +32,9 @@ struct CatalogOptions {
   std::uint64_t max_readset_part_bytes = std::uint64_t(256) << 30;
   std::uint64_t min_free_bytes = std::uint64_t(1) << 30;
   std::uint64_t max_export_cache_bytes = std::uint64_t(64) << 30;  // read-set exports (0: unbounded)
-  bool refget_public = false;  // refget v2 routes without a token (--refget-public)
+  bool refget_public = false;     // refget v2 routes without a token (--refget-public)
+  std::string htsget_public_url;  // htsget ticket URLs' base (--htsget-public-url); empty: the Host header
+  bool htsget_https = false;      // the daemon serves TLS: ticket URLs from the Host header use https
 };
 
 class Catalog {

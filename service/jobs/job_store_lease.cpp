@@ -49,8 +49,8 @@ std::string lease_statement_pg() {
              "WHERE t.state = 'QUEUED' AND t.not_before <= ? AND r.state IN ('QUEUED','RUNNING') "
              "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
              "WHERE d.task_id = t.id AND u.state <> 'COMPLETE') AND ") +
-         meets +
-         " ORDER BY " + lease_order::kOrderBy + " LIMIT 1 FOR UPDATE OF t, r SKIP LOCKED), "
+         meets + " ORDER BY " + lease_order::kOrderBy +
+         " LIMIT 1 FOR UPDATE OF t, r SKIP LOCKED), "
          "leased AS (UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, started_at = ?, "
          "finished_at = NULL, worker_id = ?, lease_token = ?, lease_expires_at = ? FROM pick "
          "WHERE tasks.id = pick.id RETURNING tasks.*), "
@@ -82,8 +82,8 @@ std::string pick_leasable_task_sqlite(sql::Db& db, const json& capabilities, int
     const auto page = db.query(
         std::string("SELECT t.id, t.requirements, t.deadline_rank, t.urgency, t.seq FROM tasks t JOIN runs r "
                     "ON r.id = t.run_id WHERE ") +
-            kLeasable + " AND (t.deadline_rank, t.urgency, t.seq) > (?, ?, ?) ORDER BY " + lease_order::kOrderBy +
-            " LIMIT ?",
+            kLeasable + " AND (t.deadline_rank, t.urgency, t.seq) > (?, ?, ?) ORDER BY " +
+            lease_order::kOrderBy + " LIMIT ?",
         {now, after_rank, after_urgency, after_seq, kPage});
     more = int64_t(page.size()) == kPage;
     for (const sql::Row& r : page) {

@@ -88,7 +88,8 @@ class SqlJobStore final : public JobStore {
       // once it commits, the insert does nothing and its run is returned instead.
       const auto inserted = db_->query(
           "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-          "idempotency_key, provenance, priority, deadline) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?) "
+          "idempotency_key, provenance, priority, deadline) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
+          "?) "
           "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
           {run_id, req.workflow, req.inputs.dump(), req.parameters.dump(), now, now,
            opt_text(req.callback_url), opt_text(req.idempotency_key),
@@ -105,7 +106,8 @@ class SqlJobStore final : public JobStore {
         const std::string task_id = run_id + "/" + t.name;
         db_->exec(
             "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
-            "cache_key, queued_at, deadline_rank, urgency) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?)",
+            "cache_key, queued_at, deadline_rank, urgency) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
+            "?)",
             {task_id, run_id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
              t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(req.deadline),
              lease_order::urgency(now, req.priority)});

@@ -126,16 +126,16 @@ static int64_t parse_deadline(const json& v) {
   }
   if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()))
     return v.get<int64_t>();
-  throw InputError("'deadline' must be an RFC 3339 date-time (e.g. 2026-12-05T14:30:00Z) or unix milliseconds");
+  throw InputError(
+      "'deadline' must be an RFC 3339 date-time (e.g. 2026-12-05T14:30:00Z) or unix milliseconds");
 }
 
 WorkflowRequest parse_workflow_request(const json& body) {
   if (!body.is_object()) throw InputError("request body must be a JSON object");
   WorkflowRequest r;
   for (const auto& [k, v] : body.items()) {
-    static const std::set<std::string> known = {"workflow", "sample",       "inputs", "parameters",
-                                                "cache",    "callback_url", "tags",
-                                                "priority", "deadline"};
+    static const std::set<std::string> known = {"workflow",     "sample", "inputs",   "parameters", "cache",
+                                                "callback_url", "tags",   "priority", "deadline"};
     if (!known.count(k)) throw InputError("unknown field '" + k + "'");
   }
   if (!body.contains("workflow") || !body["workflow"].is_string()) throw InputError("missing 'workflow'");

@@ -28,7 +28,7 @@ struct WorkflowRequest {
   bool cache = true;
   std::string callback_url;
   std::string idempotency_key;
-  int64_t priority = 0;              // kMinRunPriority..kMaxRunPriority (job_store.hpp)
+  int64_t priority = 0;             // kMinRunPriority..kMaxRunPriority (job_store.hpp)
   std::optional<int64_t> deadline;  // unix ms: 'deadline' as RFC 3339 or unix ms
 };
 

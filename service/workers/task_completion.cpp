@@ -50,7 +50,8 @@ TaskResult complete_finished_task(JobStore& store, const FinishedTask& t, bool l
   // it COMPLETE without duplicate.
   if (res.run_state == RunState::Complete && !res.duplicate && hooks.metrics)
     if (const auto run = store.get_run(res.task.run_id))
-      hooks.metrics->observe("omicsd_run_turnaround_seconds", double(run->updated_at - run->created_at) / 1000.0,
+      hooks.metrics->observe("omicsd_run_turnaround_seconds",
+                             double(run->updated_at - run->created_at) / 1000.0,
                              {{"workflow", run->workflow}, {"group", kDefaultRunGroupLabel}});
   return res;
 }

@@ -223,3 +223,44 @@ TEST_P(LeaseOrderTest, ALowPriorityRunIsNotStarvedByAStreamOfHigherPriorityRuns)
 }
 
 }  // namespace
+
+namespace {
+
+// A database of schema v3 with queued tasks (v4's columns and index taken away again) upgrades to
+// v4 keeping their first-come order: no deadline, priority 0, urgency = queued_at.
+TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
+  test::TempDir dir;
+  const std::string url = "sqlite:" + (dir.path / "jobs.db").string();
+  std::vector<std::string> runs;
+  {
+    auto store = open_job_store(url);
+    for (int i = 0; i < 3; ++i) {
+      NewRun r;
+      r.workflow = "align";
+      r.priority = 0;
+      TaskSpec t;
+      t.name = "align";
+      t.kind = "align";
+      r.tasks = {t};
+      runs.push_back(store->create_run(r, T0 + (2 - i) * kMinute).run.id);  // the last is the oldest
+    }
+  }
+  std::string out;
+  const std::string to_v3 =
+      "DROP INDEX tasks_lease_order; ALTER TABLE tasks DROP COLUMN urgency; "
+      "ALTER TABLE tasks DROP COLUMN deadline_rank; ALTER TABLE runs DROP COLUMN priority; "
+      "ALTER TABLE runs DROP COLUMN deadline; DELETE FROM schema_version WHERE version = 4;";
+  ASSERT_EQ(test::run_command("sqlite3 '" + (dir.path / "jobs.db").string() + "' \"" + to_v3 + "\"", &out), 0)
+      << out;
+  auto store = open_job_store(url);
+  EXPECT_EQ(store->schema_version(), 4);
+  for (size_t i = runs.size(); i-- > 0;) {
+    auto l = store->lease_task("w", json::object(), 60, T0 + 10 * kMinute);
+    ASSERT_TRUE(l);
+    EXPECT_EQ(l->run.id, runs[i]);
+    EXPECT_EQ(l->run.priority, 0);
+    EXPECT_FALSE(l->run.deadline);
+  }
+}
+
+}  // namespace

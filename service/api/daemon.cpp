@@ -141,6 +141,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.describe_counter("omicsd_runs_created_total", "Runs created");
   m.describe_histogram("omicsd_task_duration_seconds", "Wall time of finished tasks",
                        {0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600});
+  m.describe_histogram("omicsd_run_turnaround_seconds", "Submission to completion of completed runs",
+                       {1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800});
   m.describe_gauge("omicsd_worker_gpu_utilization_ratio", "GPU busy fraction reported by workers (NVML)");
   m.describe_gauge("omicsd_worker_gpu_memory_used_bytes", "GPU memory in use reported by workers");
   m.describe_gauge("omicsd_worker_gpu_memory_total_bytes", "GPU memory reported by workers");

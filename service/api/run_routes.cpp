@@ -69,6 +69,8 @@ struct RunRoutes {
             {"created_at", run.created_at},
             {"updated_at", run.updated_at},
             {"failure_reason", run.failure_reason},
+            {"priority", run.priority},
+            {"deadline", run.deadline ? json(*run.deadline) : json(nullptr)},
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},

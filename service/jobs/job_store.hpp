@@ -58,7 +58,15 @@ struct NewRun {
   // The run's first provenance (engine, submitted inputs, parameters), written by the same
   // transaction as the run: there is never a run without it.
   nlohmann::json provenance = nlohmann::json::object();
+  // Lease order (lease_order.hpp): runs with a deadline (unix ms) before runs without, earliest
+  // first; then higher priority (kMinRunPriority..kMaxRunPriority), aged by waiting time.
+  int64_t priority = 0;
+  std::optional<int64_t> deadline;
 };
+
+// The range of a run's priority (POST /v1/runs 'priority').
+inline constexpr int64_t kMinRunPriority = -1000;
+inline constexpr int64_t kMaxRunPriority = 1000;
 
 struct Run {
   std::string id;
@@ -73,6 +81,8 @@ struct Run {
   std::string failure_reason;
   nlohmann::json outputs;     // object: task name -> that task's outputs (filled as tasks complete)
   nlohmann::json provenance;  // object, merged by set_run_provenance
+  int64_t priority = 0;
+  std::optional<int64_t> deadline;  // unix ms; none = no deadline
 };
 
 struct Task {
@@ -175,8 +185,9 @@ class JobStore {
   // Merges (JSON merge patch) into the run's provenance.
   virtual void set_run_provenance(const std::string& run_id, const nlohmann::json& patch, int64_t now) = 0;
 
-  // Leases. lease_task picks the oldest leasable QUEUED task (dependencies COMPLETE, run QUEUED
-  // or RUNNING, past its retry time, requirements met by capabilities) or returns nullopt.
+  // Leases. lease_task picks the most urgent leasable QUEUED task (dependencies COMPLETE, run
+  // QUEUED or RUNNING, past its retry time, requirements met by capabilities) in lease order
+  // (lease_order.hpp: deadline, then aged priority, then age) or returns nullopt.
   virtual std::optional<LeasedTask> lease_task(const std::string& worker_id,
                                                const nlohmann::json& capabilities, int64_t lease_seconds,
                                                int64_t now) = 0;
@@ -226,7 +237,7 @@ class JobStore {
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 3;
+inline constexpr int kJobStoreSchemaVersion = 4;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
 // PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "service/jobs/job_store_rows.hpp"
+#include "service/jobs/lease_order.hpp"
 #include "service/jobs/task_graph.hpp"
 
 namespace omicsd::job_store_rows {
@@ -48,8 +49,8 @@ std::string lease_statement_pg() {
              "WHERE t.state = 'QUEUED' AND t.not_before <= ? AND r.state IN ('QUEUED','RUNNING') "
              "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
              "WHERE d.task_id = t.id AND u.state <> 'COMPLETE') AND ") +
-         meets +
-         " ORDER BY t.queued_at, t.seq LIMIT 1 FOR UPDATE OF t, r SKIP LOCKED), "
+         meets + " ORDER BY " + lease_order::kOrderBy +
+         " LIMIT 1 FOR UPDATE OF t, r SKIP LOCKED), "
          "leased AS (UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, started_at = ?, "
          "finished_at = NULL, worker_id = ?, lease_token = ?, lease_expires_at = ? FROM pick "
          "WHERE tasks.id = pick.id RETURNING tasks.*), "
@@ -73,18 +74,23 @@ std::string pick_leasable_task_sqlite(sql::Db& db, const json& capabilities, int
       "AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks u ON u.id = d.depends_on "
       "WHERE d.task_id = t.id AND u.state <> 'COMPLETE')";
   constexpr int64_t kPage = 64;
-  int64_t after_queued = std::numeric_limits<int64_t>::min(), after_seq = 0;
+  // Keyset paging in lease order (lease_order.hpp): each page starts after the last row of the one
+  // before. The first page starts before every key (deadline_rank and urgency are int64).
+  constexpr int64_t kLowest = std::numeric_limits<int64_t>::min();
+  int64_t after_rank = kLowest, after_urgency = kLowest, after_seq = kLowest;
   for (bool more = true; more;) {
     const auto page = db.query(
-        std::string("SELECT t.id, t.requirements, t.queued_at, t.seq FROM tasks t JOIN runs r ON r.id = "
-                    "t.run_id WHERE ") +
-            kLeasable + " AND (t.queued_at, t.seq) > (?, ?) ORDER BY t.queued_at, t.seq LIMIT ?",
-        {now, after_queued, after_seq, kPage});
+        std::string("SELECT t.id, t.requirements, t.deadline_rank, t.urgency, t.seq FROM tasks t JOIN runs r "
+                    "ON r.id = t.run_id WHERE ") +
+            kLeasable + " AND (t.deadline_rank, t.urgency, t.seq) > (?, ?, ?) ORDER BY " +
+            lease_order::kOrderBy + " LIMIT ?",
+        {now, after_rank, after_urgency, after_seq, kPage});
     more = int64_t(page.size()) == kPage;
     for (const sql::Row& r : page) {
       if (capabilities_satisfy(capabilities, RowReader{r, "id, requirements", where}.js(1))) return r.s(0);
-      after_queued = r.i(2);
-      after_seq = r.i(3);
+      after_rank = r.i(2);
+      after_urgency = r.i(3);
+      after_seq = r.i(4);
     }
   }
   return "";

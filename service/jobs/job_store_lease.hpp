@@ -1,8 +1,9 @@
 #pragma once
 // How the job store picks and leases a task, per database (internal to sql_job_store.cpp; each runs
-// inside the caller's write transaction). The rule is the same on both: the oldest QUEUED task of a
-// QUEUED or RUNNING run, past its not_before, whose dependencies are COMPLETE and whose requirements
-// the worker's capabilities meet (capabilities_satisfy, task_graph.hpp).
+// inside the caller's write transaction). The rule is the same on both: the first QUEUED task in
+// lease order (lease_order.hpp) of a QUEUED or RUNNING run, past its not_before, whose dependencies
+// are COMPLETE and whose requirements the worker's capabilities meet (capabilities_satisfy,
+// task_graph.hpp).
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>

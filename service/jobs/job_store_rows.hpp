@@ -30,7 +30,7 @@ struct RowReader {
 
 inline constexpr const char* kRunCols =
     "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-    "idempotency_key, failure_reason, outputs, provenance";
+    "idempotency_key, failure_reason, outputs, provenance, priority, deadline";
 inline constexpr const char* kWebhookCols =
     "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
 inline constexpr const char* kTaskCols =
@@ -70,6 +70,8 @@ inline Run run_from_row(const RowReader& st) {
   r.failure_reason = st.text(9);
   r.outputs = st.js(10);
   r.provenance = st.js(11);
+  r.priority = st.i64(12);
+  r.deadline = st.opt_i64(13);
   return r;
 }
 

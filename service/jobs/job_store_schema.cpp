@@ -162,6 +162,18 @@ ALTER TABLE tasks DROP CONSTRAINT tasks_kind_check;
 ALTER TABLE tasks ADD CONSTRAINT tasks_kind_check CHECK (kind IN ('align','call','qc','tes'));
 )SQL",
      allow_tes_sqlite},
+    // v4: run priorities and deadlines, copied onto their tasks as the two lease-order keys
+    // (lease_order.hpp), and the index the lease reads the queue through. Tasks queued before this
+    // version keep their order: no deadline, priority 0 (urgency = queued_at).
+    {R"SQL(
+ALTER TABLE runs ADD COLUMN priority BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN deadline BIGINT;
+ALTER TABLE tasks ADD COLUMN deadline_rank BIGINT NOT NULL DEFAULT 9223372036854775807;
+ALTER TABLE tasks ADD COLUMN urgency BIGINT NOT NULL DEFAULT 0;
+UPDATE tasks SET urgency = queued_at;
+CREATE INDEX tasks_lease_order ON tasks(state, deadline_rank, urgency, seq);
+)SQL",
+     "", ""},
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);

@@ -33,6 +33,7 @@
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/job_store_lease.hpp"
 #include "service/jobs/job_store_rows.hpp"
+#include "service/jobs/lease_order.hpp"
 #include "service/jobs/task_graph.hpp"
 #include "service/util/ids.hpp"
 
@@ -87,11 +88,13 @@ class SqlJobStore final : public JobStore {
       // once it commits, the insert does nothing and its run is returned instead.
       const auto inserted = db_->query(
           "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-          "idempotency_key, provenance) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?) "
+          "idempotency_key, provenance, priority, deadline) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
+          "?) "
           "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
           {run_id, req.workflow, req.inputs.dump(), req.parameters.dump(), now, now,
            opt_text(req.callback_url), opt_text(req.idempotency_key),
-           (req.provenance.is_object() ? req.provenance : json::object()).dump()});
+           (req.provenance.is_object() ? req.provenance : json::object()).dump(), req.priority,
+           req.deadline ? Value(*req.deadline) : Value(nullptr)});
       if (inserted.empty()) {
         auto existing = run_by_key(req.idempotency_key);
         if (!existing)
@@ -103,9 +106,11 @@ class SqlJobStore final : public JobStore {
         const std::string task_id = run_id + "/" + t.name;
         db_->exec(
             "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
-            "cache_key, queued_at) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?)",
+            "cache_key, queued_at, deadline_rank, urgency) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
+            "?)",
             {task_id, run_id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
-             t.requirements.dump(), opt_text(t.cache_key), now});
+             t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(req.deadline),
+             lease_order::urgency(now, req.priority)});
         int64_t pos = 0;
         for (const std::string& dep : t.depends_on)
           db_->exec("INSERT INTO task_deps (task_id, depends_on, pos) VALUES (?, ?, ?)",
@@ -183,10 +188,10 @@ class SqlJobStore final : public JobStore {
       const RunState state = lock_run(run_id);
       if (state != RunState::Failed && state != RunState::Canceled) return false;
       const int64_t requeued = db_->exec(
-          "UPDATE tasks SET state = 'QUEUED', attempts = 0, not_before = 0, queued_at = ?, started_at = "
-          "NULL, "
+          "UPDATE tasks SET state = 'QUEUED', attempts = 0, not_before = 0, queued_at = ?, urgency = ? - "
+          "(SELECT priority FROM runs WHERE runs.id = tasks.run_id) * ?, started_at = NULL, "
           "finished_at = NULL, lease_expires_at = NULL WHERE run_id = ? AND state <> 'COMPLETE'",
-          {now, run_id});
+          {now, now, lease_order::kAgingMsPerPriority, run_id});
       db_->exec("UPDATE runs SET state = ?, failure_reason = NULL, updated_at = ? WHERE id = ?",
                 {std::string(requeued > 0 ? "QUEUED" : "COMPLETE"), now, run_id});
       return true;

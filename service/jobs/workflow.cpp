@@ -1,6 +1,7 @@
 #include "service/jobs/workflow.hpp"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "host/call/ploidy_genotypes.hpp"
@@ -8,6 +9,7 @@
 #include "service/jobs/task_graph.hpp"
 #include "service/jobs/task_kinds.hpp"
 #include "service/objects/object_store.hpp"
+#include "service/util/rfc3339.hpp"
 
 namespace omicsd {
 namespace {
@@ -113,12 +115,27 @@ const std::vector<std::string>& task_parameter_keys(const std::string& kind) {
   return k ? k->parameters : none;
 }
 
+// A run's deadline: an RFC 3339 date-time or unix milliseconds (a non-negative integer).
+static int64_t parse_deadline(const json& v) {
+  if (v.is_string()) {
+    try {
+      return parse_rfc3339_ms(v.get<std::string>());
+    } catch (const InputError& e) {
+      throw InputError(std::string("'deadline': ") + e.what());
+    }
+  }
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t(std::numeric_limits<int64_t>::max()))
+    return v.get<int64_t>();
+  throw InputError(
+      "'deadline' must be an RFC 3339 date-time (e.g. 2026-12-05T14:30:00Z) or unix milliseconds");
+}
+
 WorkflowRequest parse_workflow_request(const json& body) {
   if (!body.is_object()) throw InputError("request body must be a JSON object");
   WorkflowRequest r;
   for (const auto& [k, v] : body.items()) {
-    static const std::set<std::string> known = {"workflow", "sample",       "inputs", "parameters",
-                                                "cache",    "callback_url", "tags"};
+    static const std::set<std::string> known = {"workflow",     "sample", "inputs",   "parameters", "cache",
+                                                "callback_url", "tags",   "priority", "deadline"};
     if (!known.count(k)) throw InputError("unknown field '" + k + "'");
   }
   if (!body.contains("workflow") || !body["workflow"].is_string()) throw InputError("missing 'workflow'");
@@ -147,6 +164,14 @@ WorkflowRequest parse_workflow_request(const json& body) {
       throw InputError("'callback_url' must be an http:// or https:// URL");
     if (r.callback_url.size() > 2048) throw InputError("'callback_url' is longer than 2048 characters");
   }
+  if (body.contains("priority") && !body["priority"].is_null()) {
+    const json& p = body["priority"];
+    if (!p.is_number_integer() || p.get<int64_t>() < kMinRunPriority || p.get<int64_t>() > kMaxRunPriority)
+      throw InputError("'priority' must be an integer from " + std::to_string(kMinRunPriority) + " to " +
+                       std::to_string(kMaxRunPriority));
+    r.priority = p.get<int64_t>();
+  }
+  if (body.contains("deadline") && !body["deadline"].is_null()) r.deadline = parse_deadline(body["deadline"]);
   // Inputs of the workflow.
   const std::set<std::string> allowed_inputs = r.workflow == "call"
                                                    ? std::set<std::string>{"reference", "bam"}
@@ -194,6 +219,8 @@ NewRun make_new_run(const WorkflowRequest& req, int default_threads, int max_att
   n.parameters["cache"] = req.cache;
   n.callback_url = req.callback_url;
   n.idempotency_key = req.idempotency_key;
+  n.priority = req.priority;
+  n.deadline = req.deadline;
   n.tasks = default_tasks(req.workflow);
   for (auto& t : n.tasks) {
     t.max_attempts = max_attempts;

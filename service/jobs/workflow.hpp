@@ -4,6 +4,7 @@
 // validation, lease responses) and the in-process workers.
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ struct WorkflowRequest {
   bool cache = true;
   std::string callback_url;
   std::string idempotency_key;
+  int64_t priority = 0;             // kMinRunPriority..kMaxRunPriority (job_store.hpp)
+  std::optional<int64_t> deadline;  // unix ms: 'deadline' as RFC 3339 or unix ms
 };
 
 // Parses the POST /v1/runs body; throws InputError on a bad shape (unknown workflow, missing

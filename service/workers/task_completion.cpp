@@ -7,6 +7,9 @@ namespace omicsd {
 namespace {
 using json = nlohmann::json;
 
+// The group label of omicsd_run_turnaround_seconds: every run, until runs name run groups.
+constexpr const char* kDefaultRunGroupLabel = "default";
+
 void count_completion(Metrics& metrics, const FinishedTask& t) {
   const json& prov = t.provenance;
   if (prov.value("cache_hit", false)) metrics.inc("omicsd_cache_hits_total");
@@ -43,6 +46,13 @@ TaskResult complete_finished_task(JobStore& store, const FinishedTask& t, bool l
   if (res.run_state == RunState::Complete && !res.duplicate && hooks.on_run_complete)
     hooks.on_run_complete(res.task.run_id);
   if (lease_is_current && !res.duplicate && hooks.metrics) count_completion(*hooks.metrics, t);
+  // Turnaround, submission to completion, once per run: only the call that completed the run sees
+  // it COMPLETE without duplicate.
+  if (res.run_state == RunState::Complete && !res.duplicate && hooks.metrics)
+    if (const auto run = store.get_run(res.task.run_id))
+      hooks.metrics->observe("omicsd_run_turnaround_seconds",
+                             double(run->updated_at - run->created_at) / 1000.0,
+                             {{"workflow", run->workflow}, {"group", kDefaultRunGroupLabel}});
   return res;
 }
 

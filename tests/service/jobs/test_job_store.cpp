@@ -1071,7 +1071,9 @@ TEST_F(PostgresStoreTest, ConcurrentOpensMigrateOnce) {
     }
   }
   auto versions = test::postgres_query(fresh.url, "SELECT version FROM schema_version ORDER BY version");
-  EXPECT_EQ(versions, (std::vector<std::string>{"1", "2", "3"}));
+  std::vector<std::string> every_version;
+  for (int v = 1; v <= kJobStoreSchemaVersion; ++v) every_version.push_back(std::to_string(v));
+  EXPECT_EQ(versions, every_version);
   // Every store works on the shared schema.
   NewRun r;
   r.workflow = "align";

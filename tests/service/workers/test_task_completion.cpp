@@ -8,10 +8,10 @@
 
 #include "host/common/error.hpp"
 #include "service/jobs/job_store.hpp"
-#include "service/util/metrics.hpp"
-#include "service/workers/task_completion.hpp"
 #include "service/jobs/task_graph.hpp"
 #include "service/jobs/task_kinds.hpp"
+#include "service/util/metrics.hpp"
+#include "service/workers/task_completion.hpp"
 #include "tests/support/test_support.hpp"
 
 using nlohmann::json;
@@ -68,6 +68,23 @@ TEST(TaskCompletion, InProcessCompletionWritesCacheProvenanceAndCounts) {
   EXPECT_EQ(env.metrics->value("omicsd_tasks_completed_total", {{"kind", "align"}}), 1);
   EXPECT_EQ(env.metrics->value("omicsd_task_duration_seconds", {{"kind", "align"}}), 1);  // one observation
   EXPECT_EQ(env.metrics->value("omicsd_cache_hits_total"), 0);
+}
+
+// The run's turnaround, submission (T0) to the completion that ended it, is observed once with its
+// workflow and group; a repeated completion adds nothing.
+TEST(TaskCompletion, TheCompletionThatEndsARunObservesItsTurnaround) {
+  Env env;
+  const Task t = env.leased_align();
+  complete_finished_task(*env.store, Env::finished(t, t.lease_token, false), true, env.hooks);
+  complete_finished_task(*env.store, Env::finished(t, t.lease_token, false), false, env.hooks);
+  const Metrics::Labels labels = {{"workflow", "align"}, {"group", "default"}};
+  EXPECT_EQ(env.metrics->value("omicsd_run_turnaround_seconds", labels), 1);  // one observation
+  const omicsd::Run run = *env.store->get_run(t.run_id);
+  const std::string text = env.metrics->render();
+  const std::string sum_line = "omicsd_run_turnaround_seconds_sum{group=\"default\",workflow=\"align\"} ";
+  const size_t at = text.find(sum_line);
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_DOUBLE_EQ(std::stod(text.substr(at + sum_line.size())), double(run.updated_at - T0) / 1000.0);
 }
 
 TEST(TaskCompletion, AWorkersWordNeverEntersTheCallCache) {

@@ -15,6 +15,7 @@
 #include "service/http/multipart_form.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/util/clock.hpp"
+#include "service/util/rfc3339.hpp"
 
 namespace omicsd {
 namespace {
@@ -47,17 +48,7 @@ Response wes_guard(F&& f) {
 }
 
 // RFC 3339 UTC with milliseconds, as WES's start_time / end_time.
-std::string iso_time(int64_t ms) {
-  const std::time_t secs = std::time_t(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, int(ms % 1000));
-  return out;
-}
-json opt_iso(const std::optional<int64_t>& ms) { return ms ? json(iso_time(*ms)) : json(nullptr); }
+json opt_iso(const std::optional<int64_t>& ms) { return ms ? json(rfc3339_ms(*ms)) : json(nullptr); }
 
 // A form or JSON field that holds a JSON object: an object as such, or a string holding one.
 json object_field(const json& value, const char* name) {
@@ -298,7 +289,7 @@ struct WesRoutes {
              {{"name", run.workflow},
               {"cmd", json::array({"omicsd", "workflow", run.workflow})},
               {"start_time", opt_iso(start)},
-              {"end_time", is_terminal(run.state) ? json(iso_time(run.updated_at)) : json(nullptr)},
+              {"end_time", is_terminal(run.state) ? json(rfc3339_ms(run.updated_at)) : json(nullptr)},
               {"stdout", logs_url},
               {"stderr", logs_url},
               {"exit_code", exit_code},

@@ -275,17 +275,6 @@ json tes_requirements(const json& task) {
   return req;
 }
 
-std::string rfc3339_ms(int64_t unix_ms) {
-  const std::time_t secs = std::time_t(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, int(unix_ms % 1000));
-  return out;
-}
-
 std::string tes_state(const Run& run, const Task* task, const json& log) {
   switch (run.state) {
     case RunState::Queued:

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "service/jobs/job_store.hpp"
+#include "service/util/rfc3339.hpp"
 
 namespace omicsd {
 
@@ -59,8 +60,5 @@ std::string tes_state(const Run& run, const Task* task, const nlohmann::json& lo
 enum class TesView { Minimal, Basic, Full };
 TesView parse_tes_view(std::string_view s);  // MINIMAL | BASIC | FULL; throws InputError
 nlohmann::json tes_task_view(const Run& run, const Task* task, const nlohmann::json& log, TesView view);
-
-// RFC 3339 UTC ("2026-12-05T11:31:34.123Z") of unix milliseconds.
-std::string rfc3339_ms(int64_t unix_ms);
 
 }  // namespace omicsd

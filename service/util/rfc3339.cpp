@@ -2,6 +2,8 @@
 #include "service/util/rfc3339.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "host/common/error.hpp"
@@ -75,6 +77,17 @@ int64_t parse_rfc3339_ms(std::string_view text) {
   const int64_t days = sys_days(date).time_since_epoch().count();
   const int64_t local_s = days * 86400 + hour * 3600 + minute * 60 + second;
   return (local_s - offset_min * 60) * 1000 + millis;
+}
+
+std::string rfc3339_ms(int64_t unix_ms) {
+  const std::time_t secs = std::time_t(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, int(unix_ms % 1000));
+  return out;
 }
 
 }  // namespace omicsd

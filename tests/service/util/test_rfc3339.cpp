@@ -31,6 +31,13 @@ TEST(Rfc3339, ParsesZuluOffsetsAndFractions) {
   EXPECT_EQ(parse_rfc3339_ms("1969-12-31T23:59:59Z"), -1000);
 }
 
+TEST(Rfc3339, FormatsUtcMillisecondsThatParseBack) {
+  EXPECT_EQ(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339_ms(1764945094123), "2025-12-05T14:31:34.123Z");
+  for (int64_t ms : {int64_t(1), int64_t(999), int64_t(1'700'000'000'001), int64_t(4'102'444'800'000)})
+    EXPECT_EQ(parse_rfc3339_ms(rfc3339_ms(ms)), ms) << ms;
+}
+
 TEST(Rfc3339, MalformedTextThrowsInputErrorsThatSayWhat) {
   const std::pair<const char*, const char*> bad[] = {
       {"", "year is missing"},

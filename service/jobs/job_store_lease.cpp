@@ -37,12 +37,12 @@ std::string lease_statement_pg() {
   // A requirement is met when the capability of that name is a number at least the required number,
   // or equals the required value (JSON equality); requirements that are not an object ask for nothing
   // (capabilities_satisfy). CASE, unlike AND, fixes the evaluation order, so jsonb_each only ever
-  // sees an object.
+  // sees an object and a cast to numeric only a number.
   const std::string meets =
       "(CASE WHEN jsonb_typeof(t.requirements::jsonb) = 'object' THEN NOT EXISTS ("
       "SELECT 1 FROM jsonb_each(t.requirements::jsonb) q WHERE NOT COALESCE(CASE "
-      "WHEN jsonb_typeof(q.value) = 'number' THEN jsonb_typeof(?::jsonb -> q.key) = 'number' AND "
-      "(?::jsonb -> q.key)::numeric >= q.value::numeric "
+      "WHEN jsonb_typeof(q.value) = 'number' THEN CASE WHEN jsonb_typeof(?::jsonb -> q.key) = 'number' "
+      "THEN (?::jsonb -> q.key)::numeric >= q.value::numeric ELSE false END "
       "ELSE (?::jsonb -> q.key) = q.value END, false)) ELSE true END)";
   return std::string(
              "WITH pick AS (SELECT t.id, t.run_id FROM tasks t JOIN runs r ON r.id = t.run_id "

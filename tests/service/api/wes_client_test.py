@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import urllib.request
 
 WES_SERVICE_VERSION = "5.0"  # pinned: the client whose behaviour this test was written against
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))  # tests/service/<layer>/
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from py_test_support import free_port, pinned_venv, stop_process  # noqa: E402
 SKIP = 77
 
 # Runs inside the venv: the real client. wes-client 5.0 infers workflow_type from a .cwl/.wdl/.py
@@ -62,34 +63,6 @@ elif action == "status":
 '''
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def ensure_client(venv):
-    py = os.path.join(venv, "bin", "python")
-    ok = os.path.exists(py) and subprocess.run(
-        [py, "-c", "import importlib.metadata as m; assert m.version('wes-service') == '%s'" % WES_SERVICE_VERSION],
-        capture_output=True).returncode == 0
-    if ok:
-        return py
-    shutil.rmtree(venv, ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "venv", venv], capture_output=True, text=True)
-    if r.returncode == 0:
-        r = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "wes-service==" + WES_SERVICE_VERSION],
-                           capture_output=True, text=True)
-    if r.returncode != 0:
-        print("wes_client_test: skipped: cannot install wes-service==%s with pip: %s" %
-              (WES_SERVICE_VERSION, (r.stderr or r.stdout).strip().splitlines()[-1:]))
-        shutil.rmtree(venv, ignore_errors=True)
-        return None
-    return py
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -100,7 +73,7 @@ def main():
     if not os.path.exists(os.path.join(tiny, "NA12878.chr22.tiny.bam")):
         print("wes_client_test: skipped: %s not found" % tiny)
         return SKIP
-    py = ensure_client(args.venv)
+    py = pinned_venv(args.venv, "wes-service", WES_SERVICE_VERSION, "wes_client_test")
     if py is None:
         return SKIP
     wes_cli = os.path.join(args.venv, "bin", "wes-client")
@@ -277,12 +250,7 @@ def main():
         failures.append(str(e))
         print("FAIL: %s" % e)
     finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+        stop_process(daemon)
         log.close()
         if failures:
             print("serve.log tail:\n" + "".join(open(os.path.join(tmp, "serve.log")).readlines()[-30:]))

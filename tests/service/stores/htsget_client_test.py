@@ -22,7 +22,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,40 +30,13 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from py_test_support import free_port, pinned_venv, stop_process  # noqa: E402
 TOKEN = "htsget-test-client-token"
 WORKER_TOKEN = "htsget-test-worker-token"
 HTSGET_VERSION = "0.2.6"
 BASE = "/ga4gh/htsget/v1"
 SKIP = 77
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def ensure_client(venv):
-    exe = os.path.join(venv, "bin", "htsget")
-    py = os.path.join(venv, "bin", "python")
-    ok = os.path.exists(exe) and subprocess.run(
-        [py, "-c", "import importlib.metadata as m; assert m.version('htsget') == '%s'" % HTSGET_VERSION],
-        capture_output=True).returncode == 0
-    if ok:
-        return exe
-    shutil.rmtree(venv, ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "venv", venv], capture_output=True, text=True)
-    if r.returncode == 0:
-        r = subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "htsget==" + HTSGET_VERSION],
-                           capture_output=True, text=True)
-    if r.returncode != 0:
-        print("htsget_client_test: skipped: cannot install htsget==%s with pip: %s" %
-              (HTSGET_VERSION, (r.stderr or r.stdout).strip().splitlines()[-1:]))
-        shutil.rmtree(venv, ignore_errors=True)
-        return None
-    return exe
 
 
 def run(*argv, **kw):
@@ -82,9 +54,9 @@ def main():
             not os.path.exists(os.path.join(tiny, "NA12878.chr22.tiny.bam")):
         print("htsget_client_test: skipped: samtools/bcftools/tabix or %s missing" % tiny)
         return SKIP
-    client = ensure_client(args.venv)
-    if client is None:
+    if pinned_venv(args.venv, "htsget", HTSGET_VERSION, "htsget_client_test") is None:
         return SKIP
+    client = os.path.join(args.venv, "bin", "htsget")
 
     tmp = tempfile.mkdtemp(prefix="omicsd-htsget-")
     root = os.path.join(tmp, "root")
@@ -376,11 +348,7 @@ def main():
         print("htsget_client_test: %d regions, %d reads and %d variants compared; %d failures" %
               (len(regions), total_reads, total_vars, len(failures)))
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+        stop_process(daemon, 20)
         log.close()
     if failures:
         print("serve log:", os.path.join(tmp, "serve.log"))

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,10 @@ import urllib.error
 import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))  # tests/service/<layer>/
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from py_test_support import free_port, stop_process  # noqa: E402
 TOKEN = "refget-test-client-token"
 BASE = "/ga4gh/refget/v2/sequence"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def fasta_sequences(path):
@@ -224,12 +217,7 @@ def main():
         failures.append(repr(e))
         print("FAIL: %r" % e)
     finally:
-        if daemon.poll() is None:
-            daemon.terminate()
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+        stop_process(daemon)
         log.close()
         if failures:
             print("serve.log tail:\n" + "".join(open(os.path.join(tmp, "serve.log")).readlines()[-20:]))

@@ -89,7 +89,8 @@ struct Daemon {
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 
-  // Starts `omicsd serve` with extra args on a free port; waits (bounded) for /healthz.
+  // Starts `omicsd serve` with extra args on a free port; waits (bounded) for /readyz, not /healthz:
+  // the daemon answers /healthz as soon as it listens, before its workers and catalog have started.
   bool start(const std::string& args, const fs::path& log_path) {
     log = log_path;
     for (int attempt = 0; attempt < 5; ++attempt) {
@@ -109,7 +110,7 @@ struct Daemon {
           pid = -1;
           break;  // exited (port taken?): retry
         }
-        if (get("/healthz").status == 200) return true;
+        if (get("/readyz").status == 200) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       kill_now(SIGKILL);

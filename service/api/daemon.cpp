@@ -128,6 +128,9 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   co.refget_public = o.refget_public;
   co.htsget_public_url = o.htsget_public_url;
   co.htsget_https = !o.tls_cert_file.empty();
+  co.beacon_public = o.beacon_public;
+  co.beacon_min_count = o.beacon_min_count;
+  co.beacon_assembly = o.beacon_assembly;
   api->catalog = std::make_unique<Catalog>(co, *api->store, *api->objects, api->metrics);
   // Runs may read the stored references and read sets, wherever the configured roots are.
   for (const auto& root : api->catalog->store_roots()) ro.allow_roots.push_back(root);

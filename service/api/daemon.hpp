@@ -40,6 +40,9 @@ struct DaemonOptions {
   uint64_t max_export_cache_bytes = uint64_t(64) << 30;   // read-set exports kept (LRU; 0: unbounded)
   bool refget_public = false;                             // refget routes without a token
   std::string htsget_public_url;                          // htsget ticket URLs' base (empty: the Host header)
+  bool beacon_public = false;                             // Beacon v2 routes without a token
+  int64_t beacon_min_count = 5;                           // Beacon: fewer carriers -> exists only
+  std::string beacon_assembly;                            // Beacon: the variant store's assembly ("" = any)
   std::string tls_cert_file;  // PEM; with tls_key_file: serve HTTPS (both or neither)
   std::string tls_key_file;
   // Webhooks (callback_url of a run): HMAC key file (empty: unsigned), attempts and first backoff.

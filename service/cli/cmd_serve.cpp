@@ -42,6 +42,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
         handler_threads = 8, db_connections = 8;
     bool metrics_auth = false, insecure_no_auth = false, refget_public = false;
     std::string htsget_public_url;
+    bool beacon_public = false;
+    int64_t beacon_min_count = 5;
+    std::string beacon_assembly;
     int64_t metrics_cache_ms = 5000;
     int64_t lease_seconds = 60;
     uint64_t max_object_bytes = uint64_t(64) << 30;
@@ -111,6 +114,17 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_flag("--refget-public", o->refget_public,
                 "Serve the refget v2 routes (/ga4gh/refget/v2: reference sequences only) without a token, "
                 "for clients that cannot send one");
+  cmd->add_flag("--beacon-public", o->beacon_public,
+                "Serve the Beacon v2 routes (/beacon/v2) without a token (default: a client token, as for "
+                "/v1/variants)");
+  cmd->add_option("--beacon-min-count", o->beacon_min_count,
+                  "Beacon: a query matching a variant carried by fewer samples than this is answered with "
+                  "exists only, never a count or records (default 5; 0 or 1: no threshold)")
+      ->check(CLI::Range(0, 1 << 30));
+  cmd->add_option(
+      "--beacon-assembly", o->beacon_assembly,
+      "Beacon: the assembly of the variant store (e.g. GRCh38); queries naming another assemblyId "
+      "match nothing (default: not declared, assemblyId is not checked)");
   cmd->add_option("--htsget-public-url", o->htsget_public_url,
                   "The URL clients reach this daemon at (https://host[:port]), used in htsget tickets; "
                   "default: the request's Host header, https with --tls-cert");
@@ -191,6 +205,9 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.max_export_cache_bytes = o->max_export_cache_bytes;
             d.refget_public = o->refget_public;
             d.htsget_public_url = o->htsget_public_url;
+            d.beacon_public = o->beacon_public;
+            d.beacon_min_count = o->beacon_min_count;
+            d.beacon_assembly = o->beacon_assembly;
             d.tls_cert_file = o->tls_cert;
             d.tls_key_file = o->tls_key;
             d.webhook_secret_file = o->webhook_secret_file;

@@ -15,6 +15,7 @@
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_store.hpp"
+#include "service/stores/beacon_routes.hpp"
 #include "service/stores/htsget_routes.hpp"
 #include "service/stores/readset_routes.hpp"
 #include "service/stores/readset_store.hpp"
@@ -281,6 +282,12 @@ void Catalog::add_routes(http::Router& router) {
   ho.public_url = d->opt.htsget_public_url;
   ho.https = d->opt.htsget_https;
   add_htsget_routes(router, d->jobs, d->objects, d->readsets.get(), ho);
+  BeaconRoutesOptions bo;
+  bo.public_access = d->opt.beacon_public;
+  bo.min_count = d->opt.beacon_min_count;
+  bo.assembly = d->opt.beacon_assembly;
+  bo.public_url = d->opt.htsget_public_url;
+  add_beacon_routes(router, *d->variants, bo);
 }
 
 void Catalog::resolve_run_inputs(WorkflowRequest& w) {

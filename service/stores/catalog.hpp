@@ -35,6 +35,9 @@ struct CatalogOptions {
   bool refget_public = false;     // refget v2 routes without a token (--refget-public)
   std::string htsget_public_url;  // htsget ticket URLs' base (--htsget-public-url); empty: the Host header
   bool htsget_https = false;      // the daemon serves TLS: ticket URLs from the Host header use https
+  bool beacon_public = false;     // Beacon v2 routes without a token (--beacon-public)
+  int64_t beacon_min_count = 5;   // Beacon: fewer carriers than this -> exists only (--beacon-min-count)
+  std::string beacon_assembly;    // Beacon: the variant store's assembly (--beacon-assembly; "" = any)
 };
 
 class Catalog {

@@ -220,6 +220,11 @@ def main():
                     if path.startswith("/ga4gh/") and "msg" in body_json:  # the GA4GH error shape
                         if body_json["status_code"] != status or not isinstance(body_json["msg"], str):
                             failures.append("bad GA4GH error body: " + what)
+                    elif path.startswith("/beacon/"):  # Beacon v2's error shape
+                        err = body_json["error"]
+                        if err["errorCode"] != status or not isinstance(err["errorMessage"], str) or \
+                                "meta" not in body_json:
+                            failures.append("bad Beacon error body: " + what)
                     else:
                         err = body_json["error"]
                         if err["code"] != status or not isinstance(err["message"], str):

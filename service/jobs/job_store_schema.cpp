@@ -174,6 +174,34 @@ UPDATE tasks SET urgency = queued_at;
 CREATE INDEX tasks_lease_order ON tasks(state, deadline_rank, urgency, seq);
 )SQL",
      "", ""},
+    // v5: run groups (run_group.hpp) with their caps; each run and task names its group (existing ones:
+    // "default", without caps), a task stores what it holds while leased (tasks queued before this
+    // version: 1 CPU thread, no GPU), a run when it was first leased (max_run_seconds counts from
+    // there). The indexes make the lease's cap counts probes of what is running.
+    {R"SQL(
+CREATE TABLE run_groups (
+  name             TEXT PRIMARY KEY,
+  max_runs         BIGINT,
+  max_tasks        BIGINT,
+  max_gpus         BIGINT,
+  max_cpu_threads  BIGINT,
+  max_run_seconds  BIGINT,
+  default_priority BIGINT NOT NULL DEFAULT 0,
+  created_at       BIGINT NOT NULL,
+  updated_at       BIGINT NOT NULL
+);
+INSERT INTO run_groups (name, default_priority, created_at, updated_at) VALUES ('default', 0, 0, 0);
+ALTER TABLE runs ADD COLUMN group_name TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE runs ADD COLUMN started_at BIGINT;
+UPDATE runs SET started_at = (SELECT MIN(started_at) FROM tasks WHERE tasks.run_id = runs.id)
+  WHERE state <> 'QUEUED';
+ALTER TABLE tasks ADD COLUMN group_name TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE tasks ADD COLUMN gpus BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN cpu_threads BIGINT NOT NULL DEFAULT 1;
+CREATE INDEX tasks_running_by_group ON tasks(group_name, state);
+CREATE INDEX runs_by_group ON runs(group_name, state);
+)SQL",
+     "", ""},
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);

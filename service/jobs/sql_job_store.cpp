@@ -506,7 +506,9 @@ class SqlJobStore final : public JobStore {
     const std::string group_name = req.group.empty() ? std::string(kDefaultRunGroup) : req.group;
     if (!req.idempotency_key.empty())
       if (auto existing = run_by_key(req.idempotency_key)) return {*existing, true};
-    const auto group = load_run_group(group_name);
+    // FOR SHARE: a concurrent delete_run_group (another daemon) waits for this run, or this run sees
+    // the group gone.
+    const auto group = load_run_group(group_name, locked(" FOR SHARE"));
     if (!group) throw InputError("unknown run group '" + group_name + "'");
     const int64_t priority = req.priority ? *req.priority : group->default_priority;
     std::vector<TaskDemands> demands;
@@ -550,9 +552,9 @@ class SqlJobStore final : public JobStore {
     return {*load_run(run_id), false};
   }
 
-  std::optional<RunGroup> load_run_group(const std::string& name) {
+  std::optional<RunGroup> load_run_group(const std::string& name, const std::string& lock = "") {
     const auto r =
-        db_->query(std::string("SELECT ") + kRunGroupCols + " FROM run_groups WHERE name = ?", {name});
+        db_->query(std::string("SELECT ") + kRunGroupCols + " FROM run_groups WHERE name = ?" + lock, {name});
     if (r.empty()) return std::nullopt;
     return run_group_from_row({r[0], kRunGroupCols, where_});
   }

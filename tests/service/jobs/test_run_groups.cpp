@@ -227,7 +227,7 @@ TEST_P(RunGroupTest, CapsHoldWhileWorkersOnTwoDaemonsRace) {
           // Nothing is completed during the race, so an empty answer means nothing is leasable
           // (SKIP LOCKED may hide a task another lease holds locked for a moment: retry a few times).
           for (int empty = 0; empty < 3;) {
-            auto l = s.lease_task("w" + std::to_string(w), json::object(), 600, now);
+            auto l = s.lease_task("w" + std::to_string(w), json{{"gpu_count", 4}}, 600, now);
             if (!l) {
               ++empty;
               continue;
@@ -263,6 +263,7 @@ TEST_P(RunGroupTest, CapsHoldWhileWorkersOnTwoDaemonsRace) {
       store->complete_task(l.task.id, l.task.lease_token, json::object(), now);
   }
   EXPECT_GE(rounds, 18);  // b: 12 runs of 3 chained tasks, 2 runs at a time
+  EXPECT_GT(db->query("SELECT COUNT(*) FROM tasks WHERE gpus = 1")[0].i(0), 0);
   EXPECT_EQ(db->query("SELECT COUNT(*) FROM tasks WHERE state <> 'COMPLETE'")[0].i(0), 0);
   EXPECT_EQ(db->query("SELECT COUNT(*) FROM runs WHERE state <> 'COMPLETE'")[0].i(0), 0);
 }

@@ -55,17 +55,19 @@ TEST_P(RunGroupRoutes, GroupsThroughTheApiAndTheCli) {
   EXPECT_EQ(d.request("PUT", "/v1/run-groups/other", json{{"name", "clinical"}}.dump()).status, 400);
 
   // The CLI replaces the group (PUT) and lists it.
-  const std::string cli = omicsd_binary() + " run-group --server " + d.url();
+  const std::string cli = omicsd_binary() + " run-group";
+  const std::string server = " --server " + d.url();
   std::string out;
-  ASSERT_EQ(
-      run_command(cli + " set clinical --max-cpu-threads 4 --max-tasks 2 --default-priority 40 2>&1", &out),
-      0)
+  ASSERT_EQ(run_command(cli + " set clinical --max-cpu-threads 4 --max-tasks 2 --default-priority 40" +
+                            server + " 2>&1",
+                        &out),
+            0)
       << out;
   json g = d.get("/v1/run-groups/clinical").j();
   EXPECT_EQ(g["max_cpu_threads"], 4);
   EXPECT_EQ(g["max_tasks"], 2);
   EXPECT_TRUE(g["max_runs"].is_null());
-  ASSERT_EQ(run_command(cli + " list 2>&1", &out), 0) << out;
+  ASSERT_EQ(run_command(cli + " list" + server + " 2>&1", &out), 0) << out;
   EXPECT_NE(out.find("clinical"), std::string::npos) << out;
   EXPECT_NE(out.find("default"), std::string::npos) << out;
 

@@ -5,16 +5,16 @@
 // INTEGER affinity in SQLite, so the columns hold the same values in both.
 #include <string>
 
-#include "service/util/clock.hpp"
 #include "service/jobs/job_store_rows.hpp"
+#include "service/util/clock.hpp"
 
 namespace omicsd::job_store_rows {
 namespace {
 
 struct Step {
-  const char* common;    // both dialects, after {SEQ} is substituted
-  const char* sqlite;    // then this on SQLite
-  const char* postgres;  // or this on PostgreSQL
+  const char* common;                     // both dialects, after {SEQ} is substituted
+  const char* sqlite;                     // then this on SQLite
+  const char* postgres;                   // or this on PostgreSQL
   void (*sqlite_fn)(sql::Db&) = nullptr;  // then this on SQLite (what plain SQL cannot say there)
 };
 

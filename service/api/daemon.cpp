@@ -16,6 +16,7 @@
 
 #include "host/common/error.hpp"
 #include "service/api/object_routes.hpp"
+#include "service/api/run_group_routes.hpp"
 #include "service/api/run_routes.hpp"
 #include "service/api/tes_routes.hpp"
 #include "service/api/wes_routes.hpp"
@@ -150,7 +151,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.describe_gauge("omicsd_worker_gpu_memory_used_bytes", "GPU memory in use reported by workers");
   m.describe_gauge("omicsd_worker_gpu_memory_total_bytes", "GPU memory reported by workers");
   m.describe_gauge("omicsd_worker_last_heartbeat_seconds", "Unix time of each worker's last heartbeat");
+  m.describe_counter("omicsd_runs_overdue_total",
+                     "Runs failed for running past their group's max_run_seconds");
   m.inc("omicsd_lease_expiries_total", 0);
+  m.inc("omicsd_runs_overdue_total", 0);
   m.inc("omicsd_cache_hits_total", 0);
   std::weak_ptr<Daemon> weak = api;
   m.add_collector([weak](Metrics& mm) {
@@ -172,6 +176,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   http::add_builtin_routes(
       router, api->metrics, [&ready] { return ready.load(); }, o.metrics_auth ? Scope::metrics : Scope::none);
   add_run_routes(router, *api->store, *api->objects, *api->catalog, ro, api->metrics);
+  add_run_group_routes(router, *api->store);
   // GA4GH WES on the same runs (wes_routes.hpp).
   WesRoutesOptions wo;
   wo.runs = ro;
@@ -204,7 +209,7 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   server.start();
   spdlog::info("open file limit {}, at most {} HTTP connections", nofile, server.max_connections());
 
-  // Lease sweeper.
+  // Lease sweeper; it also fails runs past their group's max_run_seconds.
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
   bool sweep_stop = false;
@@ -219,6 +224,14 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
         }
       } catch (const std::exception& e) {
         spdlog::error("lease sweeper: {}", e.what());
+      }
+      try {
+        for (const std::string& run_id : api->store->fail_overdue_runs(now_ms())) {
+          api->metrics->inc("omicsd_runs_overdue_total", 1);
+          spdlog::warn("run {} failed: past its group's maximum run duration", run_id);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("run duration sweeper: {}", e.what());
       }
     }
   });

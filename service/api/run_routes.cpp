@@ -2,13 +2,16 @@
 // logs and outputs; workers lease tasks, send heartbeats and complete or fail them.
 #include "service/api/run_routes.hpp"
 
+#include <fstream>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include "host/common/error.hpp"
 #include "service/api/run_submission.hpp"
 #include "service/http/http_client.hpp"
 #include "service/http/http_paging.hpp"
+#include "service/http/json_input.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_store.hpp"
@@ -24,6 +27,17 @@ using http::HttpError;
 using http::Request;
 using http::Response;
 using http::Scope;
+
+// The largest POST /v1/run-batches body (10,000 run requests of a few hundred bytes each fit well).
+constexpr std::uint64_t kMaxBatchBodyBytes = 64 << 20;
+
+std::string read_body_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream all;
+  all << in.rdbuf();
+  if (!in && !in.eof()) throw Error(path.string() + ": cannot read the request body");
+  return all.str();
+}
 
 json opt_time(const std::optional<int64_t>& t) { return t ? json(*t) : json(nullptr); }
 
@@ -71,6 +85,8 @@ struct RunRoutes {
             {"failure_reason", run.failure_reason},
             {"priority", run.priority},
             {"deadline", run.deadline ? json(*run.deadline) : json(nullptr)},
+            {"group", run.group},
+            {"started_at", opt_time(run.started_at)},
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},
@@ -171,6 +187,20 @@ struct RunRoutes {
     r.get(
         "/v1/runs", [this, keep_alive = self](Request& req) { return guard([&] { return list_runs(req); }); },
         Scope::client);
+    // A batch of up to 10,000 run requests is a few MB: streamed to a spool file rather than held to
+    // the 1 MiB limit of buffered bodies.
+    http::StreamedBody batch_body;
+    batch_body.spool_dir = objects.tmp_dir();
+    batch_body.max_bytes = kMaxBatchBodyBytes;
+    r.add_streamed(
+        "POST", "/v1/run-batches",
+        [this, keep_alive = self](Request& req) {
+          return guard([&] {
+            const json body = parse_json_input(read_body_file(req.body_file), "request body");
+            return Response::json(submitter.submit_batch(body));
+          });
+        },
+        Scope::client, batch_body);
     r.get(
         "/v1/runs/{id}",
         [this, keep_alive = self](Request& req) {

@@ -48,8 +48,8 @@ void RunSubmitter::check_callback_url(const std::string& url) const {
   if (!why.empty()) throw HttpError(400, "'callback_url' refused: " + why);
 }
 
-CreateRunResult RunSubmitter::submit(const json& body, const std::string& idempotency_key,
-                                     const json& extra_provenance) {
+NewRun RunSubmitter::prepare(const json& body, const std::string& idempotency_key,
+                             const json& extra_provenance) const {
   WorkflowRequest w = parse_workflow_request(body);
   check_callback_url(w.callback_url);
   w.idempotency_key = idempotency_key;
@@ -63,9 +63,74 @@ CreateRunResult RunSubmitter::submit(const json& body, const std::string& idempo
                   {"parameters", w.parameters}};
   if (extra_provenance.is_object())
     for (const auto& [k, v] : extra_provenance.items()) n.provenance[k] = v;
+  return n;
+}
+
+CreateRunResult RunSubmitter::submit(const json& body, const std::string& idempotency_key,
+                                     const json& extra_provenance) {
+  const NewRun n = prepare(body, idempotency_key, extra_provenance);
   CreateRunResult res = store_.create_run(n, now_ms());  // run, tasks, provenance: one transaction
-  if (!res.existed) metrics_->inc("omicsd_runs_created_total", 1, {{"workflow", w.workflow}});
+  if (!res.existed) metrics_->inc("omicsd_runs_created_total", 1, {{"workflow", n.workflow}});
   return res;
+}
+
+json RunSubmitter::submit_batch(const json& body) {
+  if (!body.is_object() || !body.contains("runs") || !body["runs"].is_array())
+    throw InputError("request body must be an object with a 'runs' array");
+  for (const auto& [k, v] : body.items())
+    if (k != "runs") throw InputError("unknown field '" + k + "'");
+  const json& specs = body["runs"];
+  if (specs.empty() || specs.size() > kMaxBatchRuns)
+    throw InputError("'runs' must hold 1 to " + std::to_string(kMaxBatchRuns) + " run requests");
+  json results = json::array();
+  std::vector<NewRun> runs;
+  std::vector<size_t> index_of;  // runs[i] is specs[index_of[i]]
+  for (size_t i = 0; i < specs.size(); ++i) {
+    results.push_back({{"index", i}});
+    try {
+      json spec = specs[i];
+      std::string key;
+      if (spec.is_object() && spec.contains("idempotency_key")) {
+        if (!spec["idempotency_key"].is_string()) throw InputError("'idempotency_key' must be a string");
+        key = spec["idempotency_key"].get<std::string>();
+        spec.erase("idempotency_key");
+      }
+      runs.push_back(prepare(spec, key, json::object()));
+      index_of.push_back(i);
+    } catch (const HttpError& e) {
+      results[i]["error"] = {{"code", e.status()}, {"message", e.what()}};
+    } catch (const NotFoundError& e) {  // e.g. a reference id that is not in the store
+      results[i]["error"] = {{"code", 404}, {"message", e.what()}};
+    } catch (const ConflictError& e) {  // e.g. a read set still importing
+      results[i]["error"] = {{"code", 409}, {"message", e.what()}};
+    } catch (const InputError& e) {
+      results[i]["error"] = {{"code", 400}, {"message", e.what()}};
+    }
+  }
+  const std::vector<BatchRunResult> stored = store_.create_runs(runs, now_ms());  // one transaction
+  int64_t created = 0, existing = 0;
+  for (size_t r = 0; r < stored.size(); ++r) {
+    json& out = results[index_of[r]];
+    if (!stored[r].created) {
+      out["error"] = {{"code", 400}, {"message", stored[r].error}};
+      continue;
+    }
+    const Run& run = stored[r].created->run;
+    out["id"] = run.id;
+    out["state"] = to_string(run.state);
+    out["group"] = run.group;
+    out["existed"] = stored[r].created->existed;
+    if (stored[r].created->existed) {
+      ++existing;
+    } else {
+      ++created;
+      metrics_->inc("omicsd_runs_created_total", 1, {{"workflow", run.workflow}});
+    }
+  }
+  return {{"runs", results},
+          {"created", created},
+          {"existing", existing},
+          {"failed", int64_t(specs.size()) - created - existing}};
 }
 
 }  // namespace omicsd

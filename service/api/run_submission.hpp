@@ -16,6 +16,9 @@ class Catalog;
 class Metrics;
 class ObjectStore;
 
+// The most runs one POST /v1/run-batches may carry.
+inline constexpr size_t kMaxBatchRuns = 10000;
+
 class RunSubmitter {
  public:
   RunSubmitter(JobStore& store, ObjectStore& objects, Catalog& catalog, RunRoutesOptions options,
@@ -27,10 +30,20 @@ class RunSubmitter {
   CreateRunResult submit(const nlohmann::json& body, const std::string& idempotency_key,
                          const nlohmann::json& extra_provenance = nlohmann::json::object());
 
+  // POST /v1/run-batches: {"runs": [run request + optional "idempotency_key", ...]} (1 to
+  // kMaxBatchRuns). Each run is checked as submit() checks it; those that pass are created in one
+  // JobStore transaction (all or none survive a crash). Answers {"runs": [{"index", "id", "state",
+  // "existed"} or {"index", "error": {"code", "message"}}], "created", "existing", "failed"}. Throws
+  // InputError for a body that is not such a list.
+  nlohmann::json submit_batch(const nlohmann::json& body);
+
   const RunRoutesOptions& options() const { return opt_; }
 
  private:
   void check_callback_url(const std::string& url) const;
+  // A checked run request as the NewRun to store (InputError / HttpError(400) when it is not).
+  NewRun prepare(const nlohmann::json& body, const std::string& idempotency_key,
+                 const nlohmann::json& extra_provenance) const;
 
   RunRoutesOptions opt_;
   JobStore& store_;

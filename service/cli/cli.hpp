@@ -28,6 +28,8 @@ CliAction add_outputs_command(CLI::App& app);
 CliAction add_worker_command(CLI::App& app);
 // omicsd reference add|list|get|delete (service/cli/cmd_reference.cpp).
 CliAction add_reference_command(CLI::App& app);
+// omicsd run-group set|list|get|delete (service/cli/cmd_run_group.cpp).
+CliAction add_run_group_command(CLI::App& app);
 // Stores (service/cli/cmd_readset.cpp).
 CliAction add_readset_command(CLI::App& app);
 // omicsd query: the variant store (service/cli/cmd_query.cpp).

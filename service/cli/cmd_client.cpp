@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,9 +24,9 @@
 #include "host/common/error.hpp"
 #include "service/cli/cli.hpp"
 #include "service/cli/client_common.hpp"
+#include "service/cli/progress_bar.hpp"
 #include "service/http/http_client.hpp"
 #include "service/http/json_input.hpp"
-#include "service/cli/progress_bar.hpp"
 
 namespace omicsd {
 namespace {
@@ -114,13 +115,106 @@ std::string output_file_name(const std::string& sample, const std::string& name)
   return base + "." + safe;
 }
 
+// One row of an nf-core style samplesheet.
+struct SampleRow {
+  int line = 0;
+  std::string sample, fastq_1, fastq_2;
+};
+
+// The samplesheet: a header naming sample, fastq_1 and (optionally) fastq_2 in any order (other
+// columns are ignored), then one row per run; blank lines are skipped. Quoted fields are refused
+// rather than misread.
+std::vector<SampleRow> read_samplesheet(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot read the samplesheet");
+  auto split = [&](const std::string& line, int n) {
+    if (line.find('"') != std::string::npos)
+      throw InputError(path + ": line " + std::to_string(n) + ": quoted fields are not supported");
+    std::vector<std::string> cells;
+    std::stringstream ss(line);
+    for (std::string cell; std::getline(ss, cell, ',');) {
+      const auto b = cell.find_first_not_of(" \t\r");
+      const auto e = cell.find_last_not_of(" \t\r");
+      cells.push_back(b == std::string::npos ? "" : cell.substr(b, e - b + 1));
+    }
+    if (!line.empty() && line.back() == ',') cells.emplace_back();
+    return cells;
+  };
+  std::string line;
+  int n = 0;
+  std::vector<std::string> header;
+  while (header.empty() && std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") != std::string::npos) header = split(line, n);
+  }
+  auto column = [&](const char* name, bool required) {
+    const auto at = std::find(header.begin(), header.end(), name);
+    if (at == header.end() && required)
+      throw InputError(path + ": the header needs a column '" + name +
+                       "' (nf-core style: sample,fastq_1,fastq_2)");
+    return at == header.end() ? -1 : int(at - header.begin());
+  };
+  const int c_sample = column("sample", true), c_r1 = column("fastq_1", true),
+            c_r2 = column("fastq_2", false);
+  std::vector<SampleRow> rows;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::vector<std::string> cells = split(line, n);
+    if (cells.size() != header.size())
+      throw InputError(path + ": line " + std::to_string(n) + ": " + std::to_string(cells.size()) +
+                       " fields, the header has " + std::to_string(header.size()));
+    SampleRow r{n, cells[c_sample], cells[c_r1], c_r2 >= 0 ? cells[c_r2] : ""};
+    if (r.sample.empty() || r.fastq_1.empty())
+      throw InputError(path + ": line " + std::to_string(n) + ": 'sample' and 'fastq_1' must not be empty");
+    rows.push_back(r);
+  }
+  if (rows.empty()) throw InputError(path + ": no samples");
+  return rows;
+}
+
+// submit --batch: `run` is the request every row shares (workflow, reference, parameters, group...);
+// each row adds its sample and reads. One POST /v1/run-batches; prints "sample run-id" per created
+// run and the errors of the others; exit 1 when any row failed.
+int submit_batch(const ClientOpts& c, const json& run, const std::string& samplesheet,
+                 const std::string& key) {
+  const std::vector<SampleRow> rows = read_samplesheet(samplesheet);
+  json runs = json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    json one = run;
+    one["sample"] = rows[i].sample;
+    json reads = json::array({normalize_uri(rows[i].fastq_1)});
+    if (!rows[i].fastq_2.empty()) reads.push_back(normalize_uri(rows[i].fastq_2));
+    one["inputs"]["reads"] = reads;
+    // With a key, each row gets its own derived from it: resubmitting the sheet creates nothing twice.
+    if (!key.empty()) one["idempotency_key"] = key + "/" + std::to_string(i) + "/" + rows[i].sample;
+    runs.push_back(one);
+  }
+  HttpClient client = make_client(c);
+  const json result = client.post_json("/v1/run-batches", {{"runs", runs}}, !key.empty());
+  if (c.json) {
+    std::printf("%s\n", result.dump(2).c_str());
+  } else {
+    std::vector<std::vector<std::string>> table = {{"SAMPLE", "RUN", "STATE", "ERROR"}};
+    for (const json& r : result.value("runs", json::array())) {
+      const size_t i = r.value("index", size_t(0));
+      const std::string sample = i < rows.size() ? rows[i].sample : "?";
+      const std::string error = r.contains("error") ? str(r["error"], "message") : "";
+      table.push_back({sample, str(r, "id", "-"), str(r, "state", "-"), error});
+    }
+    print_table(table);
+  }
+  return result.value("failed", int64_t(0)) > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 CliAction add_submit_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("submit", "Submit a run to the daemon; prints the run id");
   struct Opts {
     ClientOpts c;
-    std::string workflow, reference, bam, sample, idempotency_key, callback_url;
+    std::string workflow, reference, bam, sample, idempotency_key, callback_url, group, deadline, batch;
+    std::optional<int64_t> priority;
     std::vector<std::string> reads, params;
     bool no_cache = false;
   };
@@ -143,13 +237,28 @@ CliAction add_submit_command(CLI::App& app) {
                   "Idempotency-Key: a repeated submit returns the same run");
   cmd->add_flag("--no-cache", o->no_cache, "Do not reuse cached task outputs");
   cmd->add_option("--callback-url", o->callback_url, "POST a signed event here when the run finishes");
+  cmd->add_option("--group", o->group, "Run group (caps, default priority); default: the group 'default'");
+  cmd->add_option("--priority", o->priority, "Priority -1000..1000 (default: the group's)")
+      ->check(CLI::Range(-1000, 1000));
+  cmd->add_option("--deadline", o->deadline, "Finish by this RFC 3339 time, e.g. 2026-12-05T18:00:00Z");
+  cmd->add_option("--batch", o->batch,
+                  "nf-core style samplesheet CSV (header sample,fastq_1,fastq_2): one run per row, all "
+                  "submitted in one request (POST /v1/run-batches)")
+      ->check(CLI::ExistingFile);
   return {cmd, [o] {
+            if (!o->batch.empty()) {
+              if (!o->reads.empty() || !o->bam.empty() || !o->sample.empty())
+                throw InputError(
+                    "--batch takes the samples and reads from the samplesheet, not --reads/--bam/--sample");
+              if (o->workflow == "call")
+                throw InputError("--batch submits workflows that read FASTQs (germline, align)");
+            }
             json inputs = {{"reference", normalize_uri(o->reference)}};
             if (o->workflow == "call") {
               if (o->bam.empty()) throw InputError("workflow call needs --bam");
               if (!o->reads.empty()) throw InputError("workflow call takes --bam, not --reads");
               inputs["bam"] = normalize_uri(o->bam);
-            } else {
+            } else if (o->batch.empty()) {
               if (o->reads.empty() || o->reads.size() > 2)
                 throw InputError("workflow " + o->workflow + " needs one or two --reads");
               if (!o->bam.empty()) throw InputError("workflow " + o->workflow + " takes --reads, not --bam");
@@ -168,6 +277,10 @@ CliAction add_submit_command(CLI::App& app) {
                          {"cache", !o->no_cache}};
             if (!o->sample.empty()) body["sample"] = o->sample;
             if (!o->callback_url.empty()) body["callback_url"] = o->callback_url;
+            if (!o->group.empty()) body["group"] = o->group;
+            if (o->priority) body["priority"] = *o->priority;
+            if (!o->deadline.empty()) body["deadline"] = o->deadline;
+            if (!o->batch.empty()) return submit_batch(o->c, body, o->batch, o->idempotency_key);
             HttpClient::Headers headers;
             if (!o->idempotency_key.empty()) headers.emplace_back("Idempotency-Key", o->idempotency_key);
             HttpClient client = make_client(o->c);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       omicsd::add_logs_command(app),
       omicsd::add_outputs_command(app),
       omicsd::add_worker_command(app),
+      omicsd::add_run_group_command(app),
       omicsd::add_reference_command(app),
       omicsd::add_readset_command(app),
       omicsd::add_query_command(app),

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+#include "service/jobs/run_group.hpp"
 
 namespace omicsd {
 
@@ -60,8 +61,10 @@ struct NewRun {
   nlohmann::json provenance = nlohmann::json::object();
   // Lease order (lease_order.hpp): runs with a deadline (unix ms) before runs without, earliest
   // first; then higher priority (kMinRunPriority..kMaxRunPriority), aged by waiting time.
-  int64_t priority = 0;
+  // none = the group's default_priority.
+  std::optional<int64_t> priority;
   std::optional<int64_t> deadline;
+  std::string group;  // run group (run_group.hpp); empty = "default"
 };
 
 // The range of a run's priority (POST /v1/runs 'priority').
@@ -83,6 +86,8 @@ struct Run {
   nlohmann::json provenance;  // object, merged by set_run_provenance
   int64_t priority = 0;
   std::optional<int64_t> deadline;  // unix ms; none = no deadline
+  std::string group = kDefaultRunGroup;
+  std::optional<int64_t> started_at;  // its first lease (QUEUED -> RUNNING)
 };
 
 struct Task {
@@ -106,11 +111,19 @@ struct Task {
   std::string worker_id;               // latest lease holder
   std::string lease_token;             // latest lease (current only while RUNNING)
   std::optional<int64_t> lease_expires_at;
+  std::string group = kDefaultRunGroup;  // its run's group
+  TaskDemands demands;                   // held against the group's caps while leased
 };
 
 struct CreateRunResult {
   Run run;
   bool existed = false;  // the idempotency key matched an existing run; nothing was created
+};
+
+// One run of a batch (create_runs): the run created (or found by its idempotency key), or why not.
+struct BatchRunResult {
+  std::optional<CreateRunResult> created;
+  std::string error;  // non-empty when this run was not created
 };
 
 struct RunFilter {
@@ -173,6 +186,9 @@ class JobStore {
   // Runs. create_run validates the workflow and the task graph (InputError). With an
   // idempotency key that already exists it returns that run with existed = true.
   virtual CreateRunResult create_run(const NewRun& req, int64_t now) = 0;
+  // Many runs in one transaction (all of them are created or, on a crash, none): a run that
+  // create_run would refuse with InputError gets its error instead and the others go on.
+  virtual std::vector<BatchRunResult> create_runs(const std::vector<NewRun>& runs, int64_t now) = 0;
   virtual std::optional<Run> get_run(const std::string& run_id) = 0;
   virtual RunPage list_runs(const RunFilter& filter) = 0;
   virtual std::vector<Task> list_tasks(const std::string& run_id) = 0;  // in creation order
@@ -203,6 +219,17 @@ class JobStore {
   // Re-queues RUNNING tasks whose lease expired before now (the attempt counts; exhausted
   // attempts fail the task and its run). Returns how many leases expired.
   virtual int expire_leases(int64_t now) = 0;
+
+  // Run groups (run_group.hpp). put_run_group creates or replaces one (validate_run_group: InputError)
+  // and returns it as stored; delete_run_group refuses (ConflictError) the default group and a group
+  // named by a QUEUED or RUNNING run, and returns false for an unknown name.
+  virtual RunGroup put_run_group(const RunGroup& group, int64_t now) = 0;
+  virtual std::optional<RunGroup> get_run_group(const std::string& name) = 0;
+  virtual std::vector<RunGroup> list_run_groups() = 0;  // by name
+  virtual bool delete_run_group(const std::string& name) = 0;
+  // Fails every RUNNING run that has been running (since its first lease) longer than its group's
+  // max_run_seconds, with that reason; its unfinished tasks are canceled. Returns the runs failed.
+  virtual std::vector<std::string> fail_overdue_runs(int64_t now) = 0;
 
   // Call cache: content-addressed task outputs.
   virtual void put_cache(const std::string& cache_key, const nlohmann::json& outputs, int64_t now) = 0;
@@ -237,7 +264,7 @@ class JobStore {
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 4;
+inline constexpr int kJobStoreSchemaVersion = 5;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
 // PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or

@@ -2,8 +2,8 @@
 // How the job store picks and leases a task, per database (internal to sql_job_store.cpp; each runs
 // inside the caller's write transaction). The rule is the same on both: the first QUEUED task in
 // lease order (lease_order.hpp) of a QUEUED or RUNNING run, past its not_before, whose dependencies
-// are COMPLETE and whose requirements the worker's capabilities meet (capabilities_satisfy,
-// task_graph.hpp).
+// are COMPLETE, whose requirements the worker's capabilities meet (capabilities_satisfy,
+// task_graph.hpp) and whose lease keeps its run group within its caps (kWithinCapsSql, run_group.hpp).
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -23,7 +23,8 @@ std::string pick_leasable_task_sqlite(sql::Db& db, const nlohmann::json& capabil
 // PostgreSQL: picks, locks and leases the task in one statement (a SKIP LOCKED pick in queue order
 // with requirements matched in SQL; data-modifying CTEs mark the task RUNNING with lease `token`
 // until `expires`, write the lease row and move a QUEUED run to RUNNING) and returns the task, its
-// dependencies and its run; nullopt when no task is leasable.
+// dependencies and its run; nullopt when no task is leasable. Leases of one database take turns (an
+// advisory lock before the statement) so that group caps hold across daemons.
 std::optional<LeasedTask> lease_in_one_statement_pg(sql::Db& db, const std::string& worker_id,
                                                     const nlohmann::json& capabilities,
                                                     const std::string& token, int64_t now, int64_t expires,

@@ -4,8 +4,8 @@
 #include <optional>
 #include <string>
 
-#include "service/jobs/job_store.hpp"
 #include "service/db/sql_db.hpp"
+#include "service/jobs/job_store.hpp"
 
 namespace omicsd::job_store_rows {
 
@@ -30,13 +30,31 @@ struct RowReader {
 
 inline constexpr const char* kRunCols =
     "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-    "idempotency_key, failure_reason, outputs, provenance, priority, deadline";
+    "idempotency_key, failure_reason, outputs, provenance, priority, deadline, group_name, started_at";
 inline constexpr const char* kWebhookCols =
     "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
 inline constexpr const char* kTaskCols =
     "id, run_id, name, kind, state, attempts, max_attempts, parameters, requirements, cache_key, "
     "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
-    "lease_expires_at";
+    "lease_expires_at, group_name, gpus, cpu_threads";
+
+inline constexpr const char* kRunGroupCols =
+    "name, max_runs, max_tasks, max_gpus, max_cpu_threads, max_run_seconds, default_priority, created_at, "
+    "updated_at";
+
+inline RunGroup run_group_from_row(const RowReader& st) {
+  RunGroup g;
+  g.name = st.text(0);
+  g.max_runs = st.opt_i64(1);
+  g.max_tasks = st.opt_i64(2);
+  g.max_gpus = st.opt_i64(3);
+  g.max_cpu_threads = st.opt_i64(4);
+  g.max_run_seconds = st.opt_i64(5);
+  g.default_priority = st.i64(6);
+  g.created_at = st.i64(7);
+  g.updated_at = st.i64(8);
+  return g;
+}
 
 inline WebhookDelivery webhook_from_row(const RowReader& st) {
   WebhookDelivery w;
@@ -72,6 +90,8 @@ inline Run run_from_row(const RowReader& st) {
   r.provenance = st.js(11);
   r.priority = st.i64(12);
   r.deadline = st.opt_i64(13);
+  r.group = st.text(14);
+  r.started_at = st.opt_i64(15);
   return r;
 }
 
@@ -96,6 +116,9 @@ inline Task task_from_row(const RowReader& st) {
   t.worker_id = st.text(16);
   t.lease_token = st.text(17);
   t.lease_expires_at = st.opt_i64(18);
+  t.group = st.text(19);
+  t.demands.gpus = st.i64(20);
+  t.demands.cpu_threads = st.i64(21);
   return t;
 }
 

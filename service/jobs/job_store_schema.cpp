@@ -5,16 +5,16 @@
 // INTEGER affinity in SQLite, so the columns hold the same values in both.
 #include <string>
 
-#include "service/util/clock.hpp"
 #include "service/jobs/job_store_rows.hpp"
+#include "service/util/clock.hpp"
 
 namespace omicsd::job_store_rows {
 namespace {
 
 struct Step {
-  const char* common;    // both dialects, after {SEQ} is substituted
-  const char* sqlite;    // then this on SQLite
-  const char* postgres;  // or this on PostgreSQL
+  const char* common;                     // both dialects, after {SEQ} is substituted
+  const char* sqlite;                     // then this on SQLite
+  const char* postgres;                   // or this on PostgreSQL
   void (*sqlite_fn)(sql::Db&) = nullptr;  // then this on SQLite (what plain SQL cannot say there)
 };
 
@@ -172,6 +172,34 @@ ALTER TABLE tasks ADD COLUMN deadline_rank BIGINT NOT NULL DEFAULT 9223372036854
 ALTER TABLE tasks ADD COLUMN urgency BIGINT NOT NULL DEFAULT 0;
 UPDATE tasks SET urgency = queued_at;
 CREATE INDEX tasks_lease_order ON tasks(state, deadline_rank, urgency, seq);
+)SQL",
+     "", ""},
+    // v5: run groups (run_group.hpp) with their caps; each run and task names its group (existing ones:
+    // "default", without caps), a task stores what it holds while leased (tasks queued before this
+    // version: 1 CPU thread, no GPU), a run when it was first leased (max_run_seconds counts from
+    // there). The indexes make the lease's cap counts probes of what is running.
+    {R"SQL(
+CREATE TABLE run_groups (
+  name             TEXT PRIMARY KEY,
+  max_runs         BIGINT,
+  max_tasks        BIGINT,
+  max_gpus         BIGINT,
+  max_cpu_threads  BIGINT,
+  max_run_seconds  BIGINT,
+  default_priority BIGINT NOT NULL DEFAULT 0,
+  created_at       BIGINT NOT NULL,
+  updated_at       BIGINT NOT NULL
+);
+INSERT INTO run_groups (name, default_priority, created_at, updated_at) VALUES ('default', 0, 0, 0);
+ALTER TABLE runs ADD COLUMN group_name TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE runs ADD COLUMN started_at BIGINT;
+UPDATE runs SET started_at = (SELECT MIN(started_at) FROM tasks WHERE tasks.run_id = runs.id)
+  WHERE state <> 'QUEUED';
+ALTER TABLE tasks ADD COLUMN group_name TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE tasks ADD COLUMN gpus BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN cpu_threads BIGINT NOT NULL DEFAULT 1;
+CREATE INDEX tasks_running_by_group ON tasks(group_name, state);
+CREATE INDEX runs_by_group ON runs(group_name, state);
 )SQL",
      "", ""},
 };

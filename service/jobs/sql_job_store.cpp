@@ -78,46 +78,31 @@ class SqlJobStore final : public JobStore {
   }
 
   CreateRunResult create_run(const NewRun& req, int64_t now) override {
-    std::vector<TaskSpec> tasks = req.tasks.empty() ? default_tasks(req.workflow) : req.tasks;
-    validate_new_run(req, tasks);
-    return write([&]() -> CreateRunResult {
-      if (!req.idempotency_key.empty())
-        if (auto existing = run_by_key(req.idempotency_key)) return {*existing, true};
-      const std::string run_id = "run-" + random_hex(16);
-      // A concurrent create_run with the same key (another daemon) makes this insert wait for it;
-      // once it commits, the insert does nothing and its run is returned instead.
-      const auto inserted = db_->query(
-          "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-          "idempotency_key, provenance, priority, deadline) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
-          "?) "
-          "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-          {run_id, req.workflow, req.inputs.dump(), req.parameters.dump(), now, now,
-           opt_text(req.callback_url), opt_text(req.idempotency_key),
-           (req.provenance.is_object() ? req.provenance : json::object()).dump(), req.priority,
-           req.deadline ? Value(*req.deadline) : Value(nullptr)});
-      if (inserted.empty()) {
-        auto existing = run_by_key(req.idempotency_key);
-        if (!existing)
-          throw Error(where_ + ": create run: idempotency key '" + req.idempotency_key +
-                      "' conflicts but no run holds it");
-        return {*existing, true};
+    const std::vector<TaskSpec> tasks = checked_tasks(req);
+    return write([&] { return insert_run(req, tasks, now); });
+  }
+
+  std::vector<BatchRunResult> create_runs(const std::vector<NewRun>& runs, int64_t now) override {
+    std::vector<BatchRunResult> out(runs.size());
+    std::vector<std::optional<std::vector<TaskSpec>>> tasks(runs.size());
+    for (size_t i = 0; i < runs.size(); ++i) try {
+        tasks[i] = checked_tasks(runs[i]);
+      } catch (const InputError& e) {
+        out[i].error = e.what();
       }
-      for (const TaskSpec& t : tasks) {
-        const std::string task_id = run_id + "/" + t.name;
-        db_->exec(
-            "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
-            "cache_key, queued_at, deadline_rank, urgency) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, "
-            "?)",
-            {task_id, run_id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
-             t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(req.deadline),
-             lease_order::urgency(now, req.priority)});
-        int64_t pos = 0;
-        for (const std::string& dep : t.depends_on)
-          db_->exec("INSERT INTO task_deps (task_id, depends_on, pos) VALUES (?, ?, ?)",
-                    {task_id, run_id + "/" + dep, pos++});
+    write([&] {  // may rerun after a deadlock: each run's outcome is set afresh
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (!tasks[i]) continue;
+        out[i].created.reset();
+        try {
+          out[i].created = insert_run(runs[i], *tasks[i], now);
+          out[i].error.clear();
+        } catch (const InputError& e) {  // thrown before the run wrote anything
+          out[i].error = e.what();
+        }
       }
-      return {*load_run(run_id), false};
     });
+    return out;
   }
 
   std::optional<Run> get_run(const std::string& run_id) override { return load_run(run_id); }
@@ -192,8 +177,9 @@ class SqlJobStore final : public JobStore {
           "(SELECT priority FROM runs WHERE runs.id = tasks.run_id) * ?, started_at = NULL, "
           "finished_at = NULL, lease_expires_at = NULL WHERE run_id = ? AND state <> 'COMPLETE'",
           {now, now, lease_order::kAgingMsPerPriority, run_id});
-      db_->exec("UPDATE runs SET state = ?, failure_reason = NULL, updated_at = ? WHERE id = ?",
-                {std::string(requeued > 0 ? "QUEUED" : "COMPLETE"), now, run_id});
+      db_->exec(
+          "UPDATE runs SET state = ?, failure_reason = NULL, started_at = NULL, updated_at = ? WHERE id = ?",
+          {std::string(requeued > 0 ? "QUEUED" : "COMPLETE"), now, run_id});
       return true;
     });
   }
@@ -233,8 +219,11 @@ class SqlJobStore final : public JobStore {
           "INSERT INTO leases (token, task_id, worker_id, attempt, leased_at, expires_at) VALUES (?, ?, ?, "
           "?, ?, ?)",
           {token, chosen, worker_id, int64_t(out.task.attempts), now, expires});
-      db_->exec("UPDATE runs SET state = 'RUNNING', updated_at = ? WHERE id = ? AND state = 'QUEUED'",
-                {now, out.task.run_id});
+      db_->exec(
+          "UPDATE runs SET state = 'RUNNING', updated_at = ?, started_at = COALESCE(started_at, ?) WHERE id "
+          "= ? "
+          "AND state = 'QUEUED'",
+          {now, now, out.task.run_id});
       out.run = *load_run(out.task.run_id);
       return out;
     });
@@ -344,6 +333,73 @@ class SqlJobStore final : public JobStore {
     });
   }
 
+  RunGroup put_run_group(const RunGroup& group, int64_t now) override {
+    validate_run_group(group);
+    auto opt = [](const std::optional<int64_t>& v) { return v ? Value(*v) : Value(nullptr); };
+    return write([&] {
+      db_->exec(
+          "INSERT INTO run_groups (name, max_runs, max_tasks, max_gpus, max_cpu_threads, max_run_seconds, "
+          "default_priority, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) "
+          "DO "
+          "UPDATE SET max_runs = excluded.max_runs, max_tasks = excluded.max_tasks, max_gpus = "
+          "excluded.max_gpus, max_cpu_threads = excluded.max_cpu_threads, max_run_seconds = "
+          "excluded.max_run_seconds, default_priority = excluded.default_priority, updated_at = "
+          "excluded.updated_at",
+          {group.name, opt(group.max_runs), opt(group.max_tasks), opt(group.max_gpus),
+           opt(group.max_cpu_threads), opt(group.max_run_seconds), group.default_priority, now, now});
+      return *load_run_group(group.name);
+    });
+  }
+
+  std::optional<RunGroup> get_run_group(const std::string& name) override { return load_run_group(name); }
+
+  std::vector<RunGroup> list_run_groups() override {
+    std::vector<RunGroup> out;
+    for (const sql::Row& r :
+         db_->query(std::string("SELECT ") + kRunGroupCols + " FROM run_groups ORDER BY name"))
+      out.push_back(run_group_from_row({r, kRunGroupCols, where_}));
+    return out;
+  }
+
+  bool delete_run_group(const std::string& name) override {
+    if (name == kDefaultRunGroup) throw ConflictError("the default run group cannot be deleted");
+    return write([&] {
+      if (db_->query("SELECT 1 FROM run_groups WHERE name = ?" + locked(" FOR UPDATE"), {name}).empty())
+        return false;
+      const auto active = db_->query(
+          "SELECT COUNT(*) FROM runs WHERE group_name = ? AND state IN ('QUEUED','RUNNING')", {name});
+      if (!active.empty() && active[0].i(0) > 0)
+        throw ConflictError("run group '" + name + "' has " + std::to_string(active[0].i(0)) +
+                            " queued or running run(s)");
+      db_->exec("DELETE FROM run_groups WHERE name = ?", {name});
+      return true;
+    });
+  }
+
+  std::vector<std::string> fail_overdue_runs(int64_t now) override {
+    return write([&] {
+      std::vector<std::pair<std::string, int64_t>> overdue;  // (run id, its group's limit in s)
+      for (const sql::Row& r : db_->query(
+               "SELECT r.id, g.max_run_seconds FROM runs r JOIN run_groups g ON g.name = r.group_name WHERE "
+               "r.state = 'RUNNING' AND g.max_run_seconds IS NOT NULL AND r.started_at IS NOT NULL AND "
+               "r.started_at + g.max_run_seconds * 1000 < ? ORDER BY r.id",
+               {now}))
+        overdue.emplace_back(r.s(0), r.i(1));
+      std::vector<std::string> failed;
+      for (const auto& [run_id, limit] : overdue) {  // run ids in sorted order: the global lock order
+        if (lock_run(run_id) != RunState::Running) continue;  // another daemon ended it meanwhile
+        const auto run = load_run(run_id);
+        stop_unfinished_tasks(run_id, now);
+        const std::string reason = "run exceeded the maximum run duration of its group '" + run->group +
+                                   "' (" + std::to_string(limit) + " s since it started)";
+        db_->exec("UPDATE runs SET state = 'FAILED', failure_reason = ?, updated_at = ? WHERE id = ?",
+                  {reason, now, run_id});
+        failed.push_back(run_id);
+      }
+      return failed;
+    });
+  }
+
   void put_cache(const std::string& cache_key, const json& outputs, int64_t now) override {
     if (cache_key.empty()) throw InputError("cache key is empty");
     write([&] { upsert_cache(cache_key, outputs, now); });
@@ -434,6 +490,98 @@ class SqlJobStore final : public JobStore {
     const auto r = db_->query(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?", {run_id});
     if (r.empty()) return std::nullopt;
     return run_from_row({r[0], kRunCols, where_});
+  }
+
+  // The run's task graph, validated (InputError).
+  static std::vector<TaskSpec> checked_tasks(const NewRun& req) {
+    std::vector<TaskSpec> tasks = req.tasks.empty() ? default_tasks(req.workflow) : req.tasks;
+    validate_new_run(req, tasks);
+    check_run_group_name(req.group.empty() ? std::string(kDefaultRunGroup) : req.group);
+    return tasks;
+  }
+
+  // create_run inside the caller's write transaction. Its InputErrors (group unknown, a task bigger
+  // than the group's caps) come before anything is written.
+  CreateRunResult insert_run(const NewRun& req, const std::vector<TaskSpec>& tasks, int64_t now) {
+    const std::string group_name = req.group.empty() ? std::string(kDefaultRunGroup) : req.group;
+    if (!req.idempotency_key.empty())
+      if (auto existing = run_by_key(req.idempotency_key)) return {*existing, true};
+    // FOR SHARE: a concurrent delete_run_group (another daemon) waits for this run, or this run sees
+    // the group gone.
+    const auto group = load_run_group(group_name, locked(" FOR SHARE"));
+    if (!group) throw InputError("unknown run group '" + group_name + "'");
+    const int64_t priority = req.priority ? *req.priority : group->default_priority;
+    std::vector<TaskDemands> demands;
+    for (const TaskSpec& t : tasks) {
+      demands.push_back(task_demands(t.parameters, t.requirements));
+      check_within_group(*group, t, demands.back());
+    }
+    const std::string run_id = "run-" + random_hex(16);
+    // A concurrent create_run with the same key (another daemon) makes this insert wait for it;
+    // once it commits, the insert does nothing and its run is returned instead.
+    const auto inserted = db_->query(
+        "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
+        "idempotency_key, provenance, priority, deadline, group_name) "
+        "VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        {run_id, req.workflow, req.inputs.dump(), req.parameters.dump(), now, now, opt_text(req.callback_url),
+         opt_text(req.idempotency_key), (req.provenance.is_object() ? req.provenance : json::object()).dump(),
+         priority, req.deadline ? Value(*req.deadline) : Value(nullptr), group_name});
+    if (inserted.empty()) {
+      auto existing = run_by_key(req.idempotency_key);
+      if (!existing)
+        throw Error(where_ + ": create run: idempotency key '" + req.idempotency_key +
+                    "' conflicts but no run holds it");
+      return {*existing, true};
+    }
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const TaskSpec& t = tasks[i];
+      const std::string task_id = run_id + "/" + t.name;
+      db_->exec(
+          "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
+          "cache_key, queued_at, deadline_rank, urgency, group_name, gpus, cpu_threads) "
+          "VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          {task_id, run_id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
+           t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(req.deadline),
+           lease_order::urgency(now, priority), group_name, demands[i].gpus, demands[i].cpu_threads});
+      int64_t pos = 0;
+      for (const std::string& dep : t.depends_on)
+        db_->exec("INSERT INTO task_deps (task_id, depends_on, pos) VALUES (?, ?, ?)",
+                  {task_id, run_id + "/" + dep, pos++});
+    }
+    // The run as just written (not read back: a batch of 10,000 would pay 10,000 more queries).
+    Run run;
+    run.id = run_id;
+    run.workflow = req.workflow;
+    run.inputs = req.inputs;
+    run.parameters = req.parameters;
+    run.created_at = run.updated_at = now;
+    run.callback_url = req.callback_url;
+    run.idempotency_key = req.idempotency_key;
+    run.outputs = json::object();
+    run.provenance = req.provenance.is_object() ? req.provenance : json::object();
+    run.priority = priority;
+    run.deadline = req.deadline;
+    run.group = group_name;
+    return {run, false};
+  }
+
+  std::optional<RunGroup> load_run_group(const std::string& name, const std::string& lock = "") {
+    const auto r =
+        db_->query(std::string("SELECT ") + kRunGroupCols + " FROM run_groups WHERE name = ?" + lock, {name});
+    if (r.empty()) return std::nullopt;
+    return run_group_from_row({r[0], kRunGroupCols, where_});
+  }
+
+  // A task that needs more than its group may ever hold would wait forever: refused at submission.
+  static void check_within_group(const RunGroup& g, const TaskSpec& t, const TaskDemands& d) {
+    if (g.max_gpus && d.gpus > *g.max_gpus)
+      throw InputError("task " + t.name + " needs " + std::to_string(d.gpus) + " GPU(s) but run group '" +
+                       g.name + "' allows " + std::to_string(*g.max_gpus) + " at once");
+    if (g.max_cpu_threads && d.cpu_threads > *g.max_cpu_threads)
+      throw InputError("task " + t.name + " needs " + std::to_string(d.cpu_threads) +
+                       " CPU thread(s) but run group '" + g.name + "' allows " +
+                       std::to_string(*g.max_cpu_threads) + " at once");
   }
 
   std::optional<Run> run_by_key(const std::string& key) {

@@ -135,7 +135,7 @@ WorkflowRequest parse_workflow_request(const json& body) {
   WorkflowRequest r;
   for (const auto& [k, v] : body.items()) {
     static const std::set<std::string> known = {"workflow",     "sample", "inputs",   "parameters", "cache",
-                                                "callback_url", "tags",   "priority", "deadline"};
+                                                "callback_url", "tags",   "priority", "deadline",   "group"};
     if (!known.count(k)) throw InputError("unknown field '" + k + "'");
   }
   if (!body.contains("workflow") || !body["workflow"].is_string()) throw InputError("missing 'workflow'");
@@ -172,6 +172,15 @@ WorkflowRequest parse_workflow_request(const json& body) {
     r.priority = p.get<int64_t>();
   }
   if (body.contains("deadline") && !body["deadline"].is_null()) r.deadline = parse_deadline(body["deadline"]);
+  if (body.contains("group") && !body["group"].is_null()) {
+    if (!body["group"].is_string()) throw InputError("'group' must be a string (a run group's name)");
+    r.group = body["group"].get<std::string>();
+    try {
+      check_run_group_name(r.group);
+    } catch (const InputError& e) {
+      throw InputError(std::string("'group': ") + e.what());
+    }
+  }
   // Inputs of the workflow.
   const std::set<std::string> allowed_inputs = r.workflow == "call"
                                                    ? std::set<std::string>{"reference", "bam"}
@@ -221,6 +230,7 @@ NewRun make_new_run(const WorkflowRequest& req, int default_threads, int max_att
   n.idempotency_key = req.idempotency_key;
   n.priority = req.priority;
   n.deadline = req.deadline;
+  n.group = req.group;
   n.tasks = default_tasks(req.workflow);
   for (auto& t : n.tasks) {
     t.max_attempts = max_attempts;

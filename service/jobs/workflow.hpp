@@ -28,8 +28,9 @@ struct WorkflowRequest {
   bool cache = true;
   std::string callback_url;
   std::string idempotency_key;
-  int64_t priority = 0;             // kMinRunPriority..kMaxRunPriority (job_store.hpp)
+  std::optional<int64_t> priority;  // kMinRunPriority..kMaxRunPriority (job_store.hpp); none = the group's
   std::optional<int64_t> deadline;  // unix ms: 'deadline' as RFC 3339 or unix ms
+  std::string group;                // run group; empty = "default"
 };
 
 // Parses the POST /v1/runs body; throws InputError on a bad shape (unknown workflow, missing

@@ -7,9 +7,6 @@ namespace omicsd {
 namespace {
 using json = nlohmann::json;
 
-// The group label of omicsd_run_turnaround_seconds: every run, until runs name run groups.
-constexpr const char* kDefaultRunGroupLabel = "default";
-
 void count_completion(Metrics& metrics, const FinishedTask& t) {
   const json& prov = t.provenance;
   if (prov.value("cache_hit", false)) metrics.inc("omicsd_cache_hits_total");
@@ -52,7 +49,7 @@ TaskResult complete_finished_task(JobStore& store, const FinishedTask& t, bool l
     if (const auto run = store.get_run(res.task.run_id))
       hooks.metrics->observe("omicsd_run_turnaround_seconds",
                              double(run->updated_at - run->created_at) / 1000.0,
-                             {{"workflow", run->workflow}, {"group", kDefaultRunGroupLabel}});
+                             {{"workflow", run->workflow}, {"group", run->group}});
   return res;
 }
 

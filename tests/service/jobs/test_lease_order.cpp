@@ -226,8 +226,9 @@ TEST_P(LeaseOrderTest, ALowPriorityRunIsNotStarvedByAStreamOfHigherPriorityRuns)
 
 namespace {
 
-// A database of schema v3 with queued tasks (v4's columns and index taken away again) upgrades to
-// v4 keeping their first-come order: no deadline, priority 0, urgency = queued_at.
+// A database of schema v3 with queued tasks (v4's and v5's columns, index and tables taken away again)
+// upgrades to the current version keeping their first-come order: no deadline, priority 0, urgency =
+// queued_at.
 TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   test::TempDir dir;
   const std::string url = "sqlite:" + (dir.path / "jobs.db").string();
@@ -247,19 +248,25 @@ TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   }
   std::string out;
   const std::string to_v3 =
+      "DROP INDEX tasks_running_by_group; DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
+      "cpu_threads; "
+      "ALTER TABLE tasks DROP COLUMN gpus; ALTER TABLE tasks DROP COLUMN group_name; "
+      "ALTER TABLE runs DROP COLUMN started_at; ALTER TABLE runs DROP COLUMN group_name; DROP TABLE "
+      "run_groups; "
       "DROP INDEX tasks_lease_order; ALTER TABLE tasks DROP COLUMN urgency; "
       "ALTER TABLE tasks DROP COLUMN deadline_rank; ALTER TABLE runs DROP COLUMN priority; "
-      "ALTER TABLE runs DROP COLUMN deadline; DELETE FROM schema_version WHERE version = 4;";
+      "ALTER TABLE runs DROP COLUMN deadline; DELETE FROM schema_version WHERE version >= 4;";
   ASSERT_EQ(test::run_command("sqlite3 '" + (dir.path / "jobs.db").string() + "' \"" + to_v3 + "\"", &out), 0)
       << out;
   auto store = open_job_store(url);
-  EXPECT_EQ(store->schema_version(), 4);
+  EXPECT_EQ(store->schema_version(), kJobStoreSchemaVersion);
   for (size_t i = runs.size(); i-- > 0;) {
     auto l = store->lease_task("w", json::object(), 60, T0 + 10 * kMinute);
     ASSERT_TRUE(l);
     EXPECT_EQ(l->run.id, runs[i]);
     EXPECT_EQ(l->run.priority, 0);
     EXPECT_FALSE(l->run.deadline);
+    EXPECT_EQ(l->run.group, "default");  // v5: existing runs belong to the default group
   }
 }
 

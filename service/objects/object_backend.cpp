@@ -155,6 +155,21 @@ std::unique_ptr<ObjectBackend> open_object_backend(const std::string& url, Objec
   return std::make_unique<LocalObjectBackend>(local);
 }
 
+void S3InputPolicy::check(const std::string& url) const {
+  const S3Url u = parse_s3_url(url, "s3:// input");
+  if (allow.empty()) throw InputError(url + ": s3:// inputs are not enabled on this daemon (--allow-s3)");
+  allow.check(u);
+  if (!client) return;
+  std::optional<S3Client::Head> h;
+  try {
+    h = client->head(u);
+  } catch (const HttpClientError& e) {
+    if (e.status() == 403) throw InputError(url + ": access denied");
+    throw;
+  }
+  if (!h) throw InputError(url + ": no such object");
+}
+
 ObjectRef download_s3_object(S3Client& client, const S3Url& u, ObjectStore& local) {
   return fetch_into(local, "", u.str(), [&](const fs::path& tmp) { return client.get_to_file(u, tmp); });
 }

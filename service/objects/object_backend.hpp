@@ -72,6 +72,15 @@ class S3ObjectBackend : public ObjectBackend {
   S3Url prefix_;
 };
 
+// Client-named s3:// inputs: allowed only under the operator's --allow-s3 locations and checked to
+// exist (HEAD) with the daemon's credentials.
+struct S3InputPolicy {
+  S3AllowList allow;
+  std::shared_ptr<S3Client> client;  // null: no existence check
+  // Throws InputError for a URL outside `allow`, malformed, missing or unreadable.
+  void check(const std::string& url) const;
+};
+
 // "s3://bucket/prefix" -> S3ObjectBackend (client from S3Config::from_environment()); empty -> the
 // local directory `local`. Throws InputError for anything else or a bad URL, Error without credentials.
 std::unique_ptr<ObjectBackend> open_object_backend(const std::string& url, ObjectStore& local);

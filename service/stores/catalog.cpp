@@ -14,6 +14,7 @@
 #include "service/http/http_router.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/htsget_routes.hpp"
 #include "service/stores/readset_routes.hpp"
@@ -224,6 +225,7 @@ struct Catalog::Impl {
     }
     VariantIngestOptions vo;
     vo.all_sites = opt.ingest_all_sites;
+    if (!objects.has(vcf_digest) && opt.remote_objects) opt.remote_objects->download(vcf_digest, objects);
     const VariantIngestResult r =
         variants->ingest_vcf(objects.path_of(vcf_digest).string(), info, vo, now_ms());
     count("omicsd_variant_ingests_total", "", "ok");

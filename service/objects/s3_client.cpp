@@ -154,7 +154,7 @@ HttpClient::Headers S3Client::sign(const std::string& method, const Target& t, c
     auto decode = [](const std::string& s) {
       std::string out;
       for (std::size_t i = 0; i < s.size(); ++i)
-        if (s[i] == '%' && i + 2 < s.size() + 0 && i + 2 <= s.size() - 1) {
+        if (s[i] == '%' && i + 2 < s.size()) {
           out += char(std::stoi(s.substr(i + 1, 2), nullptr, 16));
           i += 2;
         } else {
@@ -294,6 +294,30 @@ void S3Client::remove(const S3Url& u) {
   const Target t = target(u);
   const HttpResponse r =
       client_for(t.base_url).send("DELETE", t.path, "", "", sign("DELETE", t, "", kEmptySha256));
+  if (r.status != 404) check(r, "DELETE", t);
+}
+
+std::vector<std::string> S3Client::pending_uploads(const S3Url& u) {
+  Target b = target(S3Url{u.bucket, ""});
+  if (b.path.size() > 1 && b.path.back() == '/') b.path.pop_back();
+  const std::string q = "?prefix=" + uri_encode(u.key, false) + "&uploads=";
+  const HttpResponse r =
+      client_for(b.base_url).send("GET", b.path + q, "", "", sign("GET", b, q, kEmptySha256));
+  check(r, "GET", b);
+  std::vector<std::string> ids;
+  for (std::size_t at = r.body.find("<Upload>"); at != std::string::npos;
+       at = r.body.find("<Upload>", at + 1)) {
+    const std::string one = r.body.substr(at, r.body.find("</Upload>", at) - at);
+    if (xml_value(one, "Key") == u.key) ids.push_back(xml_value(one, "UploadId"));
+  }
+  return ids;
+}
+
+void S3Client::abort_upload(const S3Url& u, const std::string& upload_id) {
+  const Target t = target(u);
+  const std::string q = "?uploadId=" + uri_encode(upload_id, false);
+  const HttpResponse r =
+      client_for(t.base_url).send("DELETE", t.path + q, "", "", sign("DELETE", t, q, kEmptySha256));
   if (r.status != 404) check(r, "DELETE", t);
 }
 

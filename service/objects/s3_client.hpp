@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "service/http/http_client.hpp"
 #include "service/objects/s3_config.hpp"
@@ -45,6 +46,11 @@ class S3Client {
   void put_file(const S3Url& u, const std::filesystem::path& src, const std::string& sha256_hex);
   void put_bytes(const S3Url& u, std::string_view data);
   void remove(const S3Url& u);
+  // The ids of the multipart uploads of key `u` begun and neither completed nor aborted (a process
+  // killed mid-upload leaves one: invisible, but its parts are billed until a bucket lifecycle rule
+  // AbortIncompleteMultipartUpload or abort_upload removes them).
+  std::vector<std::string> pending_uploads(const S3Url& u);
+  void abort_upload(const S3Url& u, const std::string& upload_id);
   // Creates the bucket (tests and first-time setup); an existing bucket of ours is fine.
   void create_bucket(const std::string& bucket);
   // A URL anyone may GET for config().presign_seconds (or `seconds`), without credentials.

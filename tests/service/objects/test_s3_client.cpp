@@ -2,8 +2,13 @@
 // scripts/s3-test-server.sh): whole and ranged downloads with their digests, multipart uploads,
 // presigned URLs read without credentials, metadata documents, missing objects.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "host/common/error.hpp"
 #include "service/http/http_client.hpp"
@@ -120,6 +125,52 @@ TEST_F(S3ClientTest, CorruptObjectIsRefusedOnDownload) {
   client->put_bytes(backend.object_url(digest), "something else");
   EXPECT_THROW(backend.download(digest, local), Error);
   EXPECT_FALSE(local.has(digest));
+}
+
+}  // namespace
+}  // namespace omicsd
+
+namespace omicsd {
+namespace {
+
+// A process killed in the middle of a multipart upload leaves no object under the key (only a
+// pending upload, invisible to readers), and the upload done again completes with the right bytes.
+TEST_F(S3ClientTest, KilledMidUploadLeavesNoVisibleObjectAndTheRetryCompletes) {
+  const std::string data = random_bytes(60u << 20, 4);
+  const fs::path src = tmp.path / "killed.bin";
+  test::write_file(src, data);
+  const std::string hex = sha256_hex(data);
+  const S3Url u = parse_s3_url("s3://omicsd-client-test/killed/object.bin");
+  const pid_t child = ::fork();
+  if (child == 0) {
+    try {
+      S3Client c(S3Config::from_environment());
+      c.multipart_threshold = c.part_size = 5u << 20;
+      c.put_file(u, src, hex);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  // Kill it once its upload has begun (and before it can finish: 12 parts through a Python server).
+  bool begun = false;
+  for (int i = 0; i < 1000 && !begun; ++i) {
+    begun = !client->pending_uploads(u).empty();
+    if (!begun) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(begun) << "the child's upload never began";
+  const auto pending = client->pending_uploads(u);
+  ASSERT_EQ(pending.size(), 1u) << "the upload finished before the kill: nothing was tested";
+  EXPECT_FALSE(client->head(u)) << "a partial object is visible";
+  EXPECT_FALSE(client->get_string(u));
+
+  client->multipart_threshold = client->part_size = 5u << 20;
+  client->put_file(u, src, hex);
+  ASSERT_EQ(client->head(u)->size, data.size());
+  EXPECT_EQ(client->get_to_file(u, tmp.path / "back.bin").sha256, "sha256:" + hex);
+  client->abort_upload(u, pending[0]);  // the dead process's parts
+  EXPECT_TRUE(client->pending_uploads(u).empty());
 }
 
 }  // namespace

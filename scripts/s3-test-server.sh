@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 [[ ${1:-} == -h || ${1:-} == --help || $# -lt 1 ]] && { usage; exit 0; }
 
-VENV="${OMICSD_S3_TEST_VENV:-$HOME/.cache/omicsd/s3-test}"
+VENV="${OMICSD_S3_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/s3-test}"
 REQ="$REPO_ROOT/tests/service/objects/requirements-s3-test.txt"
 
 install_venv() {  # rebuilt only when the requirements file changes

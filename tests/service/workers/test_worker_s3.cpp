@@ -100,15 +100,21 @@ TEST_F(S3WorkerTest, GermlineRunWithInputsAndOutputsOnS3AndTwoWorkers) {
   EXPECT_TRUE(ObjectStore(dir2).has(bam_digest));
   EXPECT_TRUE(fs::exists(dir2 / "meta" / "index-of" / (bam_digest.substr(7) + ".json")));
 
-  // The VCF, read from S3 by a presigned URL the daemon redirects to, has every truth SNV.
-  const HttpResult redirect = d.get("/v1/runs/" + id + "/outputs/vcf");
+  // The BAM, which the daemon never held, is read from S3 by a presigned URL the daemon redirects to.
+  const HttpResult redirect = d.get("/v1/runs/" + id + "/outputs/bam");
   ASSERT_EQ(redirect.status, 307) << redirect.body;
   const std::string url = json::parse(redirect.body).at("url");
-  const fs::path vcf = tmp.path / "out.vcf.gz";
+  const fs::path got_bam = tmp.path / "out.bam";
   std::string out;
-  ASSERT_EQ(run_command("curl -sf -o " + q(vcf.string()) + " " + q(url), &out), 0) << out;
+  ASSERT_EQ(run_command("curl -sf -o " + q(got_bam.string()) + " " + q(url), &out), 0) << out;
+  EXPECT_EQ("sha256:" + sha256_file_hex(got_bam), run["outputs"]["bam"]["digest"].get<std::string>());
+  // The VCF (which the daemon fetched back for its variant store, so it serves it itself) has every
+  // truth SNV.
+  const fs::path vcf = tmp.path / "out.vcf.gz";
+  ASSERT_EQ(d.request("GET", "/v1/runs/" + id + "/outputs/vcf", "", {}, vcf.string()).status, 200);
   EXPECT_EQ("sha256:" + sha256_file_hex(vcf), run["outputs"]["vcf"]["digest"].get<std::string>());
   const std::set<std::string> truth = vcf_snvs(tiny() / "truth.vcf.gz");
+  EXPECT_EQ(truth.size(), 14u);
   const std::set<std::string> got = vcf_snvs(vcf);
   for (const auto& s : truth) EXPECT_TRUE(got.count(s)) << "missing truth SNV " << s;
 

@@ -42,15 +42,15 @@ for b in bench-inputs bench-fleet; do
   curl -sf -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" -u bench:bench "$endpoint/$b" >/dev/null
 done
 for f in q.fa q.fa.fai NA12878.chr22.tiny.bam NA12878.chr22.tiny.bam.bai; do
-  curl -sf -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" -u bench:bench -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
-    --data-binary "@$root/$f" "$endpoint/bench-inputs/cohort/$f" >/dev/null
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u bench:bench -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" \
+    -T "$root/$f" "$endpoint/bench-inputs/cohort/$f" >/dev/null
 done
 
 cpu_s() { awk '{print ($14 + $15) / 100}' "/proc/$1/stat"; }
 io_bytes() { awk '/^rchar|^wchar/ {s += $2} END {print s}' "/proc/$1/io"; }
 
 measure() {  # mode
-  local mode="$1" dir="$BENCH_DIR/$1" port serve_args worker_args ref reads
+  local mode="$1" dir="$BENCH_DIR/mode-$1" port serve_args worker_args ref reads
   rm -rf "$dir" && mkdir -p "$dir"
   port="$(free_port)"
   if [[ $mode == http ]]; then
@@ -100,5 +100,11 @@ measure() {  # mode
   echo "| worker transfer | tasks | daemon CPU s / task | daemon bytes read+written / task (KiB) |"
   echo "| --- | --- | --- | --- |"
   measure http
+  # The s3 inputs must have arrived whole (curl's upload), or the comparison means nothing.
+  for f in q.fa NA12878.chr22.tiny.bam; do
+    size="$(curl -sfI --aws-sigv4 "aws:amz:us-east-1:s3" -u bench:bench "$endpoint/bench-inputs/cohort/$f" |
+      tr -d '\r' | awk 'tolower($1) == "content-length:" {print $2}')"
+    [[ $size == "$(stat -c %s "$root/$f")" ]] || die "s3://bench-inputs/cohort/$f has $size bytes, not $(stat -c %s "$root/$f")"
+  done
   measure s3
 } | tee "$BENCH_DIR/bench-s3-transfer.md"

@@ -195,8 +195,8 @@ namespace {
 // written to `dest` (via dest + ".part"), its size to *written and, with `sha256`, its digest.
 struct BodyIo {
   const std::filesystem::path* upload = nullptr;
-  uint64_t upload_offset = 0;                // upload: the byte range of the file sent ...
-  std::optional<uint64_t> upload_length;     // ... (unset: to its end)
+  uint64_t upload_offset = 0;             // upload: the byte range of the file sent ...
+  std::optional<uint64_t> upload_length;  // ... (unset: to its end)
   const std::filesystem::path* dest = nullptr;
   uint64_t* written = nullptr;
   std::string* sha256 = nullptr;
@@ -297,7 +297,8 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     struct stat st {};
     if (::fstat(in.fd, &st) != 0) throw Error(io.upload->string() + ": cannot stat: " + std::strerror(errno));
     const uint64_t file_size = uint64_t(st.st_size);
-    if (io.upload_offset > file_size || (io.upload_length && *io.upload_length > file_size - io.upload_offset))
+    if (io.upload_offset > file_size ||
+        (io.upload_length && *io.upload_length > file_size - io.upload_offset))
       throw Error(io.upload->string() + ": the range to upload lies past the end of the file");
     if (io.upload_offset && ::lseek(in.fd, off_t(io.upload_offset), SEEK_SET) < 0)
       throw Error(io.upload->string() + ": cannot seek: " + std::strerror(errno));
@@ -502,8 +503,9 @@ FetchResult HttpClient::fetch(const std::string& path, const std::filesystem::pa
     const bool more = attempt < options_.max_attempts;
     try {
       FetchResult res;
-      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", headers, options_,
-                                tls_context_.get(), BodyIo{nullptr, 0, std::nullopt, &dest, &res.bytes, &res.sha256});
+      HttpResponse r =
+          exchange(host_, port_, prefix_ + path, "GET", "", "", headers, options_, tls_context_.get(),
+                   BodyIo{nullptr, 0, std::nullopt, &dest, &res.bytes, &res.sha256});
       if (r.status >= 500 && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -538,7 +540,8 @@ HttpResponse HttpClient::upload(const std::string& method, const std::string& pa
 
 HttpResponse HttpClient::upload_range(const std::string& method, const std::string& path,
                                       const std::filesystem::path& src, uint64_t offset, uint64_t length,
-                                      const std::string& content_type, const Headers& headers, bool idempotent) {
+                                      const std::string& content_type, const Headers& headers,
+                                      bool idempotent) {
   return with_retries(method, path, idempotent, [&] {
     return exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
                     tls_context_.get(), BodyIo{&src, offset, length, nullptr, nullptr, nullptr});

@@ -126,8 +126,8 @@ class HttpClient {
                       const Headers& headers = {}, bool idempotent = true);
 
   // Like upload(), sending only `length` bytes of `src` from `offset` (a part of a multipart upload).
-  HttpResponse upload_range(const std::string& method, const std::string& path, const std::filesystem::path& src,
-                            uint64_t offset, uint64_t length,
+  HttpResponse upload_range(const std::string& method, const std::string& path,
+                            const std::filesystem::path& src, uint64_t offset, uint64_t length,
                             const std::string& content_type = "application/octet-stream",
                             const Headers& headers = {}, bool idempotent = true);
 

@@ -124,12 +124,13 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
     policy->client = std::make_shared<S3Client>(S3Config::from_environment());
     ro.s3_inputs = policy;
   }
+  CatalogOptions co;
+  co.s3_inputs = ro.s3_inputs;
   const std::string db = o.db.empty() ? "sqlite:" + (o.data_dir / "omicsd.db").string() : o.db;
   JobStoreOptions jo;
   jo.connections = o.db_connections;
   api->store = open_job_store(db, jo);
   api->metrics = std::make_shared<Metrics>();
-  CatalogOptions co;
   co.data_dir = o.data_dir;
   co.db = !o.catalog_db.empty() ? o.catalog_db : db.rfind("postgres", 0) == 0 ? db : std::string();
   co.allow_roots = o.allow_roots;

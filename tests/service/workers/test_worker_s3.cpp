@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "service/objects/object_backend.hpp"
 #include "service/util/sha256.hpp"
@@ -139,6 +140,33 @@ TEST_F(S3WorkerTest, S3InputsOutsideTheAllowListOrMissingAreRefused) {
   EXPECT_EQ(d.get("/v1/runs").j()["runs"].size(), 0u);
   // The daemon keeps serving.
   EXPECT_EQ(d.get("/readyz").status, 200);
+}
+
+TEST_F(S3WorkerTest, ReadSetImportFromAnS3Uri) {
+  Daemon d;
+  ASSERT_TRUE(d.start(daemon_args(), tmp.path / "serve.log")) << log_of(d);
+  const std::string source = std::string(kInputs) + bam.filename().string();
+  const HttpResult created =
+      d.post("/v1/readsets", json{{"sample_id", "NA12878"}, {"sources", json::array({source})}}.dump());
+  ASSERT_EQ(created.status, 202) << created.body << "\n" << log_of(d);
+  const std::string id = created.j()["id"];
+  json rs;
+  for (int i = 0; i < 600; ++i) {
+    rs = d.get("/v1/readsets/" + id).j();
+    if (rs.value("state", "") != "IMPORTING") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(rs.value("state", ""), "ACTIVE") << rs.dump(2) << "\n" << log_of(d);
+  // The same reads as the file: samtools counts its primary records (a read set holds each read once).
+  std::string count;
+  ASSERT_EQ(run_command("samtools view -c -F 0x900 " + q(bam.string()), &count), 0) << count;
+  EXPECT_EQ(rs.value("read_count", uint64_t(0)), std::stoull(count)) << rs.dump(2);
+  // Outside the allow-list, or missing: 400, and nothing is registered.
+  for (const std::string& bad :
+       {std::string("s3://omicsd-elsewhere/cohort/q.fa"), std::string(kInputs) + "none.bam"}) {
+    const HttpResult r = d.post("/v1/readsets", json{{"sample_id", "X"}, {"sources", bad}}.dump());
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.body;
+  }
 }
 
 TEST(S3DaemonOptions, InProcessWorkersCannotServeS3) {

@@ -2,15 +2,15 @@
 """Checks that includes follow the layer order (docs/architecture.md, "Service layers").
 
 Engine (host/) includes nothing above it; cuda/ only host/; backends/ only host/ and cuda/; each
-service/ layer only layers below it (util < db, http, objects < jobs < runner, stores < workers <
-api < cli; layers of one rank do not include each other). Prints each offending include and exits 1
+service/ layer only layers below it (util < db, http < objects < jobs < runner, stores < workers <
+api < cli; objects sits above http because the S3 object store speaks HTTP; layers of one rank do not include each other). Prints each offending include and exits 1
 when there is any. Usage: check-layers.py [REPO] (default: this script's repository)."""
 import os
 import re
 import sys
 
-SERVICE_RANK = {'util': 0, 'db': 1, 'http': 1, 'objects': 1, 'jobs': 2, 'runner': 3, 'stores': 3,
-                'workers': 4, 'api': 5, 'cli': 6}
+SERVICE_RANK = {'util': 0, 'db': 1, 'http': 1, 'objects': 2, 'jobs': 3, 'runner': 4, 'stores': 4,
+                'workers': 5, 'api': 6, 'cli': 7}
 # What each top-level folder may include (besides itself).
 TOP_ALLOWED = {'host': set(), 'cuda': {'host'}, 'backends': {'host', 'cuda'},
                'service': {'host', 'cuda', 'backends'}}

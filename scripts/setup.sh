@@ -71,6 +71,8 @@ install_venv() {  # directory requirements-file
 }
 install_venv "$REPO_ROOT/.venv/tes" tests/service/api/requirements-tes.txt
 install_venv "$(tes_engine_venv)" tests/service/api/requirements-tes-engine.txt
+# moto's S3 server for the S3 tests (scripts/s3-test-server.sh installs it too when missing).
+install_venv "${OMICSD_S3_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/s3-test}" tests/service/objects/requirements-s3-test.txt
 
 nvcc=""
 if command -v nvcc >/dev/null 2>&1; then

@@ -26,6 +26,7 @@
 #include "service/http/http_server.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/webhook_notifier.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/catalog.hpp"
 #include "service/util/clock.hpp"
@@ -111,15 +112,30 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   std::filesystem::create_directories(o.data_dir, ec);
   if (ec) throw InputError(o.data_dir.string() + ": cannot create the data directory: " + ec.message());
   api->objects = std::make_unique<ObjectStore>(o.data_dir);
+  if ((!o.objects_url.empty() || !o.allow_s3.empty()) && o.workers > 0)
+    throw InputError(
+        "--objects s3:// and --allow-s3 are for remote workers (`omicsd worker --transfer s3`): "
+        "in-process workers read and write the local data directory only; give --workers 0");
+  std::shared_ptr<ObjectBackend> remote_objects;
+  if (!o.objects_url.empty()) remote_objects = open_object_backend(o.objects_url, *api->objects);
+  ro.remote_objects = remote_objects;
+  if (!o.allow_s3.empty()) {
+    auto policy = std::make_shared<S3InputPolicy>();
+    policy->allow = S3AllowList(o.allow_s3);
+    policy->client = std::make_shared<S3Client>(S3Config::from_environment());
+    ro.s3_inputs = policy;
+  }
+  CatalogOptions co;
+  co.s3_inputs = ro.s3_inputs;
   const std::string db = o.db.empty() ? "sqlite:" + (o.data_dir / "omicsd.db").string() : o.db;
   JobStoreOptions jo;
   jo.connections = o.db_connections;
   api->store = open_job_store(db, jo);
   api->metrics = std::make_shared<Metrics>();
-  CatalogOptions co;
   co.data_dir = o.data_dir;
   co.db = !o.catalog_db.empty() ? o.catalog_db : db.rfind("postgres", 0) == 0 ? db : std::string();
   co.allow_roots = o.allow_roots;
+  co.remote_objects = remote_objects;
   co.import_threads = o.import_threads;
   co.ingest_all_sites = o.ingest_all_sites;
   co.max_reference_bytes = o.max_reference_bytes;
@@ -274,9 +290,10 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   }
   api->catalog->start();  // imports left IMPORTING, germline runs not yet in the variant store
   ready = true;
-  spdlog::info("omicsd serve: listening on {}:{} (data {}, db {}, {} in-process worker(s), auth {})", o.host,
-               server.port(), o.data_dir.string(), api->store->describe(), o.workers,
-               o.token_file.empty() ? "off" : "on");
+  spdlog::info("omicsd serve: listening on {}:{} (data {}, db {}, {} in-process worker(s), auth {}{})",
+               o.host, server.port(), o.data_dir.string(), api->store->describe(), o.workers,
+               o.token_file.empty() ? "off" : "on",
+               remote_objects ? ", objects " + remote_objects->url() : "");
 
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -23,7 +23,11 @@ struct DaemonOptions {
   int db_connections = 8;  // PostgreSQL job store connections (SQLite: one, with group commit)
   int workers = 1;
   std::vector<std::filesystem::path> allow_roots;
-  std::string token_file;  // empty: auth off
+  // The fleet's object store for remote workers (`omicsd worker --transfer s3`): "s3://bucket/prefix",
+  // or empty for the data directory only. Needs workers == 0 (in-process workers write locally).
+  std::string objects_url;
+  std::vector<std::string> allow_s3;  // s3://bucket[/prefix] run inputs may come from (empty: refused)
+  std::string token_file;             // empty: auth off
   int64_t lease_seconds = 60;
   int max_attempts = 3;
   int threads = 0;  // per task; 0 = engine default (all cores)

@@ -14,6 +14,7 @@
 #include "service/http/json_input.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/catalog.hpp"
 #include "service/util/clock.hpp"
@@ -259,6 +260,14 @@ struct RunRoutes {
             if (!outs.contains(name))
               throw HttpError(404, "run " + run.id + " has no output '" + name + "' (yet)");
             const std::string digest = outs[name]["digest"].get<std::string>();
+            if (!objects.has(digest) && opt.remote_objects)
+              if (const auto url = opt.remote_objects->direct_url(digest)) {
+                // The daemon stays out of the data path: the client reads the object store itself.
+                Response resp = Response::json({{"url", *url}, {"digest", digest}}, 307);
+                resp.set_header("Location", *url);
+                resp.set_header("X-Content-Digest", digest);
+                return resp;
+              }
             Response resp = Response::from_file(objects.path_of(digest));
             resp.set_header("ETag", "\"" + digest + "\"");
             resp.set_header("X-Content-Digest", digest);
@@ -390,7 +399,8 @@ struct RunRoutes {
       if (!ref.is_object() || !ref.contains("digest") || !ref["digest"].is_string() ||
           !is_sha256_digest(ref["digest"].get<std::string>()))
         throw HttpError(400, "output '" + name + "' needs a sha256 digest");
-      if (!objects.has(ref["digest"].get<std::string>()))
+      const std::string d = ref["digest"].get<std::string>();
+      if (!objects.has(d) && !(opt.remote_objects && opt.remote_objects->size_of(d)))
         throw HttpError(400, "output '" + name + "': object " + ref["digest"].get<std::string>() +
                                  " is not in the object store");
     }

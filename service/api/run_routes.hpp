@@ -18,7 +18,9 @@ namespace omicsd {
 class Catalog;
 class JobStore;
 class Metrics;
+class ObjectBackend;
 class ObjectStore;
+struct S3InputPolicy;
 struct Run;
 
 struct RunRoutesOptions {
@@ -27,6 +29,10 @@ struct RunRoutesOptions {
   int max_attempts = 3;                            // per task
   int64_t lease_seconds = 60;                      // a lease or heartbeat that names none
   AddressPolicy callback_policy;                   // where callback_urls may point (--callback-allow)
+  // The fleet's S3 object store (--objects s3://...): workers' outputs are checked there, and outputs
+  // the daemon does not hold are answered with a redirect to a presigned URL. Null: local only.
+  std::shared_ptr<ObjectBackend> remote_objects;
+  std::shared_ptr<S3InputPolicy> s3_inputs;  // s3:// run inputs (--allow-s3); null: refused
 };
 
 // Registers the routes above. `catalog` resolves stored references and read sets named as run inputs

@@ -8,6 +8,7 @@
 #include "service/http/http_client.hpp"
 #include "service/http/http_router.hpp"
 #include "service/jobs/workflow.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/stores/catalog.hpp"
 #include "service/util/clock.hpp"
 #include "service/util/metrics.hpp"
@@ -56,7 +57,7 @@ NewRun RunSubmitter::prepare(const json& body, const std::string& idempotency_ke
   if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
   const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
   catalog_.resolve_run_inputs(w);
-  check_workflow_inputs(w, opt_.allow_roots, objects_);
+  check_workflow_inputs(w, opt_.allow_roots, objects_, opt_.s3_inputs.get(), opt_.remote_objects.get());
   NewRun n = make_new_run(w, opt_.threads, opt_.max_attempts);
   n.provenance = {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
                   {"submitted_inputs", submitted_inputs},

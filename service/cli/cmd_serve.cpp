@@ -34,10 +34,10 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
       app.add_subcommand("serve", "Run the daemon: HTTP API, durable job queue and in-process workers");
   struct Opts {
     std::string listen = "127.0.0.1:8080";
-    std::string data_dir, db, token_file, webhook_secret_file, webhook_ca_file;
+    std::string data_dir, db, token_file, webhook_secret_file, webhook_ca_file, objects;
     int webhook_max_attempts = 10;
     int64_t webhook_backoff_ms = 1000;
-    std::vector<std::string> roots, callback_allow;
+    std::vector<std::string> roots, callback_allow, allow_s3;
     int workers = 1, max_attempts = 3, threads = 0, http_threads = 4, max_connections = 4096,
         handler_threads = 8, db_connections = 8;
     bool metrics_auth = false, insecure_no_auth = false, refget_public = false;
@@ -69,6 +69,11 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
   cmd->add_option("--workers", o->workers, "In-process workers (0 = external workers only)")
       ->check(CLI::Range(0, 256));
   cmd->add_option("--allow-root", o->roots, "Directory input files may come from (repeatable)");
+  cmd->add_option("--objects", o->objects,
+                  "The fleet's object store for remote workers: s3://bucket/prefix (endpoint, region and "
+                  "credentials from the AWS environment and files). Default: the data directory only");
+  cmd->add_option("--allow-s3", o->allow_s3,
+                  "s3://bucket[/prefix] run inputs may come from (repeatable; default: s3:// refused)");
   cmd->add_option("--task-runtime", o->task_runtime,
                   "In-process workers also run GA4GH TES tasks (/ga4gh/tes/v1), their executors in "
                   "'docker' or 'podman' containers, or 'host' (needs --allow-host-runtime). Default: none")
@@ -184,6 +189,8 @@ CliAction add_serve_command(CLI::App& app, const std::string& /*command_line*/) 
             d.db = o->db;
             d.db_connections = o->db_connections;
             d.workers = o->workers;
+            d.objects_url = o->objects;
+            d.allow_s3 = o->allow_s3;
             for (const auto& r : o->roots) {
               std::error_code ec;
               if (!fs::is_directory(r, ec)) throw InputError("--allow-root " + r + ": not a directory");

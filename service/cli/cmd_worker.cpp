@@ -50,13 +50,19 @@ CliAction add_worker_command(CLI::App& app) {
   cmd->add_option("--server", w.server, "Daemon URL (default: $OMICSD_SERVER or http://127.0.0.1:8080)");
   cmd->add_option("--data-dir", w.data_dir,
                   "Object directory shared with the daemon (--transfer shared), or this worker's own "
-                  "store and input cache (--transfer http)")
+                  "store and input cache (--transfer http, s3)")
       ->envname("OMICSD_DATA_DIR");
   cmd->add_option("--transfer", o->transfer,
-                  "How task data moves: 'shared' (--data-dir is the daemon's, e.g. on EFS) or 'http' "
-                  "(no shared storage: inputs are downloaded from and outputs uploaded to the daemon)")
+                  "How task data moves: 'shared' (--data-dir is the daemon's, e.g. on EFS), 'http' "
+                  "(no shared storage: inputs are downloaded from and outputs uploaded to the daemon) or "
+                  "'s3' (objects to and from the S3 object store of --objects, s3:// inputs from their "
+                  "bucket; the daemon only hands out work)")
       ->envname("OMICSD_TRANSFER")
-      ->check(CLI::IsMember({"shared", "http"}));
+      ->check(CLI::IsMember({"shared", "http", "s3"}));
+  cmd->add_option("--objects", w.objects_url,
+                  "The fleet's object store with --transfer s3: s3://bucket/prefix, as the daemon's "
+                  "--objects (endpoint, region and credentials from the AWS environment and files)")
+      ->envname("OMICSD_OBJECTS");
   cmd->add_option("--ca-file", w.ca_file,
                   "PEM CA certificate(s) for an https:// server (default: system CAs)")
       ->envname("OMICSD_CA_FILE")

@@ -195,6 +195,8 @@ namespace {
 // written to `dest` (via dest + ".part"), its size to *written and, with `sha256`, its digest.
 struct BodyIo {
   const std::filesystem::path* upload = nullptr;
+  uint64_t upload_offset = 0;             // upload: the byte range of the file sent ...
+  std::optional<uint64_t> upload_length;  // ... (unset: to its end)
   const std::filesystem::path* dest = nullptr;
   uint64_t* written = nullptr;
   std::string* sha256 = nullptr;
@@ -277,7 +279,10 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
 
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
   req.method_string(method);
-  req.set(bhttp::field::host, host + ":" + port);
+  // The default port is left out, as browsers and curl do: signed requests (S3's SigV4, presigned
+  // URLs) sign the Host header as the URL's authority shows it.
+  const bool default_port = port == (kTls ? "443" : "80");
+  req.set(bhttp::field::host, default_port ? host : host + ":" + port);
   req.set(bhttp::field::user_agent, opt.user_agent);
   req.set(bhttp::field::connection, "close");
   if (!opt.token.empty()) req.set(bhttp::field::authorization, "Bearer " + opt.token);
@@ -291,9 +296,16 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     if (in.fd < 0) throw Error(io.upload->string() + ": cannot open for upload: " + std::strerror(errno));
     struct stat st {};
     if (::fstat(in.fd, &st) != 0) throw Error(io.upload->string() + ": cannot stat: " + std::strerror(errno));
+    const uint64_t file_size = uint64_t(st.st_size);
+    if (io.upload_offset > file_size ||
+        (io.upload_length && *io.upload_length > file_size - io.upload_offset))
+      throw Error(io.upload->string() + ": the range to upload lies past the end of the file");
+    if (io.upload_offset && ::lseek(in.fd, off_t(io.upload_offset), SEEK_SET) < 0)
+      throw Error(io.upload->string() + ": cannot seek: " + std::strerror(errno));
+    const uint64_t body_size = io.upload_length ? *io.upload_length : file_size - io.upload_offset;
     bhttp::request<bhttp::buffer_body> up{req.method(), target, 11};
     up.base() = req.base();
-    up.content_length(uint64_t(st.st_size));
+    up.content_length(body_size);
     up.body().data = nullptr;
     up.body().more = true;
     bhttp::request_serializer<bhttp::buffer_body> sr{up};
@@ -301,7 +313,7 @@ HttpResponse exchange_over(net::io_context& ioc, Stream& stream, const std::stri
     ec = run_op(ioc, [&](auto handler) { bhttp::async_write_header(stream, sr, handler); });
     if (ec) throw ConnectionFailure{true, "sending the request failed: " + describe(ec)};
     std::vector<char> chunk(std::size_t(256) << 10);
-    uint64_t left = uint64_t(st.st_size);
+    uint64_t left = body_size;
     do {
       beast::error_code avail_ec;
       if (tcp_layer.socket().available(avail_ec) > 0) break;  // an early answer
@@ -491,8 +503,9 @@ FetchResult HttpClient::fetch(const std::string& path, const std::filesystem::pa
     const bool more = attempt < options_.max_attempts;
     try {
       FetchResult res;
-      HttpResponse r = exchange(host_, port_, prefix_ + path, "GET", "", "", headers, options_,
-                                tls_context_.get(), BodyIo{nullptr, &dest, &res.bytes, &res.sha256});
+      HttpResponse r =
+          exchange(host_, port_, prefix_ + path, "GET", "", "", headers, options_, tls_context_.get(),
+                   BodyIo{nullptr, 0, std::nullopt, &dest, &res.bytes, &res.sha256});
       if (r.status >= 500 && more) {
         std::this_thread::sleep_for(backoff(attempt));
         continue;
@@ -521,7 +534,17 @@ HttpResponse HttpClient::upload(const std::string& method, const std::string& pa
   // Each attempt re-reads the file from its start.
   return with_retries(method, path, idempotent, [&] {
     return exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
-                    tls_context_.get(), BodyIo{&src, nullptr, nullptr, nullptr});
+                    tls_context_.get(), BodyIo{&src, 0, std::nullopt, nullptr, nullptr, nullptr});
+  });
+}
+
+HttpResponse HttpClient::upload_range(const std::string& method, const std::string& path,
+                                      const std::filesystem::path& src, uint64_t offset, uint64_t length,
+                                      const std::string& content_type, const Headers& headers,
+                                      bool idempotent) {
+  return with_retries(method, path, idempotent, [&] {
+    return exchange(host_, port_, prefix_ + path, method, "", content_type, headers, options_,
+                    tls_context_.get(), BodyIo{&src, offset, length, nullptr, nullptr, nullptr});
   });
 }
 

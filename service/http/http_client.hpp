@@ -125,6 +125,12 @@ class HttpClient {
                       const std::string& content_type = "application/octet-stream",
                       const Headers& headers = {}, bool idempotent = true);
 
+  // Like upload(), sending only `length` bytes of `src` from `offset` (a part of a multipart upload).
+  HttpResponse upload_range(const std::string& method, const std::string& path,
+                            const std::filesystem::path& src, uint64_t offset, uint64_t length,
+                            const std::string& content_type = "application/octet-stream",
+                            const Headers& headers = {}, bool idempotent = true);
+
   // Throws HttpClientError for a status >= 400 with the server's JSON error message.
   void check(const HttpResponse& response, const std::string& method, const std::string& path) const;
 

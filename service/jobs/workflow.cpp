@@ -8,6 +8,7 @@
 #include "host/common/error.hpp"
 #include "service/jobs/task_graph.hpp"
 #include "service/jobs/task_kinds.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/util/rfc3339.hpp"
 
@@ -207,9 +208,18 @@ WorkflowRequest parse_workflow_request(const json& body) {
 }
 
 void check_workflow_inputs(const WorkflowRequest& req, const std::vector<std::filesystem::path>& roots,
-                           const ObjectStore& store) {
+                           const ObjectStore& store, const S3InputPolicy* s3, ObjectBackend* remote) {
   for (const auto& [name, uri] : request_uris(req)) {
     try {
+      if (is_s3_url(uri)) {
+        if (!s3) throw InputError(uri + ": s3:// inputs are not enabled on this daemon (--allow-s3)");
+        s3->check(uri);
+        continue;
+      }
+      if (remote && is_sha256_digest(uri) && !store.has(uri)) {
+        if (!remote->size_of(uri)) throw InputError("no object " + uri + " in " + remote->url());
+        continue;
+      }
       resolve_input_uri(uri, roots, &store);
     } catch (const InputError& e) {
       throw InputError("input '" + name + "': " + e.what());

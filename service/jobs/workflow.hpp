@@ -12,7 +12,9 @@
 
 namespace omicsd {
 
+class ObjectBackend;
 class ObjectStore;
+struct S3InputPolicy;
 
 // The most threads a run may ask for (parameter 'threads'; 0 = the worker's default).
 inline constexpr int64_t kMaxRunThreads = 1024;
@@ -39,8 +41,11 @@ WorkflowRequest parse_workflow_request(const nlohmann::json& body);
 
 // Checks every input URI (and BED URIs in parameters) against the roots / the object store with
 // resolve_input_uri; throws InputError for one outside the roots, missing, malformed.
+// s3:// URIs go to `s3` (refused when null); sha256: digests the local store lacks are looked up in
+// `remote` (the fleet's S3 object store) when there is one.
 void check_workflow_inputs(const WorkflowRequest& req, const std::vector<std::filesystem::path>& roots,
-                           const ObjectStore& store);
+                           const ObjectStore& store, const S3InputPolicy* s3 = nullptr,
+                           ObjectBackend* remote = nullptr);
 
 // The NewRun for the JobStore: run parameters carry the user's parameters plus the reserved keys
 // "sample" and "cache"; each task gets the parameters its kind accepts (threads defaulting to

@@ -14,6 +14,7 @@
 #include "service/http/http_router.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/workflow.hpp"
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/beacon_routes.hpp"
 #include "service/stores/htsget_routes.hpp"
@@ -114,7 +115,11 @@ struct Catalog::Impl {
     ReferenceStoreOptions ro;
     ro.allow_roots = opt.allow_roots;  // registrations by URI (checked again when imported)
     references = std::make_unique<ReferenceStore>(*catalog_db, opt.data_dir / "references", ro);
-    readsets = std::make_unique<ReadSetStore>(*catalog_db, opt.data_dir / "readsets", opt.allow_roots);
+    // s3:// sources arrive as objects of the object store (immutable, content-addressed): the import
+    // may read them there.
+    std::vector<std::filesystem::path> readset_roots = opt.allow_roots;
+    if (opt.s3_inputs) readset_roots.push_back(std::filesystem::weakly_canonical(objects.root() / "objects"));
+    readsets = std::make_unique<ReadSetStore>(*catalog_db, opt.data_dir / "readsets", readset_roots);
     readsets->set_export_cache_limit(opt.max_export_cache_bytes);
     variants = std::make_unique<VariantStore>(*variant_db, variant_query_db.get());
     if (metrics) {
@@ -225,6 +230,7 @@ struct Catalog::Impl {
     }
     VariantIngestOptions vo;
     vo.all_sites = opt.ingest_all_sites;
+    if (!objects.has(vcf_digest) && opt.remote_objects) opt.remote_objects->download(vcf_digest, objects);
     const VariantIngestResult r =
         variants->ingest_vcf(objects.path_of(vcf_digest).string(), info, vo, now_ms());
     count("omicsd_variant_ingests_total", "", "ok");
@@ -269,6 +275,13 @@ void Catalog::add_routes(http::Router& router) {
   ReadSetRoutesOptions so;
   so.allow_roots = d->opt.allow_roots;
   so.objects = &d->objects;
+  if (const auto policy = d->opt.s3_inputs)
+    so.fetch_s3 = [d, policy](const std::string& url) {
+      policy->check(url);
+      const ObjectRef ref = download_s3_object(*policy->client, parse_s3_url(url, "source"), d->objects);
+      spdlog::info("read set source {} fetched as {} ({} bytes)", url, ref.digest, ref.size);
+      return ref.digest;
+    };
   so.schedule_import = [d](const std::string& id) { d->schedule_readset(id); };
   so.in_use = [d](const std::string& id) { return d->in_use(id); };
   so.max_part_bytes = d->opt.max_readset_part_bytes;

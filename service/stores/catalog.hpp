@@ -12,6 +12,8 @@
 namespace omicsd {
 
 class JobStore;
+class ObjectBackend;
+struct S3InputPolicy;
 class ObjectStore;
 struct WorkflowRequest;
 class Metrics;
@@ -25,8 +27,13 @@ struct CatalogOptions {
   // defaults <data>/catalog.db (references, read sets) and <data>/variants.db (genotypes).
   std::string db;
   std::vector<std::filesystem::path> allow_roots;  // registrations by URI must lie inside
-  int import_threads = 1;                          // concurrent reference / read-set imports
-  bool ingest_all_sites = false;                   // variant store: also non-PASS records
+  // The fleet's S3 object store (--objects s3://...): a germline run's VCF is fetched from it for the
+  // variant ingest when remote workers wrote it there. Null: everything is local.
+  std::shared_ptr<ObjectBackend> remote_objects;
+  // s3:// read-set sources (--allow-s3): fetched into the object store, then imported. Null: refused.
+  std::shared_ptr<S3InputPolicy> s3_inputs;
+  int import_threads = 1;         // concurrent reference / read-set imports
+  bool ingest_all_sites = false;  // variant store: also non-PASS records
   // Uploads: the largest FASTA, the largest read-set part, and the free space every upload leaves.
   std::uint64_t max_reference_bytes = std::uint64_t(64) << 30;
   std::uint64_t max_readset_part_bytes = std::uint64_t(256) << 30;

@@ -2,11 +2,11 @@
 
 #include <memory>
 
-#include "service/util/clock.hpp"
 #include "service/http/http_paging.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/objects/object_store.hpp"
 #include "service/stores/readset_store.hpp"
+#include "service/util/clock.hpp"
 
 namespace omicsd {
 namespace {
@@ -55,7 +55,13 @@ struct ReadSetRoutes {
       std::vector<std::string> paths;
       for (const json& u : src) {
         if (!u.is_string()) throw HttpError(400, "'sources' entries must be strings");
-        paths.push_back(resolve_input_uri(u.get<std::string>(), opt.allow_roots, opt.objects).path.string());
+        std::string uri = u.get<std::string>();
+        if (uri.rfind("s3://", 0) == 0) {
+          if (!opt.fetch_s3)
+            throw HttpError(400, uri + ": s3:// sources are not enabled on this daemon (--allow-s3)");
+          uri = opt.fetch_s3(uri);  // now a stored object, validated by the import like any other
+        }
+        paths.push_back(resolve_input_uri(uri, opt.allow_roots, opt.objects).path.string());
       }
       rs = store.create_registered(meta, paths, key, now_ms(), &existed);
       if (!existed && opt.schedule_import) opt.schedule_import(rs.id);

@@ -29,6 +29,9 @@ struct ReadSetRoutesOptions {
   std::uint64_t min_free_bytes = 0;                         // free space kept on the store's disk (else 507)
   std::function<void(const std::string& id)> schedule_import;  // runs ReadSetStore::run_import later
   std::function<bool(const std::string& id)> in_use;           // a run that has not finished uses it
+  // "s3://..." sources: checks the --allow-s3 policy, downloads the object into the object store and
+  // returns its "sha256:<hex>" (throws InputError -> 400). Unset: s3:// sources are refused.
+  std::function<std::string(const std::string& s3_url)> fetch_s3;
 };
 
 void add_readset_routes(http::Router& router, ReadSetStore& store, ReadSetRoutesOptions options);

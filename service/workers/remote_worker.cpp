@@ -137,7 +137,8 @@ json aws_batch_info() {
 WorkerTransfer parse_worker_transfer(const std::string& s) {
   if (s == "shared") return WorkerTransfer::shared;
   if (s == "http") return WorkerTransfer::http;
-  throw InputError("worker: --transfer must be 'shared' or 'http', not '" + s + "'");
+  if (s == "s3") return WorkerTransfer::s3;
+  throw InputError("worker: --transfer must be 'shared', 'http' or 's3', not '" + s + "'");
 }
 
 struct RemoteWorker::Impl {
@@ -145,7 +146,7 @@ struct RemoteWorker::Impl {
       : client(std::move(h)),
         transfer_client(std::move(transfer_options)),
         store(o.data_dir),
-        runner(store, TaskRunnerOptions{o.transfer == WorkerTransfer::http
+        runner(store, TaskRunnerOptions{o.transfer != WorkerTransfer::shared
                                             ? std::vector<std::filesystem::path>{store.root() / "inputs"}
                                         : o.allowed_roots.empty() ? std::vector<std::filesystem::path>{"/"}
                                                                   : o.allowed_roots,
@@ -153,6 +154,13 @@ struct RemoteWorker::Impl {
                                         false,
                                         {}}) {
     if (o.transfer == WorkerTransfer::http) stager = std::make_unique<TransferStager>(transfer_client, store);
+    if (o.transfer == WorkerTransfer::s3) {
+      if (!is_s3_url(o.objects_url))
+        throw InputError("worker: --transfer s3 needs --objects s3://bucket/prefix");
+      s3 = std::make_shared<S3Client>(S3Config::from_environment());
+      objects = std::make_unique<S3ObjectBackend>(s3, parse_s3_url(o.objects_url, "--objects"));
+      stager = std::make_unique<TransferStager>(transfer_client, store, objects.get(), s3.get());
+    }
     if (o.task_runtime != TesRuntime::none) {
       TesExecutorOptions to;
       to.runtime = o.task_runtime;
@@ -166,7 +174,9 @@ struct RemoteWorker::Impl {
   HttpClient transfer_client;  // http transfer mode: downloads and uploads (from the engine thread)
   ObjectStore store;
   TaskRunner runner;
-  std::unique_ptr<TransferStager> stager;  // http transfer mode only
+  std::shared_ptr<S3Client> s3;            // s3 transfer mode: s3:// inputs
+  std::unique_ptr<ObjectBackend> objects;  // s3 transfer mode: the fleet's object store
+  std::unique_ptr<TransferStager> stager;  // http and s3 transfer modes
   std::unique_ptr<TesExecutor> tes;        // --task-runtime: runs GA4GH TES tasks
   json capabilities;
   json batch;
@@ -186,8 +196,8 @@ RemoteWorker::RemoteWorker(RemoteWorkerOptions options) : options_(std::move(opt
   // the object is fsynced and in place).
   HttpClientOptions t = h;
   t.request_timeout = milliseconds(120'000);
-  if (options_.transfer == WorkerTransfer::http && !options_.allowed_roots.empty())
-    spdlog::warn("worker: --allow-root is ignored with --transfer http (inputs come over HTTP)");
+  if (options_.transfer != WorkerTransfer::shared && !options_.allowed_roots.empty())
+    spdlog::warn("worker: --allow-root is ignored with --transfer http or s3 (inputs are downloaded)");
   try {
     impl_ = new Impl(options_, std::move(h), std::move(t));
   } catch (const InputError&) {
@@ -207,7 +217,9 @@ RemoteWorker::~RemoteWorker() {
 int RemoteWorker::run() {
   spdlog::info(
       "worker {}: serving {} ({} {}, lease {} s, capabilities {}{})", options_.worker_id, options_.server,
-      options_.transfer == WorkerTransfer::http ? "transfer http, local data dir" : "shared data dir",
+      options_.transfer == WorkerTransfer::http ? "transfer http, local data dir"
+      : options_.transfer == WorkerTransfer::s3 ? "transfer s3 (" + options_.objects_url + "), local data dir"
+                                                : std::string("shared data dir"),
       options_.data_dir.string(), options_.lease_seconds, impl_->capabilities.dump(),
       impl_->batch.empty() ? "" : ", AWS Batch " + impl_->batch.dump());
   const json lease_request = {{"worker_id", options_.worker_id},
@@ -344,7 +356,7 @@ void RemoteWorker::process(const json& lease) {
         for (const auto& [path, digest] : staged.digests) runner->remember_digest(path, digest);
         result = runner->run(local);
         TransferStager::restore_uris(result->provenance, staged.origin);
-        stager->upload(result->outputs);
+        stager->upload(result->outputs, &staged);
       } else {
         result = runner->run(spec);
       }

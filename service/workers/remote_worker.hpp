@@ -18,9 +18,11 @@ namespace omicsd {
 
 // How task data reaches the worker. shared: --data-dir is the daemon's object directory (a shared
 // file system such as EFS); inputs are read by path. http: --data-dir is the worker's own store
-// and input cache; inputs are fetched and outputs uploaded through the daemon's HTTP API.
-enum class WorkerTransfer { shared, http };
-// "shared" / "http"; throws InputError for anything else.
+// and input cache; inputs are fetched and outputs uploaded through the daemon's HTTP API. s3: like
+// http, but objects move between the worker and the fleet's S3 object store (--objects), and s3://
+// inputs come straight from their bucket: the daemon only hands out work.
+enum class WorkerTransfer { shared, http, s3 };
+// "shared" / "http" / "s3"; throws InputError for anything else.
 WorkerTransfer parse_worker_transfer(const std::string& s);
 
 struct RemoteWorkerOptions {
@@ -31,6 +33,7 @@ struct RemoteWorkerOptions {
   std::string worker_id;           // empty: default_worker_id()
   // http: data_dir is the worker's own store and input cache instead of the daemon's.
   WorkerTransfer transfer = WorkerTransfer::shared;
+  std::string objects_url;  // s3: "s3://bucket/prefix", the daemon's --objects (credentials: S3Config)
   int lease_seconds = 60;
   int threads = 0;    // > 0: overrides the task's "threads" parameter (not part of the cache key)
   bool once = false;  // exit after one task, or when the queue is empty

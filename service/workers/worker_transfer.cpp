@@ -11,8 +11,8 @@
 
 #include "host/common/error.hpp"
 #include "service/http/http_client.hpp"
-#include "service/util/sha256.hpp"
 #include "service/runner/task_input_keys.hpp"
+#include "service/util/sha256.hpp"
 
 namespace omicsd {
 namespace {
@@ -74,7 +74,8 @@ FetchResult fetch_to_temp(HttpClient& client, const std::string& path, const fs:
 
 }  // namespace
 
-TransferStager::TransferStager(HttpClient& client, ObjectStore& store) : client_(client), store_(store) {
+TransferStager::TransferStager(HttpClient& client, ObjectStore& store, ObjectBackend* objects, S3Client* s3)
+    : client_(client), store_(store), objects_(objects), s3_(s3) {
   std::error_code ec;
   fs::create_directories(inputs_root() / "sources", ec);
   if (ec) throw Error(inputs_root().string() + ": cannot create: " + ec.message());
@@ -89,6 +90,10 @@ fs::path TransferStager::temp_path(const fs::path& dir, const std::string& stem)
 }
 
 void TransferStager::fetch_object(const std::string& digest, const std::string& what) {
+  if (objects_) {
+    objects_->download(digest, store_);
+    return;
+  }
   const fs::path tmp = temp_path(store_.tmp_dir(), "dl");
   const FetchResult r = fetch_to_temp(client_, "/v1/objects/" + url_encode_segment(digest), tmp, {}, what);
   if (r.sha256 != digest) {
@@ -97,6 +102,104 @@ void TransferStager::fetch_object(const std::string& digest, const std::string& 
   }
   store_.adopt_temp(tmp, digest, r.bytes);
   spdlog::info("fetched {} ({}, {} bytes)", what, digest, r.bytes);
+}
+
+std::string TransferStager::fetch_s3_input(const std::string& key, const std::string& uri) {
+  const std::string what = "input '" + key + "' (" + uri + ")";
+  const S3Url u = parse_s3_url(uri, what);
+  const fs::path index = inputs_root() / "sources" / (sha256_hex(uri) + ".json");
+  std::optional<S3Client::Head> head;
+  try {
+    head = s3_->head(u);
+  } catch (const HttpClientError& e) {
+    if (e.status() == 403) throw InputError(what + ": " + e.what());  // no access: cannot run anywhere
+    throw;
+  }
+  if (!head) throw InputError(what + ": no such object");
+  {
+    std::ifstream in(index);
+    if (in) {
+      try {
+        const json j = json::parse(in);
+        const std::string d = j.at("digest").get<std::string>();
+        if (j.at("uri").get<std::string>() == uri && j.at("etag").get<std::string>() == head->etag &&
+            !head->etag.empty() && store_.has(d)) {
+          spdlog::info("{}: unchanged, using the local copy {}", what, d);
+          return d;
+        }
+      } catch (const std::exception&) {  // unreadable entry: fetch again
+      }
+    }
+  }
+  const ObjectRef r = download_s3_object(*s3_, u, store_);
+  spdlog::info("fetched {} ({}, {} bytes)", what, r.digest, r.size);
+  if (!head->etag.empty()) {
+    const fs::path t = temp_path(index.parent_path(), ".entry");
+    {
+      std::ofstream out(t, std::ios::trunc);
+      out << json{{"uri", uri}, {"etag", head->etag}, {"digest", r.digest}, {"size", r.size}}.dump();
+      if (!out) throw Error(t.string() + ": write failed");
+    }
+    fs::rename(t, index);
+  }
+  return r.digest;
+}
+
+bool TransferStager::fetch_s3_companion(const std::string& uri, const std::string& ext,
+                                        const fs::path& local) {
+  const fs::path target = local.string() + "." + ext;
+  std::error_code ec;
+  if (fs::exists(target, ec)) return true;
+  try {
+    s3_->get_to_file(parse_s3_url(uri + "." + ext, "index"), target);
+  } catch (const HttpClientError& e) {
+    remove_quietly(target);
+    if (e.status() == 404 || e.status() == 403) return false;  // none: the engine builds it if needed
+    throw;
+  }
+  spdlog::info("fetched index {}.{}", uri, ext);
+  return true;
+}
+
+void TransferStager::pull_meta(const char* kind, const std::string& digest) {
+  const std::string rel = std::string("meta/") + kind + "/" + digest.substr(7) + ".json";
+  const fs::path local = store_.root() / rel;
+  std::error_code ec;
+  if (fs::exists(local, ec)) return;
+  const auto text = objects_->get_meta(rel);
+  if (!text) return;
+  std::string idx;
+  try {
+    idx = json::parse(*text).at("digest").get<std::string>();
+  } catch (const std::exception&) {
+    spdlog::warn("{} in {} is malformed: ignored", rel, objects_->url());
+    return;
+  }
+  if (!is_sha256_digest(idx)) return;
+  objects_->download(idx, store_);
+  fs::create_directories(local.parent_path(), ec);
+  const fs::path t = temp_path(local.parent_path(), ".meta");
+  {
+    std::ofstream out(t, std::ios::trunc);
+    out << *text;
+    if (!out) throw Error(t.string() + ": write failed");
+  }
+  fs::rename(t, local);
+}
+
+void TransferStager::push_meta(const char* kind, const std::string& digest) {
+  const std::string rel = std::string("meta/") + kind + "/" + digest.substr(7) + ".json";
+  std::ifstream in(store_.root() / rel);
+  if (!in) return;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    const auto idx = store_.get(json::parse(text).at("digest").get<std::string>());
+    if (!idx) return;
+    objects_->upload(store_, *idx);  // the object first: a document always names a stored object
+  } catch (const json::exception&) {
+    return;
+  }
+  objects_->put_meta(rel, text);
 }
 
 std::string TransferStager::fetch_file_input(const std::string& task_path, const std::string& token,
@@ -200,12 +303,24 @@ std::string TransferStager::stage_one(const std::string& task_path, const std::s
     if (!is_sha256_digest(uri)) throw InputError("input '" + key + "': malformed digest '" + uri + "'");
     digest = uri;
     if (!store_.has(digest)) fetch_object(digest, "input '" + key + "'");
+  } else if (is_s3_url(uri)) {
+    if (!s3_) throw InputError("input '" + key + "': " + uri + " needs a worker with --transfer s3");
+    digest = fetch_s3_input(key, uri);
   } else {
     digest = fetch_file_input(task_path, token, key, uri);
   }
   const fs::path local = link(digest, local_name(key, uri));
-  for (const std::string& ext : input_companions(key))
-    if (fetch_companion(task_path, token, key, ext, local) && key == "bam") break;  // .bai or .csi
+  if (objects_) {  // indexes the fleet's store recorded for this object (a BAM's .bai, a reference's .omi)
+    pull_meta("index-of", digest);
+    pull_meta("omi-of", digest);
+  }
+  for (const std::string& ext : input_companions(key)) {
+    const bool found = is_s3_url(uri) ? fetch_s3_companion(uri, ext, local)
+                       : uri.rfind("sha256:", 0) == 0 && objects_
+                           ? false
+                           : fetch_companion(task_path, token, key, ext, local);
+    if (found && key == "bam") break;  // .bai or .csi
+  }
   out.digests[local.string()] = digest;
   out.origin[local.string()] = uri;
   return local.string();
@@ -233,7 +348,14 @@ TransferStager::Staged TransferStager::stage(const std::string& task_id, const s
   return out;
 }
 
-void TransferStager::upload(const std::map<std::string, ObjectRef>& outputs) {
+void TransferStager::upload(const std::map<std::string, ObjectRef>& outputs, const Staged* staged) {
+  if (objects_) {
+    for (const auto& [name, ref] : outputs) objects_->upload(store_, ref);
+    for (const auto& [name, ref] : outputs) push_meta("index-of", ref.digest);
+    if (staged)
+      for (const auto& [path, digest] : staged->digests) push_meta("omi-of", digest);
+    return;
+  }
   for (const auto& [name, ref] : outputs) {
     const std::string path = "/v1/objects/" + url_encode_segment(ref.digest);
     const HttpResponse head = client_.send("HEAD", path, "", "", {}, true);

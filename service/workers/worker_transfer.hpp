@@ -15,15 +15,23 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
 
 namespace omicsd {
 
 class HttpClient;
 
+// The S3 transfer mode (`--transfer s3`) uses the same stager with an object backend: sha256: inputs
+// come from the fleet's object store (S3) instead of the daemon, s3:// inputs straight from their
+// bucket, and outputs go to the object store, each with the metadata documents that name its index
+// (meta/index-of/<hex>.json) and a reference's minimizer index (meta/omi-of/<hex>.json), so the next
+// worker, which shares nothing with this one, finds them. File inputs still come from the daemon.
 class TransferStager {
  public:
-  TransferStager(HttpClient& client, ObjectStore& store);
+  // `objects` / `s3` (both or neither): the S3 transfer mode.
+  TransferStager(HttpClient& client, ObjectStore& store, ObjectBackend* objects = nullptr,
+                 S3Client* s3 = nullptr);
 
   struct Staged {
     nlohmann::json inputs;                       // the task's inputs, every URI now a local path
@@ -40,8 +48,9 @@ class TransferStager {
   Staged stage(const std::string& task_id, const std::string& lease_token, const nlohmann::json& inputs,
                const nlohmann::json& parameters);
 
-  // Uploads each object the daemon does not have yet (HEAD, then a streamed PUT).
-  void upload(const std::map<std::string, ObjectRef>& outputs);
+  // Uploads each object the daemon (S3 mode: the object store) does not have yet (HEAD, then a
+  // streamed PUT). S3 mode: then the metadata documents of the outputs and of `staged`'s inputs.
+  void upload(const std::map<std::string, ObjectRef>& outputs, const Staged* staged = nullptr);
 
   // <data-dir>/inputs: where staged inputs live (the TaskRunner's only allowed root).
   std::filesystem::path inputs_root() const { return store_.root() / "inputs"; }
@@ -61,9 +70,17 @@ class TransferStager {
                        const std::string& ext, const std::filesystem::path& local);
   std::filesystem::path link(const std::string& digest, const std::string& name);
   std::filesystem::path temp_path(const std::filesystem::path& dir, const std::string& stem) const;
+  // S3 mode: an s3:// input (again only when its ETag changed) and its companion indexes.
+  std::string fetch_s3_input(const std::string& key, const std::string& uri);
+  bool fetch_s3_companion(const std::string& uri, const std::string& ext, const std::filesystem::path& local);
+  // S3 mode: meta/<kind>/<hex of digest>.json and the object it names, from or to the object store.
+  void pull_meta(const char* kind, const std::string& digest);
+  void push_meta(const char* kind, const std::string& digest);
 
   HttpClient& client_;
   ObjectStore& store_;
+  ObjectBackend* objects_ = nullptr;
+  S3Client* s3_ = nullptr;
 };
 
 }  // namespace omicsd

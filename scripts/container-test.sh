@@ -3,7 +3,8 @@
 # container and two Batch-worker containers on loopback complete a germline run on the shared NA12878
 # data; the VCF must hold every GIAB truth SNV; SIGTERM drains a worker (exit 0); a bad token exits 2,
 # an unreachable server exits 3 (the codes the AWS Batch retry strategy keys on) and OMICSD_ONCE=true
-# on an empty queue exits 0; the image is under 300 MB. Not part of scripts/test.sh or CI: the
+# on an empty queue exits 0; the image is under 300 MB; then TES tasks whose executors run in podman
+# (a host daemon and `omicsd worker --task-runtime podman`, tests/service/api/tes_podman_test.py). Not part of scripts/test.sh or CI: the
 # in-container compile takes 12+ min on 2 shared cores (later runs reuse podman's layer cache, but any
 # change under host/, cuda/ or service/ recompiles everything).
 #
@@ -28,6 +29,8 @@
 #   MIRROR           Debian mirror for debootstrap (default: the host's apt source)
 #   MAX_IMAGE_MB     size limit (default: 300)
 #   KEEP=1           keep the work directory and the containers' logs
+#   OMICSD_BUILD_DIR / OMICSD_BIN  the host build whose omicsd runs the TES stage's daemon and
+#                    podman worker (scripts/build.sh first; py-tes from scripts/setup.sh in .venv/tes)
 # Needs root (apt-get, podman). Installs podman, runc and debootstrap when missing.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
@@ -76,9 +79,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc debootstrap
 fi
-((BUILD_ONLY)) || need_tools curl bcftools python3
+if ! ((BUILD_ONLY)); then
+  need_tools curl bcftools python3
+  tes_bin="$(omicsd_bin)"  # the TES stage's host daemon and worker (checked before the long build)
+  tes_py="$REPO_ROOT/.venv/tes/bin/python"
+  [[ -x $tes_py ]] || die "$tes_py missing: run scripts/setup.sh (py-tes)"
+fi
 
-# podman in this sandbox: no ulimit defaults (setrlimit is refused), cgroupfs instead of systemd.
+# podman in this sandbox: no ulimit defaults (setrlimit is refused), cgroupfs instead of systemd, runc
+# (the only OCI runtime installed; also for the TES worker's own `podman run`s, which read this file).
 export CONTAINERS_CONF="$CACHE/containers.conf"
 cat >"$CONTAINERS_CONF" <<'EOF'
 [containers]
@@ -86,6 +95,7 @@ default_ulimits = []
 
 [engine]
 cgroup_manager = "cgroupfs"
+runtime = "runc"
 EOF
 PODMAN=(podman --runtime runc)
 
@@ -412,4 +422,15 @@ log "exit codes: bad token 2, unreachable server 3, OMICSD_ONCE=true on an empty
 
 stop_container "$NAME-daemon"
 
-log "OK in $((SECONDS - script_t0)) s: image $IMAGE $size_mb MB (built in ${build_s} s); germline runs in containers: shared object dir ${shared_s} s, --transfer http ${http_s} s; $n_found/$n_truth truth SNVs; SIGTERM exit 0; exit codes 2/3/0"
+# --- TES executors in podman (issue 17) ----------------------------------------------------------
+# `omicsd serve` and `omicsd worker --task-runtime podman` on the host (the worker drives the podman
+# client, which the image does not hold; the host build's binary, OMICSD_BUILD_DIR or OMICSD_BIN) run
+# py-tes tasks whose executors run in $BASE_IMAGE: inputs, three executors, outputs, a failing
+# executor, cancel of a running executor and a draining worker, with no container left behind.
+log "TES tasks with --task-runtime podman (executors in $BASE_IMAGE; host binary $tes_bin)"
+"$tes_py" "$REPO_ROOT/tests/service/api/tes_podman_test.py" --binary "$tes_bin" --image "$BASE_IMAGE" \
+  >"$WORK/tes-podman.log" 2>&1 || { tail -n 60 "$WORK/tes-podman.log" >&2; die "TES with podman failed"; }
+tes_checks=$(grep -c '^ok:' "$WORK/tes-podman.log")
+log "TES with podman: $tes_checks checks passed"
+
+log "OK in $((SECONDS - script_t0)) s: image $IMAGE $size_mb MB (built in ${build_s} s); germline runs in containers: shared object dir ${shared_s} s, --transfer http ${http_s} s; $n_found/$n_truth truth SNVs; SIGTERM exit 0; exit codes 2/3/0; TES with podman $tes_checks checks"

@@ -221,9 +221,10 @@ if ((CUDA)); then
   for a in ${CUDA_ARCHITECTURES//;/ }; do
     [[ $version == *"sm_${a%-*}"* ]] || die "--version lacks sm_${a%-*}: $version"
   done
-  "${PODMAN[@]}" run --rm --network=host --entrypoint /bin/sh "$IMAGE" -c \
-    'test ! -e /usr/local/cuda && ! command -v nvcc && ! ls /usr/lib/x86_64-linux-gnu/libcudart* 2>/dev/null' \
-    >/dev/null || die "the runtime stage holds CUDA toolkit files"
+  # (podman build -v leaves its mount point, an empty /usr/local/cuda, in every stage.)
+  toolkit="$("${PODMAN[@]}" run --rm --network=host --entrypoint /bin/sh "$IMAGE" -c \
+    'ls -A /usr/local/cuda; find / -xdev \( -name nvcc -o -name "libcudart*" -o -name "libcuda.so*" \) -print')"
+  [[ -z $toolkit ]] || die "the runtime stage holds CUDA toolkit files: $toolkit"
 fi
 log "largest layers: $("${PODMAN[@]}" history --format '{{.Size}} {{.CreatedBy}}' "$IMAGE" |
   sort -h -r | head -n 4 | cut -c1-110 | tr '\n' '|')"

@@ -226,8 +226,8 @@ if ((CUDA)); then
     'ls -A /usr/local/cuda; find / -xdev \( -name nvcc -o -name "libcudart*" -o -name "libcuda.so*" \) -print')"
   [[ -z $toolkit ]] || die "the runtime stage holds CUDA toolkit files: $toolkit"
 fi
-log "largest layers: $("${PODMAN[@]}" history --format '{{.Size}} {{.CreatedBy}}' "$IMAGE" |
-  sort -h -r | head -n 4 | cut -c1-110 | tr '\n' '|')"
+log "layers (newest first; empty ones left out): $("${PODMAN[@]}" history --format '{{.Size}} {{.CreatedBy}}' "$IMAGE" |
+  grep -v '^0 B' | cut -c1-60 | tr '\n' '|')"
 ((BUILD_ONLY)) && { log "OK (--build-only)"; exit 0; }
 
 # --- end to end: daemon + 2 workers on loopback ----------------------------------------------------

@@ -12,4 +12,6 @@ std::vector<GpuDevice> list_gpu_devices(std::string* why_none) {
 
 bool cuda_backend_compiled() { return false; }
 
+std::string compiled_backends() { return "cpu"; }
+
 }  // namespace omicsd

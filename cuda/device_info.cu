@@ -53,4 +53,14 @@ std::vector<GpuDevice> list_gpu_devices(std::string* why_none) {
 
 bool cuda_backend_compiled() { return true; }
 
+std::string compiled_backends() {
+  // nvcc defines __CUDA_ARCH_LIST__ (e.g. 800,900) in the host pass too: the architectures this
+  // translation unit, like every .cu file of the target, was compiled for (CMAKE_CUDA_ARCHITECTURES).
+  constexpr int archs[] = {__CUDA_ARCH_LIST__};
+  std::string text = "cpu, cuda (CUDA " + std::to_string(CUDART_VERSION / 1000) + "." +
+                     std::to_string(CUDART_VERSION % 1000 / 10) + " runtime, static;";
+  for (const int arch : archs) text += " sm_" + std::to_string(arch / 10);
+  return text + ")";
+}
+
 }  // namespace omicsd

@@ -20,5 +20,9 @@ struct GpuDevice {
 std::vector<GpuDevice> list_gpu_devices(std::string* why_none);
 // True when this binary was built with the CUDA backends (OMICSD_HAVE_CUDA).
 bool cuda_backend_compiled();
+// The backends compiled into this binary, for --version: "cpu", or "cpu, cuda (CUDA 13.0 runtime,
+// static; sm_80 sm_90)" with the CUDA release and the GPU architectures the kernels were built for
+// (an image's label can say anything; this is what the binary holds).
+std::string compiled_backends();
 
 }  // namespace omicsd

@@ -3,34 +3,65 @@
 # container and two Batch-worker containers on loopback complete a germline run on the shared NA12878
 # data; the VCF must hold every GIAB truth SNV; SIGTERM drains a worker (exit 0); a bad token exits 2,
 # an unreachable server exits 3 (the codes the AWS Batch retry strategy keys on) and OMICSD_ONCE=true
-# on an empty queue exits 0; the image is under 300 MB. Not part of scripts/test.sh or CI: the
+# on an empty queue exits 0; the image is under 300 MB; then TES tasks whose executors run in podman
+# (a host daemon and `omicsd worker --task-runtime podman`, tests/service/api/tes_podman_test.py). Not part of scripts/test.sh or CI: the
 # in-container compile takes 12+ min on 2 shared cores (later runs reuse podman's layer cache, but any
 # change under host/, cuda/ or service/ recompiles everything).
 #
-# Usage: scripts/container-test.sh [--build-only]
+# With --cuda it builds and tests the CUDA image instead (issue 23): the build stage compiles with the
+# machine's own CUDA toolkit bind-mounted read-only at /usr/local/cuda (no nvidia/cuda image, no NVIDIA
+# repository), for sm_80 and sm_90; the runtime stage holds no toolkit (the CUDA runtime is linked
+# statically; the NVIDIA container runtime mounts the driver on a GPU host). Without a GPU it checks
+# that --version names the CUDA backends, that `omicsd run --backend auto` falls back to the CPU (its
+# log line) and finds all truth SNVs, that `--backend cuda` fails with one line and exit 2, and then
+# runs the same daemon + worker test on the CUDA image.
+#
+# Usage: scripts/container-test.sh [--cuda] [--build-only]
+#   --cuda           the CUDA image (default IMAGE localhost/omicsd:cuda); CUDA_HOME (default
+#                    /usr/local/cuda) is the toolkit mounted into the build, CUDA_ARCHITECTURES "80;90"
 #   --build-only     build (and size-check) the image, skip the end-to-end test
 #   OMICSD_DATA_DIR  cache: the debootstrap base tarball lives in $OMICSD_DATA_DIR/container
 #                    (default: ~/.cache/omicsd)
 #   IMAGE            image tag to build and test (default: localhost/omicsd:cpu)
 #   JOBS             compile jobs inside the build (default: 2)
+#   OMICSD_GIT_HASH  the hash baked into the image (default: HEAD's; a new one recompiles everything,
+#                    so a docs-only commit can reuse the image's cached compile with the old hash)
 #   MIRROR           Debian mirror for debootstrap (default: the host's apt source)
 #   MAX_IMAGE_MB     size limit (default: 300)
 #   KEEP=1           keep the work directory and the containers' logs
+#   OMICSD_BUILD_DIR / OMICSD_BIN  the host build whose omicsd runs the TES stage's daemon and
+#                    podman worker (scripts/build.sh first; py-tes from scripts/setup.sh in .venv/tes)
 # Needs root (apt-get, podman). Installs podman, runc and debootstrap when missing.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 BUILD_ONLY=0
-case "${1:-}" in
-  -h | --help) usage; exit 0 ;;
-  --build-only) BUILD_ONLY=1 ;;
-  "") ;;
-  *) die "unknown argument '$1' (see --help)" ;;
-esac
+CUDA=0
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    --cuda) CUDA=1 ;;
+    *) die "unknown argument '$arg' (see --help)" ;;
+  esac
+done
 [[ $(id -u) -eq 0 ]] || die "run as root (podman here runs rootful, with runc and cgroupfs)"
+script_t0=$SECONDS
 
-IMAGE="${IMAGE:-localhost/omicsd:cpu}"
+BUILD_ARGS=()
+if ((CUDA)); then
+  IMAGE="${IMAGE:-localhost/omicsd:cuda}"
+  # The toolkit directory itself (/usr/local/cuda is usually a link to /usr/local/cuda-X.Y), mounted
+  # read-only over the build stage's /usr/local/cuda, where CMake looks for nvcc.
+  CUDA_DIR="$(readlink -f "${CUDA_HOME:-/usr/local/cuda}")"
+  [[ -x $CUDA_DIR/bin/nvcc ]] || die "no nvcc under ${CUDA_HOME:-/usr/local/cuda} (set CUDA_HOME)"
+  CUDA_ARCHITECTURES="${CUDA_ARCHITECTURES:-80;90}"
+  BUILD_ARGS=(-v "$CUDA_DIR:/usr/local/cuda:ro" --build-arg OMICSD_CUDA=ON
+    --build-arg CUDA_ARCHITECTURES="$CUDA_ARCHITECTURES")
+else
+  IMAGE="${IMAGE:-localhost/omicsd:cpu}"
+fi
 BASE_IMAGE=localhost/debian:12
 JOBS="${JOBS:-2}"
 MAX_IMAGE_MB="${MAX_IMAGE_MB:-300}"
@@ -48,9 +79,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc debootstrap
 fi
-((BUILD_ONLY)) || need_tools curl bcftools python3
+if ! ((BUILD_ONLY)); then
+  need_tools curl bcftools python3
+  tes_bin="$(omicsd_bin)"  # the TES stage's host daemon and worker (checked before the long build)
+  tes_py="$REPO_ROOT/.venv/tes/bin/python"
+  [[ -x $tes_py ]] || die "$tes_py missing: run scripts/setup.sh (py-tes)"
+fi
 
-# podman in this sandbox: no ulimit defaults (setrlimit is refused), cgroupfs instead of systemd.
+# podman in this sandbox: no ulimit defaults (setrlimit is refused), cgroupfs instead of systemd, runc
+# (the only OCI runtime installed; also for the TES worker's own `podman run`s, which read this file).
 export CONTAINERS_CONF="$CACHE/containers.conf"
 cat >"$CONTAINERS_CONF" <<'EOF'
 [containers]
@@ -58,6 +95,7 @@ default_ulimits = []
 
 [engine]
 cgroup_manager = "cgroupfs"
+runtime = "runc"
 EOF
 PODMAN=(podman --runtime runc)
 
@@ -146,13 +184,13 @@ mkdir -p "$ctx/docs" "$ctx/docker"
 cp -a "$REPO_ROOT"/{CMakeLists.txt,host,cuda,backends,service,.dockerignore} "$ctx/"
 cp -a "$REPO_ROOT/docs/openapi.json" "$ctx/docs/"
 cp -a "$REPO_ROOT/docker/Dockerfile" "$REPO_ROOT/docker/runtime-deps.sh" "$ctx/docker/"
-hash="$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
-buildlog="$CACHE/image-build.log"
+hash="${OMICSD_GIT_HASH:-$(git -C "$REPO_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}"
+buildlog="$CACHE/image-build-${IMAGE##*:}.log"
 old_id="$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-log "podman build $IMAGE (git $hash, $JOBS jobs; log: $buildlog)"
+log "podman build $IMAGE (git $hash, $JOBS jobs${CUDA_DIR:+, CUDA toolkit $CUDA_DIR}; log: $buildlog)"
 t0=$SECONDS
 if ! "${PODMAN[@]}" build --isolation=chroot --network=host --pull=never -f "$ctx/docker/Dockerfile" \
-  --build-arg BUILD_BASE="$BASE_IMAGE" --build-arg RUNTIME_BASE="$BASE_IMAGE" \
+  --build-arg BUILD_BASE="$BASE_IMAGE" --build-arg RUNTIME_BASE="$BASE_IMAGE" "${BUILD_ARGS[@]}" \
   --build-arg OMICSD_GIT_HASH="$hash" --build-arg JOBS="$JOBS" -t "$IMAGE" "$ctx" 2>&1 |
   while IFS= read -r line; do printf '%(%H:%M:%S)T %s\n' -1 "$line"; done >"$buildlog"; then
   tail -n 30 "$buildlog" >&2
@@ -177,6 +215,19 @@ log "image runs: $version"
 [[ $version == *"$hash"* ]] || die "--version does not carry the git hash $hash"
 user="$("${PODMAN[@]}" image inspect --format '{{.Config.User}}' "$IMAGE")"
 [[ $user != "" && $user != 0* && $user != root* ]] || die "image runs as root (User='$user')"
+if ((CUDA)); then
+  # The kernels of both architectures are in the binary, and the toolkit stayed in the build stage.
+  [[ $version == *"backends: cpu, cuda (CUDA "* ]] || die "--version names no CUDA backend: $version"
+  for a in ${CUDA_ARCHITECTURES//;/ }; do
+    [[ $version == *"sm_${a%-*}"* ]] || die "--version lacks sm_${a%-*}: $version"
+  done
+  # (podman build -v leaves its mount point, an empty /usr/local/cuda, in every stage.)
+  toolkit="$("${PODMAN[@]}" run --rm --network=host --entrypoint /bin/sh "$IMAGE" -c \
+    'ls -A /usr/local/cuda; find / -xdev \( -name nvcc -o -name "libcudart*" -o -name "libcuda.so*" \) -print')"
+  [[ -z $toolkit ]] || die "the runtime stage holds CUDA toolkit files: $toolkit"
+fi
+log "layers (newest first; empty ones left out): $("${PODMAN[@]}" history --format '{{.Size}} {{.CreatedBy}}' "$IMAGE" |
+  grep -v '^0 B' | cut -c1-60 | tr '\n' '|')"
 ((BUILD_ONLY)) && { log "OK (--build-only)"; exit 0; }
 
 # --- end to end: daemon + 2 workers on loopback ----------------------------------------------------
@@ -277,16 +328,45 @@ EOF
 # check_vcf RUN_ID: the run's VCF has every GIAB truth SNV, with the truth genotype (the comparison
 # of the GoogleTest suites, tests/support/test_support.cpp vcf_snvs).
 snvs() { bcftools query -i 'GT="alt" && TYPE="snp"' -f '%CHROM %POS %REF %ALT [%GT]\n' "$1" | sort -u; }
+check_truth_snvs() {  # check_truth_snvs VCF NAME
+  snvs "$DATA/truth.vcf.gz" >"$WORK/truth.snvs"
+  snvs "$1" >"$WORK/$2.snvs"
+  n_truth=$(wc -l <"$WORK/truth.snvs")
+  n_found=$(comm -12 "$WORK/truth.snvs" "$WORK/$2.snvs" | wc -l)
+  log "VCF of $2: $n_found/$n_truth GIAB truth SNVs ($(wc -l <"$WORK/$2.snvs") SNV records)"
+  ((n_truth > 0 && n_found == n_truth)) ||
+    die "the VCF misses truth SNVs: $(comm -23 "$WORK/truth.snvs" "$WORK/$2.snvs" | tr '\n' ' ')"
+}
 check_vcf() {
   api GET "/v1/runs/$1/outputs/vcf" -o "$WORK/$1.vcf.gz"
-  snvs "$DATA/truth.vcf.gz" >"$WORK/truth.snvs"
-  snvs "$WORK/$1.vcf.gz" >"$WORK/$1.snvs"
-  n_truth=$(wc -l <"$WORK/truth.snvs")
-  n_found=$(comm -12 "$WORK/truth.snvs" "$WORK/$1.snvs" | wc -l)
-  log "VCF of $1: $n_found/$n_truth GIAB truth SNVs ($(wc -l <"$WORK/$1.snvs") SNV records)"
-  ((n_truth > 0 && n_found == n_truth)) ||
-    die "the VCF misses truth SNVs: $(comm -23 "$WORK/truth.snvs" "$WORK/$1.snvs" | tr '\n' ' ')"
+  check_truth_snvs "$WORK/$1.vcf.gz" "$1"
 }
+
+if ((CUDA)); then
+  # No GPU here (nor the driver the NVIDIA container runtime would mount): --backend auto runs the
+  # whole germline pipeline on the CPU backends, saying why in one line per stage; --backend cuda is
+  # refused with one line and exit 2 (bad input / configuration: not retried, docker/README.md).
+  mkdir -p "$WORK/gpu-auto" "$WORK/gpu-cuda"
+  chown 10001:10001 "$WORK/gpu-auto" "$WORK/gpu-cuda"
+  GPU_RUN=("${PODMAN[@]}" run --rm --network=host --read-only -v "$DATA:/data/na12878:ro"
+    -v "$WORK/refs:/data/refs:ro")
+  "${GPU_RUN[@]}" -v "$WORK/gpu-auto:/out" "$IMAGE" run /data/refs/q.fa /data/na12878/NA12878.chr22.tiny.bam \
+    -o /out --sample NA12878 -t 2 --backend auto >"$WORK/backend-auto.log" 2>&1 ||
+    { cat "$WORK/backend-auto.log" >&2; die "omicsd run --backend auto failed in $IMAGE"; }
+  grep -E 'backend: cpu \([0-9]+ threads\); .+' "$WORK/backend-auto.log" >&2 ||
+    { cat "$WORK/backend-auto.log" >&2; die "--backend auto: no CPU fallback log line"; }
+  check_truth_snvs "$WORK/gpu-auto/NA12878.vcf.gz" backend-auto
+  set +e
+  "${GPU_RUN[@]}" -v "$WORK/gpu-cuda:/out" "$IMAGE" run /data/refs/q.fa /data/na12878/NA12878.chr22.tiny.bam \
+    -o /out --sample NA12878 -t 2 --backend cuda >"$WORK/backend-cuda.log" 2>&1
+  code=$?
+  set -e
+  cat "$WORK/backend-cuda.log" >&2
+  [[ $code == 2 ]] || die "--backend cuda without a GPU: exit $code (want 2)"
+  grep -q '^omicsd: error: --backend cuda: ' "$WORK/backend-cuda.log" || die "--backend cuda: no clear error line"
+  [[ -z $(ls -A "$WORK/gpu-cuda") ]] || die "--backend cuda left files behind: $(ls "$WORK/gpu-cuda")"
+  log "no GPU: --backend auto ran on the CPU ($n_found/$n_truth truth SNVs), --backend cuda exit 2"
+fi
 
 # stop_container NAME: SIGTERM, then its exit status must be 0 (drained).
 stop_container() {
@@ -343,4 +423,15 @@ log "exit codes: bad token 2, unreachable server 3, OMICSD_ONCE=true on an empty
 
 stop_container "$NAME-daemon"
 
-log "OK: image $IMAGE $size_mb MB (built in ${build_s} s); germline runs in containers: shared object dir ${shared_s} s, --transfer http ${http_s} s; $n_found/$n_truth truth SNVs; SIGTERM exit 0; exit codes 2/3/0"
+# --- TES executors in podman (issue 17) ----------------------------------------------------------
+# `omicsd serve` and `omicsd worker --task-runtime podman` on the host (the worker drives the podman
+# client, which the image does not hold; the host build's binary, OMICSD_BUILD_DIR or OMICSD_BIN) run
+# py-tes tasks whose executors run in $BASE_IMAGE: inputs, three executors, outputs, a failing
+# executor, cancel of a running executor and a draining worker, with no container left behind.
+log "TES tasks with --task-runtime podman (executors in $BASE_IMAGE; host binary $tes_bin)"
+"$tes_py" "$REPO_ROOT/tests/service/api/tes_podman_test.py" --binary "$tes_bin" --image "$BASE_IMAGE" \
+  >"$WORK/tes-podman.log" 2>&1 || { tail -n 60 "$WORK/tes-podman.log" >&2; die "TES with podman failed"; }
+tes_checks=$(grep -c '^ok:' "$WORK/tes-podman.log")
+log "TES with podman: $tes_checks checks passed"
+
+log "OK in $((SECONDS - script_t0)) s: image $IMAGE $size_mb MB (built in ${build_s} s); germline runs in containers: shared object dir ${shared_s} s, --transfer http ${http_s} s; $n_found/$n_truth truth SNVs; SIGTERM exit 0; exit codes 2/3/0; TES with podman $tes_checks checks"

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/device_info.hpp"
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
 #include "service/cli/cli.hpp"
@@ -20,8 +21,9 @@ int main(int argc, char** argv) {
   CLI::App app{"omicsd: GPU-accelerated genomic processing (alignment, variant calling, service)"};
   app.require_subcommand(1);
   app.fallthrough();  // --log-json / --log-level also work after the subcommand
-  app.set_version_flag("--version",
-                       std::string("omicsd ") + omicsd::kVersion + " (git " + omicsd::kGitHash + ")");
+  // The backends line tells a CUDA image from a CPU one without a GPU (scripts/container-test.sh).
+  app.set_version_flag("--version", std::string("omicsd ") + omicsd::kVersion + " (git " + omicsd::kGitHash +
+                                        ")\nbackends: " + omicsd::compiled_backends());
   bool log_json = false;
   std::string log_level = "info";
   app.add_flag("--log-json", log_json, "Log one JSON object per line (for machines)");

@@ -164,17 +164,25 @@ pid_t start(const ExecutorLaunch& l, const fs::path& out, const fs::path& err) {
   return pid;
 }
 
-// Stops a container by name (docker/podman kill), best effort: the runtime's client was killed too.
-void kill_container(TesRuntime rt, const std::string& name) {
+// Runs `<runtime> <verb> <name>` and waits for it, output discarded; best effort.
+void container_command(TesRuntime rt, const char* verb, const char* flag, const std::string& name) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     const int null = ::open("/dev/null", O_RDWR);
     ::dup2(null, 1);
     ::dup2(null, 2);
-    ::execlp(to_string(rt), to_string(rt), "kill", name.c_str(), static_cast<char*>(nullptr));
+    ::execlp(to_string(rt), to_string(rt), verb, flag, name.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   if (pid > 0) ::waitpid(pid, nullptr, 0);
+}
+
+// Stops and removes a container by name. The container outlives the runtime client the worker
+// started (`run --rm`'s removal is the client's or, with podman, conmon's job, and the client is
+// killed too), so kill (SIGKILL in docker and podman) and then `rm -f` whatever is left.
+void kill_container(TesRuntime rt, const std::string& name) {
+  container_command(rt, "kill", "--", name);
+  container_command(rt, "rm", "-f", name);
 }
 
 // Waits for the executor; on cancel kills its process group (TERM, then KILL after 2 s).

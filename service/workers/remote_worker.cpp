@@ -396,6 +396,14 @@ void RemoteWorker::process(const json& lease) {
                    std::chrono::duration<double>(drain_deadline - now).count(), label);
     }
     if (draining && (lease_lost || now >= drain_deadline)) {
+      // A TES executor is stopped before the task is handed back: its container would otherwise
+      // outlive this process (only the runtime's client dies with it). A pipeline task is left to
+      // the process exit, as before.
+      if (spec.kind == "tes") {
+        state->cancel = true;
+        std::unique_lock lock(state->mu);
+        state->cv.wait_for(lock, milliseconds(15'000), [&] { return state->done; });
+      }
       engine.detach();
       abandoned_ = true;
       if (!lease_lost) {

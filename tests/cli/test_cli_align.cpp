@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "cuda/device_info.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace omicsd::test {
@@ -45,6 +46,10 @@ TEST_F(AlignFixture, VersionAndHelp) {
   ASSERT_EQ(omicsd("--version", &out), 0);
   EXPECT_NE(out.find("omicsd"), std::string::npos);
   EXPECT_NE(out.find("git"), std::string::npos);
+  // The backends line names CUDA exactly when the CUDA backends are linked in (with the architectures).
+  EXPECT_NE(out.find(cuda_backend_compiled() ? "backends: cpu, cuda (CUDA " : "backends: cpu\n"),
+            std::string::npos)
+      << out;
   ASSERT_EQ(omicsd("align --help", &out), 0);
   EXPECT_NE(out.find("--read-group"), std::string::npos);
 }

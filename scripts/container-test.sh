@@ -222,7 +222,7 @@ if ((CUDA)); then
     [[ $version == *"sm_${a%-*}"* ]] || die "--version lacks sm_${a%-*}: $version"
   done
   # (podman build -v leaves its mount point, an empty /usr/local/cuda, in every stage.)
-  toolkit="$("${PODMAN[@]}" run --rm --network=host --entrypoint /bin/sh "$IMAGE" -c \
+  toolkit="$("${PODMAN[@]}" run --rm --network=host --user 0 --entrypoint /bin/sh "$IMAGE" -c \
     'ls -A /usr/local/cuda; find / -xdev \( -name nvcc -o -name "libcudart*" -o -name "libcuda.so*" \) -print')"
   [[ -z $toolkit ]] || die "the runtime stage holds CUDA toolkit files: $toolkit"
 fi

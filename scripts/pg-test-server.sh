@@ -38,18 +38,6 @@ as_pg() {
   fi
 }
 
-# A port nobody listens on (the start below retries if one gets taken meanwhile).
-pick_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
 
 cmd="$1"
 case "$cmd" in

@@ -28,17 +28,6 @@ install_venv() {  # rebuilt only when the requirements file changes
   echo "$stamp" >"$VENV/.requirements-sha256"
 }
 
-pick_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      printf '%s\n' "$port"
-      return 0
-    fi
-  done
-  die "no free port found"
-}
 
 case "$1" in
   install)

@@ -130,6 +130,18 @@ usage() {
 tes_engine_venv() { printf '%s\n' "${OMICSD_TES_ENGINE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/venv/tes-engine}"; }
 tes_work_dir() { printf '%s\n' "${OMICSD_TES_WORK_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/tes-snakemake-work}"; }
 shared_data_dir() { printf '%s\n' "${OMICSD_SHARED_DATA:-$REPO_ROOT/../shared/data}"; }
+# A loopback port nobody listens on now (callers retry their start if one gets taken meanwhile).
+pick_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      printf '%s\n' "$port"
+      return 0
+    fi
+  done
+  die "no free port found"
+}
 
 # parse_eval_args "$@": the arguments every eval-*.sh takes. --check sets CHECK=1 (else 0); -h or
 # --help prints the script's header and exits; a number sets N_PAIRS in scripts that take one (they

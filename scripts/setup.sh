@@ -26,6 +26,8 @@ PACKAGES=(
   wrk curl
   # throwaway certificates for the TLS tests; the system CA bundle for https:// clients
   openssl ca-certificates
+  # headless browser for the HTML report test (tests/cli/qc_report_clients_test.py, Selenium)
+  chromium chromium-driver
   # libFuzzer, AddressSanitizer and UBSan for scripts/fuzz.sh
   clang
   # Python environments of the GA4GH TES tests (below); rsync for Snakemake's fs storage plugin

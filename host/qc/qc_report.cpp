@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <htslib/sam.h>
 #include <htslib/vcf.h>
+#include <htslib/vcfutils.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,11 +30,17 @@ constexpr size_t kMaxDepthBin = 10000;
 // is final and moves into the histogram.
 class DepthCounter {
  public:
-  explicit DepthCounter(const Reference& ref) : ref_(ref), ring_(kRing, 0), hist_(kMaxDepthBin + 1, 0) {}
+  explicit DepthCounter(const Reference& ref)
+      : ref_(ref),
+        ring_(kRing, 0),
+        hist_(kMaxDepthBin + 1, 0),
+        per_contig_(ref.contigs().size()),
+        visited_(ref.contigs().size(), false) {}
   void start_contig(int contig) {
     finish_contig();
     contig_ = contig;
     flushed_ = 0;
+    visited_[size_t(contig)] = true;
   }
   void add_read(const bam1_t* b) {
     flush_to(b->core.pos);
@@ -54,7 +61,16 @@ class DepthCounter {
     if (contig_ >= 0) flush_to(ref_.contigs()[size_t(contig_)].length);
     contig_ = -1;
   }
+  // Contigs no read reached are at depth 0 throughout.
+  void finish() {
+    finish_contig();
+    for (size_t c = 0; c < visited_.size(); ++c)
+      if (!visited_[c]) start_contig(int(c));
+    finish_contig();
+  }
   const std::vector<uint64_t>& histogram() const { return hist_; }
+  // (bases not N, summed depth) of each reference contig.
+  const std::vector<std::pair<uint64_t, uint64_t>>& per_contig() const { return per_contig_; }
 
  private:
   void flush_to(int64_t pos) {
@@ -62,16 +78,108 @@ class DepthCounter {
     const int64_t len = ref_.contigs()[size_t(contig_)].length;
     for (; flushed_ < pos && flushed_ < len; ++flushed_) {
       uint32_t& d = ring_[size_t(flushed_) & (kRing - 1)];
-      if (rc[flushed_] < 4) ++hist_[std::min<size_t>(d, kMaxDepthBin)];
+      if (rc[flushed_] < 4) {
+        ++hist_[std::min<size_t>(d, kMaxDepthBin)];
+        ++per_contig_[size_t(contig_)].first;
+        per_contig_[size_t(contig_)].second += d;
+      }
       d = 0;
     }
   }
   const Reference& ref_;
   std::vector<uint32_t> ring_;
   std::vector<uint64_t> hist_;
+  std::vector<std::pair<uint64_t, uint64_t>> per_contig_;
+  std::vector<bool> visited_;
   int contig_ = -1;
   int64_t flushed_ = 0;
 };
+
+// One record into `samtools flagstat`'s counts (bam_stat.c's rules).
+void add_flagstat(FlagStat& f, const bam1_core_t& c) {
+  const size_t w = (c.flag & BAM_FQCFAIL) ? 1 : 0;
+  const bool unmapped = c.flag & BAM_FUNMAP;
+  ++f.total[w];
+  if (c.flag & BAM_FSECONDARY) {
+    ++f.secondary[w];
+  } else if (c.flag & BAM_FSUPPLEMENTARY) {
+    ++f.supplementary[w];
+  } else {
+    ++f.primary[w];
+    if (c.flag & BAM_FPAIRED) {
+      ++f.paired[w];
+      if ((c.flag & BAM_FPROPER_PAIR) && !unmapped) ++f.properly_paired[w];
+      if (c.flag & BAM_FREAD1) ++f.read1[w];
+      if (c.flag & BAM_FREAD2) ++f.read2[w];
+      if ((c.flag & BAM_FMUNMAP) && !unmapped) ++f.singletons[w];
+      if (!unmapped && !(c.flag & BAM_FMUNMAP)) {
+        ++f.both_mapped[w];
+        if (c.mtid != c.tid) {
+          ++f.mate_other_contig[w];
+          if (c.qual >= 5) ++f.mate_other_contig_mapq5[w];
+        }
+      }
+    }
+    if (!unmapped) ++f.primary_mapped[w];
+    if (c.flag & BAM_FDUP) ++f.primary_duplicates[w];
+  }
+  if (!unmapped) ++f.mapped[w];
+  if (c.flag & BAM_FDUP) ++f.duplicates[w];
+}
+
+// Base qualities by sequencing cycle: a reverse-strand record holds them reversed.
+void add_quality_by_cycle(const bam1_t* b, std::vector<uint64_t> (&sum)[2], std::vector<uint64_t> (&n)[2]) {
+  const uint8_t* qual = bam_get_qual(b);
+  const size_t len = size_t(b->core.l_qseq);
+  if (len == 0 || qual[0] == 0xff) return;  // no qualities stored
+  const size_t m = (b->core.flag & BAM_FREAD2) ? 1 : 0;
+  if (sum[m].size() < len) {
+    sum[m].resize(len, 0);
+    n[m].resize(len, 0);
+  }
+  const bool reverse = b->core.flag & BAM_FREVERSE;
+  for (size_t i = 0; i < len; ++i) {
+    sum[m][i] += qual[reverse ? len - 1 - i : i];
+    ++n[m][i];
+  }
+}
+
+// One record into the `bcftools stats` summary: the record's types from htslib, as bcftools
+// classifies them (a record can be both SNP and indel), substitutions and ts/tv over every SNP
+// allele, indel lengths per allele (capped at 60 either way, like bcftools' table).
+void add_vcf_stats(VcfStats& v, bcf1_t* rec) {
+  constexpr int64_t kMaxIndelLength = 60;
+  ++v.records;
+  const int types = bcf_get_variant_types(rec);
+  if (types == VCF_REF) ++v.no_alts;
+  if (types & VCF_SNP) {
+    ++v.snps;
+    const int ref = bcf_acgt2int(*rec->d.allele[0]);
+    for (int i = 1; ref >= 0 && i < rec->n_allele; ++i) {
+      if (!(bcf_get_variant_type(rec, i) & VCF_SNP)) continue;
+      const int alt = bcf_acgt2int(*rec->d.allele[i]);
+      if (alt < 0 || alt == ref) continue;
+      ++v.substitutions[size_t(ref << 2 | alt)];
+      const bool ts = std::abs(ref - alt) == 2;  // A<->G, C<->T
+      ++(ts ? v.ts : v.tv);
+      if (i == 1) ++(ts ? v.ts_alt1 : v.tv_alt1);
+    }
+  }
+  if (types & VCF_INDEL) {
+    ++v.indels;
+    for (int i = 1; i < rec->n_allele; ++i) {
+      if (!(bcf_get_variant_type(rec, i) & VCF_INDEL)) continue;
+      const int64_t len = rec->d.var[i].n;
+      if (len != 0) ++v.indel_sites[std::clamp(len, -kMaxIndelLength, kMaxIndelLength)];
+    }
+  }
+  if (types & VCF_MNP) ++v.mnps;
+  if (types & VCF_OTHER) ++v.others;
+  if (rec->n_allele > 2) {
+    ++v.multiallelic;
+    if (types == VCF_SNP) ++v.multiallelic_snps;
+  }
+}
 
 void add_vcf(QcReport& q, const std::string& path) {
   const HtsFilePtr file(bcf_open(path.c_str(), "r"));
@@ -82,11 +190,15 @@ void add_vcf(QcReport& q, const std::string& path) {
   htsFile* fp = file.get();
   bcf_hdr_t* hdr = header.get();
   bcf1_t* rec = record.get();
+  q.vcf_stats.samples = uint64_t(bcf_hdr_nsamples(hdr));
+  q.gq_histogram.assign(100, 0);
   int32_t* gt = nullptr;
-  int ngt = 0;
+  int32_t* gq = nullptr;
+  int ngt = 0, ngq = 0;
   int r;
   while ((r = bcf_read(fp, hdr, rec)) == 0) {
     bcf_unpack(rec, BCF_UN_ALL);
+    add_vcf_stats(q.vcf_stats, rec);
     if (!bcf_has_filter(hdr, rec, const_cast<char*>("PASS"))) continue;
     // Any ploidy (the first sample): a haploid alt call counts as homozygous.
     const int ploidy = bcf_get_genotypes(hdr, rec, &gt, &ngt) / std::max(1, bcf_hdr_nsamples(hdr));
@@ -105,16 +217,22 @@ void add_vcf(QcReport& q, const std::string& path) {
     const char* al = rec->d.allele[alt];
     if (al[0] == '<' || al[0] == '*') continue;
     (homozygous ? q.hom_alt : q.het) += 1;
-    if (std::strlen(ref) == 1 && std::strlen(al) == 1) {
+    if (bcf_get_format_int32(hdr, rec, "GQ", &gq, &ngq) >= 1 && gq[0] != bcf_int32_missing &&
+        gq[0] != bcf_int32_vector_end)
+      ++q.gq_histogram[size_t(std::clamp(gq[0], 0, 99))];
+    const int64_t ref_len = int64_t(std::strlen(ref)), alt_len = int64_t(std::strlen(al));
+    if (ref_len == 1 && alt_len == 1) {
       ++q.snvs;
       const std::string pair = std::string(1, ref[0]) + al[0];
       const bool ti = pair == "AG" || pair == "GA" || pair == "CT" || pair == "TC";
       (ti ? q.transitions : q.transversions) += 1;
-    } else if (std::strlen(ref) != std::strlen(al)) {
+    } else if (ref_len != alt_len) {
       ++q.indels;
+      ++q.indel_lengths[alt_len - ref_len];
     }
   }
   free(gt);
+  free(gq);
   if (r < -1) throw InputError(path + ": truncated or corrupt VCF");
   q.have_vcf = true;
 }
@@ -142,9 +260,12 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
   std::set<std::tuple<int, int, int64_t>> at_pos;  // (strand, mate tid, mate pos) seen at last_pos
   uint64_t flagged_dups = 0, estimated_dups = 0;
   int r;
+  std::vector<uint64_t> qual_sum[2], qual_n[2];
   while ((r = sam_read1(fp, hdr, b)) >= 0) {
     const bam1_core_t& c = b->core;
+    add_flagstat(q.flagstat, c);
     if (c.flag & (BAM_FSECONDARY | BAM_FSUPPLEMENTARY)) continue;
+    add_quality_by_cycle(b, qual_sum, qual_n);
     ++q.reads;
     if (c.flag & BAM_FPAIRED) ++q.paired;
     if (c.flag & BAM_FUNMAP) continue;
@@ -166,15 +287,28 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
                                      int(c.mtid), int64_t(c.mpos));
     if (!at_pos.insert(sig).second) ++estimated_dups;
     if (c.qual >= 1 && contig_of_tid[size_t(c.tid)] >= 0) depth.add_read(b);
-    if ((c.flag & BAM_FPROPER_PAIR) && (c.flag & BAM_FREAD1) && c.isize != 0)
+    if ((c.flag & BAM_FPROPER_PAIR) && (c.flag & BAM_FREAD1) && c.isize != 0) {
       inserts.push_back(std::llabs(c.isize));
+      ++q.insert_sizes[std::llabs(c.isize)];
+    }
   }
-  depth.finish_contig();
+  depth.finish();
+  for (int m = 0; m < 2; ++m) {
+    q.quality_by_cycle[m].resize(qual_sum[m].size());
+    for (size_t i = 0; i < qual_sum[m].size(); ++i)
+      q.quality_by_cycle[m][i] = qual_n[m][i] ? double(qual_sum[m][i]) / double(qual_n[m][i]) : 0.0;
+  }
   if (r < -1) throw InputError(bam_path + ": truncated or corrupt BAM");
 
   q.duplicates_estimated = flagged_dups == 0;
   q.duplicates = flagged_dups ? flagged_dups : estimated_dups;
   const auto& h = depth.histogram();
+  const size_t last_bin =
+      size_t(std::find_if(h.rbegin(), h.rend(), [](uint64_t n) { return n != 0; }).base() - h.begin());
+  q.depth_histogram.assign(h.begin(), h.begin() + std::ptrdiff_t(last_bin));
+  for (size_t i = 0; i < ref.contigs().size(); ++i)
+    q.contig_depth.push_back(
+        {ref.contigs()[i].name, depth.per_contig()[i].first, depth.per_contig()[i].second});
   uint64_t bases = 0, sum = 0, ge10 = 0, ge20 = 0;
   for (size_t d = 0; d < h.size(); ++d) {
     bases += h[d];
@@ -242,6 +376,27 @@ std::string QcReport::to_json() const {
                      {"hom_alt", hom_alt},
                      {"het_hom_ratio", r3(het_hom())}};
   }
+  // Distributions: [value, count] pairs where the values are sparse.
+  nlohmann::ordered_json dist;
+  dist["depth"] = depth_histogram;
+  dist["contigs"] = nlohmann::ordered_json::array();
+  for (const ContigDepth& c : contig_depth)
+    dist["contigs"].push_back({{"name", c.name},
+                               {"bases", c.bases},
+                               {"mean_depth", r3(c.bases ? double(c.depth_sum) / double(c.bases) : 0.0)}});
+  dist["insert_size"] = nlohmann::ordered_json::array();
+  for (const auto& [size, n] : insert_sizes) dist["insert_size"].push_back({size, n});
+  for (int m = 0; m < 2; ++m) {
+    auto& cycles = dist["base_quality_by_cycle"][m == 0 ? "read1" : "read2"];
+    cycles = nlohmann::ordered_json::array();
+    for (double v : quality_by_cycle[m]) cycles.push_back(std::round(v * 100.0) / 100.0);
+  }
+  if (have_vcf) {
+    dist["indel_length"] = nlohmann::ordered_json::array();
+    for (const auto& [len, n] : indel_lengths) dist["indel_length"].push_back({len, n});
+    dist["gq"] = gq_histogram;
+  }
+  j["distributions"] = std::move(dist);
   return j.dump(2) + "\n";
 }
 

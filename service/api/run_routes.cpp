@@ -32,6 +32,14 @@ using http::Scope;
 // The largest POST /v1/run-batches body (10,000 run requests of a few hundred bytes each fit well).
 constexpr std::uint64_t kMaxBatchBodyBytes = 64 << 20;
 
+// The media type of a run output by its name (the qc task's outputs; the rest are binary).
+std::string output_content_type(const std::string& name) {
+  if (name == "qc") return "application/json";
+  if (name == "report") return "text/html; charset=utf-8";
+  if (name == "flagstat" || name == "bcftools_stats") return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
 std::string read_body_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream all;
@@ -268,9 +276,15 @@ struct RunRoutes {
                 resp.set_header("X-Content-Digest", digest);
                 return resp;
               }
-            Response resp = Response::from_file(objects.path_of(digest));
+            Response resp = Response::from_file(objects.path_of(digest), output_content_type(name));
             resp.set_header("ETag", "\"" + digest + "\"");
             resp.set_header("X-Content-Digest", digest);
+            resp.set_header("X-Content-Type-Options", "nosniff");
+            // A worker wrote the report: it opens sandboxed (no scripts, an origin of its own), so
+            // a hostile one cannot act with the API's origin.
+            if (name == "report")
+              resp.set_header("Content-Security-Policy",
+                              "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:");
             return resp;
           });
         },

@@ -1,10 +1,9 @@
 // `omicsd worker`: the Batch worker. Options also come from the environment (OMICSD_SERVER,
 // OMICSD_TOKEN, OMICSD_DATA_DIR, OMICSD_TRANSFER, OMICSD_WORKER_ID, OMICSD_THREADS,
 // OMICSD_LEASE_SECONDS, OMICSD_ALLOW_ROOTS colon-separated, OMICSD_CA_FILE, OMICSD_ONCE,
-// OMICSD_S3_PART_SIZE,
-// OMICSD_UNREACHABLE_TIMEOUT); a flag wins over its variable. GPU selection is the container's:
-// CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES. Exit codes: 0 drained / done, 2 bad
-// configuration (do not retry), 3 server unreachable after retries (retry the job).
+// OMICSD_S3_PART_SIZE, OMICSD_UNREACHABLE_TIMEOUT); a flag wins over its variable. GPU selection
+// is the container's: CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES. Exit codes: 0 drained / done,
+// 2 bad configuration (do not retry), 3 server unreachable after retries (retry the job).
 #include <spdlog/spdlog.h>
 
 #include <atomic>

@@ -281,6 +281,19 @@ TEST_F(S3WorkerTest, WorkerKilledMidUploadLeavesNoVisibleObjectAndTheRetriedTask
   EXPECT_EQ(w2.signal_and_wait(SIGTERM), 0) << read_file(w2.log);
 }
 
+TEST(S3WorkerOptions, PartSizesS3WouldRefuseAreRefusedAtStart) {
+  TempDir tmp;
+  for (const char* size : {"5242879", "5368709121"}) {  // 5 MiB - 1, 5 GiB + 1
+    std::string out;
+    const int rc = run_command(omicsd_binary() + " worker --server http://127.0.0.1:9 --data-dir " +
+                                   q(tmp.path.string()) +
+                                   " --transfer s3 --objects s3://omicsd-fleet/x --s3-part-size " + size,
+                               &out);
+    EXPECT_EQ(rc, 2) << out;
+    EXPECT_NE(out.find("--s3-part-size"), std::string::npos) << out;
+  }
+}
+
 TEST(S3DaemonOptions, InProcessWorkersCannotServeS3) {
   TempDir tmp;
   std::string out;

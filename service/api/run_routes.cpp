@@ -13,6 +13,7 @@
 #include "service/http/http_paging.hpp"
 #include "service/http/json_input.hpp"
 #include "service/jobs/job_store.hpp"
+#include "service/jobs/webhook_notifier.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
@@ -84,7 +85,8 @@ struct RunRoutes {
 
   json run_json(const Run& run) {
     json tasks = json::array();
-    for (const Task& t : store.list_tasks(run.id)) tasks.push_back(task_json(t, &run));
+    const std::vector<Task> listed = store.list_tasks(run.id);
+    for (const Task& t : listed) tasks.push_back(task_json(t, &run));
     return {{"id", run.id},
             {"workflow", run.workflow},
             {"sample", run_sample(run)},
@@ -96,6 +98,8 @@ struct RunRoutes {
             {"deadline", run.deadline ? json(*run.deadline) : json(nullptr)},
             {"group", run.group},
             {"started_at", opt_time(run.started_at)},
+            {"at_risk_at", opt_time(run.at_risk_at)},
+            {"stages", stages_json(run, listed)},
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},
@@ -141,12 +145,33 @@ struct RunRoutes {
     metrics->set("omicsd_worker_last_heartbeat_seconds", double(now_ms()) / 1000.0, {{"worker", worker}});
   }
 
+  // Each stage (task) of the run: when it was queued, started (its latest lease) and finished, the time
+  // it waited and ran, and the measured duration of that stage across runs (run_at_risk.hpp).
+  json stages_json(const Run& run, const std::vector<Task>& tasks) {
+    const auto estimates = store.stage_estimates(run.workflow);
+    json out = json::array();
+    for (const Task& t : tasks) {
+      const auto e = estimates.find(t.name);
+      out.push_back({{"name", t.name},
+                     {"state", to_string(t.state)},
+                     {"queued_at", t.queued_at},
+                     {"started_at", opt_time(t.started_at)},
+                     {"finished_at", opt_time(t.finished_at)},
+                     {"wait_ms", t.started_at ? json(*t.started_at - t.queued_at) : json(nullptr)},
+                     {"duration_ms",
+                      t.started_at && t.finished_at ? json(*t.finished_at - *t.started_at) : json(nullptr)},
+                     {"estimated_ms", e != estimates.end() ? json(e->second.duration_ms) : json(nullptr)}});
+    }
+    return out;
+  }
+
   // Webhook events of the run and how their delivery went.
   json callbacks_json(const std::string& run_id) {
     json out = json::array();
     for (const WebhookDelivery& w : store.list_webhooks(run_id))
       out.push_back(
           {{"id", "evt-" + std::to_string(w.id)},
+           {"type", webhook_event_type(w)},
            {"state", to_string(w.state)},
            {"status", to_string(w.status)},
            {"attempts", w.attempts},

@@ -41,6 +41,18 @@ bool overlaps_same_locus(const Placement& a, const Placement& b) {
   return ov * 2 >= shorter;
 }
 
+// The read aligned at a diagonal at least kMinTandemShift away (another copy of a tandem repeat), not
+// the same alignment found again through another chain (same diagonal, or shifted by a small indel).
+constexpr int64_t kMinTandemShift = 10;
+bool tandem_shift(const Placement& a, const Placement& b) {
+  const int64_t da = a.pos - a.qbeg, db = b.pos - b.qbeg;
+  return std::llabs(da - db) >= kMinTandemShift;
+}
+
+int tandem_cap(const Placement& p) {
+  return p.tandem_sub > 0 ? mapq_score_gap(p.objective, p.tandem_sub) : 60;
+}
+
 void add_placement(std::vector<Placement>& out, const AlignResultBatch& res, size_t t, const TaskOrigin& o,
                    int32_t min_score) {
   if (res.score[t] == kNegInf || res.score[t] < min_score) return;
@@ -161,7 +173,11 @@ void Mapper::finish_hits(size_t read) {
   std::vector<Placement> kept;
   for (auto& x : p) {
     bool dup = false;
-    for (const auto& k : kept) dup = dup || overlaps_same_locus(k, x);
+    for (auto& k : kept) {
+      if (!overlaps_same_locus(k, x)) continue;
+      dup = true;
+      if (tandem_shift(k, x)) k.tandem_sub = std::max(k.tandem_sub, x.objective);
+    }
     if (!dup) kept.push_back(std::move(x));
     if (kept.size() >= kMaxPlacements) break;
   }
@@ -186,8 +202,9 @@ void Mapper::finish_hits(size_t read) {
   }
   const Placement& best = p[0];
   const int32_t aligned = int32_t(std::max<int64_t>(best.qend - best.qbeg, best.end - best.pos));
-  h.mapq = mapq_single_end(best.objective, std::max(h.sub_score, kSubScoreFloor), h.sub_count, best.coverage,
-                           aligned, opt_.scoring.match, opt_.scoring.mismatch);
+  const int32_t sub = std::max({h.sub_score, best.tandem_sub, kSubScoreFloor});
+  h.mapq = mapq_single_end(best.objective, sub, h.sub_count, best.coverage, aligned, opt_.scoring.match,
+                           opt_.scoring.mismatch);
 }
 
 void Mapper::pair_and_rescue(const ReadBatch& batch) {
@@ -302,8 +319,12 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt));
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;
-      final_mapq_[ar] = std::clamp(std::max(qa, std::min(q_pe, qa + 40)), 0, 60);
-      final_mapq_[br] = std::clamp(std::max(qb, std::min(q_pe, qb + 40)), 0, 60);
+      // The mate cannot tell a tandem repeat's copies apart (both are in its insert range): each end is
+      // capped by its own gap to its shifted alignment, as bwa caps by csub.
+      final_mapq_[ar] =
+          std::min(std::clamp(std::max(qa, std::min(q_pe, qa + 40)), 0, 60), tandem_cap(A[size_t(bi)]));
+      final_mapq_[br] =
+          std::min(std::clamp(std::max(qb, std::min(q_pe, qb + 40)), 0, 60), tandem_cap(B[size_t(bj)]));
     }
   });
 }

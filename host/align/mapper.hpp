@@ -38,6 +38,9 @@ struct Placement {
   int32_t score = 0, objective = 0;
   int32_t qbeg = 0, qend = 0;  // in aligned orientation
   uint32_t coverage = 0;       // seed coverage of the chain that produced it (0 for rescued)
+  // Best objective of another alignment of the read overlapping this one at a diagonal shifted by a
+  // tandem repeat's period (bwa's csub). Dropped as the same locus, it still caps the MAPQ.
+  int32_t tandem_sub = 0;
   std::vector<uint32_t> cigar;
 };
 

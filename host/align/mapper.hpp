@@ -48,7 +48,7 @@ struct Placement {
 struct ReadHits {
   std::vector<Placement> placements;
   int32_t sub_score = 0;   // best score of another locus (0: none)
-  uint32_t sub_count = 0;  // other loci scoring within a few points of sub
+  uint32_t sub_count = 0;  // other loci of the same read part within one mismatch of the best
   int mapq = 0;
 };
 

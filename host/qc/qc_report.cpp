@@ -277,23 +277,6 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
   return s.is_sorted;
 }
 
-// Base qualities by sequencing cycle: a reverse-strand record holds them reversed.
-void add_quality_by_cycle(const bam1_t* b, std::vector<uint64_t> (&sum)[2], std::vector<uint64_t> (&n)[2]) {
-  const uint8_t* qual = bam_get_qual(b);
-  const size_t len = size_t(b->core.l_qseq);
-  if (len == 0 || qual[0] == 0xff) return;  // no qualities stored
-  const size_t m = (b->core.flag & BAM_FREAD2) ? 1 : 0;
-  if (sum[m].size() < len) {
-    sum[m].resize(len, 0);
-    n[m].resize(len, 0);
-  }
-  const bool reverse = b->core.flag & BAM_FREVERSE;
-  for (size_t i = 0; i < len; ++i) {
-    sum[m][i] += qual[reverse ? len - 1 - i : i];
-    ++n[m][i];
-  }
-}
-
 // One record into the `bcftools stats` summary: the record's types from htslib, as bcftools
 // classifies them (a record can be both SNP and indel), substitutions and ts/tv over every SNP
 // allele, indel lengths per allele (capped at 60 either way, like bcftools' table).
@@ -410,7 +393,6 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
   std::set<std::tuple<int, int, int64_t>> at_pos;  // (strand, mate tid, mate pos) seen at last_pos
   uint64_t flagged_dups = 0, estimated_dups = 0;
   int r;
-  std::vector<uint64_t> qual_sum[2], qual_n[2];
   while ((r = sam_read1(fp, hdr, b)) >= 0) {
     const bam1_core_t& c = b->core;
     add_flagstat(q.flagstat, c);
@@ -422,7 +404,6 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
       depth.add_read(b, in_depth, in_coverage);
     }
     if (c.flag & (BAM_FSECONDARY | BAM_FSUPPLEMENTARY)) continue;
-    add_quality_by_cycle(b, qual_sum, qual_n);
     ++q.reads;
     if (c.flag & BAM_FPAIRED) ++q.paired;
     if (c.flag & BAM_FUNMAP) continue;
@@ -451,10 +432,20 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
   q.samtools_stats.coverage.assign(SamtoolsStats::kMaxCoverage + 2, 0);
   for (size_t d = 1; d < cov.size(); ++d)
     q.samtools_stats.coverage[std::min<size_t>(d, SamtoolsStats::kMaxCoverage + 1)] += cov[d];
+  // Mean base quality by cycle from samtools stats' histograms (first / last fragments: primary records
+  // with READ1 or unpaired / READ2); 255 is a missing quality string, left out.
   for (int m = 0; m < 2; ++m) {
-    q.quality_by_cycle[m].resize(qual_sum[m].size());
-    for (size_t i = 0; i < qual_sum[m].size(); ++i)
-      q.quality_by_cycle[m][i] = qual_n[m][i] ? double(qual_sum[m][i]) / double(qual_n[m][i]) : 0.0;
+    const auto& hist = q.samtools_stats.cycle_quals[m];
+    std::vector<double>& mean = q.quality_by_cycle[m];
+    for (size_t cycle = 0; cycle * 256 < hist.size(); ++cycle) {
+      uint64_t sum = 0, n = 0;
+      for (size_t qv = 0; qv < 255; ++qv) {
+        sum += qv * hist[cycle * 256 + qv];
+        n += hist[cycle * 256 + qv];
+      }
+      if (n == 0) break;  // past the longest read with qualities
+      mean.push_back(double(sum) / double(n));
+    }
   }
   if (r < -1) throw InputError(bam_path + ": truncated or corrupt BAM");
 

@@ -87,7 +87,8 @@ struct QcReport {
   std::vector<ContigDepth> contig_depth;      // every reference contig, in reference order
   std::map<int64_t, uint64_t> insert_sizes;   // |TLEN| -> properly paired read-1 records
   std::vector<double> quality_by_cycle[2];    // mean base quality by sequencing cycle: read 1 (and
-                                              // unpaired reads), read 2; primary records
+                                              // unpaired reads), read 2; primary records (from
+                                              // samtools_stats.cycle_quals)
   std::map<int64_t, uint64_t> indel_lengths;  // PASS non-reference indels: ALT minus REF length
   std::vector<uint64_t> gq_histogram;         // PASS non-reference calls by FORMAT/GQ (0..99)
 

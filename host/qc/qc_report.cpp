@@ -214,8 +214,21 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
       ++(m ? s.reads_2nd : s.reads_1st);
       (m ? s.total_len_2nd : s.total_len_1st) += uint64_t(seq_len);
       const uint8_t* seq = bam_get_seq(b);
+      const bool reverse = c.flag & BAM_FREVERSE;
+      auto& bases = s.cycle_bases[m];
+      auto& oriented = s.cycle_bases_read_oriented;
+      if (bases.size() < size_t(seq_len)) bases.resize(size_t(seq_len), {});
+      if (oriented.size() < size_t(seq_len)) oriented.resize(size_t(seq_len), {});
       int gc = 0;
-      for (int i = 0; i < seq_len; ++i) gc += bam_seqi(seq, i) == 2 || bam_seqi(seq, i) == 4;
+      for (int i = 0; i < seq_len; ++i) {
+        const size_t cycle = size_t(reverse ? seq_len - i - 1 : i);
+        // 4-bit codes: A 1, C 2, G 4, T 8, N 15; the rest (= and ambiguity codes) are "other".
+        const int base = bam_seqi(seq, i);
+        const int k = base == 1 ? 0 : base == 2 ? 1 : base == 4 ? 2 : base == 8 ? 3 : base == 15 ? 4 : 5;
+        ++bases[cycle][size_t(k)];
+        if (k < 4) ++oriented[cycle][size_t(reverse ? 3 - k : k)];
+        gc += k == 1 || k == 2;
+      }
       const int gc_min = gc * (SamtoolsStats::kGcBins - 1) / seq_len;
       const int gc_max =
           std::min((gc + 1) * (SamtoolsStats::kGcBins - 1) / seq_len, SamtoolsStats::kGcBins - 1);
@@ -224,7 +237,6 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
       auto& hist = s.cycle_quals[m];
       if (hist.size() < size_t(seq_len) * 256) hist.resize(size_t(seq_len) * 256, 0);
       const uint8_t* qual = bam_get_qual(b);
-      const bool reverse = c.flag & BAM_FREVERSE;
       for (int i = 0; i < seq_len; ++i) {
         const uint8_t q = qual[reverse ? seq_len - i - 1 : i];
         s.max_qual = std::max<int>(s.max_qual, q);

@@ -44,6 +44,10 @@ struct SamtoolsStats {
   std::vector<uint64_t> read_lengths[3];     // by unclipped length: every read, first, last fragments
   std::vector<uint64_t> cycle_quals[2];      // [cycle * 256 + quality]: first, last fragments
   std::array<uint64_t, kGcBins> gc[2] = {};  // GC content bins: first, last fragments
+  // Bases by cycle, first / last fragments: A, C, G, T, N, other; and read-oriented (A C G T of
+  // reverse-strand reads complemented), both fragments.
+  std::vector<std::array<uint64_t, 6>> cycle_bases[2];
+  std::vector<std::array<uint64_t, 4>> cycle_bases_read_oriented;
   std::array<uint64_t, kMaxIndel> insertions = {}, deletions = {};  // [length - 1]
   std::map<int, std::array<uint64_t, 4>> indel_cycles;  // cycle: insertions 1st, 2nd, deletions 1st, 2nd
   std::vector<uint64_t> coverage;  // [depth]: reference positions at that depth (> 0), the last at least

@@ -220,6 +220,62 @@ std::string samtools_stats_text(const SamtoolsStats& s, const std::string& bam_n
       prev = i;
     }
   }
+  // Base composition by cycle (cycles up to the longest read's).
+  const auto bases_at = [&](size_t m, size_t cycle) {
+    return cycle < s.cycle_bases[m].size() ? s.cycle_bases[m][cycle] : std::array<uint64_t, 6>{};
+  };
+  auto pct = [](uint64_t n, uint64_t total) { return 100. * double(n) / double(total); };
+  out +=
+      "# ACGT content per cycle. Use `grep ^GCC | cut -f 2-` to extract this part. The columns are: cycle; "
+      "A,C,G,T base counts as a percentage of all A/C/G/T bases [%]; and N and O counts as a percentage of "
+      "all "
+      "A/C/G/T bases [%]\n";
+  for (size_t cycle = 0; cycle < size_t(s.max_len); ++cycle) {
+    const auto a = bases_at(0, cycle), b = bases_at(1, cycle);
+    const uint64_t acgt = a[0] + a[1] + a[2] + a[3] + b[0] + b[1] + b[2] + b[3];
+    if (!acgt) continue;
+    out += format("GCC\t%d", int(cycle + 1));
+    for (size_t k = 0; k < 6; ++k) out += format("\t%.2f", pct(a[k] + b[k], acgt));
+    out += "\n";
+  }
+  out +=
+      "# ACGT content per cycle, read oriented. Use `grep ^GCT | cut -f 2-` to extract this part. The "
+      "columns "
+      "are: cycle; A,C,G,T base counts as a percentage of all A/C/G/T bases [%]\n";
+  for (size_t cycle = 0; cycle < size_t(s.max_len) && cycle < s.cycle_bases_read_oriented.size(); ++cycle) {
+    const auto& o = s.cycle_bases_read_oriented[cycle];
+    const uint64_t acgt = o[0] + o[1] + o[2] + o[3];
+    if (!acgt) continue;
+    out += format("GCT\t%d\t%.2f\t%.2f\t%.2f\t%.2f\n", int(cycle + 1), pct(o[0], acgt), pct(o[1], acgt),
+                  pct(o[2], acgt), pct(o[3], acgt));
+  }
+  for (size_t m = 0; m < 2; ++m) {
+    const char* which = m ? "last" : "first";
+    const char* bc = m ? "LBC" : "FBC";
+    const char* tc = m ? "LTC" : "FTC";
+    out += format(
+        "# ACGT content per cycle for %s fragments. Use `grep ^%s | cut -f 2-` to extract this part. The "
+        "columns are: cycle; A,C,G,T base counts as a percentage of all A/C/G/T bases [%%]; and N and O "
+        "counts "
+        "as a percentage of all A/C/G/T bases [%%]\n",
+        which, bc);
+    uint64_t total[5] = {};
+    for (size_t cycle = 0; cycle < size_t(s.max_len); ++cycle) {
+      const auto a = bases_at(m, cycle);
+      for (size_t k = 0; k < 5; ++k) total[k] += a[k];
+      const uint64_t acgt = a[0] + a[1] + a[2] + a[3];
+      if (!acgt) continue;
+      out += format("%s\t%d", bc, int(cycle + 1));
+      for (size_t k = 0; k < 6; ++k) out += format("\t%.2f", pct(a[k], acgt));
+      out += "\n";
+    }
+    out += format(
+        "# ACGT raw counters for %s fragments. Use `grep ^%s | cut -f 2-` to extract this part. The columns "
+        "are: A,C,G,T,N base counters\n",
+        which, tc);
+    out += format("%s\t%llu\t%llu\t%llu\t%llu\t%llu\n", tc, u(total[0]), u(total[1]), u(total[2]),
+                  u(total[3]), u(total[4]));
+  }
   out +=
       "# Insert sizes. Use `grep ^IS | cut -f 2-` to extract this part. The columns are: insert size, pairs "
       "total, inward oriented pairs, outward oriented pairs, other pairs\n";

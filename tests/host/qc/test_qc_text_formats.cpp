@@ -127,10 +127,14 @@ const std::vector<std::string> kSamtoolsSnKeys = {"raw total sequences",
                                                   "percentage of properly paired reads (%)"};
 
 // The sections of `samtools stats` we write: the checksums, the summary numbers and the distributions
-// that need no reference (qualities by cycle, GC content, insert sizes, read lengths, indels, coverage).
+// (qualities by cycle, GC content, base composition by cycle, insert sizes, read lengths, indels,
+// coverage); not GCD (see qc_text_formats.hpp).
+const std::vector<std::string> kSamtoolsSections = {"CHK", "SN",  "FFQ", "LFQ", "GCF", "GCL", "GCC",
+                                                    "GCT", "FBC", "FTC", "LBC", "LTC", "IS",  "RL",
+                                                    "FRL", "LRL", "ID",  "IC",  "COV"};
+
 std::vector<std::string> samtools_sections(const std::string& text) {
-  return section_lines(
-      text, {"CHK", "SN", "FFQ", "LFQ", "GCF", "GCL", "IS", "RL", "FRL", "LRL", "ID", "IC", "COV"});
+  return section_lines(text, kSamtoolsSections);
 }
 
 // Our `samtools stats` text of `bam` equals samtools' own, section by section and SN key by key.
@@ -142,8 +146,7 @@ std::string expect_samtools_stats_equal(const fs::path& bam, const fs::path& fa)
   std::vector<std::string> keys;
   for (const auto& line : section_lines(theirs, {"SN"})) keys.push_back(line.substr(3, line.find(":\t") - 3));
   EXPECT_EQ(keys, kSamtoolsSnKeys) << "samtools writes other SN keys than those compared";
-  for (const std::string& section :
-       {"CHK", "SN", "FFQ", "LFQ", "GCF", "GCL", "IS", "RL", "FRL", "LRL", "ID", "IC", "COV"})
+  for (const std::string& section : kSamtoolsSections)
     EXPECT_EQ(section_lines(ours, {section}), section_lines(theirs, {section}))
         << bam << ": section " << section;
   EXPECT_EQ(got, want) << bam;
@@ -165,7 +168,8 @@ TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnRealReads) {
 // pairs, secondary and supplementary records (hard-clipped: the unclipped length), QC-failed reads,
 // MAPQ 0, pairs on different chromosomes, inward / outward / same-strand pairs, a TLEN past the 8000 cap,
 // a read with neither or both of READ1/READ2, unpaired reads, a record without SEQ, a missing
-// quality string, insertions and deletions on both strands, soft clips, and coverage above 1000x.
+// quality string, N and ambiguity codes, insertions and deletions on both strands, soft clips, and coverage
+// above 1000x.
 TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnEveryFlagCase) {
   if (!have_tools()) GTEST_SKIP() << "samtools not installed";
   test::TempDir dir;
@@ -189,6 +193,7 @@ TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnEveryFlagCase) {
       "nq\t0\tc1\t330\t60\t10M\t*\t0\t0\tACGTACGTAC\t*\n" + "ns\t0\tc1\t335\t60\t10M\t*\t0\t0\t*\t*\n" +
       "nb\t1\tc1\t340\t60\t10M\t*\t0\t0" + s + "bb\t193\tc1\t345\t60\t10M\t*\t0\t0" + s +
       "rv\t16\tc1\t350\t60\t2M3I5M\t*\t0\t0" + t + "rd\t16\tc1\t355\t60\t4M2D6M\t*\t0\t0" + t +
+      "amb\t16\tc1\t360\t60\t10M\t*\t0\t0\tACNTRCGTMC\tIIIIIIIIII\n" +
       "f1\t145\tc1\t400\t60\t10M\t=\t180\t-9000" + t;
   for (int i = 0; i < 1100; ++i) sam += "deep" + std::to_string(i) + "\t0\tc1\t600\t60\t10M\t*\t0\t0" + s;
   sam += "x1\t129\tc2\t300\t40\t10M\tc1\t150\t0" + s + "x2\t129\tc2\t310\t40\t10M\tc1\t160\t0" + s +

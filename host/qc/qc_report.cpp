@@ -199,6 +199,7 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
   const bool unmapped = c.flag & BAM_FUNMAP;
   const bool mate_mapped = paired && !(c.flag & BAM_FMUNMAP);
   const bool original = !(c.flag & BAM_FSUPPLEMENTARY);
+  int gc = 0;  // G and C bases of a first or last fragment's primary record
   if (original) {
     for (int k : {0, order == 1 ? 1 : order == 2 ? 2 : -1}) {
       if (k < 0) continue;
@@ -219,7 +220,6 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
       auto& oriented = s.cycle_bases_read_oriented;
       if (bases.size() < size_t(seq_len)) bases.resize(size_t(seq_len), {});
       if (oriented.size() < size_t(seq_len)) oriented.resize(size_t(seq_len), {});
-      int gc = 0;
       for (int i = 0; i < seq_len; ++i) {
         const size_t cycle = size_t(reverse ? seq_len - i - 1 : i);
         // 4-bit codes: A 1, C 2, G 4, T 8, N 15; the rest (= and ambiguity codes) are "other".
@@ -285,8 +285,15 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
   // Unsorted once a record starts before the previous one on the same contig; coverage stops there.
   if (s.prev_tid == c.tid && c.pos < s.prev_pos) s.is_sorted = false;
   s.prev_pos = c.pos;
-  if (s.is_sorted) s.prev_tid = c.tid;
-  return s.is_sorted;
+  if (!s.is_sorted) return false;
+  if (s.gc_depth_pos < 0 || s.prev_tid != c.tid || c.pos - s.gc_depth_pos > SamtoolsStats::kGcDepthBin) {
+    s.gc_depth_pos = c.pos;
+    s.gc_depth.emplace_back();
+  }
+  ++s.gc_depth.back().depth;
+  s.gc_depth.back().gc += float(gc) / float(seq_len);
+  s.prev_tid = c.tid;
+  return true;
 }
 
 // One record into the `bcftools stats` summary: the record's types from htslib, as bcftools

@@ -27,6 +27,7 @@ struct SamtoolsStats {
   static constexpr int kGcBins = 200;      // stats.c ngc
   static constexpr int kMaxIndel = 300;    // stats.c nindels (the initial read length buffer)
   static constexpr int kMaxCoverage = 1000;
+  static constexpr int kGcDepthBin = 20000;             // stats.c gcd_bin_size
   uint32_t chk_names = 0, chk_seqs = 0, chk_quals = 0;  // CRC32 sums (CHK)
   uint64_t reads_1st = 0, reads_2nd = 0, reads_other = 0, duplicated = 0, unmapped = 0, single_mapped = 0,
            paired_and_mapped = 0, properly_paired = 0, paired = 0, other_chromosome = 0, mq0 = 0,
@@ -50,6 +51,15 @@ struct SamtoolsStats {
   std::vector<std::array<uint64_t, 4>> cycle_bases_read_oriented;
   std::array<uint64_t, kMaxIndel> insertions = {}, deletions = {};  // [length - 1]
   std::map<int, std::array<uint64_t, 4>> indel_cycles;  // cycle: insertions 1st, 2nd, deletions 1st, 2nd
+  // GC-depth: reads by start in bins of about kGcDepthBin (a new bin when a read starts further on or on
+  // another contig), with the summed GC fraction of their sequences (stats.c without a reference: float
+  // sums, as it keeps them). [0] is stats.c's first bin, never filled but sorted with the others.
+  struct GcDepthBin {
+    float gc = 0;
+    uint32_t depth = 0;
+  };
+  std::vector<GcDepthBin> gc_depth = std::vector<GcDepthBin>(1);
+  int64_t gc_depth_pos = -1;
   std::vector<uint64_t> coverage;  // [depth]: reference positions at that depth (> 0), the last at least
                                    // kMaxCoverage + 1; M/=/X bases of mapped, non-secondary records
 };

@@ -1,5 +1,6 @@
 #include "host/qc/qc_text_formats.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -171,7 +172,8 @@ std::string samtools_stats_text(const SamtoolsStats& s, const std::string& bam_n
   // stats.c's arithmetic, float where it is float, so the printed digits agree.
   out += format("SN\terror rate:\t%e\t# mismatches / bases mapped (cigar)\n",
                 s.bases_mapped_cigar ? double(float(s.mismatches) / float(s.bases_mapped_cigar)) : 0.0);
-  out += format("SN\taverage length:\t%.0f\n", double(float(sequences ? s.total_len / sequences : 0)));
+  const float avg_read_length = float(sequences ? s.total_len / sequences : 0);
+  out += format("SN\taverage length:\t%.0f\n", double(avg_read_length));
   out += format("SN\taverage first fragment length:\t%.0f\n",
                 double(s.reads_1st ? float(s.total_len_1st) / float(s.reads_1st) : 0.0f));
   out += format("SN\taverage last fragment length:\t%.0f\n",
@@ -314,6 +316,37 @@ std::string samtools_stats_text(const SamtoolsStats& s, const std::string& bam_n
     else
       out += format("COV\t[%d<]\t%d\t%llu\n", SamtoolsStats::kMaxCoverage, SamtoolsStats::kMaxCoverage,
                     u(s.coverage[d]));
+  }
+  // GC-depth: the bins' GC in percent (all but the last bin, as stats.c does), sorted by GC and depth,
+  // then per GC value the depth percentiles scaled to read depth; float arithmetic as stats.c's.
+  std::vector<SamtoolsStats::GcDepthBin> gcd = s.gc_depth;
+  const size_t ngcd = gcd.size() - 1;  // stats.c's igcd: the index of the last bin
+  for (size_t i = 0; i < ngcd; ++i)
+    if (gcd[i].depth) gcd[i].gc = float(std::rint(100. * double(gcd[i].gc) / double(gcd[i].depth)));
+  std::sort(gcd.begin(), gcd.end(),
+            [](const auto& a, const auto& b) { return a.gc < b.gc || (a.gc == b.gc && a.depth < b.depth); });
+  auto percentile = [&](size_t from, int n_bins, int p) {
+    const float n = float(p) * float(n_bins + 1) / 100.0f;
+    const int k = int(n);
+    if (k <= 0) return float(gcd[from].depth);
+    if (k >= n_bins) return float(gcd[from + size_t(n_bins) - 1].depth);
+    const float d = n - float(k);
+    return float(gcd[from + size_t(k) - 1].depth) +
+           d * float(uint32_t(gcd[from + size_t(k)].depth - gcd[from + size_t(k) - 1].depth));
+  };
+  out +=
+      "# GC-depth. Use `grep ^GCD | cut -f 2-` to extract this part. The columns are: GC%, unique sequence "
+      "percentiles, 10th, 25th, 50th, 75th and 90th depth percentile\n";
+  for (size_t i = 0; i < ngcd;) {
+    int n_bins = 0;
+    const float g = gcd[i].gc;
+    for (size_t t = i; t < ngcd && std::fabs(gcd[t].gc - g) < 0.1; ++t) ++n_bins;
+    out += format("GCD\t%.1f\t%.3f", double(g), double(i + size_t(n_bins) + 1) * 100. / double(ngcd + 1));
+    for (int p : {10, 25, 50, 75, 90})
+      out += format("\t%.3f",
+                    double(percentile(i, n_bins, p) * avg_read_length / float(SamtoolsStats::kGcDepthBin)));
+    out += "\n";
+    i += size_t(n_bins);
   }
   return out;
 }

@@ -12,10 +12,9 @@ namespace omicsd {
 
 std::string flagstat_text(const FlagStat& f);
 
-// `samtools stats` without options: CHK, SN (every key), FFQ, LFQ, GCF, GCL, GCC, GCT, FBC, FTC, LBC,
-// LTC, IS, RL, FRL, LRL, ID, IC and COV. Not written: GCD (GC-depth by 20 kb bins; nothing MultiQC or
-// plot-bamstats' main plots need) and MPC (samtools writes it only when given the reference, -r).
-// `bam_name` names the BAM in a comment line.
+// `samtools stats` without options, every section it writes: CHK, SN (every key), FFQ, LFQ, GCF, GCL,
+// GCC, GCT, FBC, FTC, LBC, LTC, IS, RL, FRL, LRL, ID, IC, COV and GCD (MPC needs the reference, which
+// samtools is given with -r). `bam_name` names the BAM in a comment line.
 std::string samtools_stats_text(const SamtoolsStats& s, const std::string& bam_name);
 
 // `vcf_name` names the VCF in the ID line (MultiQC's sample name for the file).

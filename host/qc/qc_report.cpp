@@ -4,8 +4,8 @@
 #include <htslib/sam.h>
 #include <htslib/vcf.h>
 #include <htslib/vcfutils.h>
+#include <libdeflate.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -164,17 +164,20 @@ void add_samtools_indels(SamtoolsStats& s, const bam1_t* b, int order) {
   }
 }
 
+// 4-bit base codes to A, C, G, T, N (0..4) and other (5: = and the ambiguity codes).
+constexpr uint8_t kBaseClass[16] = {5, 0, 1, 5, 2, 5, 5, 5, 3, 5, 5, 5, 5, 5, 5, 4};
+
 // One record into `samtools stats`' counts (stats.c collect_stats and collect_orig_read_stats with no
 // options). Returns whether its aligned bases go into the coverage distribution (mapped, not
 // secondary, with a sequence, while the file is still sorted).
 bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
   const bam1_core_t& c = b->core;
   const char* name = bam_get_qname(b);
-  s.chk_names += uint32_t(crc32(0L, reinterpret_cast<const Bytef*>(name), uInt(std::strlen(name))));
+  s.chk_names += libdeflate_crc32(0, name, std::strlen(name));
   const int seq_len = c.l_qseq;
   if (seq_len > 0) {
-    s.chk_seqs += uint32_t(crc32(0L, bam_get_seq(b), uInt((seq_len + 1) / 2)));
-    s.chk_quals += uint32_t(crc32(0L, bam_get_qual(b), uInt((seq_len + 1) / 2)));  // sic: as stats.c
+    s.chk_seqs += libdeflate_crc32(0, bam_get_seq(b), size_t(seq_len + 1) / 2);
+    s.chk_quals += libdeflate_crc32(0, bam_get_qual(b), size_t(seq_len + 1) / 2);  // sic: as stats.c
   }
   if (c.flag & BAM_FSECONDARY) {
     ++s.secondary;
@@ -222,9 +225,7 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
       if (oriented.size() < size_t(seq_len)) oriented.resize(size_t(seq_len), {});
       for (int i = 0; i < seq_len; ++i) {
         const size_t cycle = size_t(reverse ? seq_len - i - 1 : i);
-        // 4-bit codes: A 1, C 2, G 4, T 8, N 15; the rest (= and ambiguity codes) are "other".
-        const int base = bam_seqi(seq, i);
-        const int k = base == 1 ? 0 : base == 2 ? 1 : base == 4 ? 2 : base == 8 ? 3 : base == 15 ? 4 : 5;
+        const uint8_t k = kBaseClass[bam_seqi(seq, i)];
         ++bases[cycle][size_t(k)];
         if (k < 4) ++oriented[cycle][size_t(reverse ? 3 - k : k)];
         gc += k == 1 || k == 2;
@@ -235,14 +236,19 @@ bool add_samtools_stats(SamtoolsStats& s, const bam1_t* b) {
       for (int i = gc_min; i < gc_max; ++i) ++s.gc[m][size_t(i)];
       // Base qualities by cycle (clipping ignored); a missing quality string counts as 255s.
       auto& hist = s.cycle_quals[m];
-      if (hist.size() < size_t(seq_len) * 256) hist.resize(size_t(seq_len) * 256, 0);
+      if (hist.size() < size_t(seq_len) * SamtoolsStats::kQualRow)
+        hist.resize(size_t(seq_len) * SamtoolsStats::kQualRow, 0);
       const uint8_t* qual = bam_get_qual(b);
+      uint64_t sum = 0;  // integers: the same total as stats.c's per-base double sum
+      int max_qual = s.max_qual;
       for (int i = 0; i < seq_len; ++i) {
         const uint8_t q = qual[reverse ? seq_len - i - 1 : i];
-        s.max_qual = std::max<int>(s.max_qual, q);
-        ++hist[size_t(i) * 256 + q];
-        s.sum_qual += q;
+        max_qual = std::max<int>(max_qual, q);
+        ++hist[size_t(i) * SamtoolsStats::kQualRow + q];
+        sum += q;
       }
+      s.max_qual = max_qual;
+      s.sum_qual += double(sum);
     } else {
       ++s.reads_other;
     }
@@ -456,11 +462,11 @@ QcReport compute_qc(const std::string& bam_path, const Reference& ref, const std
   for (int m = 0; m < 2; ++m) {
     const auto& hist = q.samtools_stats.cycle_quals[m];
     std::vector<double>& mean = q.quality_by_cycle[m];
-    for (size_t cycle = 0; cycle * 256 < hist.size(); ++cycle) {
+    for (size_t cycle = 0; cycle * SamtoolsStats::kQualRow < hist.size(); ++cycle) {
       uint64_t sum = 0, n = 0;
       for (size_t qv = 0; qv < 255; ++qv) {
-        sum += qv * hist[cycle * 256 + qv];
-        n += hist[cycle * 256 + qv];
+        sum += qv * hist[cycle * SamtoolsStats::kQualRow + qv];
+        n += hist[cycle * SamtoolsStats::kQualRow + qv];
       }
       if (n == 0) break;  // past the longest read with qualities
       mean.push_back(double(sum) / double(n));

@@ -42,8 +42,11 @@ struct SamtoolsStats {
   // Each mate counts once here; samtools halves the counts (rounding down) when it writes them.
   std::vector<std::array<uint64_t, 3>> insert_sizes =
       std::vector<std::array<uint64_t, 3>>(kMaxInsert + 1);  // [|TLEN|]: inward, outward, other orientation
-  std::vector<uint64_t> read_lengths[3];     // by unclipped length: every read, first, last fragments
-  std::vector<uint64_t> cycle_quals[2];      // [cycle * 256 + quality]: first, last fragments
+  std::vector<uint64_t> read_lengths[3];  // by unclipped length: every read, first, last fragments
+  // Qualities by cycle, first / last fragments: [cycle * kQualRow + quality]. The rows are padded past
+  // 256 so that successive cycles do not fall into the same cache set.
+  static constexpr size_t kQualRow = 256 + 8;
+  std::vector<uint64_t> cycle_quals[2];
   std::array<uint64_t, kGcBins> gc[2] = {};  // GC content bins: first, last fragments
   // Bases by cycle, first / last fragments: A, C, G, T, N, other; and read-oriented (A C G T of
   // reverse-strand reads complemented), both fragments.

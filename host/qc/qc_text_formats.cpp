@@ -203,7 +203,7 @@ std::string samtools_stats_text(const SamtoolsStats& s, const std::string& bam_n
     for (int cycle = 0; cycle < (m ? s.max_len_2nd : s.max_len_1st); ++cycle) {
       out += format("%s\t%d", tags[m], cycle + 1);
       for (int q = 0; q <= max_qual; ++q) {
-        const size_t at = size_t(cycle) * 256 + size_t(q);
+        const size_t at = size_t(cycle) * SamtoolsStats::kQualRow + size_t(q);
         out += format("\t%llu", u(at < hist.size() ? hist[at] : 0));
       }
       out += "\n";

@@ -163,6 +163,11 @@ TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnRealReads) {
   if (!have_tools() || !fs::exists(tiny() / "NA12878.chr22.tiny.bam"))
     GTEST_SKIP() << "samtools or shared data missing";
   expect_samtools_stats_equal(tiny() / "NA12878.chr22.tiny.bam", tiny() / "q.fa");
+  // Unaligned and empty BAMs: no insert sizes, coverage or GC-depth bins to divide by.
+  for (const char* name : {"almost-empty.bam", "almost-empty-2.bam", "empty.bam"}) {
+    const fs::path bam = test::shared_data_dir() / "edge-cases" / "viral-ngs" / name;
+    if (fs::exists(bam)) expect_samtools_stats_equal(bam, tiny() / "q.fa");
+  }
   const fs::path chr20 = test::shared_data_dir() / "hg001-chr20-100kb";
   if (fs::exists(chr20 / "NA12878_S1.chr20.10_10p1mb.bam"))
     expect_samtools_stats_equal(chr20 / "NA12878_S1.chr20.10_10p1mb.bam",

@@ -18,6 +18,8 @@ QcOutputPaths write_qc_outputs(const QcReport& q, const std::string& dir, const 
   write_qc_json(q, p.json);
   write_qc_report_html(q, sample, provenance, p.report);
   write_flagstat(q.flagstat, p.flagstat);
+  p.samtools_stats = base.string() + ".samtools_stats.txt";
+  write_samtools_stats(q.samtools_stats, stem + ".bam", p.samtools_stats);
   if (q.have_vcf) {
     p.bcftools_stats = base.string() + ".bcftools_stats.txt";
     write_bcftools_stats(q.vcf_stats, vcf_name, p.bcftools_stats);

@@ -37,7 +37,8 @@ constexpr std::uint64_t kMaxBatchBodyBytes = 64 << 20;
 std::string output_content_type(const std::string& name) {
   if (name == "qc") return "application/json";
   if (name == "report") return "text/html; charset=utf-8";
-  if (name == "flagstat" || name == "bcftools_stats") return "text/plain; charset=utf-8";
+  if (name == "flagstat" || name == "samtools_stats" || name == "bcftools_stats")
+    return "text/plain; charset=utf-8";
   return "application/octet-stream";
 }
 

@@ -131,8 +131,8 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
             "call {:.1f} s",
             sample, qc.reads, 100.0 * double(qc.mapped) / double(std::max<uint64_t>(qc.reads, 1)),
             qc.mean_depth, cs.records, qc.ti_tv(), as.seconds, cs.seconds);
-        spdlog::info("outputs: {}, {}, {}, {}, {}, {}", a.output, c.output, qc_files.json, qc_files.report,
-                     qc_files.flagstat, qc_files.bcftools_stats);
+        spdlog::info("outputs: {}, {}, {}, {}, {}, {}, {}", a.output, c.output, qc_files.json,
+                     qc_files.report, qc_files.flagstat, qc_files.samtools_stats, qc_files.bcftools_stats);
         return 0;
       }};
 }

@@ -543,7 +543,10 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
                {"mean_depth", qc.mean_depth},
                {"snvs", qc.snvs},
                {"indels", qc.indels}};
-      produced = {{"qc", qc_files.json}, {"report", qc_files.report}, {"flagstat", qc_files.flagstat}};
+      produced = {{"qc", qc_files.json},
+                  {"report", qc_files.report},
+                  {"flagstat", qc_files.flagstat},
+                  {"samtools_stats", qc_files.samtools_stats}};
       if (!qc_files.bcftools_stats.empty()) produced.emplace_back("bcftools_stats", qc_files.bcftools_stats);
       load_reference_prov(ref);
     }

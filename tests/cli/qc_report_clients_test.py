@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The QC outputs of `omicsd run` read by the tools a lab already uses (issue 20, reports):
 
-- MultiQC (pinned, from the package registry) parses our <sample>.flagstat.txt and
-  <sample>.bcftools_stats.txt and reports the same numbers as for `samtools flagstat` and
-  `bcftools stats` run on the same BAM and VCF (its parsed data tables compared, every key);
+- MultiQC (pinned, from the package registry) parses our <sample>.flagstat.txt,
+  <sample>.samtools_stats.txt and <sample>.bcftools_stats.txt and reports the same numbers as for
+  `samtools flagstat`, `samtools stats` and `bcftools stats` run on the same BAM and VCF (its parsed
+  data tables compared, every key);
 - the HTML report opens in headless Chromium (Debian's chromium and chromium-driver, driven by
   Selenium, pinned): every [data-qc] number on the page equals the QC JSON's, every plot renders
   with a size, the browser logs no errors; screenshots at 1280x800 and at a phone's width are saved
@@ -26,6 +27,7 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), 
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 from py_test_support import pinned_venv  # noqa: E402
 MULTIQC_VERSION = "1.33"
+TABLES = ("multiqc_samtools_flagstat", "multiqc_samtools_stats", "multiqc_bcftools_stats")
 SELENIUM_VERSION = "4.27.1"
 SKIP = 77
 
@@ -76,7 +78,7 @@ def flatten(j, prefix=""):
 
 
 def multiqc_tables(multiqc, directory):
-    """MultiQC's parsed samtools flagstat and bcftools stats rows for the files in `directory`."""
+    """MultiQC's parsed samtools flagstat, samtools stats and bcftools stats rows for the files in `directory`."""
     outdir = directory + "-multiqc"
     r = subprocess.run([multiqc, "-f", "-q", "--no-ansi", "-o", outdir, "--data-format", "json", directory],
                        capture_output=True, text=True)
@@ -84,7 +86,7 @@ def multiqc_tables(multiqc, directory):
         raise RuntimeError("multiqc failed on %s: %s" % (directory, (r.stderr or r.stdout)[-2000:]))
     with open(os.path.join(outdir, "multiqc_data", "multiqc_data.json")) as f:
         raw = json.load(f)["report_saved_raw_data"]
-    return {k: raw.get(k) for k in ("multiqc_samtools_flagstat", "multiqc_bcftools_stats")}
+    return {k: raw.get(k) for k in TABLES}
 
 
 def main():
@@ -123,17 +125,19 @@ def main():
         ours, tools = os.path.join(tmp, "ours"), os.path.join(tmp, "tools")
         os.makedirs(ours)
         os.makedirs(tools)
-        for ext in ("flagstat.txt", "bcftools_stats.txt"):
+        for ext in ("flagstat.txt", "samtools_stats.txt", "bcftools_stats.txt"):
             shutil.copy(os.path.join(out, "NA12878." + ext), os.path.join(ours, "NA12878." + ext))
         with open(os.path.join(tools, "NA12878.flagstat.txt"), "w") as f:
             subprocess.run(["samtools", "flagstat", os.path.join(out, "NA12878.bam")], stdout=f, check=True)
+        with open(os.path.join(tools, "NA12878.samtools_stats.txt"), "w") as f:
+            subprocess.run(["samtools", "stats", os.path.join(out, "NA12878.bam")], stdout=f, check=True)
         # bcftools names the VCF in its ID line as given: the same name ours gives, so MultiQC's
         # sample names match.
         with open(os.path.join(tools, "NA12878.bcftools_stats.txt"), "w") as f:
             subprocess.run(["bcftools", "stats", "NA12878.vcf.gz"], stdout=f, check=True, cwd=out)
 
         got, want = multiqc_tables(multiqc, ours), multiqc_tables(multiqc, tools)
-        for table in ("multiqc_samtools_flagstat", "multiqc_bcftools_stats"):
+        for table in TABLES:
             check(bool(want[table]), "MultiQC parses the %s of samtools/bcftools" % table)
             check(bool(got[table]), "MultiQC parses our %s" % table)
             if not want[table] or not got[table]:
@@ -147,9 +151,13 @@ def main():
                 diff = {k: (g[sample][k], w[sample][k]) for k in common if g[sample][k] != w[sample][k]}
                 check(not diff, "%s %s: %d values equal the tool's (differ: %s)" % (table, sample, len(common), diff))
                 missing = set(w[sample]) - set(g[sample])
-                if table == "multiqc_samtools_flagstat":
-                    check(not missing, "flagstat: no value missing (%s)" % sorted(missing))
-                else:
+                if table != "multiqc_bcftools_stats":
+                    check(not missing, "%s: no value missing (%s)" % (table, sorted(missing)))
+                if table == "multiqc_samtools_stats":
+                    for k in ("raw_total_sequences", "reads_mapped", "reads_properly_paired", "error_rate",
+                              "insert_size_average", "bases_mapped_(cigar)", "reads_mapped_percent"):
+                        check(k in common, "samtools stats: %s parsed from ours" % k)
+                elif table == "multiqc_bcftools_stats":
                     for k in ("number_of_records", "number_of_SNPs", "number_of_indels", "tstv", "ts", "tv"):
                         check(k in common, "bcftools stats: %s parsed from ours" % k)
 

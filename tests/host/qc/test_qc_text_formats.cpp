@@ -1,7 +1,7 @@
 // The QC texts MultiQC parses (host/qc/qc_text_formats.hpp) against the tools whose formats they
-// take: `samtools flagstat` and the SN, TSTV, IDD and ST lines of `bcftools stats`, on the same
-// files: the real NA12878 reads and truth sets of ../shared/data and crafted files with every flag
-// and variant type those counts distinguish.
+// take: `samtools flagstat`, the CHK, SN and distribution lines of `samtools stats`, and the SN, TSTV,
+// IDD and ST lines of `bcftools stats`, on the same files: the real NA12878 reads and truth sets of
+// ../shared/data and crafted files with every flag and variant type those counts distinguish.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -82,6 +82,143 @@ TEST(QcTextFormats, FlagstatEqualsSamtoolsOnEveryFlagCase) {
   const std::string ours = flagstat_text(q.flagstat);
   EXPECT_EQ(ours, tool_output("samtools flagstat " + path.string()));
   EXPECT_NE(ours.find("3 + 1 duplicates"), std::string::npos) << ours;  // the case list is what it says
+}
+
+// Every SN key `samtools stats` (1.16, no options) writes; all of them are compared, values and
+// comments, with nothing left out.
+const std::vector<std::string> kSamtoolsSnKeys = {"raw total sequences",
+                                                  "filtered sequences",
+                                                  "sequences",
+                                                  "is sorted",
+                                                  "1st fragments",
+                                                  "last fragments",
+                                                  "reads mapped",
+                                                  "reads mapped and paired",
+                                                  "reads unmapped",
+                                                  "reads properly paired",
+                                                  "reads paired",
+                                                  "reads duplicated",
+                                                  "reads MQ0",
+                                                  "reads QC failed",
+                                                  "non-primary alignments",
+                                                  "supplementary alignments",
+                                                  "total length",
+                                                  "total first fragment length",
+                                                  "total last fragment length",
+                                                  "bases mapped",
+                                                  "bases mapped (cigar)",
+                                                  "bases trimmed",
+                                                  "bases duplicated",
+                                                  "mismatches",
+                                                  "error rate",
+                                                  "average length",
+                                                  "average first fragment length",
+                                                  "average last fragment length",
+                                                  "maximum length",
+                                                  "maximum first fragment length",
+                                                  "maximum last fragment length",
+                                                  "average quality",
+                                                  "insert size average",
+                                                  "insert size standard deviation",
+                                                  "inward oriented pairs",
+                                                  "outward oriented pairs",
+                                                  "pairs with other orientation",
+                                                  "pairs on different chromosomes",
+                                                  "percentage of properly paired reads (%)"};
+
+// The sections of `samtools stats` we write: the checksums, the summary numbers and the distributions
+// (qualities by cycle, GC content, base composition by cycle, insert sizes, read lengths, indels,
+// coverage, GC-depth): every section samtools writes without a reference.
+const std::vector<std::string> kSamtoolsSections = {"CHK", "SN",  "FFQ", "LFQ", "GCF", "GCL", "GCC",
+                                                    "GCT", "FBC", "FTC", "LBC", "LTC", "IS",  "RL",
+                                                    "FRL", "LRL", "ID",  "IC",  "COV", "GCD"};
+
+// Every line of `text` but the comments.
+std::vector<std::string> data_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.starts_with("#")) out.push_back(line);
+  return out;
+}
+
+// Our `samtools stats` text of `bam` equals samtools' own: section by section, SN key by key, and as a
+// whole (every line but the comments, in order: no section left out).
+std::string expect_samtools_stats_equal(const fs::path& bam, const fs::path& fa) {
+  const QcReport q = compute_qc(bam.string(), Reference::load(fa.string()));
+  const std::string ours = samtools_stats_text(q.samtools_stats, bam.filename().string());
+  const std::string theirs = tool_output("samtools stats " + bam.string());
+  std::vector<std::string> keys;
+  for (const auto& line : section_lines(theirs, {"SN"})) keys.push_back(line.substr(3, line.find(":\t") - 3));
+  EXPECT_EQ(keys, kSamtoolsSnKeys) << "samtools writes other SN keys than those compared";
+  for (const std::string& section : kSamtoolsSections)
+    EXPECT_EQ(section_lines(ours, {section}), section_lines(theirs, {section}))
+        << bam << ": section " << section;
+  EXPECT_EQ(data_lines(ours), data_lines(theirs)) << bam;
+  EXPECT_EQ(ours.rfind("# This file was produced by samtools stats", 0), 0u);  // MultiQC's marker
+  return ours;
+}
+
+TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnRealReads) {
+  if (!have_tools() || !fs::exists(tiny() / "NA12878.chr22.tiny.bam"))
+    GTEST_SKIP() << "samtools or shared data missing";
+  expect_samtools_stats_equal(tiny() / "NA12878.chr22.tiny.bam", tiny() / "q.fa");
+  // Unaligned and empty BAMs: no insert sizes, coverage or GC-depth bins to divide by.
+  for (const char* name : {"almost-empty.bam", "almost-empty-2.bam", "empty.bam"}) {
+    const fs::path bam = test::shared_data_dir() / "edge-cases" / "viral-ngs" / name;
+    if (fs::exists(bam)) expect_samtools_stats_equal(bam, tiny() / "q.fa");
+  }
+  const fs::path chr20 = test::shared_data_dir() / "hg001-chr20-100kb";
+  if (fs::exists(chr20 / "NA12878_S1.chr20.10_10p1mb.bam"))
+    expect_samtools_stats_equal(chr20 / "NA12878_S1.chr20.10_10p1mb.bam",
+                                chr20 / "ucsc.hg19.chr20.unittest.fasta.gz");
+}
+
+// Every case stats.c counts apart: duplicates (primary, supplementary, unmapped), unmapped reads and
+// pairs, secondary and supplementary records (hard-clipped: the unclipped length), QC-failed reads,
+// MAPQ 0, pairs on different chromosomes, inward / outward / same-strand pairs, a TLEN past the 8000 cap,
+// a read with neither or both of READ1/READ2, unpaired reads, a record without SEQ, a missing
+// quality string, N and ambiguity codes, insertions and deletions on both strands, soft clips, and coverage
+// above 1000x.
+TEST(QcTextFormats, SamtoolsStatsEqualSamtoolsOnEveryFlagCase) {
+  if (!have_tools()) GTEST_SKIP() << "samtools not installed";
+  test::TempDir dir;
+  const fs::path fa = write_reference(dir.path);
+  const std::string s = "\tACGTACGTAC\tIIIIIIIIII\n";
+  const std::string t = "\tGGCCGGTTAA\t#+5?IIIIII\tNM:i:2\n";
+  std::string sam =
+      "@HD\tVN:1.6\tSO:coordinate\n@SQ\tSN:c1\tLN:1000\n@SQ\tSN:c2\tLN:1000\n"
+      "p1\t99\tc1\t100\t60\t10M\t=\t200\t110" +
+      s + "d1\t1123\tc1\t100\t60\t10M\t=\t200\t110" + t + "o1\t83\tc1\t120\t60\t4M2I4M\t=\t300\t190" + t +
+      "x1\t65\tc1\t150\t3\t10M\tc2\t300\t0" + s + "x2\t65\tc1\t160\t10\t10M\tc2\t310\t0" + s +
+      "s1\t73\tc1\t170\t60\t10M\t=\t170\t0" + s + "s1\t133\tc1\t170\t0\t*\t=\t170\t0" + s +
+      "f1\t97\tc1\t180\t0\t3S7M\t=\t400\t9000" + t + "p1\t147\tc1\t200\t60\t10M\t=\t100\t-110" + s +
+      "d1\t1171\tc1\t200\t60\t10M\t=\t100\t-110" + s +
+      "sup\t2048\tc1\t250\t60\t5H5M\t*\t0\t0\tACGTA\tIIIII\n" +
+      "sud\t3072\tc1\t252\t60\t3M4H\t*\t0\t0\tACG\tIII\tNM:i:1\n" + "sec\t256\tc1\t260\t0\t10M\t*\t0\t0" + s +
+      "sd\t1280\tc1\t265\t0\t10M\t*\t0\t0" + s + "qf\t512\tc1\t270\t20\t10M\t*\t0\t0" + s +
+      "qfd\t1536\tc1\t280\t20\t10M\t*\t0\t0" + s + "qfp\t611\tc1\t290\t20\t10M\t=\t300\t20" + s +
+      "qfp\t659\tc1\t300\t20\t10M\t=\t290\t-20" + s + "o1\t163\tc1\t300\t60\t3M1D7M\t=\t120\t-190" + t +
+      "ss\t67\tc1\t310\t60\t10M\t=\t320\t20" + s + "ss\t131\tc1\t320\t60\t10M\t=\t310\t-20" + s +
+      "nq\t0\tc1\t330\t60\t10M\t*\t0\t0\tACGTACGTAC\t*\n" + "ns\t0\tc1\t335\t60\t10M\t*\t0\t0\t*\t*\n" +
+      "nb\t1\tc1\t340\t60\t10M\t*\t0\t0" + s + "bb\t193\tc1\t345\t60\t10M\t*\t0\t0" + s +
+      "rv\t16\tc1\t350\t60\t2M3I5M\t*\t0\t0" + t + "rd\t16\tc1\t355\t60\t4M2D6M\t*\t0\t0" + t +
+      "amb\t16\tc1\t360\t60\t10M\t*\t0\t0\tACNTRCGTMC\tIIIIIIIIII\n" +
+      "f1\t145\tc1\t400\t60\t10M\t=\t180\t-9000" + t;
+  for (int i = 0; i < 1100; ++i) sam += "deep" + std::to_string(i) + "\t0\tc1\t600\t60\t10M\t*\t0\t0" + s;
+  sam += "x1\t129\tc2\t300\t40\t10M\tc1\t150\t0" + s + "x2\t129\tc2\t310\t40\t10M\tc1\t160\t0" + s +
+         "ud\t1093\tc2\t320\t0\t*\t=\t320\t0" + s + "ud\t1161\tc2\t320\t60\t10M\t=\t320\t0" + s +
+         "u2\t77\t*\t0\t0\t*\t*\t0\t0" + s + "u2\t141\t*\t0\t0\t*\t*\t0\t0" + s +
+         "u1\t4\t*\t0\t0\t*\t*\t0\t0" + s;
+  const fs::path path = dir.path / "flags.sam";
+  test::write_file(path, sam);
+  const std::string ours = expect_samtools_stats_equal(path, fa);
+  // The case list is what it says: duplicates d1 (both mates), sud (supplementary), qfd, ud (both, one
+  // unmapped); different chromosomes x1, x2 and the pairs nb and bb whose mate has no contig (stats.c
+  // counts a mapped mate on contig -1 as another chromosome).
+  EXPECT_NE(ours.find("SN\treads duplicated:\t6\t"), std::string::npos) << ours;
+  EXPECT_NE(ours.find("SN\tpairs on different chromosomes:\t3\n"), std::string::npos) << ours;
+  EXPECT_NE(ours.find("COV\t[1000<]\t1000\t"), std::string::npos) << ours;
 }
 
 std::vector<std::string> bcftools_sections(const std::string& text) {

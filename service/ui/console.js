@@ -11,6 +11,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 
 let pollTimer = null;  // the current page's refresh timer
 let pageSerial = 0;    // bumped on every navigation: late answers of an old page are dropped
+let routed = false;    // a page has been shown (the first one keeps the browser's focus)
 
 // ---- DOM helpers -----------------------------------------------------------------------------------
 
@@ -155,6 +156,9 @@ function route() {
     if (a.dataset.nav === section) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   const main = document.getElementById("main");
   main.replaceChildren();
+  // After a navigation, keyboard and screen reader users start at the new page's content.
+  if (routed) main.focus({preventScroll: true});
+  routed = true;
   if (section === "runs" && parts[1]) runPage(main, parts[1]);
   else if (section === "queue") queuePage(main);
   else if (section === "stores") storesPage(main, query);
@@ -524,7 +528,7 @@ function storesPage(main) {
 
   const kind = select("kind", [["variant", "Variant (chrom:pos:ref:alt)"], ["region", "Region (chrom:start-end)"]], "variant");
   kind.id = "variant-kind";
-  const q = el("input", {id: "variant-query", name: "q", type: "search", required: true, placeholder: "q:10510:A:G or q:1-12356"});
+  const q = el("input", {id: "variant-query", name: "q", type: "search", required: true, placeholder: "chr22:10510:A:G or chr22:1-50000"});
   const sampleIn = el("input", {id: "variant-sample", name: "sample", type: "search", placeholder: "optional, regions only"});
   const searchForm = el("form", {class: "filters", "aria-label": "Variant search", onsubmit: ev => {
     ev.preventDefault();
@@ -533,14 +537,14 @@ function storesPage(main) {
      el("button", {type: "submit", class: "primary", id: "variant-search"}, "Search"));
 
   const rules = el("div", {});
-  const addRule = () => {
+  const addRule = focus => {
     const n = rules.children.length + 1;
-    const input = el("input", {type: "text", name: "variant", required: true, placeholder: "q:10510:A:G",
+    const input = el("input", {type: "text", name: "variant", required: true, placeholder: "chr22:10510:A:G",
                                "aria-label": "Variant " + n + " (chrom:pos:ref:alt)"});
     const row = el("div", {class: "rule-row"}, input,
       el("button", {type: "button", "aria-label": "Remove variant " + n, onclick: () => row.remove()}, "Remove"));
     rules.append(row);
-    input.focus();
+    if (focus) input.focus();
   };
   const match = select("match", [["any", "any of the variants"], ["all", "all of the variants"]], "any");
   const zyg = select("zygosity", [["any", "any"], ["het", "heterozygous"], ["hom_alt", "homozygous alt"]], "any");
@@ -561,7 +565,7 @@ function storesPage(main) {
     guarded(serial, () => cohortQuery(rule, cohortOut));
   }},
     el("fieldset", {}, el("legend", {}, "Samples carrying"), field("Match", match), rules,
-       el("button", {type: "button", onclick: addRule}, "Add variant")),
+       el("button", {type: "button", onclick: () => addRule(true)}, "Add variant")),
     el("div", {class: "filters"}, field("Zygosity", zyg), field("Minimum GQ", minGq), field("Sample tags", tags),
        el("button", {type: "submit", class: "primary", id: "cohort-run"}, "Count samples")));
 
@@ -571,7 +575,7 @@ function storesPage(main) {
       el("section", {"aria-labelledby": "h-cohort"}, el("h2", {id: "h-cohort"}, "Cohort rule"), cohortForm, cohortOut)),
     el("section", {"aria-labelledby": "h-refs"}, el("h2", {id: "h-refs"}, "References"), refs),
     el("section", {"aria-labelledby": "h-readsets"}, el("h2", {id: "h-readsets"}, "Read sets"), readsets));
-  addRule();
+  addRule(false);
 
   guarded(serial, async () => {
     const [r, s] = await Promise.all([api("GET", "/v1/references?page_size=200"), api("GET", "/v1/readsets?page_size=200")]);

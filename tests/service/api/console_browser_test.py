@@ -332,6 +332,15 @@ def main():
             driver.save_screenshot(os.path.join(shots, "%s-phone.png" % name))
         errors("phone width")
 
+        # A token without the client scope: the page says why instead of showing data.
+        driver.execute_script("sessionStorage.setItem('omicsd.token', arguments[0])", TOKENS["worker"])
+        driver.get(d.url + "/ui/#/runs?state=FAILED")
+        driver.refresh()
+        wait.until(lambda drv: "403" in (js_text("#message") or ""))
+        check("client" in js_text("#message"), "a token without the scope: the 403 is shown (%s)" % js_text("#message"))
+        browser_errors(driver)  # the 403 itself is logged by the browser, as expected
+        driver.execute_script("sessionStorage.setItem('omicsd.token', arguments[0])", TOKENS["client"])
+
         # Keyboard: Tab reaches the navigation and the token field, Enter follows a link.
         driver.set_window_size(1280, 800)
         page("#/runs", "tr[data-run]")

@@ -30,6 +30,12 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// Replaces a node's children (arrays flattened, null/false skipped, as el() does).
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat(Infinity).filter(c => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
 function svg(tag, attrs, ...children) {
   const e = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
@@ -223,10 +229,10 @@ function runsPage(main, query) {
     } while (tokenNow && rows.length < want);
     if (!sample && !tag) next = tokenNow;  // the API's own page boundary
     if (serial !== pageSerial) return;
-    holder.replaceChildren(rows.length ? runsTable(rows) : el("p", {}, "No runs match."));
+    fill(holder, rows.length ? runsTable(rows) : el("p", {}, "No runs match."));
     summary.textContent = rows.length + " run(s) shown" + (sample || tag ? " (" + scanned + " scanned)" : "") +
       "; updated " + new Date().toLocaleTimeString();
-    pager.replaceChildren(
+    fill(pager,
       pageToken ? el("button", {type: "button", onclick: () => history.back()}, "Previous page") : null,
       next ? el("button", {type: "button", onclick: () => {
         const q = new URLSearchParams(query);
@@ -280,16 +286,19 @@ function timeline(run) {
   const t0 = Math.min(...stages.map(s => s.queued_at).filter(x => x), run.created_at);
   const ends = stages.map(s => s.finished_at || (s.started_at ? now : s.queued_at));
   const t1 = Math.max(t0 + 1, ...ends);
-  const W = 900, left = 120, right = 20, rowH = 26, top = 24;
+  // Drawn at the width it is shown at, so its text stays legible on a phone.
+  const W = Math.max(320, Math.min(1400, document.getElementById("main").clientWidth - 40));
+  const left = W < 600 ? 70 : 120, right = 20, rowH = 26, top = 24;
   const H = top + rowH * Math.max(stages.length, 1) + 10;
   const x = t => left + (W - left - right) * (t - t0) / (t1 - t0);
   const g = svg("svg", {class: "timeline", viewBox: `0 0 ${W} ${H}`, role: "img", "data-plot": "timeline",
                         "aria-label": "Timeline of the run's tasks: waiting in grey, running in colour"});
   g.append(svg("title", {}, "Task timeline"));
-  for (let i = 0; i <= 4; i++) {
-    const t = t0 + (t1 - t0) * i / 4, xx = x(t);
+  const ticks = W < 600 ? 2 : 4;
+  for (let i = 0; i <= ticks; i++) {
+    const t = t0 + (t1 - t0) * i / ticks, xx = x(t);
     g.append(svg("line", {class: "grid", x1: xx, x2: xx, y1: top - 6, y2: H - 6}),
-             svg("text", {x: xx, y: 14, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle"},
+             svg("text", {x: xx, y: 14, "text-anchor": i === 0 ? "start" : i === ticks ? "end" : "middle"},
                  "+" + fmtDuration(Math.round(t - t0))));
   }
   stages.forEach((s, i) => {
@@ -335,7 +344,7 @@ function runPage(main, id) {
     const cancellable = run.state === "QUEUED" || run.state === "RUNNING";
     const resumable = run.state === "FAILED" || run.state === "CANCELED";
     const cacheHits = (run.tasks || []).filter(t => t.cache_hit).length;
-    head.replaceChildren(
+    fill(head,
       el("h1", {}, "Run ", el("span", {class: "mono"}, run.id), " ", stateBadge(run.state)),
       el("div", {class: "row"},
         el("button", {type: "button", class: "danger", id: "run-cancel", disabled: !cancellable,
@@ -357,7 +366,7 @@ function runPage(main, id) {
 
     const logByTask = {};
     for (const t of (logs && logs.tasks) || []) logByTask[t.name] = t;
-    body.replaceChildren(
+    fill(body,
       el("h2", {}, "Timeline"), timeline(run),
       el("h2", {}, "Tasks"),
       table(["Task", "State", "Attempts", "Worker", "Backend", "Device", "Queued", "Started", "Finished",
@@ -377,7 +386,7 @@ function runPage(main, id) {
       el("h2", {}, "Logs"),
       (run.tasks || []).map(t => {
         const l = logByTask[t.name] || t;
-        return el("details", {},
+        return el("details", {class: "task-log"},
           el("summary", {}, t.name + ": " + t.state + (l.last_error ? " \u2013 " + l.last_error.slice(0, 120) : "")),
           el("pre", {}, JSON.stringify(l, null, 2)));
       }),
@@ -480,7 +489,7 @@ function queuePage(main) {
                                     "aria-label": "GPU " + idx + " of " + w + " utilisation"}),
              Math.round((g.util || 0) * 100) + "%"),
           el("td", {class: "num"}, fmtBytes(g.used) + " / " + fmtBytes(g.total))));
-    body.replaceChildren(
+    fill(body,
       el("h2", {}, "Depth by state"),
       el("div", {class: "cards"},
         el("div", {class: "card", "data-metric": "queue_depth"}, el("div", {class: "muted"}, "Tasks queued"),
@@ -580,14 +589,14 @@ function storesPage(main) {
   guarded(serial, async () => {
     const [r, s] = await Promise.all([api("GET", "/v1/references?page_size=200"), api("GET", "/v1/readsets?page_size=200")]);
     if (serial !== pageSerial) return;
-    refs.replaceChildren(r.references.length ? table(["Reference", "Name", "State", {label: "Sequences", cls: "num"},
+    fill(refs, r.references.length ? table(["Reference", "Name", "State", {label: "Sequences", cls: "num"},
         {label: "Length", cls: "num"}, {label: "Stored", cls: "num"}, "MD5", "Created"],
       r.references.map(x => el("tr", {}, el("td", {class: "mono"}, x.id), el("td", {}, x.name), el("td", {}, stateBadge(x.state),
           x.failure_reason ? el("div", {class: "error"}, x.failure_reason) : null),
         el("td", {class: "num"}, x.num_sequences ?? "-"), el("td", {class: "num"}, x.total_length ?? "-"),
         el("td", {class: "num"}, fmtBytes(x.size)), el("td", {class: "mono"}, x.md5 || "-"), el("td", {}, fmtTime(x.created_at)))),
       "References") : el("p", {class: "muted"}, "No references stored."));
-    readsets.replaceChildren(s.readsets.length ? table(["Read set", "Sample", "Import", "Format", {label: "Reads", cls: "num"},
+    fill(readsets, s.readsets.length ? table(["Read set", "Sample", "Import", "Format", {label: "Reads", cls: "num"},
         {label: "Source", cls: "num"}, {label: "CRAM", cls: "num"}, {label: "Compression", cls: "num"}, "Tags"],
       s.readsets.map(x => el("tr", {}, el("td", {class: "mono"}, x.id), el("td", {}, x.sample_id),
         el("td", {}, stateBadge(x.state), x.failure_reason ? el("div", {class: "error"}, x.failure_reason) : null),
@@ -607,7 +616,7 @@ function variantRow(v) {
 }
 
 async function variantSearch(kind, q, sample, out) {
-  out.replaceChildren(el("p", {class: "muted"}, "Searching\u2026"));
+  fill(out, el("p", {class: "muted"}, "Searching\u2026"));
   const params = new URLSearchParams({page_size: "200"});
   params.set(kind, q);
   if (kind === "region" && sample) params.set("sample", sample);
@@ -615,13 +624,13 @@ async function variantSearch(kind, q, sample, out) {
   const head = ["Variant", "Sample", "Subject", "GT", "Zygosity", {label: "GQ", cls: "num"}, {label: "DP", cls: "num"}];
   if (kind === "variant") {
     const c = r.counts || {};
-    out.replaceChildren(
+    fill(out,
       el("p", {role: "status"}, r.site_known ? r.carriers.length + " carrier(s)" : "Site not in the store",
          "; AC " + (c.ac ?? 0) + ", AN " + (c.an ?? 0) + ", AF " + (c.af !== undefined ? Number(c.af).toFixed(4) : "0")),
       r.carriers.length ? table(head, r.carriers.map(x => variantRow(Object.assign({}, r.variant, x))), "Carriers") : null,
       r.next_page_token ? el("p", {class: "muted"}, "More carriers than shown (first 200).") : null);
   } else {
-    out.replaceChildren(
+    fill(out,
       el("p", {role: "status"}, r.genotypes.length + " genotype(s) in " + r.region.chrom + ":" + r.region.start + "-" + r.region.end +
          (r.next_page_token ? " (first 200 shown)" : "")),
       r.genotypes.length ? table(head, r.genotypes.map(variantRow), "Genotypes") : null);
@@ -629,10 +638,10 @@ async function variantSearch(kind, q, sample, out) {
 }
 
 async function cohortQuery(rule, out) {
-  out.replaceChildren(el("p", {class: "muted"}, "Counting\u2026"));
+  fill(out, el("p", {class: "muted"}, "Counting\u2026"));
   rule.page_size = 200;
   const r = await api("POST", "/v1/cohorts/query", rule);
-  out.replaceChildren(
+  fill(out,
     el("p", {role: "status", id: "cohort-count"}, r.n_matching + " of " + r.n_cohort + " sample(s) match"),
     table(["Variant", {label: "AC", cls: "num"}, {label: "AN", cls: "num"}, {label: "AF", cls: "num"},
            {label: "Het", cls: "num"}, {label: "Hom alt", cls: "num"}],

@@ -215,6 +215,14 @@ def main():
             """The text of the first element matching css, read in one step (pages re-render as they poll)."""
             return driver.execute_script("const e = document.querySelector(arguments[0]); return e ? e.textContent : null", css)
 
+        def junk(where):
+            """Text a page should never show (a value rendered without its formatting), outside <pre>."""
+            text = driver.execute_script("""const m = document.getElementById('main').cloneNode(true);
+                for (const p of m.querySelectorAll('pre')) p.remove();
+                return m.textContent;""")
+            bad = [w for w in ("null", "undefined", "NaN", "[object") if w in text]
+            check(not bad, "%s: no %s in the page" % (where, bad))
+
         def page(hash_, ready_css):
             driver.get(d.url + "/ui/" + hash_)
             return wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ready_css)))
@@ -258,10 +266,28 @@ def main():
               "run page: timeline plots %d task bars" % len(bars))
         outs = {r.get_attribute("data-output") for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-output]")}
         check({"bam", "vcf", "qc", "report"} <= outs, "run page: outputs %s with downloads" % sorted(outs))
-        check(bool(driver.find_elements(By.ID, "run-report")), "run page: link to the HTML report")
+        # The report's download: fetched with the token, saved under the sample's name, the API's bytes.
+        downloads = os.path.join(tmp, "downloads")
+        os.makedirs(downloads)
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+        driver.find_element(By.ID, "run-report").click()
+        saved = os.path.join(downloads, "NA12878.report.html")
+        end = time.time() + 30
+        while time.time() < end and not os.path.exists(saved):
+            time.sleep(0.2)
+        req = urllib.request.Request(d.url + "/v1/runs/%s/outputs/report" % complete,
+                                     headers={"Authorization": "Bearer " + TOKENS["client"]})
+        with urllib.request.urlopen(req) as r:
+            report = r.read()
+        check(os.path.exists(saved) and open(saved, "rb").read() == report and b"<svg" in report,
+              "run page: the HTML report downloads (%s)" % os.listdir(downloads))
         check(not driver.find_element(By.ID, "run-cancel").is_enabled(), "a COMPLETE run cannot be canceled")
         check(not unlabelled(), "run page: every control labelled (%s)" % unlabelled())
+        check(len(driver.find_elements(By.CSS_SELECTOR, "details.task-log")) == 3, "run page: a log for each task")
+        junk("run page")
         driver.save_screenshot(os.path.join(shots, "run-desktop.png"))
+        driver.execute_script("document.querySelector('tr[data-output]').scrollIntoView()")
+        driver.save_screenshot(os.path.join(shots, "run-desktop-outputs.png"))
         errors("run page")
         page("#/runs/" + failed, "h1 .state")
         check(js_text("h1 .state") == "FAILED" and
@@ -282,6 +308,7 @@ def main():
         wait.until(lambda drv: shown_states().get(to_cancel) == "CANCELED")
         check(set(shown_states().values()) == {"QUEUED", "RUNNING", "COMPLETE", "FAILED", "CANCELED"},
               "runs list renders every state: %s" % sorted(set(shown_states().values())))
+        junk("runs list")
         driver.save_screenshot(os.path.join(shots, "runs-desktop.png"))
         page("#/runs/" + to_cancel, "#run-resume")
         driver.find_element(By.ID, "run-resume").click()
@@ -295,6 +322,7 @@ def main():
         text = driver.find_element(By.ID, "main").text
         check("console-test-gpu-worker" in text and "42%" in text, "queue page: the lease, the worker and its GPU at 42%")
         check(driver.find_element(By.CSS_SELECTOR, "[data-metric=runs-QUEUED] .big").text.isdigit(), "queue page: depth by state")
+        junk("queue page")
         driver.save_screenshot(os.path.join(shots, "queue-desktop.png"))
         errors("queue page")
 
@@ -318,6 +346,7 @@ def main():
         count = wait.until(EC.presence_of_element_located((By.ID, "cohort-count")))
         check(count.text.startswith("1 of 1"), "cohort rule counts the carrier: %s" % count.text)
         check(not unlabelled(), "stores page: every control labelled (%s)" % unlabelled())
+        junk("stores page")
         driver.save_screenshot(os.path.join(shots, "stores-desktop.png"))
         errors("stores page")
 

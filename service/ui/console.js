@@ -516,7 +516,7 @@ function queuePage(main) {
         Object.entries(workers).map(([w, info]) => el("tr", {"data-worker": w},
           el("td", {class: "mono"}, w),
           el("td", {}, info.beat ? fmtTime(Math.round(info.beat)) + " (" + fmtDuration(Math.max(0, Date.now() - Math.round(info.beat))) + " ago)" :
-                                   "in-process (no heartbeat sent)"),
+                                   "none reported (in-process workers send none)"),
           el("td", {class: "num"}, leases.filter(([, t]) => t.worker_id === w).length))), "Workers") :
         el("p", {class: "muted"}, "No worker has reported yet (remote workers appear with their first heartbeat)."),
       el("h2", {}, "GPU utilisation"),
@@ -595,7 +595,8 @@ function storesPage(main) {
           x.failure_reason ? el("div", {class: "error"}, x.failure_reason) : null),
         el("td", {class: "num"}, x.num_sequences ?? "-"), el("td", {class: "num"}, x.total_length ?? "-"),
         el("td", {class: "num"}, fmtBytes(x.size)), el("td", {class: "mono"}, x.md5 || "-"), el("td", {}, fmtTime(x.created_at)))),
-      "References") : el("p", {class: "muted"}, "No references stored."));
+      "References") : el("p", {class: "muted"}, "No references stored."),
+      r.next_page_token ? el("p", {class: "muted"}, "The 200 newest are shown.") : null);
     fill(readsets, s.readsets.length ? table(["Read set", "Sample", "Import", "Format", {label: "Reads", cls: "num"},
         {label: "Source", cls: "num"}, {label: "CRAM", cls: "num"}, {label: "Compression", cls: "num"}, "Tags"],
       s.readsets.map(x => el("tr", {}, el("td", {class: "mono"}, x.id), el("td", {}, x.sample_id),
@@ -604,7 +605,8 @@ function storesPage(main) {
         el("td", {class: "num"}, fmtBytes(x.source_bytes)), el("td", {class: "num"}, fmtBytes(x.cram_bytes)),
         el("td", {class: "num"}, x.compression_ratio ? x.compression_ratio.toFixed(2) + "x" : "-"),
         el("td", {}, Object.entries(x.tags || {}).map(([k, v]) => k + ":" + v).join(", ") || "-"))),
-      "Read sets") : el("p", {class: "muted"}, "No read sets stored."));
+      "Read sets") : el("p", {class: "muted"}, "No read sets stored."),
+      s.next_page_token ? el("p", {class: "muted"}, "The 200 oldest are shown.") : null);
   });
 }
 

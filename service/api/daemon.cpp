@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "host/common/error.hpp"
+#include "service/api/console_routes.hpp"
 #include "service/api/object_routes.hpp"
 #include "service/api/run_group_routes.hpp"
 #include "service/api/run_routes.hpp"
@@ -213,6 +214,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   oo.min_free_bytes = o.min_free_bytes;
   add_object_routes(router, *api->objects, *api->store, oo, api->metrics);
   api->catalog->add_routes(router);
+  // The web console: static files embedded at build time, over the JSON API above (console_routes.hpp).
+  add_console_routes(router);
 
   http::HttpServerOptions so;
   so.address = o.host;

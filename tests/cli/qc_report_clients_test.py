@@ -25,25 +25,19 @@ import tempfile
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
-from py_test_support import pinned_venv  # noqa: E402
+from py_test_support import browser_paths, pinned_venv, selenium_python  # noqa: E402
 MULTIQC_VERSION = "1.33"
 TABLES = ("multiqc_samtools_flagstat", "multiqc_samtools_stats", "multiqc_bcftools_stats")
-SELENIUM_VERSION = "4.27.1"
 SKIP = 77
 
 # Runs in the Selenium venv: opens the report, prints what the page shows as JSON.
 BROWSER = r'''
 import json, sys
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, sys.argv[5])
+from py_test_support import browser_errors, chrome_driver
 from selenium.webdriver.common.by import By
 report, shots = sys.argv[1], sys.argv[2]
-opts = webdriver.ChromeOptions()
-opts.binary_location = sys.argv[3]
-for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-    opts.add_argument(a)
-opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-driver = webdriver.Chrome(service=Service(executable_path=sys.argv[4]), options=opts)
+driver = chrome_driver(sys.argv[3], sys.argv[4])
 try:
     out = {}
     for name, (w, h) in {"desktop": (1280, 800), "phone": (390, 844)}.items():
@@ -56,7 +50,7 @@ try:
             "numbers": {e.get_attribute("data-qc"): e.text for e in driver.find_elements(By.CSS_SELECTOR, "[data-qc]")},
             "plots": [[s.get_attribute("aria-label"), s.size["width"], s.size["height"]] for s in svgs],
             "page_width": driver.execute_script("return document.documentElement.scrollWidth"),
-            "errors": [l for l in driver.get_log("browser") if l["level"] in ("SEVERE", "ERROR")],
+            "errors": browser_errors(driver),
         }
     print(json.dumps(out))
 finally:
@@ -97,16 +91,17 @@ def main():
     args = ap.parse_args()
     data = os.environ.get("OMICSD_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
     tiny = os.path.join(data, "na12878-chr22-tiny")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (shutil.which("samtools") and shutil.which("bcftools") and chromium and driver and
+    browser = browser_paths()
+    if not (shutil.which("samtools") and shutil.which("bcftools") and browser and
             os.path.exists(os.path.join(tiny, "NA12878.chr22.tiny.bam"))):
         print("qc_report_clients_test: skipped: samtools, bcftools, chromium, chromedriver or %s missing" % tiny)
         return SKIP
     mq_py = pinned_venv(os.path.join(args.venv_dir, "multiqc"), "multiqc", MULTIQC_VERSION, "qc_report_clients_test")
-    se_py = pinned_venv(os.path.join(args.venv_dir, "selenium"), "selenium", SELENIUM_VERSION, "qc_report_clients_test")
+    se_py = selenium_python(os.path.join(args.venv_dir, "selenium"), "qc_report_clients_test")
     if not mq_py or not se_py:
         return SKIP
     multiqc = os.path.join(os.path.dirname(mq_py), "multiqc")
+    chromium, driver = browser
     tmp = tempfile.mkdtemp(prefix="omicsd-qc-clients-")
     shots = args.artifacts or os.path.join(tmp, "screenshots")
     os.makedirs(shots, exist_ok=True)
@@ -161,7 +156,8 @@ def main():
                     for k in ("number_of_records", "number_of_SNPs", "number_of_indels", "tstv", "ts", "tv"):
                         check(k in common, "bcftools stats: %s parsed from ours" % k)
 
-        r = subprocess.run([se_py, "-c", BROWSER, os.path.join(out, "NA12878.report.html"), shots, chromium, driver],
+        r = subprocess.run([se_py, "-c", BROWSER, os.path.join(out, "NA12878.report.html"), shots, chromium, driver,
+                            os.path.join(REPO, "tests", "support")],
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             raise RuntimeError("browser failed: %s" % r.stderr[-3000:])

@@ -2,6 +2,7 @@
 #include "service/api/run_submission.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <map>
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
@@ -110,6 +111,7 @@ json RunSubmitter::submit_batch(const json& body) {
   }
   const std::vector<BatchRunResult> stored = store_.create_runs(runs, now_ms());  // one transaction
   int64_t created = 0, existing = 0;
+  std::map<std::string, int64_t> created_by_workflow;  // one metrics update per workflow, not per run
   for (size_t r = 0; r < stored.size(); ++r) {
     json& out = results[index_of[r]];
     if (!stored[r].created) {
@@ -125,10 +127,12 @@ json RunSubmitter::submit_batch(const json& body) {
       ++existing;
     } else {
       ++created;
-      metrics_->inc("omicsd_runs_created_total", 1, {{"workflow", run.workflow}});
+      ++created_by_workflow[run.workflow];
     }
   }
-  return {{"runs", results},
+  for (const auto& [workflow, n] : created_by_workflow)
+    metrics_->inc("omicsd_runs_created_total", double(n), {{"workflow", workflow}});
+  return {{"runs", std::move(results)},
           {"created", created},
           {"existing", existing},
           {"failed", int64_t(specs.size()) - created - existing}};

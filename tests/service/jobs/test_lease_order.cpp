@@ -248,14 +248,15 @@ TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   }
   std::string out;
   const std::string to_v3 =
-      "DROP INDEX tasks_running_by_group; DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
+      "DROP INDEX tasks_group_queue; DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
       "cpu_threads; "
       "ALTER TABLE tasks DROP COLUMN gpus; ALTER TABLE tasks DROP COLUMN group_name; "
       "ALTER TABLE runs DROP COLUMN started_at; ALTER TABLE runs DROP COLUMN group_name; DROP TABLE "
       "run_groups; "
-      "DROP INDEX tasks_lease_order; ALTER TABLE tasks DROP COLUMN urgency; "
+      "ALTER TABLE tasks DROP COLUMN urgency; "
       "ALTER TABLE tasks DROP COLUMN deadline_rank; ALTER TABLE runs DROP COLUMN priority; "
-      "ALTER TABLE runs DROP COLUMN deadline; DELETE FROM schema_version WHERE version >= 4;";
+      "ALTER TABLE runs DROP COLUMN deadline; CREATE INDEX tasks_queue ON tasks(state, queued_at, seq); "
+      "DELETE FROM schema_version WHERE version >= 4;";
   ASSERT_EQ(test::run_command("sqlite3 '" + (dir.path / "jobs.db").string() + "' \"" + to_v3 + "\"", &out), 0)
       << out;
   auto store = open_job_store(url);

@@ -17,28 +17,16 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 VENV="${OMICSD_S3_TEST_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/omicsd/s3-test}"
 REQ="$REPO_ROOT/tests/service/objects/requirements-s3-test.txt"
 
-install_venv() {  # rebuilt only when the requirements file changes
-  local stamp; stamp="$(sha256sum "$REQ" | cut -d' ' -f1)"
-  if [[ -x $VENV/bin/moto_server && -f $VENV/.requirements-sha256 && $(cat "$VENV/.requirements-sha256") == "$stamp" ]]; then
-    return 0
-  fi
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" >&2
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQ" >&2
-  echo "$stamp" >"$VENV/.requirements-sha256"
-}
-
-
 case "$1" in
   install)
-    install_venv || die "cannot install $REQ into $VENV"
+    install_venv "$VENV" "$REQ" || die "cannot install $REQ into $VENV"
     printf '%s\n' "$VENV"
     ;;
   start)
     [[ $# -ge 2 ]] || die "usage: $PROG start DIR [OWNER_PID]"
     dir="$2"
     owner="${3:-}"
-    install_venv || die "cannot install $REQ into $VENV"
+    install_venv "$VENV" "$REQ" || die "cannot install $REQ into $VENV"
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     started=""

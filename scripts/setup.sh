@@ -26,6 +26,8 @@ PACKAGES=(
   wrk curl
   # throwaway certificates for the TLS tests; the system CA bundle for https:// clients
   openssl ca-certificates
+  # headless browser for the HTML report test (tests/cli/qc_report_clients_test.py, Selenium)
+  chromium chromium-driver
   # libFuzzer, AddressSanitizer and UBSan for scripts/fuzz.sh
   clang
   # Python environments of the GA4GH TES tests (below); rsync for Snakemake's fs storage plugin
@@ -56,19 +58,6 @@ fi
 # Pinned Python tools of the TES tests (scripts/tes-test.sh), each in its own virtual environment,
 # rebuilt only when its requirements file changes: py-tes under <repo>/.venv (git-ignored), Snakemake
 # where the host task runtime's executors can see it (tes_engine_venv: not under /tmp).
-install_venv() {  # directory requirements-file
-  local dir="$1" req="$REPO_ROOT/$2"
-  local stamp; stamp="$(sha256sum "$req" | cut -d' ' -f1)"
-  if [[ -f $dir/.requirements-sha256 && $(cat "$dir/.requirements-sha256") == "$stamp" ]]; then
-    log "python env $1 up to date"
-    return
-  fi
-  rm -rf "$dir"
-  python3 -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
-  echo "$stamp" >"$dir/.requirements-sha256"
-  log "python env $1 installed from $2"
-}
 install_venv "$REPO_ROOT/.venv/tes" tests/service/api/requirements-tes.txt
 install_venv "$(tes_engine_venv)" tests/service/api/requirements-tes-engine.txt
 # moto's S3 server for the S3 tests (scripts/s3-test-server.sh installs it too when missing).

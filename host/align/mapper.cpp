@@ -41,6 +41,18 @@ bool overlaps_same_locus(const Placement& a, const Placement& b) {
   return ov * 2 >= shorter;
 }
 
+// The read aligned at a diagonal at least kMinTandemShift away (another copy of a tandem repeat), not
+// the same alignment found again through another chain (same diagonal, or shifted by a small indel).
+constexpr int64_t kMinTandemShift = 10;
+bool tandem_shift(const Placement& a, const Placement& b) {
+  const int64_t da = a.pos - a.qbeg, db = b.pos - b.qbeg;
+  return std::llabs(da - db) >= kMinTandemShift;
+}
+
+int tandem_cap(const Placement& p) {
+  return p.tandem_sub > 0 ? mapq_score_gap(p.objective, p.tandem_sub) : 60;
+}
+
 void add_placement(std::vector<Placement>& out, const AlignResultBatch& res, size_t t, const TaskOrigin& o,
                    int32_t min_score) {
   if (res.score[t] == kNegInf || res.score[t] < min_score) return;
@@ -161,7 +173,11 @@ void Mapper::finish_hits(size_t read) {
   std::vector<Placement> kept;
   for (auto& x : p) {
     bool dup = false;
-    for (const auto& k : kept) dup = dup || overlaps_same_locus(k, x);
+    for (auto& k : kept) {
+      if (!overlaps_same_locus(k, x)) continue;
+      dup = true;
+      if (tandem_shift(k, x)) k.tandem_sub = std::max(k.tandem_sub, x.objective);
+    }
     if (!dup) kept.push_back(std::move(x));
     if (kept.size() >= kMaxPlacements) break;
   }
@@ -179,15 +195,16 @@ void Mapper::finish_hits(size_t read) {
     if (!any || p[i].objective > h.sub_score) h.sub_score = p[i].objective;
     any = true;
   }
-  if (any) {
-    for (size_t i = 1; i < p.size(); ++i)
-      h.sub_count += same_read_part(p[0], p[i], len) && p[i].objective >= h.sub_score ? 1 : 0;
-    h.sub_count -= 1;
-  }
+  // Near-equal hits (bwa's sub_n): other placements within one mismatch of the best. Each copy of a
+  // 0.1%-diverged paralog is one more way for the best to be the wrong copy.
   const Placement& best = p[0];
+  const int32_t one_mismatch = opt_.scoring.match + opt_.scoring.mismatch;
+  for (size_t i = 1; i < p.size(); ++i)
+    h.sub_count += same_read_part(best, p[i], len) && p[i].objective >= best.objective - one_mismatch ? 1 : 0;
   const int32_t aligned = int32_t(std::max<int64_t>(best.qend - best.qbeg, best.end - best.pos));
-  h.mapq = mapq_single_end(best.objective, std::max(h.sub_score, kSubScoreFloor), h.sub_count, best.coverage,
-                           aligned, opt_.scoring.match, opt_.scoring.mismatch);
+  const int32_t sub = std::max({h.sub_score, best.tandem_sub, kSubScoreFloor});
+  h.mapq = mapq_single_end(best.objective, sub, h.sub_count, best.coverage, aligned, opt_.scoring.match,
+                           opt_.scoring.mismatch);
 }
 
 void Mapper::pair_and_rescue(const ReadBatch& batch) {
@@ -255,7 +272,9 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
 
   // 3. Choose the pair: the best properly paired combination unless two unpaired placements beat it
   // by more than the unpaired penalty.
+  const int64_t one_mismatch = opt_.scoring.match + opt_.scoring.mismatch;
   parallel_for(pairs, opt_.threads, 512, [&](size_t begin, size_t end) {
+    std::vector<int64_t> pair_scores;
     for (size_t p = begin; p < end; ++p) {
       const size_t ar = 2 * p, br = 2 * p + 1;
       const auto& A = hits_[ar].placements;
@@ -269,11 +288,13 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       constexpr int64_t kNone = std::numeric_limits<int64_t>::min() / 4;
       int64_t best = kNone, second = kNone, best_dev = 0;
       int bi = -1, bj = -1;
+      pair_scores.clear();
       for (size_t i = 0; i < A.size(); ++i) {
         for (size_t j = 0; j < B.size(); ++j) {
           int64_t ins;
           if (!proper(A[i], B[j], &ins)) continue;
           const int64_t s = int64_t(A[i].objective) + B[j].objective;
+          pair_scores.push_back(s);
           const int64_t dev = int64_t(std::abs(double(ins) - insert_model_.mean));
           if (s > best || (s == best && dev < best_dev)) {
             second = std::max(second, best);
@@ -299,11 +320,21 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       for (size_t j = 0; j < B.size(); ++j)
         if (int(j) != bj)
           alt = std::max(alt, int64_t(A[bi].objective) + B[j].objective - opt_.unpaired_penalty);
-      const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt));
+      // Other proper pairs within a mismatch of the runner-up (bwa's n_sub; the chosen pair is one of them).
+      uint32_t near = 0;
+      if (second != kNone) {
+        for (const int64_t s : pair_scores) near += s >= second - one_mismatch ? 1 : 0;
+        near -= 1;
+      }
+      const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt), near);
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;
-      final_mapq_[ar] = std::clamp(std::max(qa, std::min(q_pe, qa + 40)), 0, 60);
-      final_mapq_[br] = std::clamp(std::max(qb, std::min(q_pe, qb + 40)), 0, 60);
+      // The mate cannot tell a tandem repeat's copies apart (both are in its insert range): each end is
+      // capped by its own gap to its shifted alignment, as bwa caps by csub.
+      final_mapq_[ar] =
+          std::min(std::clamp(std::max(qa, std::min(q_pe, qa + 40)), 0, 60), tandem_cap(A[size_t(bi)]));
+      final_mapq_[br] =
+          std::min(std::clamp(std::max(qb, std::min(q_pe, qb + 40)), 0, 60), tandem_cap(B[size_t(bj)]));
     }
   });
 }

@@ -38,6 +38,9 @@ struct Placement {
   int32_t score = 0, objective = 0;
   int32_t qbeg = 0, qend = 0;  // in aligned orientation
   uint32_t coverage = 0;       // seed coverage of the chain that produced it (0 for rescued)
+  // Best objective of another alignment of the read overlapping this one at a diagonal shifted by a
+  // tandem repeat's period (bwa's csub). Dropped as the same locus, it still caps the MAPQ.
+  int32_t tandem_sub = 0;
   std::vector<uint32_t> cigar;
 };
 
@@ -45,7 +48,7 @@ struct Placement {
 struct ReadHits {
   std::vector<Placement> placements;
   int32_t sub_score = 0;   // best score of another locus (0: none)
-  uint32_t sub_count = 0;  // other loci scoring within a few points of sub
+  uint32_t sub_count = 0;  // other loci of the same read part within one mismatch of the best
   int mapq = 0;
 };
 

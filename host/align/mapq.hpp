@@ -21,11 +21,20 @@ inline int mapq_single_end(int32_t best, int32_t sub, uint32_t sub_count, uint32
   return std::clamp(mapq, 0, 60);
 }
 
-// Pair-level confidence: each score point between the chosen pair and the best alternative is worth
-// ~6 Phred (one mismatch ~ 5 points ~ 30 Phred, as in bwa's paired model).
-inline int mapq_pair(int32_t pair_score, int32_t alternative_score) {
-  if (alternative_score >= pair_score) return 0;
-  return std::clamp(int(6.02 * (pair_score - alternative_score) + 0.499), 0, 60);
+// Confidence from a score gap alone: each score point between the best and the other alignment is worth
+// ~6 Phred (one mismatch ~ 5 points ~ 30 Phred, bwa's raw_mapq with match score 1).
+inline int mapq_score_gap(int32_t best, int32_t other) {
+  if (other >= best) return 0;
+  return std::clamp(int(6.02 * (best - other) + 0.499), 0, 60);
+}
+
+// Pair-level confidence: the gap between the chosen pair and the best alternative, less the same
+// discount as a single end's for `near_alternatives` other pairs scoring about as well as that
+// alternative (bwa's n_sub: each copy of a paralog is one more way to be wrong).
+inline int mapq_pair(int32_t pair_score, int32_t alternative_score, uint32_t near_alternatives = 0) {
+  int q = mapq_score_gap(pair_score, alternative_score);
+  if (near_alternatives > 0) q -= int(4.343 * std::log(double(near_alternatives + 1)) + 0.499);
+  return std::clamp(q, 0, 60);
 }
 
 }  // namespace omicsd

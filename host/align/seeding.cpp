@@ -38,10 +38,12 @@ SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<C
   if (hits_.empty() && summary.repetitive > 0) collect(params_.rescue_occurrences, true);
   if (hits_.empty()) return summary;
 
-  // Sort by strand, then reference position: hits of one placement become adjacent.
+  // Sort by strand, then diagonal: hits of one placement become adjacent. Sorting by reference position
+  // instead interleaves the copies of a tandem repeat (diagonals one period apart), which split each
+  // copy's chain into fragments that lost to the whole chains of more diverged paralogs elsewhere.
   std::sort(hits_.begin(), hits_.end(), [](const Hit& a, const Hit& b) {
     if (a.reverse != b.reverse) return a.reverse < b.reverse;
-    if (a.rpos != b.rpos) return a.rpos < b.rpos;
+    if (a.diag != b.diag) return a.diag < b.diag;
     return a.qpos < b.qpos;
   });
 
@@ -50,21 +52,20 @@ SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<C
   while (begin < hits_.size()) {
     const Hit& first = hits_[begin];
     const int contig = ref_.contig_of(first.rpos);
-    const uint64_t contig_end = ref_.contigs()[contig].offset + ref_.contigs()[contig].length;
+    const uint64_t contig_begin = ref_.contigs()[contig].offset;
+    const uint64_t contig_end = contig_begin + ref_.contigs()[contig].length;
     Chain c;
     c.reverse = first.reverse;
     c.contig = contig;
     c.diag_min = c.diag_max = first.diag;
-    int64_t last_diag = first.diag;
     size_t end = begin + 1;
     while (end < hits_.size()) {
       const Hit& h = hits_[end];
-      if (h.reverse != first.reverse || h.rpos >= contig_end) break;
-      if (h.rpos > hits_[end - 1].rpos + len) break;
-      if (std::llabs(h.diag - last_diag) > params_.max_diag_gap) break;
-      c.diag_min = std::min(c.diag_min, h.diag);
-      c.diag_max = std::max(c.diag_max, h.diag);
-      last_diag = h.diag;
+      if (h.reverse != first.reverse || h.rpos < contig_begin || h.rpos >= contig_end) break;
+      if (h.diag - hits_[end - 1].diag > params_.max_diag_gap) break;
+      // A run of near diagonals wider than the read (low-complexity sequence) is several placements.
+      if (h.diag - c.diag_min > int64_t(len)) break;
+      c.diag_max = h.diag;
       ++end;
     }
     // Coverage: union of the chain's k-mer intervals on the read.

@@ -42,7 +42,6 @@ class Seeder {
 
  private:
   struct Hit {
-    uint64_t key;  // strand and diagonal, for sorting
     int64_t diag;
     uint64_t rpos;
     uint32_t qpos;

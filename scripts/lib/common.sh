@@ -143,6 +143,23 @@ pick_port() {
   die "no free port found"
 }
 
+# install_venv DIR REQUIREMENTS_FILE: a virtual environment at DIR with the pinned Python packages of
+# REQUIREMENTS_FILE (a path, or relative to the repository), rebuilt only when that file changes (its
+# sha256 is kept in DIR). Pip's output goes to stderr, so callers may print DIR on stdout.
+install_venv() {
+  local dir="$1" req="$2"
+  [[ $req == /* ]] || req="$REPO_ROOT/$req"
+  local stamp; stamp="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [[ -f $dir/.requirements-sha256 && $(cat "$dir/.requirements-sha256") == "$stamp" ]]; then
+    return 0
+  fi
+  rm -rf "$dir"
+  python3 -m venv "$dir" >&2 &&
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" >&2 &&
+    echo "$stamp" >"$dir/.requirements-sha256" &&
+    log "python env $dir installed from ${req#"$REPO_ROOT"/}"
+}
+
 # parse_eval_args "$@": the arguments every eval-*.sh takes. --check sets CHECK=1 (else 0); -h or
 # --help prints the script's header and exits; a number sets N_PAIRS in scripts that take one (they
 # set N_PAIRS to its default before calling); anything else dies with one line.

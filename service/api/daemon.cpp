@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "host/common/error.hpp"
+#include "service/api/console_routes.hpp"
 #include "service/api/object_routes.hpp"
 #include "service/api/run_group_routes.hpp"
 #include "service/api/run_routes.hpp"
@@ -170,6 +171,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   m.describe_counter("omicsd_runs_overdue_total",
                      "Runs failed for running past their group's max_run_seconds");
   m.inc("omicsd_lease_expiries_total", 0);
+  m.describe_counter("omicsd_runs_at_risk_total",
+                     "Runs found at risk of missing their deadline (once per run), by group");
   m.inc("omicsd_runs_overdue_total", 0);
   m.inc("omicsd_cache_hits_total", 0);
   std::weak_ptr<Daemon> weak = api;
@@ -211,6 +214,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   oo.min_free_bytes = o.min_free_bytes;
   add_object_routes(router, *api->objects, *api->store, oo, api->metrics);
   api->catalog->add_routes(router);
+  // The web console: static files embedded at build time, over the JSON API above (console_routes.hpp).
+  add_console_routes(router);
 
   http::HttpServerOptions so;
   so.address = o.host;
@@ -225,7 +230,8 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
   server.start();
   spdlog::info("open file limit {}, at most {} HTTP connections", nofile, server.max_connections());
 
-  // Lease sweeper; it also fails runs past their group's max_run_seconds.
+  // Lease sweeper; it also fails runs past their group's max_run_seconds and flags runs whose measured
+  // remaining work will take them past their deadline (run.at_risk).
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
   bool sweep_stop = false;
@@ -248,6 +254,15 @@ int run_daemon(const DaemonOptions& o, const ExecutorFactory& make_executor) {
         }
       } catch (const std::exception& e) {
         spdlog::error("run duration sweeper: {}", e.what());
+      }
+      try {
+        for (const AtRiskRun& a : api->store->flag_at_risk_runs(now_ms())) {
+          api->metrics->inc("omicsd_runs_at_risk_total", 1, {{"group", a.group}});
+          spdlog::warn("run {} (group {}) is at risk of missing its deadline: {}{}", a.run_id, a.group,
+                       a.risk.reason, a.webhook ? "; run.at_risk event written" : "");
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("deadline sweeper: {}", e.what());
       }
     }
   });

@@ -13,6 +13,7 @@
 #include "service/http/http_paging.hpp"
 #include "service/http/json_input.hpp"
 #include "service/jobs/job_store.hpp"
+#include "service/jobs/webhook_notifier.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_backend.hpp"
 #include "service/objects/object_store.hpp"
@@ -31,6 +32,15 @@ using http::Scope;
 
 // The largest POST /v1/run-batches body (10,000 run requests of a few hundred bytes each fit well).
 constexpr std::uint64_t kMaxBatchBodyBytes = 64 << 20;
+
+// The media type of a run output by its name (the qc task's outputs; the rest are binary).
+std::string output_content_type(const std::string& name) {
+  if (name == "qc") return "application/json";
+  if (name == "report") return "text/html; charset=utf-8";
+  if (name == "flagstat" || name == "samtools_stats" || name == "bcftools_stats")
+    return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
 
 std::string read_body_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -76,7 +86,8 @@ struct RunRoutes {
 
   json run_json(const Run& run) {
     json tasks = json::array();
-    for (const Task& t : store.list_tasks(run.id)) tasks.push_back(task_json(t, &run));
+    const std::vector<Task> listed = store.list_tasks(run.id);
+    for (const Task& t : listed) tasks.push_back(task_json(t, &run));
     return {{"id", run.id},
             {"workflow", run.workflow},
             {"sample", run_sample(run)},
@@ -88,6 +99,8 @@ struct RunRoutes {
             {"deadline", run.deadline ? json(*run.deadline) : json(nullptr)},
             {"group", run.group},
             {"started_at", opt_time(run.started_at)},
+            {"at_risk_at", opt_time(run.at_risk_at)},
+            {"stages", stages_json(run, listed)},
             {"inputs", run.inputs},
             {"parameters", run_user_parameters(run)},
             {"cache", run_cache_enabled(run)},
@@ -133,12 +146,33 @@ struct RunRoutes {
     metrics->set("omicsd_worker_last_heartbeat_seconds", double(now_ms()) / 1000.0, {{"worker", worker}});
   }
 
+  // Each stage (task) of the run: when it was queued, started (its latest lease) and finished, the time
+  // it waited and ran, and the measured duration of that stage across runs (run_at_risk.hpp).
+  json stages_json(const Run& run, const std::vector<Task>& tasks) {
+    const auto estimates = store.stage_estimates(run.workflow);
+    json out = json::array();
+    for (const Task& t : tasks) {
+      const auto e = estimates.find(t.name);
+      out.push_back({{"name", t.name},
+                     {"state", to_string(t.state)},
+                     {"queued_at", t.queued_at},
+                     {"started_at", opt_time(t.started_at)},
+                     {"finished_at", opt_time(t.finished_at)},
+                     {"wait_ms", t.started_at ? json(*t.started_at - t.queued_at) : json(nullptr)},
+                     {"duration_ms",
+                      t.started_at && t.finished_at ? json(*t.finished_at - *t.started_at) : json(nullptr)},
+                     {"estimated_ms", e != estimates.end() ? json(e->second.duration_ms) : json(nullptr)}});
+    }
+    return out;
+  }
+
   // Webhook events of the run and how their delivery went.
   json callbacks_json(const std::string& run_id) {
     json out = json::array();
     for (const WebhookDelivery& w : store.list_webhooks(run_id))
       out.push_back(
           {{"id", "evt-" + std::to_string(w.id)},
+           {"type", webhook_event_type(w)},
            {"state", to_string(w.state)},
            {"status", to_string(w.status)},
            {"attempts", w.attempts},
@@ -268,9 +302,15 @@ struct RunRoutes {
                 resp.set_header("X-Content-Digest", digest);
                 return resp;
               }
-            Response resp = Response::from_file(objects.path_of(digest));
+            Response resp = Response::from_file(objects.path_of(digest), output_content_type(name));
             resp.set_header("ETag", "\"" + digest + "\"");
             resp.set_header("X-Content-Digest", digest);
+            resp.set_header("X-Content-Type-Options", "nosniff");
+            // A worker wrote the report: it opens sandboxed (no scripts, an origin of its own), so
+            // a hostile one cannot act with the API's origin.
+            if (name == "report")
+              resp.set_header("Content-Security-Policy",
+                              "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:");
             return resp;
           });
         },

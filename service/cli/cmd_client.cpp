@@ -101,7 +101,8 @@ std::string task_summary(const json& run) {
   return s;
 }
 
-// Output file names for --download: <sample>.bam, .bam.bai, .vcf.gz, .vcf.gz.tbi, .qc.json.
+// Output file names for --download: <sample>.bam, .bam.bai, .vcf.gz, .vcf.gz.tbi, .qc.json, .report.html,
+// .flagstat.txt, .samtools_stats.txt, .bcftools_stats.txt (the names `omicsd run` gives them).
 std::string output_file_name(const std::string& sample, const std::string& name) {
   const std::string base = sample.empty() || sample == "-" ? "output" : sample;
   if (name == "bam") return base + ".bam";
@@ -110,6 +111,10 @@ std::string output_file_name(const std::string& sample, const std::string& name)
   if (name == "tbi") return base + ".vcf.gz.tbi";
   if (name == "csi") return base + ".vcf.gz.csi";
   if (name == "qc") return base + ".qc.json";
+  if (name == "report") return base + ".report.html";
+  if (name == "flagstat") return base + ".flagstat.txt";
+  if (name == "samtools_stats") return base + ".samtools_stats.txt";
+  if (name == "bcftools_stats") return base + ".bcftools_stats.txt";
   std::string safe;
   for (char c : name) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_') ? c : '_';
   return base + "." + safe;

@@ -1,5 +1,6 @@
 // `omicsd run`: the whole germline pipeline on one machine, no server: reads + reference ->
-// <sample>.bam (+.bai), <sample>.vcf.gz (+.tbi) and <sample>.qc.json in one output directory.
+// <sample>.bam (+.bai), <sample>.vcf.gz (+.tbi), <sample>.qc.json, the HTML report and the MultiQC-parsed
+// QC texts (host/qc/qc_outputs.hpp) in one output directory.
 #include <spdlog/spdlog.h>
 
 #include <cctype>
@@ -11,6 +12,7 @@
 #include "host/common/error.hpp"
 #include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"
+#include "host/qc/qc_outputs.hpp"
 #include "host/qc/qc_report.hpp"
 #include "service/cli/cli.hpp"
 #include "service/cli/progress_bar.hpp"
@@ -114,14 +116,23 @@ CliAction add_run_command(CLI::App& app, const std::string& command_line) {
 
         const Reference ref = Reference::load(a.reference);
         const QcReport qc = compute_qc(a.output, ref, c.output);
-        const std::string qc_path = (dir / (stem + ".qc.json")).string();
-        write_qc_json(qc, qc_path);
+        const nlohmann::json provenance = {
+            {"command_line", o->align.command_line},
+            {"sample", sample},
+            {"reference", a.reference},
+            {"reads", o->align.reads2.empty() ? nlohmann::json::array({o->align.reads1})
+                                              : nlohmann::json::array({o->align.reads1, o->align.reads2})},
+            {"align", {{"backend", as.backend}, {"seconds", as.seconds}}},
+            {"call", {{"backend", cs.backend}, {"seconds", cs.seconds}}}};
+        const QcOutputPaths qc_files = write_qc_outputs(
+            qc, o->outdir, stem, sample, std::filesystem::path(c.output).filename().string(), provenance);
         spdlog::info(
             "{}: {} reads, {:.2f}% mapped, mean depth {:.1f}x, {} variants (Ti/Tv {:.2f}); align {:.1f} s, "
             "call {:.1f} s",
             sample, qc.reads, 100.0 * double(qc.mapped) / double(std::max<uint64_t>(qc.reads, 1)),
             qc.mean_depth, cs.records, qc.ti_tv(), as.seconds, cs.seconds);
-        spdlog::info("outputs: {}, {}, {}", a.output, c.output, qc_path);
+        spdlog::info("outputs: {}, {}, {}, {}, {}, {}, {}", a.output, c.output, qc_files.json,
+                     qc_files.report, qc_files.flagstat, qc_files.samtools_stats, qc_files.bcftools_stats);
         return 0;
       }};
 }

@@ -1,9 +1,9 @@
 // `omicsd worker`: the Batch worker. Options also come from the environment (OMICSD_SERVER,
 // OMICSD_TOKEN, OMICSD_DATA_DIR, OMICSD_TRANSFER, OMICSD_WORKER_ID, OMICSD_THREADS,
 // OMICSD_LEASE_SECONDS, OMICSD_ALLOW_ROOTS colon-separated, OMICSD_CA_FILE, OMICSD_ONCE,
-// OMICSD_UNREACHABLE_TIMEOUT); a flag wins over its variable. GPU selection is the container's:
-// CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES. Exit codes: 0 drained / done, 2 bad
-// configuration (do not retry), 3 server unreachable after retries (retry the job).
+// OMICSD_S3_PART_SIZE, OMICSD_UNREACHABLE_TIMEOUT); a flag wins over its variable. GPU selection
+// is the container's: CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES. Exit codes: 0 drained / done,
+// 2 bad configuration (do not retry), 3 server unreachable after retries (retry the job).
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -63,6 +63,10 @@ CliAction add_worker_command(CLI::App& app) {
                   "The fleet's object store with --transfer s3: s3://bucket/prefix, as the daemon's "
                   "--objects (endpoint, region and credentials from the AWS environment and files)")
       ->envname("OMICSD_OBJECTS");
+  cmd->add_option("--s3-part-size", w.s3_part_size,
+                  "With --transfer s3: objects larger than this many bytes are uploaded as multipart "
+                  "uploads of parts this size (5 MiB .. 5 GiB; default 64 MiB)")
+      ->envname("OMICSD_S3_PART_SIZE");
   cmd->add_option("--ca-file", w.ca_file,
                   "PEM CA certificate(s) for an https:// server (default: system CAs)")
       ->envname("OMICSD_CA_FILE")

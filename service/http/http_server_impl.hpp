@@ -91,6 +91,10 @@ struct HttpServer::Impl {
                               "Failed accepts by error (EMFILE: out of file descriptors).");
     metrics->describe_counter("omicsd_http_requests_total",
                               "HTTP requests answered, by method and status code.");
+    metrics->describe_counter("omicsd_http_request_bytes_total",
+                              "Bytes of HTTP requests read (request line, headers, body; before TLS).");
+    metrics->describe_counter("omicsd_http_response_bytes_total",
+                              "Bytes of HTTP responses written (status line, headers, body; before TLS).");
     metrics->describe_histogram("omicsd_http_request_duration_seconds",
                                 "Time from a request's headers to its response being written.",
                                 Metrics::default_buckets());
@@ -113,6 +117,15 @@ struct HttpServer::Impl {
   void remove_session(SessionBase* s) {
     std::lock_guard lk(sessions_mu);
     sessions.erase(s);
+  }
+  // The HTTP bytes of the traffic served: what the daemon's network carries per task (docs/performance.md).
+  void count_bytes(std::size_t request_bytes, std::size_t response_bytes) {
+    try {
+      if (request_bytes) metrics->inc("omicsd_http_request_bytes_total", double(request_bytes));
+      if (response_bytes) metrics->inc("omicsd_http_response_bytes_total", double(response_bytes));
+    } catch (const std::exception& e) {
+      spdlog::warn("http metrics: {}", e.what());
+    }
   }
   void record(const std::string& method, const std::string& target, int status, double seconds,
               const std::string& remote) {

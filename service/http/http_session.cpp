@@ -131,8 +131,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     target_ = std::string(req.target());
   }
 
-  void on_header(beast::error_code ec, std::size_t) {
+  void on_header(beast::error_code ec, std::size_t n) {
     start_ = std::chrono::steady_clock::now();
+    impl_.count_bytes(n, 0);
     if (ec) return on_read_error(ec);
     busy_ = true;
     note_request_line();
@@ -151,7 +152,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (beast::iequals(parser_->get()[bhttp::field::expect], "100-continue")) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue),
-                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t n) {
+                         self->impl_.count_bytes(0, n);
                          if (ec2) return self->close();
                          self->read_body();
                        });
@@ -165,7 +167,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                       beast::bind_front_handler(&Session::on_body, this->shared_from_this()));
   }
 
-  void on_body(beast::error_code ec, std::size_t) {
+  void on_body(beast::error_code ec, std::size_t n) {
+    impl_.count_bytes(n, 0);
     if (ec) return on_read_error(ec);
     handle();
   }
@@ -229,7 +232,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (expect_continue) {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       net::async_write(stream_, net::buffer(kContinue),
-                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t) {
+                       [self = this->shared_from_this()](beast::error_code ec2, std::size_t n) {
+                         self->impl_.count_bytes(0, n);
                          if (ec2) {
                            self->spool_.drop();
                            return self->close();
@@ -253,7 +257,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                       beast::bind_front_handler(&Session::on_chunk, this->shared_from_this()));
   }
 
-  void on_chunk(beast::error_code ec, std::size_t) {
+  void on_chunk(beast::error_code ec, std::size_t bytes) {
+    impl_.count_bytes(bytes, 0);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return on_stream_error(ec);
     const std::size_t n = kChunk - stream_parser_->get().body().size;
@@ -482,7 +487,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     res_ = m;
     tcp_layer().expires_after(impl_.opts.write_timeout);
     bhttp::async_write(stream_, *m,
-                       [self = this->shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+                       [self = this->shared_from_this(), close_after](beast::error_code ec, std::size_t n) {
+                         self->impl_.count_bytes(0, n);
                          self->on_write(ec, close_after);
                        });
   }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "host/common/error.hpp"
+#include "service/jobs/run_at_risk.hpp"
 #include "service/jobs/run_group.hpp"
 
 namespace omicsd {
@@ -88,6 +89,7 @@ struct Run {
   std::optional<int64_t> deadline;  // unix ms; none = no deadline
   std::string group = kDefaultRunGroup;
   std::optional<int64_t> started_at;  // its first lease (QUEUED -> RUNNING)
+  std::optional<int64_t> at_risk_at;  // when the sweeper found it would miss its deadline (once per run)
 };
 
 struct Task {
@@ -151,8 +153,9 @@ struct TaskResult {
 };
 
 // One webhook event: written by the store in the same transaction that moves a run with a
-// callback_url into a terminal state (so a crash can never lose it), then delivered by the daemon's
-// notifier at least once (receivers dedupe on `id`). A resumed run that ends again gets a new event.
+// callback_url into a terminal state (so a crash can never lose it), or that flags it at risk of
+// missing its deadline (flag_at_risk_runs), then delivered by the daemon's notifier at least once
+// (receivers dedupe on `id`). A resumed run that ends again gets a new event.
 enum class WebhookStatus { Pending, Delivered, Failed };
 const char* to_string(WebhookStatus s);  // PENDING | DELIVERED | FAILED
 
@@ -160,13 +163,24 @@ struct WebhookDelivery {
   int64_t id = 0;  // unique, increasing: the event id receivers see
   std::string run_id;
   std::string url;
-  RunState state{};  // the terminal state that triggered the event
+  RunState state{};   // the terminal state that triggered the event; for run.at_risk, the run's state then
+  std::string event;  // "run.at_risk"; empty for the terminal events (typed by their state)
+  nlohmann::json detail;  // run.at_risk: deadline, estimated_finish_at, remaining_ms, reason; else null
   int64_t created_at = 0;
   WebhookStatus status = WebhookStatus::Pending;
   int attempts = 0;  // delivery attempts recorded so far
   int64_t next_attempt_at = 0;
   std::string last_error;
   std::optional<int64_t> delivered_at;
+};
+
+// A run flag_at_risk_runs found will miss its deadline (flagged once per run, whatever the daemon).
+struct AtRiskRun {
+  std::string run_id;
+  std::string group;
+  int64_t deadline = 0;
+  RunRisk risk;
+  bool webhook = false;  // a run.at_risk event was written (the run has a callback_url)
 };
 
 struct JobStoreOptions {
@@ -232,6 +246,15 @@ class JobStore {
   // max_run_seconds, with that reason; its unfinished tasks are canceled. Returns the runs failed.
   virtual std::vector<std::string> fail_overdue_runs(int64_t now) = 0;
 
+  // Deadlines (run_at_risk.hpp). stage_estimates gives the measured duration of each stage (task name)
+  // of the workflow that has completed at least once, from its last kStageSampleWindow completions.
+  virtual std::map<std::string, StageEstimate> stage_estimates(const std::string& workflow) = 0;
+  // For each QUEUED or RUNNING run with a deadline and not yet flagged: if now + its remaining work
+  // (assess_run_risk) is past the deadline, sets its at_risk_at and, when it has a callback_url, writes
+  // a run.at_risk webhook event, in one transaction per sweep. A run is flagged once: a daemon that
+  // finds it flagged by another leaves it. Returns the runs flagged by this call.
+  virtual std::vector<AtRiskRun> flag_at_risk_runs(int64_t now) = 0;
+
   // Call cache: content-addressed task outputs.
   virtual void put_cache(const std::string& cache_key, const nlohmann::json& outputs, int64_t now) = 0;
   virtual std::optional<nlohmann::json> get_cache(const std::string& cache_key) = 0;
@@ -265,7 +288,7 @@ class JobStore {
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 6;
+inline constexpr int kJobStoreSchemaVersion = 7;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
 // PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or

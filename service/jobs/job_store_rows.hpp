@@ -30,9 +30,11 @@ struct RowReader {
 
 inline constexpr const char* kRunCols =
     "id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-    "idempotency_key, failure_reason, outputs, provenance, priority, deadline, group_name, started_at";
+    "idempotency_key, failure_reason, outputs, provenance, priority, deadline, group_name, started_at, "
+    "at_risk_at";
 inline constexpr const char* kWebhookCols =
-    "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at";
+    "id, run_id, url, state, created_at, status, attempts, next_attempt_at, last_error, delivered_at, event, "
+    "detail";
 inline constexpr const char* kTaskCols =
     "id, run_id, name, kind, state, attempts, max_attempts, parameters, requirements, cache_key, "
     "outputs, last_error, queued_at, started_at, finished_at, not_before, worker_id, lease_token, "
@@ -71,6 +73,8 @@ inline WebhookDelivery webhook_from_row(const RowReader& st) {
   w.next_attempt_at = st.i64(7);
   w.last_error = st.text(8);
   w.delivered_at = st.opt_i64(9);
+  w.event = st.text(10);
+  w.detail = st.js(11);
   return w;
 }
 
@@ -92,6 +96,7 @@ inline Run run_from_row(const RowReader& st) {
   r.deadline = st.opt_i64(13);
   r.group = st.text(14);
   r.started_at = st.opt_i64(15);
+  r.at_risk_at = st.opt_i64(16);
   return r;
 }
 

@@ -37,6 +37,19 @@ void allow_tes_sqlite(sql::Db& db) {
   db.exec_script("PRAGMA writable_schema=OFF");
 }
 
+// v6 on SQLite: webhook events may name a run that has not ended (run.at_risk), so the CHECK on
+// webhooks.state also allows QUEUED and RUNNING; edited in place as in v3 (every stored row stays valid).
+void allow_open_run_events_sqlite(sql::Db& db) {
+  const int64_t version = db.query("PRAGMA schema_version")[0].i(0);
+  db.exec_script("PRAGMA writable_schema=ON");
+  db.exec(
+      "UPDATE sqlite_master SET sql = replace(sql, 'state IN (''COMPLETE'',''FAILED'',''CANCELED'')', "
+      "'state IN (''QUEUED'',''RUNNING'',''COMPLETE'',''FAILED'',''CANCELED'')') WHERE type = 'table' AND "
+      "name = 'webhooks'");
+  db.exec_script("PRAGMA schema_version=" + std::to_string(version + 1));
+  db.exec_script("PRAGMA writable_schema=OFF");
+}
+
 const Step kSteps[] = {
     // v1: runs, their tasks and dependencies, the lease history and the call cache.
     {R"SQL(
@@ -202,7 +215,52 @@ CREATE INDEX tasks_running_by_group ON tasks(group_name, state);
 CREATE INDEX runs_by_group ON runs(group_name, state);
 )SQL",
      "", ""},
-    // v6: the lease reads each group's queue apart (lease_statement_pg, pick_leasable_task_sqlite), so
+    // v6: deadlines at risk (run_at_risk.hpp). stage_samples holds the durations of recently completed
+    // tasks by workflow and task name, written by a trigger in the transaction that completes the task
+    // (no change to the completion path; the sweeper keeps the last kStageSampleWindow of each). A run
+    // records when it was found at risk (set once, by the statement that claims it), and the webhook
+    // outbox carries events that are not terminal transitions: their type and a JSON detail.
+    {R"SQL(
+CREATE TABLE stage_samples (
+  id          {SEQ},
+  workflow    TEXT NOT NULL,
+  task_name   TEXT NOT NULL,
+  duration_ms BIGINT NOT NULL,
+  finished_at BIGINT NOT NULL
+);
+CREATE INDEX stage_samples_by_stage ON stage_samples(workflow, task_name, id);
+ALTER TABLE runs ADD COLUMN at_risk_at BIGINT;
+ALTER TABLE webhooks ADD COLUMN event TEXT;
+ALTER TABLE webhooks ADD COLUMN detail TEXT;
+)SQL",
+     R"SQL(
+CREATE TRIGGER tasks_stage_sample AFTER UPDATE OF state ON tasks
+WHEN NEW.state = 'COMPLETE' AND OLD.state <> 'COMPLETE' AND NEW.started_at IS NOT NULL
+     AND NEW.finished_at IS NOT NULL
+BEGIN
+  INSERT INTO stage_samples (workflow, task_name, duration_ms, finished_at)
+  SELECT workflow, NEW.name, NEW.finished_at - NEW.started_at, NEW.finished_at FROM runs WHERE id = NEW.run_id;
+END;
+)SQL",
+     R"SQL(
+ALTER TABLE webhooks DROP CONSTRAINT webhooks_state_check;
+ALTER TABLE webhooks ADD CONSTRAINT webhooks_state_check
+  CHECK (state IN ('QUEUED','RUNNING','COMPLETE','FAILED','CANCELED'));
+CREATE FUNCTION tasks_stage_sample() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $fn$
+BEGIN
+  INSERT INTO stage_samples (workflow, task_name, duration_ms, finished_at)
+  SELECT workflow, NEW.name, NEW.finished_at - NEW.started_at, NEW.finished_at FROM runs WHERE id = NEW.run_id;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER tasks_stage_sample AFTER UPDATE OF state ON tasks FOR EACH ROW
+WHEN (NEW.state = 'COMPLETE' AND OLD.state <> 'COMPLETE' AND NEW.started_at IS NOT NULL
+      AND NEW.finished_at IS NOT NULL)
+EXECUTE FUNCTION tasks_stage_sample();
+)SQL",
+     allow_open_run_events_sqlite},
+    // v7: the lease reads each group's queue apart (lease_statement_pg, pick_leasable_task_sqlite), so
     // a group at its caps costs nothing however many tasks wait in it: one index per group and lease
     // order, whose (group_name, state) prefix also serves the cap counts. It replaces the global
     // queue-order index and the cap-count index; tasks_queue (v1) has had no reader since v4. Fewer

@@ -408,6 +408,90 @@ class SqlJobStore final : public JobStore {
     });
   }
 
+  std::map<std::string, StageEstimate> stage_estimates(const std::string& workflow) override {
+    return estimates_by_workflow(workflow)[workflow];
+  }
+
+  std::vector<AtRiskRun> flag_at_risk_runs(int64_t now) override {
+    // What to look at, read without the write lock (a sweep that finds nothing at risk writes nothing).
+    struct Candidate {
+      AtRiskRun run;
+      std::string callback_url;
+    };
+    std::vector<Candidate> at_risk;  // by run id: the global lock order
+    bool prune = false;
+    read([&] {
+      const auto estimates = estimates_by_workflow("", &prune);
+      struct Open {
+        std::string workflow, group, callback_url;
+        int64_t deadline = 0;
+        std::vector<UnfinishedStage> stages;
+      };
+      std::map<std::string, Open> runs;
+      for (const sql::Row& r : db_->query("SELECT r.id, r.workflow, r.group_name, r.callback_url, "
+                                          "r.deadline, t.name, t.state, t.started_at "
+                                          "FROM runs r JOIN tasks t ON t.run_id = r.id WHERE r.state IN "
+                                          "('QUEUED','RUNNING') AND r.deadline "
+                                          "IS NOT NULL AND r.at_risk_at IS NULL AND t.state IN "
+                                          "('QUEUED','RUNNING') ORDER BY r.id, t.seq")) {
+        Open& o = runs[r.s(0)];
+        o.workflow = r.s(1);
+        o.group = r.s(2);
+        o.callback_url = r.s(3);
+        o.deadline = r.i(4);
+        o.stages.push_back(
+            {r.s(5), r.s(6) == "RUNNING", r.is_null(7) ? std::nullopt : std::optional(r.i(7))});
+      }
+      static const std::map<std::string, StageEstimate> kNone;
+      for (auto& [run_id, o] : runs) {
+        const auto e = estimates.find(o.workflow);
+        RunRisk risk = assess_run_risk(o.deadline, o.stages, e == estimates.end() ? kNone : e->second, now);
+        if (risk.at_risk)
+          at_risk.push_back({{run_id, o.group, o.deadline, std::move(risk), false}, o.callback_url});
+      }
+      return true;
+    });
+    // Keep the last kStageSampleWindow samples of each stage (its own transaction: two daemons pruning
+    // at once at worst retry, and flagging waits for nothing it holds).
+    if (prune)
+      write([&] {
+        db_->exec(
+            "DELETE FROM stage_samples WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION "
+            "BY "
+            "workflow, task_name ORDER BY id DESC) AS newest FROM stage_samples) s WHERE newest > ?)",
+            {int64_t(kStageSampleWindow)});
+        return true;
+      });
+    if (at_risk.empty()) return {};
+    return write([&] {
+      std::vector<AtRiskRun> flagged;
+      for (Candidate& c : at_risk) {
+        // The claim: a run another daemon flagged first (committed, or holding the row until it
+        // commits), or that ended meanwhile, changes no row here.
+        if (db_->exec("UPDATE runs SET at_risk_at = ? WHERE id = ? AND at_risk_at IS NULL AND state IN "
+                      "('QUEUED','RUNNING')",
+                      {now, c.run.run_id}) != 1)
+          continue;
+        if (!c.callback_url.empty()) {
+          const std::string state = db_->query("SELECT state FROM runs WHERE id = ?", {c.run.run_id})[0].s(0);
+          const json detail = {{"deadline", c.run.deadline},
+                               {"estimated_finish_at", c.run.risk.finish_at},
+                               {"remaining_ms", c.run.risk.remaining_ms},
+                               {"unmeasured_stages", c.run.risk.unmeasured},
+                               {"reason", c.run.risk.reason}};
+          db_->exec(
+              "INSERT INTO webhooks (run_id, url, state, created_at, next_attempt_at, event, detail) VALUES "
+              "(?, ?, "
+              "?, ?, ?, 'run.at_risk', ?)",
+              {c.run.run_id, c.callback_url, state, now, now, detail.dump()});
+          c.run.webhook = true;
+        }
+        flagged.push_back(std::move(c.run));
+      }
+      return flagged;
+    });
+  }
+
   void put_cache(const std::string& cache_key, const json& outputs, int64_t now) override {
     if (cache_key.empty()) throw InputError("cache key is empty");
     write([&] { upsert_cache(cache_key, outputs, now); });
@@ -704,6 +788,27 @@ class SqlJobStore final : public JobStore {
          db_->query("SELECT depends_on FROM task_deps WHERE task_id = ? ORDER BY pos", {task_id}))
       t.depends_on.push_back(d.s(0));
     return t;
+  }
+
+  // Stage estimates (run_at_risk.hpp) by workflow, then task name: of one workflow, or of all for "".
+  // *over_window: some stage holds more samples than the window (time to prune).
+  std::map<std::string, std::map<std::string, StageEstimate>> estimates_by_workflow(
+      const std::string& workflow, bool* over_window = nullptr) {
+    std::map<std::pair<std::string, std::string>, std::vector<int64_t>> samples;  // newest first
+    for (const sql::Row& r : db_->query(
+             "SELECT workflow, task_name, duration_ms FROM stage_samples WHERE CAST(? AS TEXT) = '' OR "
+             "workflow = ? ORDER BY id DESC",
+             {workflow, workflow}))
+      samples[{r.s(0), r.s(1)}].push_back(r.i(2));
+    std::map<std::string, std::map<std::string, StageEstimate>> out;
+    for (auto& [stage, d] : samples) {
+      if (d.size() > size_t(kStageSampleWindow)) {
+        if (over_window) *over_window = true;
+        d.resize(kStageSampleWindow);
+      }
+      out[stage.first][stage.second] = {median_duration_ms(d), static_cast<int>(d.size())};
+    }
+    return out;
   }
 
   // Locks the run row (on PostgreSQL, the lock that guards the run's tasks and leases) and returns

@@ -22,8 +22,19 @@ int64_t unix_ms_now() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-const char* event_type(RunState s) {
-  switch (s) {
+// Whether the URL names a path beyond "/" (the client keeps it as its prefix, minus trailing
+// slashes; a bare host has to be posted to "/").
+bool url_has_path(const std::string& url) {
+  const auto scheme = url.find("://");
+  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return slash != std::string::npos && url.find_first_not_of('/', slash) != std::string::npos;
+}
+
+}  // namespace
+
+std::string webhook_event_type(const WebhookDelivery& ev) {
+  if (!ev.event.empty()) return ev.event;
+  switch (ev.state) {
     case RunState::Complete:
       return "run.completed";
     case RunState::Failed:
@@ -35,20 +46,13 @@ const char* event_type(RunState s) {
   }
 }
 
-// Whether the URL names a path beyond "/" (the client keeps it as its prefix, minus trailing
-// slashes; a bare host has to be posted to "/").
-bool url_has_path(const std::string& url) {
-  const auto scheme = url.find("://");
-  const auto slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  return slash != std::string::npos && url.find_first_not_of('/', slash) != std::string::npos;
-}
-
-}  // namespace
-
 json webhook_event_body(const WebhookDelivery& event, const json& run_summary) {
-  return {{"id", "evt-" + std::to_string(event.id)}, {"type", event_type(event.state)},
-          {"created_at", event.created_at},          {"run_id", event.run_id},
-          {"state", to_string(event.state)},         {"run", run_summary}};
+  json body = {{"id", "evt-" + std::to_string(event.id)}, {"type", webhook_event_type(event)},
+               {"created_at", event.created_at},          {"run_id", event.run_id},
+               {"state", to_string(event.state)},         {"run", run_summary}};
+  // run.at_risk: the deadline, the estimated finish and remaining work, and the reason.
+  if (!event.detail.is_null()) body["at_risk"] = event.detail;
+  return body;
 }
 
 WebhookSignature sign_webhook(const std::string& secret, const std::string& body, int64_t unix_seconds) {
@@ -174,7 +178,7 @@ bool WebhookNotifier::deliver_one(const WebhookDelivery& ev, std::string* error)
     co.connect_policy = [this](const std::string& ip) { return options_.policy.refusal(ip); };
     co.max_response_body = 64 * 1024;  // only the status matters
     HttpClient client(co);
-    HttpClient::Headers headers = {{"X-Omicsd-Event", event_type(ev.state)},
+    HttpClient::Headers headers = {{"X-Omicsd-Event", webhook_event_type(ev)},
                                    {"X-Omicsd-Delivery", "evt-" + std::to_string(ev.id)},
                                    {"X-Omicsd-Attempt", std::to_string(ev.attempts + 1)},
                                    {"X-Omicsd-Timestamp", sig.timestamp}};

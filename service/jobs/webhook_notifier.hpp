@@ -46,6 +46,10 @@ struct WebhookOptions {
   AddressPolicy policy;
 };
 
+// The event's type: run.completed, run.failed, run.canceled (from the terminal state it records) or the
+// type the event names (run.at_risk).
+std::string webhook_event_type(const WebhookDelivery& event);
+
 // The JSON body of one event, given the run's current summary (id, workflow, state, outputs...).
 nlohmann::json webhook_event_body(const WebhookDelivery& event, const nlohmann::json& run_summary);
 

@@ -115,9 +115,29 @@ void S3ObjectBackend::upload(const ObjectStore& local, const ObjectRef& ref) {
   const S3Url u = object_url(ref.digest);
   if (auto h = client_->head(u); h && h->size == ref.size) return;  // content-addressed: already there
   const auto t0 = std::chrono::steady_clock::now();
-  client_->put_file(u, local.path_of(ref.digest), ref.digest.substr(7));
+  try {
+    client_->put_file(u, local.path_of(ref.digest), ref.digest.substr(7));
+  } catch (const std::exception& e) {
+    // Another worker completed the same content first and aborted this upload as stale (below):
+    // the key is content-addressed, so its object is the one this upload would have made.
+    if (auto h = client_->head(u); !h || h->size != ref.size) throw;
+    spdlog::info("upload of {} ended ({}), but the object is already whole in {}", ref.digest, e.what(),
+                 prefix_.str());
+  }
   spdlog::info("uploaded {} ({} bytes) to {} in {:.1f} s", ref.digest, ref.size, prefix_.str(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  // A process killed mid-upload never completes nor aborts its multipart upload. Now that the
+  // object is whole, any upload of this key still pending is redundant. Best effort: without
+  // s3:ListBucketMultipartUploads / s3:AbortMultipartUpload the bucket's lifecycle rule
+  // (AbortIncompleteMultipartUpload, docs/operations.md) removes them instead.
+  try {
+    for (const std::string& id : client_->pending_uploads(u)) {
+      client_->abort_upload(u, id);
+      spdlog::info("aborted a stale multipart upload of {} in {}", ref.digest, prefix_.str());
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("S3: cannot clean the pending uploads of {} in {}: {}", ref.digest, prefix_.str(), e.what());
+  }
 }
 
 ObjectRef S3ObjectBackend::download(const std::string& digest, ObjectStore& local) {

@@ -42,6 +42,9 @@ class LocalObjectBackend : public ObjectBackend {
   explicit LocalObjectBackend(ObjectStore& store) : store_(store) {}
   std::string url() const override;
   std::optional<uint64_t> size_of(const std::string& digest) override;
+  // Once the object is whole (uploaded now, or by another process racing on the same content),
+  // aborts the multipart uploads of its key left pending, e.g. by a worker killed mid-upload whose
+  // retried task produced the same bytes: their parts are invisible but billed.
   void upload(const ObjectStore& local, const ObjectRef& ref) override;
   ObjectRef download(const std::string& digest, ObjectStore& local) override;
   std::optional<std::string> direct_url(const std::string&) override { return std::nullopt; }
@@ -58,6 +61,9 @@ class S3ObjectBackend : public ObjectBackend {
   S3ObjectBackend(std::shared_ptr<S3Client> client, S3Url prefix);
   std::string url() const override { return prefix_.str(); }
   std::optional<uint64_t> size_of(const std::string& digest) override;
+  // Once the object is whole (uploaded now, or by another process racing on the same content),
+  // aborts the multipart uploads of its key left pending, e.g. by a worker killed mid-upload whose
+  // retried task produced the same bytes: their parts are invisible but billed.
   void upload(const ObjectStore& local, const ObjectRef& ref) override;
   ObjectRef download(const std::string& digest, ObjectStore& local) override;
   std::optional<std::string> direct_url(const std::string& digest) override;

@@ -25,6 +25,7 @@
 #include "host/common/error.hpp"
 #include "host/io/read_groups.hpp"
 #include "host/io/reference.hpp"
+#include "host/qc/qc_outputs.hpp"
 #include "host/qc/qc_report.hpp"
 #include "omicsd_version.hpp"
 #include "service/jobs/task_kinds.hpp"
@@ -453,6 +454,10 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
                       {"contigs", contigs}};
   };
 
+  Json inputs_prov = Json::object();
+  for (const auto& [k, x] : in)
+    inputs_prov[k] = {{"uri", x.uri}, {"digest", x.digest}, {"size", uint64_t(x.main.st.st_size)}};
+
   const auto t_engine = std::chrono::steady_clock::now();
   try {
     if (t.kind_id == TaskKind::Align) {
@@ -521,15 +526,28 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
     } else {  // qc
       const Reference ref = Reference::load(staged["reference"].string());
       const QcReport qc = compute_qc(staged["bam"].string(), ref, staged["vcf"].string());
-      const std::string qc_path = (scratch / (name + ".qc.json")).string();
-      write_qc_json(qc, qc_path);
+      // The report shows what the QC was computed from; the run's own provenance is in the API.
+      const Json report_prov = {
+          {"sample", spec.sample},
+          {"task", kind},
+          {"inputs", inputs_prov},
+          {"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
+          {"host", host_name()},
+          {"worker_id", options_.worker_id}};
+      const QcOutputPaths qc_files =
+          write_qc_outputs(qc, scratch.string(), name, spec.sample.empty() ? name : spec.sample,
+                           name + ".vcf.gz", report_prov);
       steps.push_back({{"step", "qc"}, {"seconds", seconds_since(t_engine)}});
       stats = {{"reads", qc.reads},
                {"mapped", qc.mapped},
                {"mean_depth", qc.mean_depth},
                {"snvs", qc.snvs},
                {"indels", qc.indels}};
-      produced = {{"qc", qc_path}};
+      produced = {{"qc", qc_files.json},
+                  {"report", qc_files.report},
+                  {"flagstat", qc_files.flagstat},
+                  {"samtools_stats", qc_files.samtools_stats}};
+      if (!qc_files.bcftools_stats.empty()) produced.emplace_back("bcftools_stats", qc_files.bcftools_stats);
       load_reference_prov(ref);
     }
   } catch (const InputError& e) {
@@ -563,9 +581,6 @@ RunnerTaskResult TaskRunner::run(const RunnerTaskSpec& spec) {
   }
   steps.push_back({{"step", "store_outputs"}, {"seconds", seconds_since(t_store)}});
 
-  Json inputs_prov = Json::object();
-  for (const auto& [k, x] : in)
-    inputs_prov[k] = {{"uri", x.uri}, {"digest", x.digest}, {"size", uint64_t(x.main.st.st_size)}};
   Json outputs_prov = Json::object();
   for (const auto& [k, r] : result.outputs) outputs_prov[k] = {{"digest", r.digest}, {"size", r.size}};
   const auto wall_end = Clock::now();

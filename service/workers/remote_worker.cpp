@@ -158,6 +158,7 @@ struct RemoteWorker::Impl {
       if (!is_s3_url(o.objects_url))
         throw InputError("worker: --transfer s3 needs --objects s3://bucket/prefix");
       s3 = std::make_shared<S3Client>(S3Config::from_environment());
+      if (o.s3_part_size > 0) s3->multipart_threshold = s3->part_size = o.s3_part_size;
       objects = std::make_unique<S3ObjectBackend>(s3, parse_s3_url(o.objects_url, "--objects"));
       stager = std::make_unique<TransferStager>(transfer_client, store, objects.get(), s3.get());
     }
@@ -186,6 +187,11 @@ RemoteWorker::RemoteWorker(RemoteWorkerOptions options) : options_(std::move(opt
   if (options_.worker_id.empty()) options_.worker_id = default_worker_id();
   if (options_.data_dir.empty()) throw InputError("worker: --data-dir (or OMICSD_DATA_DIR) is required");
   if (options_.lease_seconds < 3) throw InputError("worker: --lease-seconds must be at least 3");
+  // S3's own limits: a part below 5 MiB (but the last) fails only when the upload completes.
+  if (options_.s3_part_size != 0 &&
+      (options_.s3_part_size < (uint64_t(5) << 20) || options_.s3_part_size > (uint64_t(5) << 30)))
+    throw InputError("worker: --s3-part-size must be 5 MiB (5242880) .. 5 GiB (5368709120) bytes, not " +
+                     std::to_string(options_.s3_part_size));
   HttpClientOptions h;
   h.base_url = options_.server;
   h.token = options_.token;

@@ -6,6 +6,7 @@
 // digests + provenance) or fail (retryable or not).
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -34,6 +35,9 @@ struct RemoteWorkerOptions {
   // http: data_dir is the worker's own store and input cache instead of the daemon's.
   WorkerTransfer transfer = WorkerTransfer::shared;
   std::string objects_url;  // s3: "s3://bucket/prefix", the daemon's --objects (credentials: S3Config)
+  // s3: objects larger than this go up as multipart uploads of parts this size (0: S3Client's
+  // default, 64 MiB). S3 allows 5 MiB .. 5 GiB and at most 10,000 parts per object.
+  uint64_t s3_part_size = 0;
   int lease_seconds = 60;
   int threads = 0;    // > 0: overrides the task's "threads" parameter (not part of the cache key)
   bool once = false;  // exit after one task, or when the queue is empty

@@ -1,5 +1,6 @@
-"""What the Python client tests of the HTTP API share (stdlib only): a free loopback port, the pinned
-client package installed into its own virtual environment, and stopping a daemon."""
+"""What the Python client tests of the HTTP API share (stdlib only at import): a free loopback port, the pinned
+client package installed into its own virtual environment, stopping a daemon, and headless Chromium driven
+by Selenium (Debian's chromium and chromium-driver; selenium pinned, imported only inside its venv)."""
 import os
 import shutil
 import socket
@@ -45,3 +46,36 @@ def stop_process(proc, seconds=30):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+SELENIUM_VERSION = "4.27.1"
+
+
+def browser_paths():
+    """(chromium, chromedriver) from PATH (Debian's chromium and chromium-driver), or None when either
+    is missing (the caller skips, exit 77)."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+def selenium_python(venv, who):
+    """The python of `venv` with the pinned Selenium, or None when pip cannot install it."""
+    return pinned_venv(venv, "selenium", SELENIUM_VERSION, who)
+
+
+def chrome_driver(chromium, chromedriver):
+    """A headless Chromium session (run inside the Selenium venv) that keeps the browser console's
+    messages for browser_errors()."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=chromedriver), options=opts)
+
+
+def browser_errors(driver):
+    """The browser console's errors since the last call (driver.get_log('browser') drains the log)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]

@@ -43,6 +43,17 @@ TEST(Mapq, PairConfidence) {
   EXPECT_EQ(mapq_pair(280, 280), 0);
   EXPECT_EQ(mapq_pair(280, 275), 30);
   EXPECT_EQ(mapq_pair(280, 200), 60);
+  // Each further pair about as good as the runner-up (another paralog copy) lowers it, as bwa's n_sub.
+  EXPECT_EQ(mapq_pair(280, 275, 1), 27);
+  EXPECT_LT(mapq_pair(280, 275, 3), mapq_pair(280, 275, 1));
+  EXPECT_EQ(mapq_pair(280, 280, 3), 0);
+}
+
+TEST(Mapq, ScoreGapIsSixPhredPerPoint) {
+  EXPECT_EQ(mapq_score_gap(150, 150), 0);
+  EXPECT_EQ(mapq_score_gap(150, 155), 0);
+  EXPECT_EQ(mapq_score_gap(150, 145), 30);
+  EXPECT_EQ(mapq_score_gap(150, 100), 60);
 }
 
 TEST(InsertSize, EstimatesMeanAndSdIgnoringOutliers) {

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,16 +26,10 @@ import time
 from urllib.parse import quote
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".."))  # tests/service/<layer>/
+sys.path.insert(0, os.path.join(REPO, "tests", "support"))
+from py_test_support import free_port  # noqa: E402
 TOKENS = {"client": "tok-client-0123456789", "worker": "tok-worker-0123456789",
           "admin": "tok-admin-0123456789", "metrics": "tok-metrics-0123456789"}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Generator:

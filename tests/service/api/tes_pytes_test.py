@@ -23,7 +23,6 @@ import threading
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,13 +32,10 @@ import urllib.request
 
 import tes  # py-tes
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "support"))
+from py_test_support import free_port  # noqa: E402
+
 LEASE_SECONDS = 4  # short leases: a killed worker's task is retried within seconds
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:

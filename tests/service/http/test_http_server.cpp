@@ -473,6 +473,22 @@ TEST_F(HttpServerTest, ReadinessAndMetrics) {
       << r.body;
 }
 
+// The byte counters are exactly what crossed the connection: a body posted, a file body sent back.
+TEST_F(HttpServerTest, MetricsCountTheRequestAndResponseBytes) {
+  start();
+  const std::string body = "{\"a\": 1}";
+  const std::string echo =
+      "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+      body;
+  const std::string file = "GET /v1/runs/r1/outputs/out HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string answers = raw_exchange(port_, echo + file);
+  ASSERT_NE(answers.find(file_content_), std::string::npos) << answers;
+  auto metrics = server_->metrics();
+  // The counters are updated once each write completes, before the connection closes.
+  EXPECT_EQ(metrics->value("omicsd_http_request_bytes_total"), double(echo.size() + file.size()));
+  EXPECT_EQ(metrics->value("omicsd_http_response_bytes_total"), double(answers.size()));
+}
+
 TEST_F(HttpServerTest, ConcurrentClients) {
   HttpServerOptions opts;
   opts.threads = 4;

@@ -226,7 +226,8 @@ TEST_P(LeaseOrderTest, ALowPriorityRunIsNotStarvedByAStreamOfHigherPriorityRuns)
 
 namespace {
 
-// A database of schema v3 with queued tasks (v4's and v5's columns, index and tables taken away again)
+// A database of schema v3 with queued tasks (v4's to v7's columns, indexes, tables and trigger taken away
+// again; v6's wider CHECK on webhooks.state stays, and its edit applies again harmlessly)
 // upgrades to the current version keeping their first-come order: no deadline, priority 0, urgency =
 // queued_at.
 TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
@@ -248,7 +249,10 @@ TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   }
   std::string out;
   const std::string to_v3 =
-      "DROP INDEX tasks_group_queue; DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
+      "DROP INDEX tasks_group_queue; "
+      "DROP TRIGGER tasks_stage_sample; DROP TABLE stage_samples; ALTER TABLE runs DROP COLUMN at_risk_at; "
+      "ALTER TABLE webhooks DROP COLUMN event; ALTER TABLE webhooks DROP COLUMN detail; "
+      "DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
       "cpu_threads; "
       "ALTER TABLE tasks DROP COLUMN gpus; ALTER TABLE tasks DROP COLUMN group_name; "
       "ALTER TABLE runs DROP COLUMN started_at; ALTER TABLE runs DROP COLUMN group_name; DROP TABLE "

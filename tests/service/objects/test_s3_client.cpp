@@ -117,6 +117,31 @@ TEST_F(S3ClientTest, ObjectBackendRoundTripAndMetadata) {
   EXPECT_THROW(backend.put_meta("../escape", "x"), InputError);
 }
 
+// The multipart upload a killed worker left under an object's key (begun here with curl, another
+// client) is aborted once the object is uploaded whole; a pending upload of another key is not.
+TEST_F(S3ClientTest, UploadingAnObjectAbortsTheStaleUploadsOfItsKeyOnly) {
+  ObjectStore local(tmp.path / "local");
+  S3ObjectBackend backend(client, parse_s3_url("s3://omicsd-client-test/stale"));
+  const ObjectRef ref = local.put_bytes(random_bytes(10000, 7));
+  const ObjectRef other = local.put_bytes(random_bytes(10000, 8));
+  for (const ObjectRef& r : {ref, other}) {
+    const S3Url u = backend.object_url(r.digest);
+    std::string out;
+    ASSERT_EQ(test::run_command("curl -sf -X POST --aws-sigv4 aws:amz:us-east-1:s3 -u k:s '" +
+                                    test::s3_test_endpoint() + "/" + u.bucket + "/" + u.key + "?uploads'",
+                                &out),
+              0)
+        << out;
+    ASSERT_EQ(client->pending_uploads(u).size(), 1u);
+  }
+  backend.upload(local, ref);
+  EXPECT_EQ(backend.size_of(ref.digest), ref.size);
+  EXPECT_TRUE(client->pending_uploads(backend.object_url(ref.digest)).empty());
+  const auto left = client->pending_uploads(backend.object_url(other.digest));
+  ASSERT_EQ(left.size(), 1u);
+  client->abort_upload(backend.object_url(other.digest), left[0]);
+}
+
 TEST_F(S3ClientTest, CorruptObjectIsRefusedOnDownload) {
   // An object stored under another content's key (a bucket tampered with) never enters a store.
   ObjectStore local(tmp.path / "local");

@@ -13,19 +13,24 @@
 
 namespace omicsd::sql {
 
-// The most bound parameters one chunked statement uses.
+// The most bound parameters one chunked statement uses on SQLite.
 inline constexpr size_t kMaxChunkParams = 999;
+// On PostgreSQL: its protocol counts parameters in 16 bits. Fewer, larger statements matter more there
+// (each is parsed and planned, one round trip apiece): 10,000 runs' 30,000 tasks go in 8 statements.
+inline constexpr size_t kMaxChunkParamsPostgres = 65535;
 
 // Calls fn(first, count) for consecutive chunks covering rows [0, rows), each of at most
-// kMaxChunkParams / params_per_row rows (at least 1), sized as described above.
-void for_each_chunk(size_t rows, size_t params_per_row, const std::function<void(size_t, size_t)>& fn);
+// max_params / params_per_row rows (at least 1), sized as described above.
+void for_each_chunk(size_t rows, size_t params_per_row, const std::function<void(size_t, size_t)>& fn,
+                    size_t max_params = kMaxChunkParams);
 
 // `row` repeated `count` times, comma separated: "(?, ?), (?, ?)".
 std::string repeated(const std::string& row, size_t count);
 
 // Runs `head + repeated(row, n) + tail` for each chunk of the rows whose parameters `params` holds
 // back to back (params.size() a multiple of params_per_row = the '?' in `row`) and returns every
-// chunk's result rows (e.g. from a RETURNING tail), in chunk order. Takes the parameters by value to
+// chunk's result rows (e.g. from a RETURNING tail), in chunk order. Chunks hold at most the
+// parameters the dialect allows (kMaxChunkParams, kMaxChunkParamsPostgres). Takes the parameters by value to
 // move them into the chunks (pass std::move(rows) where they are not needed after).
 std::vector<Row> query_rows(Db& db, const std::string& head, const std::string& row, const std::string& tail,
                             size_t params_per_row, std::vector<Value> params);

@@ -9,9 +9,23 @@
 # --http-threads 4. Prints a Markdown table (store, endpoint, concurrency, requests/s, p50 and p99
 # latency in ms, leased tasks, non-2xx answers) and writes it to BENCH_DIR/bench-service.md.
 #
-# Usage: scripts/bench-service.sh [DURATION_S]
+# --deep-queue measures issue 19's two targets instead, on a fresh daemon (and database) each:
+#   batch   one POST /v1/run-batches of BATCH_RUNS (10,000) germline runs (3 tasks each) against
+#           100 single POST /v1/runs of the same run (one curl, one keep-alive connection): wall time
+#           of each and their ratio (target: the batch takes less than the 100 singles)
+#   lease   POST /v1/tasks/lease throughput (wrk, DURATION_S) on a queue holding only the tasks the
+#           leases take (LEASE_POOL `call` runs of the default group, no caps) against the same pool
+#           behind DEEP_TASKS (10,000) tasks queued first in three capped run groups (max_tasks 4;
+#           max_runs 3; max_cpu_threads 6), priorities -5..5, one run in four with a deadline: the
+#           capped groups fill in the first leases and every later lease passes them by. Prints
+#           leases/s, the leases taken and the ratio (target: the deep queue within 20%). A lease
+#           answered 204 (pool empty) makes the cell invalid: raise LEASE_POOL.
+# Writes BENCH_DIR/bench-deep-queue.md.
+#
+# Usage: scripts/bench-service.sh [--deep-queue] [DURATION_S]
 #   DURATION_S     seconds per measurement (default 10)
-#   CONCURRENCY    connections to test (default "1 16 64")
+#   CONCURRENCY    connections to test (default "1 16 64"; --deep-queue: "16")
+#   BATCH_RUNS, DEEP_TASKS, LEASE_POOL   --deep-queue sizes (defaults 10000, 10000, 4000 * DURATION_S)
 #   STORES         "sqlite postgres" (default; postgres needs scripts/pg-test-server.sh and the
 #                  PostgreSQL server binaries, else it is skipped with a note)
 #   SERVE_ARGS     more `omicsd serve` options (e.g. "--db-connections 1")
@@ -25,8 +39,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
+MODE=service
+[[ ${1:-} == --deep-queue ]] && { MODE=deep-queue; shift; }
 DURATION="${1:-10}"
-CONCURRENCY="${CONCURRENCY:-1 16 64}"
+if [[ $MODE == deep-queue ]]; then CONCURRENCY="${CONCURRENCY:-16}"; else CONCURRENCY="${CONCURRENCY:-1 16 64}"; fi
+BATCH_RUNS="${BATCH_RUNS:-10000}"
+DEEP_TASKS="${DEEP_TASKS:-10000}"
+LEASE_POOL="${LEASE_POOL:-$((4000 * DURATION))}"
 STORES="${STORES:-sqlite postgres}"
 export OMICSD_PG_FSYNC="${PG_FSYNC:-on}"
 need_tools wrk curl
@@ -98,7 +117,7 @@ start_daemon() {
   DAEMON_PID=$!
   URL="http://127.0.0.1:$port"
   for _ in $(seq 1 100); do
-    curl -sf "$URL/healthz" >/dev/null 2>&1 && return 0
+    curl -sf "$URL/readyz" >/dev/null 2>&1 && return 0  # /healthz answers before the store is ready
     sleep 0.1
   done
   die "daemon did not start (see $BENCH_DIR/serve-$name.log)"
@@ -106,11 +125,136 @@ start_daemon() {
 
 ms() { awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'; }
 
+# runs_json FILE N WORKFLOW [GROUPED]: {"runs": [...]} of N runs on the bench data; GROUPED spreads them
+# over the three capped groups with priorities -5..5 and a deadline on every fourth (fixed seed).
+runs_json() {
+  python3 - "$@" "$ROOT" <<'PY'
+import json, random, sys, time
+path, n, workflow, grouped, root = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "grouped", sys.argv[5]
+rng = random.Random(19)
+deadline = int(time.time() * 1000) + 3600 * 1000
+runs = []
+for i in range(n):
+    if workflow == "germline":
+        r = {"workflow": "germline", "sample": f"S{i}", "parameters": {"threads": 2},
+             "inputs": {"reference": f"{root}/q.fa", "reads": [f"file://{root}/NA12878.chr22.tiny.bam"]}}
+    else:
+        r = {"workflow": "call", "sample": f"S{i}",
+             "inputs": {"reference": f"{root}/q.fa", "bam": f"{root}/NA12878.chr22.tiny.bam"}}
+    if grouped:
+        r["group"] = ("capped-tasks", "capped-runs", "capped-threads")[i % 3]
+        r["priority"] = rng.randint(-5, 5)
+        if i % 4 == 0:
+            r["deadline"] = deadline + rng.randint(0, 600000)
+    runs.append(r)
+with open(path, "w") as f:
+    json.dump({"runs": runs}, f)
+PY
+}
+
+now_ns() { date +%s%N; }
+secs() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
+
+# post_batch FILE: POST it to /v1/run-batches; dies unless every run was created.
+post_batch() {
+  local out
+  out="$(curl -sS -m 600 -H 'Content-Type: application/json' --data-binary @"$1" "$URL/v1/run-batches")"
+  python3 -c 'import json,sys; b=json.load(sys.stdin); sys.exit(0 if b["failed"]==0 and b["existing"]==0 else 1)' \
+    <<<"$out" || die "batch $1 not created in full: ${out:0:300}"
+}
+
+# fill_pool: LEASE_POOL default-group `call` runs, in batches of at most 10,000.
+fill_pool() {
+  local left="$LEASE_POOL" n
+  while ((left > 0)); do
+    n=$((left < 10000 ? left : 10000))
+    [[ -f $BENCH_DIR/pool-$n.json ]] || runs_json "$BENCH_DIR/pool-$n.json" "$n" call flat
+    post_batch "$BENCH_DIR/pool-$n.json"
+    left=$((left - n))
+  done
+}
+
+# lease_rate STORE QUEUE C: leases/s over DURATION_S; appends a row and sets RATE.
+lease_rate() {
+  local store="$1" queue="$2" c="$3" t out line
+  t=$((c < 4 ? c : 4))
+  out="$(wrk -t "$t" -c "$c" -d "${DURATION}s" --timeout 10s -s "$BENCH_DIR/lease.lua" "$URL/v1/tasks/lease" 2>&1)" ||
+    die "wrk failed: $out"
+  line="$(grep '^RESULT' <<<"$out" | tail -1)"
+  [[ -n $line ]] || die "wrk gave no result: $out"
+  read -r _ reqs dur p50 p99 non2xx leased empty <<<"$line"
+  RATE="$(awk -v n="$leased" -v d="$dur" 'BEGIN { printf "%.0f", n / (d / 1e6) }')"
+  local note=""
+  ((empty == 0)) || note=" (INVALID: $empty empty answers, raise LEASE_POOL)"
+  echo "| $store | lease, $queue | $c | $RATE leases/s ($leased leases) | p50 $(ms "$p50") ms, p99 $(ms "$p99") ms, non-2xx $non2xx$note |" >>"$TABLE"
+  log "$store lease ($queue) c=$c: $RATE leases/s, $leased leases, $empty empty"
+}
+
+deep_queue() {
+  local store="$1" db="$2" t0 single batch base deep c
+  local single_body='{"workflow":"germline","sample":"S","parameters":{"threads":2},"inputs":{"reference":"'"$ROOT"'/q.fa","reads":["file://'"$ROOT"'/NA12878.chr22.tiny.bam"]}}'
+  [[ -f $BENCH_DIR/batch.json ]] || runs_json "$BENCH_DIR/batch.json" "$BATCH_RUNS" germline flat
+  [[ -f $BENCH_DIR/deep.json ]] || runs_json "$BENCH_DIR/deep.json" "$DEEP_TASKS" call grouped
+  # (a) one batch vs 100 single submissions, each on a fresh daemon and database.
+  start_daemon "$store-singles" "$db"
+  local urls=()
+  for _ in $(seq 1 100); do urls+=("$URL/v1/runs"); done
+  t0="$(now_ns)"
+  curl -sS -f -m 600 -H 'Content-Type: application/json' -d "$single_body" "${urls[@]}" >/dev/null ||
+    die "single submissions failed"
+  single=$(($(now_ns) - t0))
+  stop_daemon
+  db="$(fresh_db "$store" "$db")"
+  start_daemon "$store-batch" "$db"
+  t0="$(now_ns)"
+  post_batch "$BENCH_DIR/batch.json"
+  batch=$(($(now_ns) - t0))
+  stop_daemon
+  echo "| $store | $BATCH_RUNS-run batch vs 100 single runs | 1 | batch $(secs "$batch") s, singles $(secs "$single") s | ratio $(awk -v b="$batch" -v s="$single" 'BEGIN { printf "%.2f", b / s }') (target < 1) |" >>"$TABLE"
+  log "$store: batch of $BATCH_RUNS $(secs "$batch") s, 100 singles $(secs "$single") s"
+  # (b) leases: the pool alone, then the pool behind DEEP_TASKS capped tasks.
+  for c in $CONCURRENCY; do
+    db="$(fresh_db "$store" "$db")"
+    start_daemon "$store-pool-$c" "$db"
+    fill_pool
+    lease_rate "$store" "pool only ($LEASE_POOL queued)" "$c"
+    base="$RATE"
+    stop_daemon
+    db="$(fresh_db "$store" "$db")"
+    start_daemon "$store-deep-$c" "$db"
+    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"max_tasks":4}' "$URL/v1/run-groups/capped-tasks"
+    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"max_runs":3}' "$URL/v1/run-groups/capped-runs"
+    curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/json' -d '{"max_cpu_threads":6}' "$URL/v1/run-groups/capped-threads"
+    post_batch "$BENCH_DIR/deep.json"
+    fill_pool
+    lease_rate "$store" "pool behind $DEEP_TASKS capped tasks" "$c"
+    deep="$RATE"
+    stop_daemon
+    echo "| $store | lease ratio deep / pool only | $c | $(awk -v d="$deep" -v b="$base" 'BEGIN { printf "%.2f", d / b }') | target >= 0.80 |" >>"$TABLE"
+  done
+}
+
+# fresh_db STORE DB: SQLite gets a new file with each daemon; PostgreSQL a new server. Prints the URL.
+fresh_db() {
+  [[ $1 == postgres ]] || { echo "$2"; return 0; }
+  bash "$SCRIPTS_DIR/pg-test-server.sh" stop "$PG_DIR" >/dev/null
+  rm -rf "$PG_DIR"
+  bash "$SCRIPTS_DIR/pg-test-server.sh" start "$PG_DIR"
+}
+
 TABLE="$BENCH_DIR/bench-service.md"
-{
-  echo "| store | endpoint | connections | requests/s | p50 ms | p99 ms | tasks leased (rate; empty answers) | non-2xx |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
-} >"$TABLE"
+if [[ $MODE == deep-queue ]]; then
+  TABLE="$BENCH_DIR/bench-deep-queue.md"
+  {
+    echo "| store | measurement | connections | result | notes |"
+    echo "|---|---|---:|---|---|"
+  } >"$TABLE"
+else
+  {
+    echo "| store | endpoint | connections | requests/s | p50 ms | p99 ms | tasks leased (rate; empty answers) | non-2xx |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  } >"$TABLE"
+fi
 
 # measure STORE ENDPOINT C SCRIPT PATH
 measure() {
@@ -142,19 +286,19 @@ for store in $STORES; do
     PG_DIR="$BENCH_DIR/pg"
     db="$(bash "$SCRIPTS_DIR/pg-test-server.sh" start "$PG_DIR")"
   fi
+  if [[ $MODE == deep-queue ]]; then
+    deep_queue "$store" "$db"
+    continue
+  fi
   for c in $CONCURRENCY; do
     start_daemon "$store-$c" "$db"
     measure "$store" submit "$c" "$BENCH_DIR/submit.lua" /v1/runs
     measure "$store" lease "$c" "$BENCH_DIR/lease.lua" /v1/tasks/lease
     stop_daemon
-    if [[ $store == postgres ]]; then  # a fresh database per concurrency, like a fresh SQLite file
-      bash "$SCRIPTS_DIR/pg-test-server.sh" stop "$PG_DIR" >/dev/null
-      rm -rf "$PG_DIR"
-      db="$(bash "$SCRIPTS_DIR/pg-test-server.sh" start "$PG_DIR")"
-    fi
+    db="$(fresh_db "$store" "$db")"  # a fresh database per concurrency, like a fresh SQLite file
   done
 done
 
 echo
-echo "omicsd service benchmark: $(nproc) cores, ${DURATION} s per cell, wrk on loopback, PostgreSQL fsync=$OMICSD_PG_FSYNC, $("$BIN" --version | head -1)"
+echo "omicsd service benchmark$([[ $MODE == service ]] || echo " --$MODE"): $(nproc) cores, ${DURATION} s per cell, wrk on loopback, PostgreSQL fsync=$OMICSD_PG_FSYNC, $("$BIN" --version | head -1)"
 cat "$TABLE"

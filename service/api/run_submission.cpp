@@ -2,6 +2,7 @@
 #include "service/api/run_submission.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <map>
 
 #include "host/common/error.hpp"
 #include "omicsd_version.hpp"
@@ -50,14 +51,24 @@ void RunSubmitter::check_callback_url(const std::string& url) const {
 }
 
 NewRun RunSubmitter::prepare(const json& body, const std::string& idempotency_key,
-                             const json& extra_provenance) const {
+                             const json& extra_provenance, InputMemo* memo) const {
   WorkflowRequest w = parse_workflow_request(body);
   check_callback_url(w.callback_url);
   w.idempotency_key = idempotency_key;
   if (w.idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
   const json submitted_inputs = w.inputs;  // store ids as given, before they become file paths
-  catalog_.resolve_run_inputs(w);
-  check_workflow_inputs(w, opt_.allow_roots, objects_, opt_.s3_inputs.get(), opt_.remote_objects.get());
+  // The memo's key: what resolving and checking read (the workflow, the inputs, whether a read set
+  // may name the sample).
+  const std::string key = memo ? w.workflow + (w.sample.empty() ? "\n-\n" : "\n+\n") + w.inputs.dump() : "";
+  const auto hit = memo ? memo->find(key) : InputMemo::iterator();
+  if (memo && hit != memo->end()) {
+    w.inputs = hit->second.inputs;
+    if (w.sample.empty()) w.sample = hit->second.sample;
+  } else {
+    catalog_.resolve_run_inputs(w);
+    check_workflow_inputs(w, opt_.allow_roots, objects_, opt_.s3_inputs.get(), opt_.remote_objects.get());
+    if (memo) memo->emplace(key, ResolvedInputs{w.inputs, w.sample});
+  }
   NewRun n = make_new_run(w, opt_.threads, opt_.max_attempts);
   n.provenance = {{"engine", {{"name", "omicsd"}, {"version", kVersion}, {"git_hash", kGitHash}}},
                   {"submitted_inputs", submitted_inputs},
@@ -86,17 +97,23 @@ json RunSubmitter::submit_batch(const json& body) {
   json results = json::array();
   std::vector<NewRun> runs;
   std::vector<size_t> index_of;  // runs[i] is specs[index_of[i]]
+  InputMemo memo;
+  runs.reserve(specs.size());
+  index_of.reserve(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) {
     results.push_back({{"index", i}});
     try {
-      json spec = specs[i];
+      const json& spec = specs[i];
       std::string key;
       if (spec.is_object() && spec.contains("idempotency_key")) {
         if (!spec["idempotency_key"].is_string()) throw InputError("'idempotency_key' must be a string");
         key = spec["idempotency_key"].get<std::string>();
-        spec.erase("idempotency_key");
+        json rest = spec;
+        rest.erase("idempotency_key");
+        runs.push_back(prepare(rest, key, json::object(), &memo));
+      } else {
+        runs.push_back(prepare(spec, key, json::object(), &memo));
       }
-      runs.push_back(prepare(spec, key, json::object()));
       index_of.push_back(i);
     } catch (const HttpError& e) {
       results[i]["error"] = {{"code", e.status()}, {"message", e.what()}};
@@ -110,6 +127,7 @@ json RunSubmitter::submit_batch(const json& body) {
   }
   const std::vector<BatchRunResult> stored = store_.create_runs(runs, now_ms());  // one transaction
   int64_t created = 0, existing = 0;
+  std::map<std::string, int64_t> created_by_workflow;  // one metrics update per workflow, not per run
   for (size_t r = 0; r < stored.size(); ++r) {
     json& out = results[index_of[r]];
     if (!stored[r].created) {
@@ -125,10 +143,12 @@ json RunSubmitter::submit_batch(const json& body) {
       ++existing;
     } else {
       ++created;
-      metrics_->inc("omicsd_runs_created_total", 1, {{"workflow", run.workflow}});
+      ++created_by_workflow[run.workflow];
     }
   }
-  return {{"runs", results},
+  for (const auto& [workflow, n] : created_by_workflow)
+    metrics_->inc("omicsd_runs_created_total", double(n), {{"workflow", workflow}});
+  return {{"runs", std::move(results)},
           {"created", created},
           {"existing", existing},
           {"failed", int64_t(specs.size()) - created - existing}};

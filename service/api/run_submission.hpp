@@ -3,6 +3,7 @@
 // WES POST /ga4gh/wes/v1/runs. Parses the request, resolves stored reference and read-set ids,
 // checks inputs under the allow-roots, builds the task graph and creates the run, its tasks and
 // provenance in one JobStore transaction.
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -40,10 +41,19 @@ class RunSubmitter {
   const RunRoutesOptions& options() const { return opt_; }
 
  private:
+  // Inputs already resolved and checked in one batch, by workflow and inputs as sent (a batch's runs
+  // mostly name the same reference): the resolved inputs and the sample a read set gave, if any.
+  struct ResolvedInputs {
+    nlohmann::json inputs;
+    std::string sample;
+  };
+  using InputMemo = std::map<std::string, ResolvedInputs>;
+
   void check_callback_url(const std::string& url) const;
-  // A checked run request as the NewRun to store (InputError / HttpError(400) when it is not).
+  // A checked run request as the NewRun to store (InputError / HttpError(400) when it is not). With
+  // `memo`, inputs that passed once in this batch are not resolved and checked again.
   NewRun prepare(const nlohmann::json& body, const std::string& idempotency_key,
-                 const nlohmann::json& extra_provenance) const;
+                 const nlohmann::json& extra_provenance, InputMemo* memo = nullptr) const;
 
   RunRoutesOptions opt_;
   JobStore& store_;

@@ -210,7 +210,8 @@ class JobStore {
   // QUEUED/RUNNING -> CANCELED with every unfinished task; returns false for terminal runs.
   virtual bool cancel_run(const std::string& run_id, int64_t now) = 0;
   // FAILED/CANCELED -> QUEUED: tasks not COMPLETE are re-queued with attempts reset; COMPLETE
-  // tasks are kept. Returns false for other states.
+  // tasks are kept. Returns false for other states; ConflictError when the run's group was deleted
+  // since it ended (the lease reads the queue group by group, so every queued task needs its group).
   virtual bool resume_run(const std::string& run_id, int64_t now) = 0;
   // Merges (JSON merge patch) into the run's provenance.
   virtual void set_run_provenance(const std::string& run_id, const nlohmann::json& patch, int64_t now) = 0;
@@ -287,7 +288,7 @@ class JobStore {
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 6;
+inline constexpr int kJobStoreSchemaVersion = 7;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
 // PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or

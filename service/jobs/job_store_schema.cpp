@@ -260,6 +260,18 @@ WHEN (NEW.state = 'COMPLETE' AND OLD.state <> 'COMPLETE' AND NEW.started_at IS N
 EXECUTE FUNCTION tasks_stage_sample();
 )SQL",
      allow_open_run_events_sqlite},
+    // v7: the lease reads each group's queue apart (lease_statement_pg, pick_leasable_task_sqlite), so
+    // a group at its caps costs nothing however many tasks wait in it: one index per group and lease
+    // order, whose (group_name, state) prefix also serves the cap counts. It replaces the global
+    // queue-order index and the cap-count index; tasks_queue (v1) has had no reader since v4. Fewer
+    // indexes also make submitting cheaper.
+    {R"SQL(
+CREATE INDEX tasks_group_queue ON tasks(group_name, state, deadline_rank, urgency, seq);
+DROP INDEX tasks_running_by_group;
+DROP INDEX tasks_lease_order;
+DROP INDEX tasks_queue;
+)SQL",
+     "", ""},
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);

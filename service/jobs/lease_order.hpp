@@ -1,8 +1,9 @@
 #pragma once
 // The order in which workers lease queued tasks, the same on SQLite and PostgreSQL. Each task stores
 // two keys, written when it is queued (create_run, resume_run) and read through the index
-// tasks_lease_order (state, deadline_rank, urgency, seq), so a lease reads the queue in order and
-// stops at the first eligible task whatever the queue's depth:
+// tasks_group_queue (group_name, state, deadline_rank, urgency, seq): a lease reads each run group's
+// queue in order up to its first eligible task (groups where nothing can be leased not at all) and
+// takes the first of those, whatever the queue's depth:
 //   1. deadline_rank: the run's deadline (unix ms), earliest first; runs without a deadline hold
 //      kNoDeadlineRank and so come after every run with one (NULL would sort differently in the two
 //      databases and index-ordered reads of it would need NULLS LAST on PostgreSQL).

@@ -45,9 +45,9 @@ TaskDemands task_demands(const nlohmann::json& parameters, const nlohmann::json&
 void validate_run_group(const RunGroup& group);
 void check_run_group_name(const std::string& name);
 
-// The lease's cap test over tasks t, their runs r and LEFT JOIN run_groups g ON g.name = t.group_name,
+// The lease's cap test over tasks t, their runs r and their groups g (run_groups, g.name = t.group_name),
 // the same SQL on SQLite and PostgreSQL: leasing t keeps its group within every cap. The counts are
-// index probes (tasks_running_by_group, runs_by_group), bounded by what is running, not by the queue.
+// index probes (tasks_group_queue, runs_by_group), bounded by what is running, not by the queue.
 inline constexpr const char* kWithinCapsSql =
     "(g.name IS NULL OR ("
     "(g.max_tasks IS NULL OR (SELECT COUNT(*) FROM tasks x WHERE x.group_name = t.group_name AND "

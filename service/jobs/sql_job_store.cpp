@@ -30,6 +30,7 @@
 #include <type_traits>
 
 #include "service/db/sql_db.hpp"
+#include "service/db/sql_rows.hpp"
 #include "service/jobs/job_store.hpp"
 #include "service/jobs/job_store_lease.hpp"
 #include "service/jobs/job_store_rows.hpp"
@@ -79,29 +80,43 @@ class SqlJobStore final : public JobStore {
 
   CreateRunResult create_run(const NewRun& req, int64_t now) override {
     const std::vector<TaskSpec> tasks = checked_tasks(req);
-    return write([&] { return insert_run(req, tasks, now); });
+    BatchRunResult r = write([&] { return std::move(insert_runs({&req}, {&tasks}, now)[0]); });
+    if (!r.created) throw InputError(r.error);
+    return std::move(*r.created);
   }
 
   std::vector<BatchRunResult> create_runs(const std::vector<NewRun>& runs, int64_t now) override {
     std::vector<BatchRunResult> out(runs.size());
     std::vector<std::optional<std::vector<TaskSpec>>> tasks(runs.size());
+    std::vector<size_t> valid;  // the runs whose task graphs passed
     for (size_t i = 0; i < runs.size(); ++i) try {
         tasks[i] = checked_tasks(runs[i]);
+        valid.push_back(i);
       } catch (const InputError& e) {
         out[i].error = e.what();
       }
-    write([&] {  // may rerun after a deadlock: each run's outcome is set afresh
-      for (size_t i = 0; i < runs.size(); ++i) {
-        if (!tasks[i]) continue;
-        out[i].created.reset();
-        try {
-          out[i].created = insert_run(runs[i], *tasks[i], now);
-          out[i].error.clear();
-        } catch (const InputError& e) {  // thrown before the run wrote anything
-          out[i].error = e.what();
-        }
+    std::vector<const NewRun*> reqs;
+    std::vector<const std::vector<TaskSpec>*> graphs;
+    for (size_t i : valid) {
+      reqs.push_back(&runs[i]);
+      graphs.push_back(&*tasks[i]);
+    }
+    // May rerun after a deadlock: each run's outcome is set afresh.
+    std::vector<BatchRunResult> stored = write([&] { return insert_runs(reqs, graphs, now); });
+    // PostgreSQL plans each lease from table statistics that autovacuum refreshes about once a minute.
+    // A batch of thousands of runs changes the queue far more in one commit, and until the next
+    // autoanalyze the lease's plan was built for the queue before it: measured 5 leases/s instead of
+    // ~100 right after 10,000 runs were queued in capped groups (bench-service.sh --deep-queue), the
+    // same statement at 0.8 ms once analyzed. ANALYZE samples a fixed number of rows: ~0.1-0.3 s.
+    // The batch has committed: a failed ANALYZE (a lock timeout, a role that does not own the tables)
+    // leaves it to autovacuum rather than failing the request.
+    if (pg_ && reqs.size() >= kAnalyzeAfterRuns) {
+      try {
+        db_->exec("ANALYZE runs, tasks, task_deps");
+      } catch (const std::exception&) {
       }
-    });
+    }
+    for (size_t k = 0; k < valid.size(); ++k) out[valid[k]] = std::move(stored[k]);
     return out;
   }
 
@@ -172,6 +187,12 @@ class SqlJobStore final : public JobStore {
     return write([&] {
       const RunState state = lock_run(run_id);
       if (state != RunState::Failed && state != RunState::Canceled) return false;
+      const std::string group = db_->query("SELECT group_name FROM runs WHERE id = ?", {run_id})[0].s(0);
+      // FOR SHARE: a concurrent delete_run_group (another daemon) waits for this resume, or this
+      // resume sees the group gone.
+      if (!load_run_group(group, locked(" FOR SHARE")))
+        throw ConflictError("run " + run_id + ": its run group '" + group +
+                            "' was deleted; create the group again to resume the run");
       const int64_t requeued = db_->exec(
           "UPDATE tasks SET state = 'QUEUED', attempts = 0, not_before = 0, queued_at = ?, urgency = ? - "
           "(SELECT priority FROM runs WHERE runs.id = tasks.run_id) * ?, started_at = NULL, "
@@ -584,58 +605,129 @@ class SqlJobStore final : public JobStore {
     return tasks;
   }
 
-  // create_run inside the caller's write transaction. Its InputErrors (group unknown, a task bigger
-  // than the group's caps) come before anything is written.
-  CreateRunResult insert_run(const NewRun& req, const std::vector<TaskSpec>& tasks, int64_t now) {
-    const std::string group_name = req.group.empty() ? std::string(kDefaultRunGroup) : req.group;
-    if (!req.idempotency_key.empty())
-      if (auto existing = run_by_key(req.idempotency_key)) return {*existing, true};
-    // FOR SHARE: a concurrent delete_run_group (another daemon) waits for this run, or this run sees
-    // the group gone.
-    const auto group = load_run_group(group_name, locked(" FOR SHARE"));
-    if (!group) throw InputError("unknown run group '" + group_name + "'");
-    const int64_t priority = req.priority ? *req.priority : group->default_priority;
-    std::vector<TaskDemands> demands;
-    for (const TaskSpec& t : tasks) {
-      demands.push_back(task_demands(t.parameters, t.requirements));
-      check_within_group(*group, t, demands.back());
+  // Creates runs (each with its checked task graph) inside the caller's write transaction: create_run
+  // is a batch of one. Rows go in with a few multi-row statements per table (sql_rows.hpp), whatever
+  // the number of runs: one run costs the statements it did before, 10,000 runs some 500 instead of
+  // 70,000. A run whose idempotency key is stored already, or taken by a run before it in the batch, is
+  // that run (existed = true). A run the store refuses (group unknown, a task bigger than the group's
+  // caps) gets its error and writes nothing; errors are found before anything is written.
+  std::vector<BatchRunResult> insert_runs(const std::vector<const NewRun*>& reqs,
+                                          const std::vector<const std::vector<TaskSpec>*>& tasks,
+                                          int64_t now) {
+    std::vector<BatchRunResult> out(reqs.size());
+    const auto stored = runs_by_keys(reqs);
+    std::map<std::string, std::optional<RunGroup>> groups;  // each group read once per batch
+    std::map<std::string, size_t> creating_key;             // idempotency key -> the run creating it
+    std::vector<size_t> creating, duplicate;                // runs to insert; runs naming a key of one
+    std::vector<std::vector<TaskDemands>> demands(reqs.size());
+    std::vector<Value> run_rows;
+    run_rows.reserve(reqs.size() * kRunRowParams);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const NewRun& req = *reqs[i];
+      if (!req.idempotency_key.empty()) {
+        if (auto it = stored.find(req.idempotency_key); it != stored.end()) {
+          out[i].created = CreateRunResult{it->second, true};
+          continue;
+        }
+        if (creating_key.count(req.idempotency_key)) {
+          duplicate.push_back(i);
+          continue;
+        }
+      }
+      const std::string group_name = req.group.empty() ? std::string(kDefaultRunGroup) : req.group;
+      auto g = groups.find(group_name);
+      // FOR SHARE: a concurrent delete_run_group (another daemon) waits for this batch, or this batch
+      // sees the group gone.
+      if (g == groups.end())
+        g = groups.emplace(group_name, load_run_group(group_name, locked(" FOR SHARE"))).first;
+      try {
+        if (!g->second) throw InputError("unknown run group '" + group_name + "'");
+        for (const TaskSpec& t : *tasks[i]) {
+          demands[i].push_back(task_demands(t.parameters, t.requirements));
+          check_within_group(*g->second, t, demands[i].back());
+        }
+      } catch (const InputError& e) {
+        out[i].error = e.what();
+        continue;
+      }
+      Run run = new_run_row(req, *g->second, now);
+      append_run_row(run_rows, run);
+      if (!req.idempotency_key.empty()) creating_key.emplace(req.idempotency_key, i);
+      out[i].created = CreateRunResult{std::move(run), false};
+      creating.push_back(i);
     }
-    const std::string run_id = "run-" + random_hex(16);
-    // A concurrent create_run with the same key (another daemon) makes this insert wait for it;
-    // once it commits, the insert does nothing and its run is returned instead.
-    const auto inserted = db_->query(
-        "INSERT INTO runs (id, workflow, inputs, parameters, state, created_at, updated_at, callback_url, "
-        "idempotency_key, provenance, priority, deadline, group_name) "
-        "VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        {run_id, req.workflow, req.inputs.dump(), req.parameters.dump(), now, now, opt_text(req.callback_url),
-         opt_text(req.idempotency_key), (req.provenance.is_object() ? req.provenance : json::object()).dump(),
-         priority, req.deadline ? Value(*req.deadline) : Value(nullptr), group_name});
-    if (inserted.empty()) {
-      auto existing = run_by_key(req.idempotency_key);
-      if (!existing)
-        throw Error(where_ + ": create run: idempotency key '" + req.idempotency_key +
-                    "' conflicts but no run holds it");
-      return {*existing, true};
+    if (creating.empty()) {
+      resolve_duplicates(out, reqs, creating_key, duplicate);
+      return out;
     }
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      const TaskSpec& t = tasks[i];
-      const std::string task_id = run_id + "/" + t.name;
-      db_->exec(
-          "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
-          "cache_key, queued_at, deadline_rank, urgency, group_name, gpus, cpu_threads) "
-          "VALUES (?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-          {task_id, run_id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
-           t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(req.deadline),
-           lease_order::urgency(now, priority), group_name, demands[i].gpus, demands[i].cpu_threads});
-      int64_t pos = 0;
-      for (const std::string& dep : t.depends_on)
-        db_->exec("INSERT INTO task_deps (task_id, depends_on, pos) VALUES (?, ?, ?)",
-                  {task_id, run_id + "/" + dep, pos++});
+    // A concurrent create_run with the same key (another daemon) makes this insert wait for it; once it
+    // commits, that row is not inserted and its run is returned instead.
+    std::set<std::string> inserted;
+    for (const sql::Row& r : sql::query_rows(
+             *db_,
+             "INSERT INTO runs (id, workflow, inputs, parameters, state, "
+             "created_at, updated_at, callback_url, idempotency_key, provenance, "
+             "priority, deadline, group_name) VALUES ",
+             "(?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?)",
+             " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", kRunRowParams, std::move(run_rows)))
+      inserted.insert(r.s(0));
+    std::vector<Value> task_rows, dep_rows;
+    task_rows.reserve(creating.size() * kTaskRowParams * 3);  // 3 tasks a germline run
+    dep_rows.reserve(creating.size() * kDepRowParams * 2);
+    for (size_t i : creating) {
+      const Run& run = out[i].created->run;
+      if (!inserted.count(run.id)) {
+        auto existing = run_by_key(run.idempotency_key);
+        if (!existing)
+          throw Error(where_ + ": create run: idempotency key '" + run.idempotency_key +
+                      "' conflicts but no run holds it");
+        out[i].created = CreateRunResult{std::move(*existing), true};
+        continue;
+      }
+      append_task_rows(task_rows, dep_rows, run, *tasks[i], demands[i], now);
     }
-    // The run as just written (not read back: a batch of 10,000 would pay 10,000 more queries).
+    sql::query_rows(
+        *db_,
+        "INSERT INTO tasks (id, run_id, name, kind, state, max_attempts, parameters, requirements, "
+        "cache_key, queued_at, deadline_rank, urgency, group_name, gpus, cpu_threads) VALUES ",
+        "(?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "", kTaskRowParams, std::move(task_rows));
+    sql::query_rows(*db_, "INSERT INTO task_deps (task_id, depends_on, pos) VALUES ", "(?, ?, ?)", "",
+                    kDepRowParams, std::move(dep_rows));
+    resolve_duplicates(out, reqs, creating_key, duplicate);
+    return out;
+  }
+
+  // The stored runs holding the idempotency keys of reqs, by key (a few statements however many).
+  std::map<std::string, Run> runs_by_keys(const std::vector<const NewRun*>& reqs) {
+    std::set<std::string> unique;
+    for (const NewRun* r : reqs)
+      if (!r->idempotency_key.empty()) unique.insert(r->idempotency_key);
+    const std::vector<Value> keys(unique.begin(), unique.end());
+    std::map<std::string, Run> out;
+    for (const sql::Row& r :
+         sql::query_rows(*db_, std::string("SELECT ") + kRunCols + " FROM runs WHERE idempotency_key IN (",
+                         "?", ")", 1, keys)) {
+      Run run = run_from_row({r, kRunCols, where_});
+      out.emplace(run.idempotency_key, std::move(run));
+    }
+    return out;
+  }
+
+  // A run naming the idempotency key of a run before it in the same batch is that run.
+  static void resolve_duplicates(std::vector<BatchRunResult>& out, const std::vector<const NewRun*>& reqs,
+                                 const std::map<std::string, size_t>& creating_key,
+                                 const std::vector<size_t>& duplicate) {
+    for (size_t i : duplicate) {
+      out[i].created = out[creating_key.at(reqs[i]->idempotency_key)].created;
+      out[i].created->existed = true;
+    }
+  }
+
+  // The run a request creates, as it is written (the batch answers from it rather than read 10,000
+  // runs back).
+  static Run new_run_row(const NewRun& req, const RunGroup& group, int64_t now) {
     Run run;
-    run.id = run_id;
+    run.id = "run-" + random_hex(16);
     run.workflow = req.workflow;
     run.inputs = req.inputs;
     run.parameters = req.parameters;
@@ -644,10 +736,37 @@ class SqlJobStore final : public JobStore {
     run.idempotency_key = req.idempotency_key;
     run.outputs = json::object();
     run.provenance = req.provenance.is_object() ? req.provenance : json::object();
-    run.priority = priority;
+    run.priority = req.priority ? *req.priority : group.default_priority;
     run.deadline = req.deadline;
-    run.group = group_name;
-    return {run, false};
+    run.group = group.name;
+    return run;
+  }
+
+  // A batch of at least this many runs refreshes PostgreSQL's statistics of the queue (create_runs).
+  static constexpr size_t kAnalyzeAfterRuns = 1000;
+  // The parameters of one row of each insert in insert_runs, in its column order.
+  static constexpr size_t kRunRowParams = 12, kTaskRowParams = 14, kDepRowParams = 3;
+  static void append_run_row(std::vector<Value>& rows, const Run& run) {
+    rows.insert(rows.end(), {run.id, run.workflow, run.inputs.dump(), run.parameters.dump(), run.created_at,
+                             run.updated_at, opt_text(run.callback_url), opt_text(run.idempotency_key),
+                             run.provenance.dump(), run.priority,
+                             run.deadline ? Value(*run.deadline) : Value(nullptr), run.group});
+  }
+  static void append_task_rows(std::vector<Value>& task_rows, std::vector<Value>& dep_rows, const Run& run,
+                               const std::vector<TaskSpec>& tasks, const std::vector<TaskDemands>& demands,
+                               int64_t now) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const TaskSpec& t = tasks[i];
+      const std::string task_id = run.id + "/" + t.name;
+      task_rows.insert(
+          task_rows.end(),
+          {task_id, run.id, t.name, t.kind, int64_t(t.max_attempts), t.parameters.dump(),
+           t.requirements.dump(), opt_text(t.cache_key), now, lease_order::deadline_rank(run.deadline),
+           lease_order::urgency(now, run.priority), run.group, demands[i].gpus, demands[i].cpu_threads});
+      int64_t pos = 0;
+      for (const std::string& dep : t.depends_on)
+        dep_rows.insert(dep_rows.end(), {task_id, run.id + "/" + dep, pos++});
+    }
   }
 
   std::optional<RunGroup> load_run_group(const std::string& name, const std::string& lock = "") {

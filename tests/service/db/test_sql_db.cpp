@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "service/db/sql_db.hpp"
+#include "service/db/sql_rows.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace omicsd {
@@ -130,6 +131,40 @@ TEST_P(SqlDbTest, MigrationsApplyOnceAndRefuseNewerSchemas) {
   auto db2 = sql::open_db(url, "test store");
   sql::migrate(*db2, "demo", v2);
   EXPECT_EQ(db2->query("SELECT COUNT(*) FROM m2")[0].i(0), 1);
+}
+
+// Chunked multi-row statements (sql_rows.hpp): every row once, in order, within the parameter limit,
+// for counts on both sides of each chunk boundary; RETURNING rows come back from every chunk.
+TEST_P(SqlDbTest, ChunkedStatementsCoverEveryRowOnce) {
+  for (size_t params_per_row : {1u, 3u, 14u, 1000u}) {
+    for (size_t rows : {0u, 1u, 2u, 63u, 64u, 65u, 333u, 1000u}) {
+      std::vector<size_t> seen;
+      sql::for_each_chunk(rows, params_per_row, [&](size_t first, size_t count) {
+        EXPECT_GE(count, 1u);
+        EXPECT_TRUE(count * params_per_row <= sql::kMaxChunkParams || count == 1) << count;
+        EXPECT_EQ(count & (count - 1), 0u) << "chunk sizes are powers of two: " << count;
+        for (size_t i = first; i < first + count; ++i) seen.push_back(i);
+      });
+      ASSERT_EQ(seen.size(), rows) << params_per_row << " x " << rows;
+      for (size_t i = 0; i < rows; ++i) EXPECT_EQ(seen[i], i);
+    }
+  }
+  std::vector<Value> params;
+  for (int64_t i = 0; i < 700; ++i) params.insert(params.end(), {"row-" + std::to_string(i), i * 3, nullptr});
+  const auto returned =
+      sql::query_rows(*db, "INSERT INTO t (id, n, note) VALUES ", "(?, ?, ?)", " RETURNING id", 3, params);
+  EXPECT_EQ(returned.size(), 700u);
+  const auto rows = db->query("SELECT id, n FROM t ORDER BY n");
+  ASSERT_EQ(rows.size(), 700u);
+  for (int64_t i = 0; i < 700; ++i) {
+    EXPECT_EQ(rows[size_t(i)].s(0), "row-" + std::to_string(i));
+    EXPECT_EQ(rows[size_t(i)].i(1), i * 3);
+  }
+  const auto some = sql::query_rows(*db, "SELECT id FROM t WHERE id IN (", "?", ")", 1,
+                                    {std::string("row-0"), std::string("row-699"), std::string("none")});
+  EXPECT_EQ(some.size(), 2u);
+  EXPECT_THROW(sql::query_rows(*db, "INSERT INTO t (id, n) VALUES ", "(?, ?)", "", 2, {std::string("odd")}),
+               Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SqlDbTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),

@@ -344,6 +344,62 @@ TEST_P(StoreTest, IdempotencyKey) {
   EXPECT_EQ(store->list_runs({}).runs.size(), 2u);
 }
 
+// create_runs writes many runs with a few multi-row statements: every run gets its tasks and
+// dependencies, a key repeated in the batch names the first run that took it (one that failed takes
+// nothing), a stored key is that run, and a refused run writes nothing.
+TEST_P(StoreTest, BatchOfRunsWithRepeatedKeysAndErrors) {
+  const auto stored = submit("germline", "kept");
+  std::vector<NewRun> runs(300);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    runs[i].workflow = i % 2 ? "germline" : "align";
+    runs[i].inputs = {{"read_set", "rs-" + std::to_string(i)}, {"reference", "ref-1"}};
+    runs[i].idempotency_key = "b-" + std::to_string(i);
+  }
+  runs[5].group = "nonesuch";                         // refused, so key b-5 stays free ...
+  runs[6].idempotency_key = "b-5";                    // ... for this run, which creates it
+  runs[7].idempotency_key = "b-1";                    // a key taken earlier in the batch
+  runs[8].idempotency_key = "kept";                   // a key stored before
+  runs[9].tasks = {spec("a", "align", {"missing"})};  // a bad graph
+  const auto out = store->create_runs(runs, T0 + 5);
+  ASSERT_EQ(out.size(), runs.size());
+  EXPECT_FALSE(out[5].created);
+  EXPECT_NE(out[5].error.find("unknown run group"), std::string::npos) << out[5].error;
+  ASSERT_TRUE(out[6].created);
+  EXPECT_FALSE(out[6].created->existed);
+  ASSERT_TRUE(out[7].created && out[1].created);
+  EXPECT_TRUE(out[7].created->existed);
+  EXPECT_EQ(out[7].created->run.id, out[1].created->run.id);
+  ASSERT_TRUE(out[8].created);
+  EXPECT_TRUE(out[8].created->existed);
+  EXPECT_EQ(out[8].created->run.id, stored.run.id);
+  EXPECT_FALSE(out[9].created);
+  EXPECT_FALSE(out[9].error.empty());
+  size_t created = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (!out[i].created || out[i].created->existed) continue;
+    ++created;
+    const omicsd::Run& r = out[i].created->run;
+    const auto back = store->get_run(r.id);
+    ASSERT_TRUE(back) << r.id;
+    EXPECT_EQ(back->workflow, runs[i].workflow);
+    EXPECT_EQ(back->inputs, runs[i].inputs);
+    EXPECT_EQ(back->idempotency_key, runs[i].idempotency_key);
+    const auto tasks = store->list_tasks(r.id);
+    const auto expected = default_tasks(runs[i].workflow);
+    ASSERT_EQ(tasks.size(), expected.size()) << r.id;
+    for (size_t k = 0; k < tasks.size(); ++k) {
+      EXPECT_EQ(tasks[k].name, expected[k].name);
+      ASSERT_EQ(tasks[k].depends_on.size(), expected[k].depends_on.size());
+      for (size_t d = 0; d < tasks[k].depends_on.size(); ++d)
+        EXPECT_EQ(tasks[k].depends_on[d], r.id + "/" + expected[k].depends_on[d]);
+    }
+  }
+  EXPECT_EQ(created, runs.size() - 4);  // 5 and 9 refused; 7 and 8 existed; 6 created b-5
+  RunFilter all;
+  all.page_size = 1000;
+  EXPECT_EQ(store->list_runs(all).runs.size(), created + 1);
+}
+
 TEST_P(StoreTest, DependencyOrdering) {
   auto run = submit().run;
   auto l1 = must_lease(T0);

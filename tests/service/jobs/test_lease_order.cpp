@@ -226,7 +226,7 @@ TEST_P(LeaseOrderTest, ALowPriorityRunIsNotStarvedByAStreamOfHigherPriorityRuns)
 
 namespace {
 
-// A database of schema v3 with queued tasks (v4's to v6's columns, indexes, tables and trigger taken away
+// A database of schema v3 with queued tasks (v4's to v7's columns, indexes, tables and trigger taken away
 // again; v6's wider CHECK on webhooks.state stays, and its edit applies again harmlessly)
 // upgrades to the current version keeping their first-come order: no deadline, priority 0, urgency =
 // queued_at.
@@ -249,16 +249,18 @@ TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   }
   std::string out;
   const std::string to_v3 =
+      "DROP INDEX tasks_group_queue; "
       "DROP TRIGGER tasks_stage_sample; DROP TABLE stage_samples; ALTER TABLE runs DROP COLUMN at_risk_at; "
       "ALTER TABLE webhooks DROP COLUMN event; ALTER TABLE webhooks DROP COLUMN detail; "
-      "DROP INDEX tasks_running_by_group; DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
+      "DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
       "cpu_threads; "
       "ALTER TABLE tasks DROP COLUMN gpus; ALTER TABLE tasks DROP COLUMN group_name; "
       "ALTER TABLE runs DROP COLUMN started_at; ALTER TABLE runs DROP COLUMN group_name; DROP TABLE "
       "run_groups; "
-      "DROP INDEX tasks_lease_order; ALTER TABLE tasks DROP COLUMN urgency; "
+      "ALTER TABLE tasks DROP COLUMN urgency; "
       "ALTER TABLE tasks DROP COLUMN deadline_rank; ALTER TABLE runs DROP COLUMN priority; "
-      "ALTER TABLE runs DROP COLUMN deadline; DELETE FROM schema_version WHERE version >= 4;";
+      "ALTER TABLE runs DROP COLUMN deadline; CREATE INDEX tasks_queue ON tasks(state, queued_at, seq); "
+      "DELETE FROM schema_version WHERE version >= 4;";
   ASSERT_EQ(test::run_command("sqlite3 '" + (dir.path / "jobs.db").string() + "' \"" + to_v3 + "\"", &out), 0)
       << out;
   auto store = open_job_store(url);

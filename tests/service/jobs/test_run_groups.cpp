@@ -129,6 +129,12 @@ TEST_P(RunGroupTest, GroupsAreCreatedReplacedListedAndDeleted) {
   EXPECT_FALSE(store->delete_run_group("bulk"));
   EXPECT_FALSE(store->get_run_group("bulk"));
   EXPECT_EQ(store->get_run(r.id)->group, "bulk");  // ended runs keep the name
+  // Its tasks would wait in a group no lease reads: resuming is a conflict until the group is back.
+  EXPECT_THROW(store->resume_run(r.id, T0 + 2), ConflictError);
+  EXPECT_EQ(store->get_run(r.id)->state, RunState::Canceled);
+  store->put_run_group(group("bulk"), T0 + 3);
+  ASSERT_TRUE(store->resume_run(r.id, T0 + 4));
+  EXPECT_EQ(store->get_run(r.id)->state, RunState::Queued);
 }
 
 TEST_P(RunGroupTest, RunsNameTheirGroupAndTakeItsDefaultPriority) {

@@ -15,6 +15,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -139,11 +140,22 @@ class FileWriter {
       }
       p += r;
       n -= size_t(r);
+      written_ += uint64_t(r);
     }
+#ifdef __linux__
+    // Start writing back every 64 MB as it is written, so that the disk works while the rest is
+    // produced and the final fsync waits for the last part only (best effort: errors show at fsync).
+    if (written_ - started_ >= kWritebackChunk) {
+      (void)::sync_file_range(fd_, off_t(started_), off_t(written_ - started_), SYNC_FILE_RANGE_WRITE);
+      started_ = written_;
+    }
+#endif
   }
+  static constexpr uint64_t kWritebackChunk = uint64_t(64) << 20;
   std::string path_;
   int fd_ = -1;
   std::vector<char> buf_;
+  uint64_t written_ = 0, started_ = 0;
 };
 
 void fsync_parent_dir(const std::string& path) {
@@ -262,10 +274,14 @@ struct PackedLayout {
   int hit_bits = 0;
 };
 
-std::optional<PackedLayout> packed_layout(int k, uint64_t ref_length) {
+std::optional<PackedLayout> packed_layout(int k, int w, uint64_t ref_length) {
   const int hash_bits = 2 * k;
   const int hit_bits = std::bit_width(ref_length * 2 + 1);  // hits are < 2 * ref_length
-  const int part_bits = std::max(std::min(8, hash_bits), hash_bits + hit_bits - 64);
+  // 2^12 partitions for a large genome (about 130,000 positions, 1 MB, each for a human one: sorted
+  // within the core's cache), 2^8 for a small one.
+  const uint64_t expected = ref_length * 2 / uint64_t(w + 1);
+  const int wanted = expected >= (uint64_t(1) << 24) ? 12 : 8;
+  const int part_bits = std::max(std::min(wanted, hash_bits), hash_bits + hit_bits - 64);
   if (part_bits > 14) return std::nullopt;  // too many partitions: the 16-byte build instead
   return PackedLayout{part_bits, hash_bits - part_bits, hit_bits};
 }
@@ -284,27 +300,42 @@ PackedPositions collect_packed(const Reference& ref, int k, int w, const PackedL
   const int low_bits = layout.low_bits;
   // About 1/32 of a partition's expected size per block: little unused space at the ends.
   const uint64_t expected = ref.total_length() * 2 / uint64_t(w + 1);
-  const size_t block = size_t(std::clamp<uint64_t>(expected / np / 32, 1024, 1 << 16));
+  const size_t block = size_t(std::clamp<uint64_t>(expected / np / 32, 256, 1 << 16));
 
-  // blocks[t][p]: thread t's words of partition p.
-  std::vector<std::vector<std::vector<std::vector<uint64_t>>>> blocks(static_cast<size_t>(threads));
+  // Per thread and partition: the blocks filled (all full but the last) and the free part of the last.
+  struct Fill {
+    uint64_t* cur = nullptr;
+    uint64_t* end = nullptr;
+  };
+  struct ThreadParts {
+    std::vector<Fill> fill;
+    std::vector<std::vector<std::unique_ptr<uint64_t[]>>> blocks;
+    size_t size(size_t p, size_t block) const {
+      return blocks[p].empty() ? 0 : blocks[p].size() * block - size_t(fill[p].end - fill[p].cur);
+    }
+  };
+  std::vector<ThreadParts> parts(static_cast<size_t>(threads));
   const std::vector<size_t> order = contigs_longest_first(ref);
   std::atomic<size_t> next{0};
   auto t0 = Clock::now();
   run_threads(threads, [&](int t) {
-    auto& mine = blocks[size_t(t)];
-    mine.resize(np);
+    ThreadParts& mine = parts[size_t(t)];
+    mine.fill.resize(np);
+    mine.blocks.resize(np);
     std::vector<Minimizer> mins;
     for (size_t i; (i = next.fetch_add(1)) < order.size();) {
       const Contig& c = ref.contigs()[order[i]];
       compute_minimizers(ref.codes() + c.offset, c.length, k, w, mins);
       for (const Minimizer& m : mins) {
-        auto& list = mine[size_t(m.hash >> low_bits)];
-        if (list.empty() || list.back().size() == block) {
-          list.emplace_back();
-          list.back().reserve(block);
+        const size_t p = size_t(m.hash >> low_bits);
+        Fill& f = mine.fill[p];
+        if (f.cur == f.end) {
+          // Not value-initialized: pages of a block are touched only as it fills.
+          mine.blocks[p].emplace_back(new uint64_t[block]);
+          f.cur = mine.blocks[p].back().get();
+          f.end = f.cur + block;
         }
-        list.back().push_back(((m.hash & low_mask) << hit_bits) | ((c.offset + m.pos) << 1) | m.reverse);
+        *f.cur++ = ((m.hash & low_mask) << hit_bits) | ((c.offset + m.pos) << 1) | m.reverse;
       }
     }
   });
@@ -319,17 +350,17 @@ PackedPositions collect_packed(const Reference& ref, int k, int w, const PackedL
   run_threads(threads, [&](int) {
     for (size_t p; (p = next.fetch_add(1)) < np;) {
       size_t n = 0;
-      for (auto& mine : blocks) {
-        for (const auto& b : mine[p]) n += b.size();
-      }
+      for (const ThreadParts& tp : parts) n += tp.size(p, block);
       std::vector<uint64_t> v;
       v.reserve(n);
-      for (auto& mine : blocks) {
-        for (auto& b : mine[p]) {
-          v.insert(v.end(), b.begin(), b.end());
-          std::vector<uint64_t>().swap(b);  // freed as it is copied: memory stays one copy
+      for (ThreadParts& tp : parts) {
+        const size_t size = tp.size(p, block);
+        for (size_t b = 0; b < tp.blocks[p].size(); ++b) {
+          const uint64_t* data = tp.blocks[p][b].get();
+          v.insert(v.end(), data, data + std::min(block, size - b * block));
+          tp.blocks[p][b].reset();  // freed as it is copied: memory stays one copy
         }
-        std::vector<std::vector<uint64_t>>().swap(mine[p]);
+        std::vector<std::unique_ptr<uint64_t[]>>().swap(tp.blocks[p]);
       }
       std::sort(v.begin(), v.end());
       count += v.size();
@@ -470,7 +501,7 @@ std::string build_index(const Reference& ref, const IndexParams& params, const s
   double extract_s = 0, sort_s = 0, write_s = 0;
   uint64_t num_positions = 0;
   const char* how = "";
-  const auto layout = allow_packed ? packed_layout(k, ref.total_length()) : std::nullopt;
+  const auto layout = allow_packed ? packed_layout(k, w, ref.total_length()) : std::nullopt;
   if (layout) {
     const int threads = build_threads(params.threads);
     const PackedPositions pp = collect_packed(ref, k, w, *layout, threads, extract_s, sort_s);

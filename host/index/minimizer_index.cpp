@@ -1,6 +1,9 @@
 #include "host/index/minimizer_index.hpp"
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -298,9 +301,10 @@ PackedPositions collect_packed(const Reference& ref, int k, int w, const PackedL
   const uint64_t low_mask = (uint64_t(1) << layout.low_bits) - 1;
   const int hit_bits = layout.hit_bits;
   const int low_bits = layout.low_bits;
-  // About 1/32 of a partition's expected size per block: little unused space at the ends.
+  // Blocks of 1/32 of a partition's expected size (little unused space at the ends; only the pages
+  // written are resident), at least 128 KB.
   const uint64_t expected = ref.total_length() * 2 / uint64_t(w + 1);
-  const size_t block = size_t(std::clamp<uint64_t>(expected / np / 32, 256, 1 << 16));
+  const size_t block = size_t(std::clamp<uint64_t>(expected / np / 32, 1 << 14, 1 << 16));
 
   // Per thread and partition: the blocks filled (all full but the last) and the free part of the last.
   struct Fill {
@@ -362,6 +366,12 @@ PackedPositions collect_packed(const Reference& ref, int k, int w, const PackedL
         }
         std::vector<std::unique_ptr<uint64_t[]>>().swap(tp.blocks[p]);
       }
+#ifdef __GLIBC__
+      // Blocks that malloc kept in its heap (below its mmap threshold, which grows as mapped chunks
+      // are freed) are not returned by free(): without this the sorted copies (mapped) came on top
+      // of them, 11.2 GB instead of 8.7 GB for a human genome.
+      if ((p + 1) % std::max<size_t>(np / 32, 1) == 0) ::malloc_trim(0);
+#endif
       std::sort(v.begin(), v.end());
       count += v.size();
       out.parts[p] = std::move(v);

@@ -31,8 +31,8 @@ class MinimizerIndex {
   MinimizerIndex& operator=(MinimizerIndex&&) noexcept;
 
   // Builds and writes the index atomically (temp name, fsync, rename). Returns the path written.
-  // Memory: 8 bytes per minimizer position (about 1.5 bytes per base at w=10) besides the reference,
-  // plus one partition per thread while sorting; 16 bytes per position for k > 23 on a human-sized
+  // Memory: 8 bytes per minimizer position (about 1.4 bytes per base at w=10) besides the reference,
+  // plus one partition per thread while sorting; 16 bytes per position for k > 22 on a human-sized
   // reference, where a position and the hash's low bits no longer fit in 64 bits.
   static std::string build(const Reference& ref, const IndexParams& params, const std::string& out_path);
   // Memory-maps an index file; throws InputError if it is missing, corrupt, or built for another reference.

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "host/align/mapper.hpp"
+#include "host/align/seeding.hpp"
 #include "host/common/error.hpp"
 #include "host/common/parallel.hpp"
 #include "host/io/bam_output.hpp"
@@ -23,6 +24,7 @@ AlignStats run_align(const AlignOptions& o) {
   const Reference ref = Reference::load(o.reference);
   spdlog::info("reference {}: {} contigs, {} bases", o.reference, ref.contigs().size(), ref.total_length());
   const MinimizerIndex index = MinimizerIndex::open_or_build(ref, o.index);
+  const SeedCounters seeds0 = seed_counters();
 
   ReadInputSpec spec;
   spec.path1 = o.reads1;
@@ -144,6 +146,17 @@ AlignStats run_align(const AlignOptions& o) {
         "{}: duplicates marked: {} of {} paired reads ({} optical), {} of {} single reads ({} optical)",
         o.output, d.duplicate_pair, d.paired, d.duplicate_pair_optical, d.duplicate_single, d.single,
         d.duplicate_single_optical);
+  }
+  {
+    // Differences: the counters are process-wide (a service may run several aligns at once).
+    const SeedCounters s1 = seed_counters();
+    const double n = double(std::max<uint64_t>(s1.reads - seeds0.reads, 1));
+    spdlog::info(
+        "{}: seeding per read: {:.1f} minimizers looked up ({:.2f} over the occurrence cap), {:.1f} "
+        "seed hits, {:.2f} candidate chains ({:.2f} kept)",
+        o.output, double(s1.minimizers - seeds0.minimizers) / n,
+        double(s1.repetitive - seeds0.repetitive) / n, double(s1.hits - seeds0.hits) / n,
+        double(s1.chains - seeds0.chains) / n, double(s1.chains_kept - seeds0.chains_kept) / n);
   }
   spdlog::info(
       "{}: {} reads, {:.2f}% mapped, {:.2f}% properly paired, insert {:.0f} +- {:.0f}, {:.1f} s ({} backend)",

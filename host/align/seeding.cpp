@@ -1,17 +1,43 @@
 #include "host/align/seeding.hpp"
 
 #include <algorithm>
+#include <atomic>
 
 namespace omicsd {
+
+namespace {
+struct AtomicSeedCounters {
+  std::atomic<uint64_t> reads{0}, minimizers{0}, repetitive{0}, hits{0}, chains{0}, chains_kept{0};
+};
+AtomicSeedCounters g_seed_counters;
+}  // namespace
+
+SeedCounters seed_counters() {
+  const auto& g = g_seed_counters;
+  return SeedCounters{g.reads.load(), g.minimizers.load(), g.repetitive.load(),
+                      g.hits.load(),  g.chains.load(),     g.chains_kept.load()};
+}
+
+Seeder::~Seeder() {
+  auto& g = g_seed_counters;
+  g.reads += counts_.reads;
+  g.minimizers += counts_.minimizers;
+  g.repetitive += counts_.repetitive;
+  g.hits += counts_.hits;
+  g.chains += counts_.chains;
+  g.chains_kept += counts_.chains_kept;
+}
 
 SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains) {
   chains.clear();
   hits_.clear();
   SeedSummary summary;
+  ++counts_.reads;
   const int k = index_.k();
   if (len < uint32_t(k)) return summary;
   compute_minimizers(read, len, k, index_.w(), mins_);
   summary.minimizers = uint32_t(mins_.size());
+  counts_.minimizers += mins_.size();
 
   auto collect = [&](uint32_t max_occ, bool only_repetitive) {
     for (const Minimizer& m : mins_) {
@@ -36,6 +62,8 @@ SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<C
     if (index_.lookup(m.hash).size() > params_.max_occurrences) ++summary.repetitive;
   // A read made only of repeat k-mers still gets placed (at MAPQ 0), like bwa's re-seeding.
   if (hits_.empty() && summary.repetitive > 0) collect(params_.rescue_occurrences, true);
+  counts_.repetitive += summary.repetitive;
+  counts_.hits += hits_.size();
   if (hits_.empty()) return summary;
 
   // Sort by strand, then diagonal: hits of one placement become adjacent. Sorting by reference position
@@ -102,6 +130,8 @@ SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<C
     if (c.coverage < best * params_.min_chain_fraction) break;
     chains.push_back(c);
   }
+  counts_.chains += all.size();
+  counts_.chains_kept += chains.size();
   return summary;
 }
 

@@ -32,12 +32,28 @@ struct SeedSummary {
   uint32_t repetitive = 0;  // skipped for exceeding max_occurrences
 };
 
+// Process-wide seeding totals (summed over threads and runs; take differences around a run), for the
+// "what bounds mapping" figures in docs/performance.md: index lookups and seed hits drive the random
+// reads of the index, chains the number of alignments tried.
+struct SeedCounters {
+  uint64_t reads = 0;        // find_chains calls (one per read)
+  uint64_t minimizers = 0;   // of the reads, each looked up in the index
+  uint64_t repetitive = 0;   // minimizers skipped for exceeding max_occurrences
+  uint64_t hits = 0;         // seed hits (index positions) collected, rescue included
+  uint64_t chains = 0;       // candidate chains formed from the hits
+  uint64_t chains_kept = 0;  // chains returned (at most max_chains per read)
+};
+SeedCounters seed_counters();
+
 // Finds candidate chains for one read (codes 0..4), best first. Deterministic. Uses `mins` and
 // `scratch` as reusable buffers.
 class Seeder {
  public:
   Seeder(const Reference& ref, const MinimizerIndex& index, const SeedParams& params)
       : ref_(ref), index_(index), params_(params) {}
+  ~Seeder();  // adds this seeder's counts to seed_counters()
+  Seeder(const Seeder&) = delete;
+  Seeder& operator=(const Seeder&) = delete;
   SeedSummary find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains);
 
  private:
@@ -52,6 +68,7 @@ class Seeder {
   SeedParams params_;
   std::vector<Minimizer> mins_;
   std::vector<Hit> hits_;
+  SeedCounters counts_;
 };
 
 }  // namespace omicsd

@@ -11,6 +11,7 @@ namespace omicsd {
 struct IndexParams {
   int k = 19;
   int w = 10;
+  int threads = 0;  // build threads (minimizer extraction and sorting); 0: all cores. Not stored.
 };
 
 // One reference position of an indexed minimizer: the global offset (see Reference::codes()) of the
@@ -30,6 +31,9 @@ class MinimizerIndex {
   MinimizerIndex& operator=(MinimizerIndex&&) noexcept;
 
   // Builds and writes the index atomically (temp name, fsync, rename). Returns the path written.
+  // Memory: 8 bytes per minimizer position (about 1.4 bytes per base at w=10) besides the reference,
+  // plus one partition per thread while sorting; 16 bytes per position for k > 22 on a human-sized
+  // reference, where a position and the hash's low bits no longer fit in 64 bits.
   static std::string build(const Reference& ref, const IndexParams& params, const std::string& out_path);
   // Memory-maps an index file; throws InputError if it is missing, corrupt, or built for another reference.
   static MinimizerIndex open(const std::string& index_path, const Reference& ref);
@@ -50,5 +54,11 @@ class MinimizerIndex {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+namespace detail {
+// For tests: MinimizerIndex::build through the 16-byte path whatever k and the reference's size
+// (the file is the same).
+std::string build_index_16_byte(const Reference& ref, const IndexParams& params, const std::string& out_path);
+}  // namespace detail
 
 }  // namespace omicsd

@@ -16,6 +16,8 @@ CliAction add_index_command(CLI::App& app) {
   cmd->add_option("fasta", o->fasta, "Reference FASTA (plain, gzip or bgzip)")->required();
   cmd->add_option("-k", o->params.k, "k-mer length")->check(CLI::Range(10, 28));
   cmd->add_option("-w", o->params.w, "minimizer window (k-mers)")->check(CLI::Range(1, 64));
+  cmd->add_option("-t,--threads", o->params.threads, "build threads (0: all cores)")
+      ->check(CLI::Range(0, 256));
   return {cmd, [o] {
             const Reference ref = Reference::load(o->fasta);
             spdlog::info("reference {}: {} contigs, {} bases", o->fasta, ref.contigs().size(),

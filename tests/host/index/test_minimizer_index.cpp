@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -238,8 +240,8 @@ std::map<uint64_t, std::vector<uint64_t>> expected_entries(const Reference& ref,
 TEST(MinimizerIndex, BuildOpenRoundTrip) {
   test::TempDir dir;
   const Reference ref = make_reference(dir.path / "ref.fa", 5);
-  for (const IndexParams params :
-       {IndexParams{15, 5}, IndexParams{11, 3}, IndexParams{19, 10}, IndexParams{5, 4}}) {
+  for (const IndexParams params : {IndexParams{15, 5}, IndexParams{11, 3}, IndexParams{19, 10},
+                                   IndexParams{5, 4}, IndexParams{28, 10}, IndexParams{2, 3}}) {
     SCOPED_TRACE("k=" + std::to_string(params.k) + " w=" + std::to_string(params.w));
     const std::string path = (dir.path / "ref.omi").string();
     EXPECT_EQ(MinimizerIndex::build(ref, params, path), path);
@@ -278,6 +280,33 @@ TEST(MinimizerIndex, BuildOpenRoundTrip) {
   // No temporary file is left behind.
   for (const auto& e : fs::directory_iterator(dir.path)) {
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+  }
+}
+
+std::string file_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The 8-byte (partitioned, threaded) build and the 16-byte one write the same bytes, with any thread
+// count.
+TEST(MinimizerIndex, BuildPathsAndThreadCountsWriteTheSameFile) {
+  test::TempDir dir;
+  const Reference ref = make_reference(dir.path / "ref.fa", 9, 12);
+  for (const IndexParams base :
+       {IndexParams{19, 10}, IndexParams{15, 5}, IndexParams{28, 4}, IndexParams{3, 2}}) {
+    SCOPED_TRACE("k=" + std::to_string(base.k) + " w=" + std::to_string(base.w));
+    const fs::path wide = dir.path / "wide.omi";
+    detail::build_index_16_byte(ref, base, wide.string());
+    const std::string want = file_bytes(wide);
+    ASSERT_GT(want.size(), 128u);
+    for (const int threads : {1, 2, 3}) {
+      IndexParams p = base;
+      p.threads = threads;
+      const fs::path packed = dir.path / ("packed" + std::to_string(threads) + ".omi");
+      MinimizerIndex::build(ref, p, packed.string());
+      EXPECT_TRUE(file_bytes(packed) == want) << "threads " << threads;
+    }
   }
 }
 

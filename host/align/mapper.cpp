@@ -19,7 +19,7 @@ namespace {
 
 // Alignments scoring at most this are no evidence of another placement (bwa: min seed length).
 constexpr int32_t kSubScoreFloor = 20;
-constexpr size_t kMaxPlacements = 8;
+constexpr size_t kMaxPlacements = 20;
 constexpr int64_t kMaxInsertForModel = 10000;
 
 // Where a backend task came from, to turn its result into a Placement.
@@ -93,6 +93,63 @@ std::string cigar_string(const std::vector<uint32_t>& cigar) {
   return s;
 }
 
+// Chooses which of a pair's candidate chains (best first) to align: each end's top max_chains, then
+// the chains of the candidate pairs (same contig, facing, outer distance within pair_reach) by their
+// summed coverage, up to max_pair_chains more per end. Returns how many candidate pairs were left out
+// whose coverage is within 5% of the best pair's: near-equal placements of the pair never aligned
+// (counted against the MAPQ like the aligned ones).
+uint32_t select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32_t len_a, uint32_t len_b,
+                            const SeedParams& params) {
+  std::vector<uint8_t> keep_a(a.size(), 0), keep_b(b.size(), 0);
+  for (size_t i = 0; i < a.size() && i < params.max_chains; ++i) keep_a[i] = 1;
+  for (size_t j = 0; j < b.size() && j < params.max_chains; ++j) keep_b[j] = 1;
+  struct Combo {
+    uint32_t coverage;
+    uint32_t i, j;
+  };
+  std::vector<Combo> combos;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t j = 0; j < b.size(); ++j) {
+      const Chain &x = a[i], &y = b[j];
+      if (x.contig != y.contig || x.reverse == y.reverse) continue;
+      const Chain& f = x.reverse ? y : x;
+      const Chain& r = x.reverse ? x : y;
+      const int64_t f_begin = f.diag_min, r_end = r.diag_max + int64_t(x.reverse ? len_a : len_b);
+      if (f_begin > r_end || r_end - f_begin > params.pair_reach) continue;
+      combos.push_back({x.coverage + y.coverage, uint32_t(i), uint32_t(j)});
+    }
+  }
+  uint32_t unseen = 0;
+  if (!combos.empty()) {
+    std::stable_sort(combos.begin(), combos.end(), [](const Combo& u, const Combo& v) {
+      if (u.coverage != v.coverage) return u.coverage > v.coverage;
+      return u.i + u.j < v.i + v.j;
+    });
+    const uint32_t near = combos.front().coverage - combos.front().coverage / 20;
+    uint32_t extra_a = 0, extra_b = 0;
+    for (const Combo& c : combos) {
+      if (keep_a[c.i] && keep_b[c.j]) continue;
+      const uint32_t need_a = keep_a[c.i] ? 0 : 1, need_b = keep_b[c.j] ? 0 : 1;
+      if (extra_a + need_a <= params.max_pair_chains && extra_b + need_b <= params.max_pair_chains) {
+        keep_a[c.i] = keep_b[c.j] = 1;
+        extra_a += need_a;
+        extra_b += need_b;
+      } else if (c.coverage >= near) {
+        ++unseen;
+      }
+    }
+  }
+  auto compact = [](std::vector<Chain>& v, const std::vector<uint8_t>& keep) {
+    size_t o = 0;
+    for (size_t k = 0; k < v.size(); ++k)
+      if (keep[k]) v[o++] = v[k];
+    v.resize(o);
+  };
+  compact(a, keep_a);
+  compact(b, keep_b);
+  return unseen;
+}
+
 }  // namespace
 
 Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend,
@@ -123,11 +180,22 @@ void Mapper::encode(const ReadBatch& batch) {
 void Mapper::seed_and_extend(const ReadBatch& batch) {
   const size_t n = batch.size();
   std::vector<std::vector<Chain>> chains(n);
+  const bool paired = batch.paired;
+  const uint32_t limit = paired ? std::max(opt_.seeding.candidate_chains, opt_.seeding.max_chains) : 0;
   parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
     Seeder seeder(ref_, index_, opt_.seeding);
     for (size_t i = begin; i < end; ++i)
-      seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i]);
+      seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i], limit);
   });
+  unseen_pairs_.assign(paired ? n / 2 : 0, 0);
+  if (paired) {
+    parallel_for(n / 2, opt_.threads, 256, [&](size_t begin, size_t end) {
+      for (size_t p = begin; p < end; ++p)
+        unseen_pairs_[p] =
+            select_pair_chains(chains[2 * p], chains[2 * p + 1], offsets_[2 * p + 1] - offsets_[2 * p],
+                               offsets_[2 * p + 2] - offsets_[2 * p + 1], opt_.seeding);
+    });
+  }
 
   AlignTaskBatch tasks;
   std::vector<TaskOrigin> origin;
@@ -326,6 +394,7 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
         for (const int64_t s : pair_scores) near += s >= second - one_mismatch ? 1 : 0;
         near -= 1;
       }
+      near += unseen_pairs_[p];  // as well supported by seeds as the best pair, never aligned
       const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt), near);
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;

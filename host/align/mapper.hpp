@@ -92,6 +92,7 @@ class Mapper {
   std::vector<uint8_t> fwd_codes_, rev_codes_;
   std::vector<uint32_t> offsets_;
   std::vector<ReadHits> hits_;
+  std::vector<uint32_t> unseen_pairs_;  // per pair: near-best candidate pairs of chains left unaligned
   // Chosen placement per read (-1: unmapped), proper flag, MAPQ.
   std::vector<int32_t> chosen_;
   std::vector<uint8_t> proper_;

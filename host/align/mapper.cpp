@@ -20,6 +20,9 @@ namespace {
 // Alignments scoring at most this are no evidence of another placement (bwa: min seed length).
 constexpr int32_t kSubScoreFloor = 20;
 constexpr size_t kMaxPlacements = 20;
+// Mate rescue tries an end's two best placements and more of those within a mismatch of its best, up to
+// this many: among paralog copies the true one is often not the first of several equal placements.
+constexpr size_t kMaxRescuesPerEnd = 8;
 constexpr int64_t kMaxInsertForModel = 10000;
 
 // Where a backend task came from, to turn its result into a Placement.
@@ -93,13 +96,19 @@ std::string cigar_string(const std::vector<uint32_t>& cigar) {
   return s;
 }
 
+struct PairChainSelection {
+  // Candidate pairs left out whose coverage is within 5% of the best pair's: near-equal placements of
+  // the pair never aligned (counted against the MAPQ like the aligned ones).
+  uint32_t unseen_pairs = 0;
+  // An end left chains unaligned that its seeds support as well as its best: the mate can pair with
+  // any of them as well as with the aligned ones, so pairing adds no confidence.
+  bool unaligned_ties = false;
+};
 // Chooses which of a pair's candidate chains (best first) to align: each end's top max_chains, then
 // the chains of the candidate pairs (same contig, facing, outer distance within pair_reach) by their
-// summed coverage, up to max_pair_chains more per end. Returns how many candidate pairs were left out
-// whose coverage is within 5% of the best pair's: near-equal placements of the pair never aligned
-// (counted against the MAPQ like the aligned ones).
-uint32_t select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32_t len_a, uint32_t len_b,
-                            const SeedParams& params) {
+// summed coverage, up to max_pair_chains more per end.
+PairChainSelection select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32_t len_a,
+                                      uint32_t len_b, const SeedParams& params) {
   std::vector<uint8_t> keep_a(a.size(), 0), keep_b(b.size(), 0);
   for (size_t i = 0; i < a.size() && i < params.max_chains; ++i) keep_a[i] = 1;
   for (size_t j = 0; j < b.size() && j < params.max_chains; ++j) keep_b[j] = 1;
@@ -145,9 +154,13 @@ uint32_t select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32
       if (keep[k]) v[o++] = v[k];
     v.resize(o);
   };
+  PairChainSelection out;
+  out.unseen_pairs = unseen;
+  for (size_t i = 0; i < a.size(); ++i) out.unaligned_ties |= !keep_a[i] && a[i].coverage >= a[0].coverage;
+  for (size_t j = 0; j < b.size(); ++j) out.unaligned_ties |= !keep_b[j] && b[j].coverage >= b[0].coverage;
   compact(a, keep_a);
   compact(b, keep_b);
-  return unseen;
+  return out;
 }
 
 }  // namespace
@@ -187,13 +200,15 @@ void Mapper::seed_and_extend(const ReadBatch& batch) {
     for (size_t i = begin; i < end; ++i)
       seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i], limit);
   });
-  unseen_pairs_.assign(paired ? n / 2 : 0, 0);
+  pair_selection_.assign(paired ? n / 2 : 0, PairSelection{});
   if (paired) {
     parallel_for(n / 2, opt_.threads, 256, [&](size_t begin, size_t end) {
-      for (size_t p = begin; p < end; ++p)
-        unseen_pairs_[p] =
+      for (size_t p = begin; p < end; ++p) {
+        const PairChainSelection sel =
             select_pair_chains(chains[2 * p], chains[2 * p + 1], offsets_[2 * p + 1] - offsets_[2 * p],
                                offsets_[2 * p + 2] - offsets_[2 * p + 1], opt_.seeding);
+        pair_selection_[p] = {sel.unseen_pairs, sel.unaligned_ties};
+      }
     });
   }
 
@@ -301,9 +316,11 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       const size_t xr = 2 * p + end, yr = 2 * p + 1 - end;
       const auto& xs = hits_[xr].placements;
       const auto& ys = hits_[yr].placements;
-      for (size_t i = 0; i < xs.size() && i < 2; ++i) {
+      for (size_t i = 0; i < xs.size() && i < kMaxRescuesPerEnd; ++i) {
         const Placement& x = xs[i];
         if (x.objective + opt_.unpaired_penalty < xs[0].objective) break;
+        // Past the first two, only the end's near-equal placements (within a mismatch of its best).
+        if (i >= 2 && x.objective + opt_.scoring.match + opt_.scoring.mismatch < xs[0].objective) break;
         bool paired = false;
         int64_t ins;
         for (const auto& y : ys) paired = paired || proper(x, y, &ins);
@@ -394,8 +411,10 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
         for (const int64_t s : pair_scores) near += s >= second - one_mismatch ? 1 : 0;
         near -= 1;
       }
-      near += unseen_pairs_[p];  // as well supported by seeds as the best pair, never aligned
-      const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt), near);
+      near += pair_selection_[p].unseen_pairs;  // as well supported by seeds as the best pair, never aligned
+      const int q_pe = pair_selection_[p].unaligned_ties ? 0
+                       : alt == kNone                    ? 60
+                                                         : mapq_pair(int32_t(best), int32_t(alt), near);
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;
       // The mate cannot tell a tandem repeat's copies apart (both are in its insert range): each end is

@@ -215,7 +215,14 @@ TEST(MapqParalogs, ReadsThatATandemShiftAlignsEquallyGetLowMapq) {
   }
 }
 
-// Paired reads from a region with twelve copies 0.1% diverged from each other (more than the seeder's
+// One substitution at least 20 bases from either end.
+std::string substitute_inside(std::string s, std::mt19937& rng) {
+  const size_t p = 20 + rng() % (s.size() - 40);
+  s[p] = "ACGT"[(base_code(s[p]) + 1 + rng() % 3) % 4];
+  return s;
+}
+
+// Paired reads from a region with sixteen copies 0.1% diverged from the source (more than the seeder's
 // max_chains per end: the two ends' top chains were different subsets, the copy that pairs as well as
 // the chosen one was never aligned, and pairs got MAPQ 20-30 at the wrong copy) get low MAPQ and are
 // never confidently wrong; reads from ten copies 10% diverged get high MAPQ at their own copy.
@@ -253,8 +260,10 @@ TEST(MapqParalogs, PairsFromNearIdenticalCopiesGetLowMapqAndFromDivergedCopiesHi
   auto add_pair = [&](int32_t contig, int64_t start, int64_t insert) {
     const std::string frag = seqs[size_t(contig)].substr(size_t(start), size_t(insert));
     const std::string name = read_name('r', int64_t(truth.size()));
-    pairs.add(name, frag.substr(0, 150), std::string(150, 'I'));
-    pairs.add(name, reverse_complement(frag.substr(size_t(insert) - 150)), std::string(150, 'I'));
+    // One sequencing error in each end, away from its ends (the alignment stays end to end).
+    pairs.add(name, substitute_inside(frag.substr(0, 150), rng), std::string(150, 'I'));
+    pairs.add(name, reverse_complement(substitute_inside(frag.substr(size_t(insert) - 150), rng)),
+              std::string(150, 'I'));
     truth.push_back({contig, start, start + insert - 150});
   };
   // Unique pairs teach the insert size model (350 to 450 bp).

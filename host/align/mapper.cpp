@@ -193,22 +193,30 @@ void Mapper::encode(const ReadBatch& batch) {
 void Mapper::seed_and_extend(const ReadBatch& batch) {
   const size_t n = batch.size();
   std::vector<std::vector<Chain>> chains(n);
-  const bool paired = batch.paired;
-  const uint32_t limit = paired ? std::max(opt_.seeding.candidate_chains, opt_.seeding.max_chains) : 0;
-  parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
-    Seeder seeder(ref_, index_, opt_.seeding);
-    for (size_t i = begin; i < end; ++i)
-      seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i], limit);
-  });
-  pair_selection_.assign(paired ? n / 2 : 0, PairSelection{});
-  if (paired) {
-    parallel_for(n / 2, opt_.threads, 256, [&](size_t begin, size_t end) {
+  pair_selection_.assign(batch.paired ? n / 2 : 0, PairSelection{});
+  if (batch.paired) {
+    // Both ends at once: each end's candidates (up to candidate_chains) live only until the pair's
+    // chains to align are chosen.
+    const uint32_t limit = std::max(opt_.seeding.candidate_chains, opt_.seeding.max_chains);
+    parallel_for(n / 2, opt_.threads, 128, [&](size_t begin, size_t end) {
+      Seeder seeder(ref_, index_, opt_.seeding);
+      std::vector<Chain> a, b;
       for (size_t p = begin; p < end; ++p) {
-        const PairChainSelection sel =
-            select_pair_chains(chains[2 * p], chains[2 * p + 1], offsets_[2 * p + 1] - offsets_[2 * p],
-                               offsets_[2 * p + 2] - offsets_[2 * p + 1], opt_.seeding);
+        const size_t ar = 2 * p, br = 2 * p + 1;
+        const uint32_t len_a = offsets_[ar + 1] - offsets_[ar], len_b = offsets_[br + 1] - offsets_[br];
+        seeder.find_chains(fwd_codes_.data() + offsets_[ar], len_a, a, limit);
+        seeder.find_chains(fwd_codes_.data() + offsets_[br], len_b, b, limit);
+        const PairChainSelection sel = select_pair_chains(a, b, len_a, len_b, opt_.seeding);
         pair_selection_[p] = {sel.unseen_pairs, sel.unaligned_ties};
+        chains[ar].assign(a.begin(), a.end());
+        chains[br].assign(b.begin(), b.end());
       }
+    });
+  } else {
+    parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
+      Seeder seeder(ref_, index_, opt_.seeding);
+      for (size_t i = begin; i < end; ++i)
+        seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i]);
     });
   }
 

@@ -100,15 +100,17 @@ struct PairChainSelection {
   // Candidate pairs left out whose coverage is within 5% of the best pair's: near-equal placements of
   // the pair never aligned (counted against the MAPQ like the aligned ones).
   uint32_t unseen_pairs = 0;
-  // An end left chains unaligned that its seeds support as well as its best: the mate can pair with
-  // any of them as well as with the aligned ones, so pairing adds no confidence.
+  // An end left chains unaligned that its seeds support as well as its best, and its mate's candidates
+  // were cut at the limit: the mate's true chain may be among those never seen, next to any of the
+  // unaligned ones, so pairing adds no confidence. (A mate with all its chains seen pins the pair.)
   bool unaligned_ties = false;
 };
 // Chooses which of a pair's candidate chains (best first) to align: each end's top max_chains, then
 // the chains of the candidate pairs (same contig, facing, outer distance within pair_reach) by their
 // summed coverage, up to max_pair_chains more per end.
 PairChainSelection select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32_t len_a,
-                                      uint32_t len_b, const SeedParams& params) {
+                                      uint32_t len_b, uint32_t limit, const SeedParams& params) {
+  const bool a_cut = a.size() >= limit, b_cut = b.size() >= limit;
   std::vector<uint8_t> keep_a(a.size(), 0), keep_b(b.size(), 0);
   for (size_t i = 0; i < a.size() && i < params.max_chains; ++i) keep_a[i] = 1;
   for (size_t j = 0; j < b.size() && j < params.max_chains; ++j) keep_b[j] = 1;
@@ -156,8 +158,10 @@ PairChainSelection select_pair_chains(std::vector<Chain>& a, std::vector<Chain>&
   };
   PairChainSelection out;
   out.unseen_pairs = unseen;
-  for (size_t i = 0; i < a.size(); ++i) out.unaligned_ties |= !keep_a[i] && a[i].coverage >= a[0].coverage;
-  for (size_t j = 0; j < b.size(); ++j) out.unaligned_ties |= !keep_b[j] && b[j].coverage >= b[0].coverage;
+  for (size_t i = 0; i < a.size() && b_cut; ++i)
+    out.unaligned_ties |= !keep_a[i] && a[i].coverage >= a[0].coverage;
+  for (size_t j = 0; j < b.size() && a_cut; ++j)
+    out.unaligned_ties |= !keep_b[j] && b[j].coverage >= b[0].coverage;
   compact(a, keep_a);
   compact(b, keep_b);
   return out;
@@ -206,7 +210,7 @@ void Mapper::seed_and_extend(const ReadBatch& batch) {
         const uint32_t len_a = offsets_[ar + 1] - offsets_[ar], len_b = offsets_[br + 1] - offsets_[br];
         seeder.find_chains(fwd_codes_.data() + offsets_[ar], len_a, a, limit);
         seeder.find_chains(fwd_codes_.data() + offsets_[br], len_b, b, limit);
-        const PairChainSelection sel = select_pair_chains(a, b, len_a, len_b, opt_.seeding);
+        const PairChainSelection sel = select_pair_chains(a, b, len_a, len_b, limit, opt_.seeding);
         pair_selection_[p] = {sel.unseen_pairs, sel.unaligned_ties};
         chains[ar].assign(a.begin(), a.end());
         chains[br].assign(b.begin(), b.end());

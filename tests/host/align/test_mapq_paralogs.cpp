@@ -296,5 +296,57 @@ TEST(MapqParalogs, PairsFromNearIdenticalCopiesGetLowMapqAndFromDivergedCopiesHi
   EXPECT_GE(far_high, int(2 * (truth.size() - first_far)) * 95 / 100);
 }
 
+// The other side: one end inside one of ten identical copies (more than max_chains, like E. coli's rRNA
+// operons), its mate in the unique sequence beside it. The mate pins the pair: the end in the repeat is
+// placed at its own copy with the pair's confidence, as bwa does, though its chains as well seeded as
+// the best were not all aligned.
+TEST(MapqParalogs, AUniqueMatePlacesTheEndInsideIdenticalCopies) {
+  std::mt19937 rng(44);
+  const std::string repeat = random_dna(rng, 600);
+  std::string fasta;
+  std::vector<std::string> seqs;
+  for (int c = 0; c < 10; ++c) {
+    const std::string seq = random_dna(rng, 2000) + repeat + random_dna(rng, 2000);
+    fasta += ">" + read_name('c', c) + "\n" + seq + "\n";
+    seqs.push_back(seq);
+  }
+  test::TempDir dir;
+  test::write_file(dir.path / "rrn.fa", fasta);
+  const Reference ref = Reference::load((dir.path / "rrn.fa").string());
+  const MinimizerIndex index = MinimizerIndex::open_or_build(ref, IndexParams{});
+  auto backend = make_cpu_align_backend(2);
+  MapperOptions opt;
+  opt.threads = 2;
+  Mapper mapper(ref, index, *backend, opt);
+  ReadBatch pairs;
+  pairs.paired = true;
+  std::vector<std::pair<int32_t, int64_t>> truth;  // contig, start of the end inside the repeat
+  auto add_pair = [&](int32_t contig, int64_t start, int64_t insert) {
+    const std::string frag = seqs[size_t(contig)].substr(size_t(start), size_t(insert));
+    const std::string name = read_name('r', int64_t(truth.size()));
+    pairs.add(name, frag.substr(0, 150), std::string(150, 'I'));
+    pairs.add(name, reverse_complement(frag.substr(size_t(insert) - 150)), std::string(150, 'I'));
+    truth.emplace_back(contig, start + insert - 150);
+  };
+  // Unique pairs (insert model), then pairs whose second end lies wholly inside the repeat.
+  for (int i = 0; i < 100; ++i) add_pair(int32_t(i % 10), int64_t(rng() % 1500), 350 + int64_t(rng() % 101));
+  const size_t first = truth.size();
+  for (int i = 0; i < 100; ++i) {
+    // The second end inside the repeat ([2000, 2600)), the first wholly before it.
+    const int64_t insert = 400 + int64_t(rng() % 51);
+    const int64_t end2 = 2000 + int64_t(rng() % 50);
+    add_pair(int32_t(i % 10), end2 + 150 - insert, insert);
+  }
+  const auto& recs = mapper.map_batch(pairs);
+  int confident = 0;
+  for (size_t p = first; p < truth.size(); ++p) {
+    const Mapped m = inspect(recs[2 * p + 1].get());
+    EXPECT_EQ(m.tid, truth[p].first) << p;
+    EXPECT_EQ(m.pos, truth[p].second) << p;
+    confident += m.mapq >= 20;
+  }
+  EXPECT_GE(confident, int(truth.size() - first) * 9 / 10);
+}
+
 }  // namespace
 }  // namespace omicsd

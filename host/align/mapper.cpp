@@ -19,7 +19,10 @@ namespace {
 
 // Alignments scoring at most this are no evidence of another placement (bwa: min seed length).
 constexpr int32_t kSubScoreFloor = 20;
-constexpr size_t kMaxPlacements = 8;
+constexpr size_t kMaxPlacements = 20;
+// Mate rescue tries an end's two best placements and more of those within a mismatch of its best, up to
+// this many: among paralog copies the true one is often not the first of several equal placements.
+constexpr size_t kMaxRescuesPerEnd = 8;
 constexpr int64_t kMaxInsertForModel = 10000;
 
 // Where a backend task came from, to turn its result into a Placement.
@@ -93,6 +96,77 @@ std::string cigar_string(const std::vector<uint32_t>& cigar) {
   return s;
 }
 
+struct PairChainSelection {
+  // Candidate pairs left out whose coverage is within 5% of the best pair's: near-equal placements of
+  // the pair never aligned (counted against the MAPQ like the aligned ones).
+  uint32_t unseen_pairs = 0;
+  // An end left chains unaligned that its seeds support as well as its best, and its mate's candidates
+  // were cut at the limit: the mate's true chain may be among those never seen, next to any of the
+  // unaligned ones, so pairing adds no confidence. (A mate with all its chains seen pins the pair.)
+  bool unaligned_ties = false;
+};
+// Chooses which of a pair's candidate chains (best first) to align: each end's top max_chains, then
+// the chains of the candidate pairs (same contig, facing, outer distance within pair_reach) by their
+// summed coverage, up to max_pair_chains more per end.
+PairChainSelection select_pair_chains(std::vector<Chain>& a, std::vector<Chain>& b, uint32_t len_a,
+                                      uint32_t len_b, uint32_t limit, const SeedParams& params) {
+  const bool a_cut = a.size() >= limit, b_cut = b.size() >= limit;
+  std::vector<uint8_t> keep_a(a.size(), 0), keep_b(b.size(), 0);
+  for (size_t i = 0; i < a.size() && i < params.max_chains; ++i) keep_a[i] = 1;
+  for (size_t j = 0; j < b.size() && j < params.max_chains; ++j) keep_b[j] = 1;
+  struct Combo {
+    uint32_t coverage;
+    uint32_t i, j;
+  };
+  std::vector<Combo> combos;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (size_t j = 0; j < b.size(); ++j) {
+      const Chain &x = a[i], &y = b[j];
+      if (x.contig != y.contig || x.reverse == y.reverse) continue;
+      const Chain& f = x.reverse ? y : x;
+      const Chain& r = x.reverse ? x : y;
+      const int64_t f_begin = f.diag_min, r_end = r.diag_max + int64_t(x.reverse ? len_a : len_b);
+      if (f_begin > r_end || r_end - f_begin > params.pair_reach) continue;
+      combos.push_back({x.coverage + y.coverage, uint32_t(i), uint32_t(j)});
+    }
+  }
+  uint32_t unseen = 0;
+  if (!combos.empty()) {
+    std::stable_sort(combos.begin(), combos.end(), [](const Combo& u, const Combo& v) {
+      if (u.coverage != v.coverage) return u.coverage > v.coverage;
+      return u.i + u.j < v.i + v.j;
+    });
+    const uint32_t near = combos.front().coverage - combos.front().coverage / 20;
+    uint32_t extra_a = 0, extra_b = 0;
+    for (const Combo& c : combos) {
+      if (keep_a[c.i] && keep_b[c.j]) continue;
+      const uint32_t need_a = keep_a[c.i] ? 0 : 1, need_b = keep_b[c.j] ? 0 : 1;
+      if (extra_a + need_a <= params.max_pair_chains && extra_b + need_b <= params.max_pair_chains) {
+        keep_a[c.i] = keep_b[c.j] = 1;
+        extra_a += need_a;
+        extra_b += need_b;
+      } else if (c.coverage >= near) {
+        ++unseen;
+      }
+    }
+  }
+  auto compact = [](std::vector<Chain>& v, const std::vector<uint8_t>& keep) {
+    size_t o = 0;
+    for (size_t k = 0; k < v.size(); ++k)
+      if (keep[k]) v[o++] = v[k];
+    v.resize(o);
+  };
+  PairChainSelection out;
+  out.unseen_pairs = unseen;
+  for (size_t i = 0; i < a.size() && b_cut; ++i)
+    out.unaligned_ties |= !keep_a[i] && a[i].coverage >= a[0].coverage;
+  for (size_t j = 0; j < b.size() && a_cut; ++j)
+    out.unaligned_ties |= !keep_b[j] && b[j].coverage >= b[0].coverage;
+  compact(a, keep_a);
+  compact(b, keep_b);
+  return out;
+}
+
 }  // namespace
 
 Mapper::Mapper(const Reference& ref, const MinimizerIndex& index, AlignBackend& backend,
@@ -123,11 +197,32 @@ void Mapper::encode(const ReadBatch& batch) {
 void Mapper::seed_and_extend(const ReadBatch& batch) {
   const size_t n = batch.size();
   std::vector<std::vector<Chain>> chains(n);
-  parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
-    Seeder seeder(ref_, index_, opt_.seeding);
-    for (size_t i = begin; i < end; ++i)
-      seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i]);
-  });
+  pair_selection_.assign(batch.paired ? n / 2 : 0, PairSelection{});
+  if (batch.paired) {
+    // Both ends at once: each end's candidates (up to candidate_chains) live only until the pair's
+    // chains to align are chosen.
+    const uint32_t limit = std::max(opt_.seeding.candidate_chains, opt_.seeding.max_chains);
+    parallel_for(n / 2, opt_.threads, 128, [&](size_t begin, size_t end) {
+      Seeder seeder(ref_, index_, opt_.seeding);
+      std::vector<Chain> a, b;
+      for (size_t p = begin; p < end; ++p) {
+        const size_t ar = 2 * p, br = 2 * p + 1;
+        const uint32_t len_a = offsets_[ar + 1] - offsets_[ar], len_b = offsets_[br + 1] - offsets_[br];
+        seeder.find_chains(fwd_codes_.data() + offsets_[ar], len_a, a, limit);
+        seeder.find_chains(fwd_codes_.data() + offsets_[br], len_b, b, limit);
+        const PairChainSelection sel = select_pair_chains(a, b, len_a, len_b, limit, opt_.seeding);
+        pair_selection_[p] = {sel.unseen_pairs, sel.unaligned_ties};
+        chains[ar].assign(a.begin(), a.end());
+        chains[br].assign(b.begin(), b.end());
+      }
+    });
+  } else {
+    parallel_for(n, opt_.threads, 256, [&](size_t begin, size_t end) {
+      Seeder seeder(ref_, index_, opt_.seeding);
+      for (size_t i = begin; i < end; ++i)
+        seeder.find_chains(fwd_codes_.data() + offsets_[i], offsets_[i + 1] - offsets_[i], chains[i]);
+    });
+  }
 
   AlignTaskBatch tasks;
   std::vector<TaskOrigin> origin;
@@ -233,9 +328,11 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
       const size_t xr = 2 * p + end, yr = 2 * p + 1 - end;
       const auto& xs = hits_[xr].placements;
       const auto& ys = hits_[yr].placements;
-      for (size_t i = 0; i < xs.size() && i < 2; ++i) {
+      for (size_t i = 0; i < xs.size() && i < kMaxRescuesPerEnd; ++i) {
         const Placement& x = xs[i];
         if (x.objective + opt_.unpaired_penalty < xs[0].objective) break;
+        // Past the first two, only the end's near-equal placements (within a mismatch of its best).
+        if (i >= 2 && x.objective + opt_.scoring.match + opt_.scoring.mismatch < xs[0].objective) break;
         bool paired = false;
         int64_t ins;
         for (const auto& y : ys) paired = paired || proper(x, y, &ins);
@@ -326,7 +423,10 @@ void Mapper::pair_and_rescue(const ReadBatch& batch) {
         for (const int64_t s : pair_scores) near += s >= second - one_mismatch ? 1 : 0;
         near -= 1;
       }
-      const int q_pe = alt == kNone ? 60 : mapq_pair(int32_t(best), int32_t(alt), near);
+      near += pair_selection_[p].unseen_pairs;  // as well supported by seeds as the best pair, never aligned
+      const int q_pe = pair_selection_[p].unaligned_ties ? 0
+                       : alt == kNone                    ? 60
+                                                         : mapq_pair(int32_t(best), int32_t(alt), near);
       const int qa = bi == 0 ? hits_[ar].mapq : 0;
       const int qb = bj == 0 ? hits_[br].mapq : 0;
       // The mate cannot tell a tandem repeat's copies apart (both are in its insert range): each end is

@@ -92,6 +92,13 @@ class Mapper {
   std::vector<uint8_t> fwd_codes_, rev_codes_;
   std::vector<uint32_t> offsets_;
   std::vector<ReadHits> hits_;
+  // Per pair: near-best candidate pairs of chains left unaligned, and whether an end left chains as well
+  // seeded as its best unaligned.
+  struct PairSelection {
+    uint32_t unseen_pairs = 0;
+    bool unaligned_ties = false;
+  };
+  std::vector<PairSelection> pair_selection_;
   // Chosen placement per read (-1: unmapped), proper flag, MAPQ.
   std::vector<int32_t> chosen_;
   std::vector<uint8_t> proper_;

@@ -28,7 +28,8 @@ Seeder::~Seeder() {
   g.chains_kept += counts_.chains_kept;
 }
 
-SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains) {
+SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains,
+                                uint32_t limit) {
   chains.clear();
   hits_.clear();
   SeedSummary summary;
@@ -125,8 +126,9 @@ SeedSummary Seeder::find_chains(const uint8_t* read, uint32_t len, std::vector<C
     return a.reverse < b.reverse;
   });
   const uint32_t best = all.front().coverage;
+  const uint32_t max_chains = limit > 0 ? limit : params_.max_chains;
   for (const Chain& c : all) {
-    if (chains.size() >= params_.max_chains) break;
+    if (chains.size() >= max_chains) break;
     if (c.coverage < best * params_.min_chain_fraction) break;
     chains.push_back(c);
   }

@@ -13,7 +13,14 @@ struct SeedParams {
   uint32_t rescue_occurrences = 20000;  // used only when a read has no other seed (MAPQ will be 0)
   int32_t max_diag_gap = 40;            // hits further apart in diagonal start a new chain (indel size)
   uint32_t max_chains = 6;              // chains kept per read and strand-agnostic
-  double min_chain_fraction = 0.3;      // chains covering less than this share of the best are dropped
+  // Paired reads: chains of one end that pair with a chain of its mate (same contig, facing, within
+  // pair_reach) are aligned too, up to this many more per end. Among a region's near-identical
+  // paralog copies the two ends' top max_chains are different subsets (ties broken by coverage that a
+  // mismatch changes), so the copy that pairs as well as the chosen one would otherwise never be aligned.
+  uint32_t max_pair_chains = 12;
+  uint32_t candidate_chains = 48;   // chains the seeder returns for that pairing (paired reads only)
+  int64_t pair_reach = 2000;        // largest outer distance of a candidate chain pair
+  double min_chain_fraction = 0.3;  // chains covering less than this share of the best are dropped
 };
 
 // A set of co-linear seed hits on one strand of one contig: a candidate placement of the read.
@@ -54,7 +61,8 @@ class Seeder {
   ~Seeder();  // adds this seeder's counts to seed_counters()
   Seeder(const Seeder&) = delete;
   Seeder& operator=(const Seeder&) = delete;
-  SeedSummary find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains);
+  // At most `limit` chains (0: max_chains).
+  SeedSummary find_chains(const uint8_t* read, uint32_t len, std::vector<Chain>& chains, uint32_t limit = 0);
 
  private:
   struct Hit {

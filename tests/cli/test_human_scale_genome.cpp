@@ -205,9 +205,11 @@ TEST_F(HumanScaleGenome, AlignAndCallKeepNamesAndPlaceReads) {
   // places ~97.3% of reads correctly at MAPQ >= 20 (bwa mem 97.1%). The 4 wrong there (1.0e-4; bwa: 2)
   // are pairs whose one sequencing error falls where two copies differ, at MAPQ 24-27 as bwa gives
   // them; none is wrong at MAPQ >= 30. Before the seeder chained by diagonal and MAPQ counted tandem
-  // shifts and near-equal copies, 6 were wrong, all at MAPQ 30-40.
-  EXPECT_GT(number("correct_hq_frac"), 0.96);
-  EXPECT_LT(number("error_rate_hq"), 3e-4);
+  // shifts and near-equal copies, 6 were wrong, all at MAPQ 30-40. Aligning the chains that pair with
+  // the mate's among paralog copies (issue 21, third part) leaves these reads as they were (97.25%, the
+  // same 4); on the quarter genome it took the wrong ones at MAPQ >= 20 from 175 to 34.
+  EXPECT_GT(number("correct_hq_frac"), 0.97);
+  EXPECT_LT(number("error_rate_hq"), 2e-4);
   const nlohmann::json eval = nlohmann::json::parse(js).at("omicsd");
   int wrong_at_30 = 0;
   for (const auto& bin : eval.at("calibration"))

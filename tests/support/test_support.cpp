@@ -152,6 +152,10 @@ std::string postgres_server_url() {
   return server.url;
 }
 
+void PrintTo(NamedStoreBackend b, std::ostream* os) {
+  *os << (b == NamedStoreBackend::Sqlite ? "sqlite" : "postgres");
+}
+
 std::vector<std::string> postgres_query(const std::string& url, const std::string& sql) {
   PGconn* c = PQconnectdb(url.c_str());
   if (PQstatus(c) != CONNECTION_OK) {

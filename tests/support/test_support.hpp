@@ -1,7 +1,6 @@
 #pragma once
 #include <gtest/gtest.h>
 
-#include <concepts>
 #include <filesystem>
 #include <memory>
 #include <ostream>
@@ -50,46 +49,33 @@ struct PostgresDatabase {
 std::vector<std::string> postgres_query(const std::string& url, const std::string& sql);
 
 // The parameter of a store test that runs on both backends (TestWithParam<StoreBackend>):
-//   INSTANTIATE_TEST_SUITE_P(Backends, MyTest, test::store_backends<test::StoreBackend>(),
+//   INSTANTIATE_TEST_SUITE_P(Backends, MyTest, test::store_backends(),
 //                            test::StoreBackendName{});
 //   void SetUp() override {
 //     url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
 //     if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
 //   }
 enum class StoreBackend { Sqlite, Postgres };
-// The same, printed by name ("sqlite", "postgres") where gtest prints a test's parameter; gtest prints
-// a StoreBackend as its bytes ("4-byte object <00-00 00-00>"). Two enums only because
-// gtest_discover_tests puts that print into the ctest name ("Backends/MyTest.Foo/sqlite  # GetParam()
-// = sqlite"): each suite keeps the ctest names it had.
-enum class NamedStoreBackend { Sqlite, Postgres };
-void PrintTo(NamedStoreBackend b, std::ostream* os);
-
-template <class B>
-concept AnyStoreBackend = std::same_as<B, StoreBackend> || std::same_as<B, NamedStoreBackend>;
+// gtest prints the parameter into each ctest name ("Backends/MyTest.Foo/sqlite  # GetParam() = sqlite");
+// without this, as the enum's bytes.
+void PrintTo(StoreBackend b, std::ostream* os);
 
 // Both backends, SQLite first: the parameter generator of INSTANTIATE_TEST_SUITE_P.
-template <AnyStoreBackend B>
-auto store_backends() {
-  return ::testing::Values(B::Sqlite, B::Postgres);
-}
+inline auto store_backends() { return ::testing::Values(StoreBackend::Sqlite, StoreBackend::Postgres); }
 
 // The name generator of INSTANTIATE_TEST_SUITE_P: the end of each test's name, "sqlite" or "postgres".
 struct StoreBackendName {
-  bool capitalised = false;  // "Sqlite", "Postgres" (test_reference_store.cpp's names)
-  template <AnyStoreBackend B>
-  std::string operator()(const ::testing::TestParamInfo<B>& info) const {
-    if (info.param == B::Sqlite) return capitalised ? "Sqlite" : "sqlite";
-    return capitalised ? "Postgres" : "postgres";
+  std::string operator()(const ::testing::TestParamInfo<StoreBackend>& info) const {
+    return info.param == StoreBackend::Sqlite ? "sqlite" : "postgres";
   }
 };
 
 // The URL of a fresh database for a store test on `backend`: "sqlite:" + sqlite_file, or a new database
 // on the PostgreSQL test server that *pg holds (replacing any it held: that one is dropped). "" when the
 // backend is PostgreSQL and there is no server: the test should GTEST_SKIP() << kPostgresSkipMessage.
-template <AnyStoreBackend B>
-std::string store_database_url(B backend, const std::filesystem::path& sqlite_file,
-                               std::unique_ptr<PostgresDatabase>& pg) {
-  if (backend == B::Sqlite) return "sqlite:" + sqlite_file.string();
+inline std::string store_database_url(StoreBackend backend, const std::filesystem::path& sqlite_file,
+                                      std::unique_ptr<PostgresDatabase>& pg) {
+  if (backend == StoreBackend::Sqlite) return "sqlite:" + sqlite_file.string();
   pg = std::make_unique<PostgresDatabase>();
   return pg->url;
 }

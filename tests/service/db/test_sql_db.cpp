@@ -160,8 +160,7 @@ TEST_P(SqlDbTest, ChunkedStatementsCoverEveryRowOnce) {
                Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SqlDbTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, SqlDbTest, test::store_backends(), test::StoreBackendName{});
 
 TEST(SqlDb, BadUrlsFailClearly) {
   EXPECT_THROW(sql::open_db("sqlite:/nonexistent-dir/x/y.db", "variant store"), Error);

@@ -59,8 +59,7 @@ struct DeadlineSimulationTest : ::testing::TestWithParam<test::StoreBackend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, DeadlineSimulationTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, DeadlineSimulationTest, test::store_backends(), test::StoreBackendName{});
 
 // The groups: "clinical" 3 runs and 3 tasks at once; "research" 2 tasks; "gpu" (tasks of 1 GPU and 2
 // CPU threads) 2 GPUs and 6 CPU threads.

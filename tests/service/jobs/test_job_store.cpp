@@ -43,13 +43,13 @@ TaskSpec spec(const std::string& name, const std::string& kind, std::vector<std:
 struct StoreEnv {
   test::TempDir dir;
   std::string db_path = (dir.path / "jobs.db").string();
-  test::NamedStoreBackend backend = test::NamedStoreBackend::Sqlite;
+  test::StoreBackend backend = test::StoreBackend::Sqlite;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;  // what open_job_store gets
   std::unique_ptr<JobStore> store;
 
   // False when the backend is PostgreSQL and there is no server (skip).
-  bool open(test::NamedStoreBackend b) {
+  bool open(test::StoreBackend b) {
     backend = b;
     url = test::store_database_url(b, db_path, pg);
     if (url.empty()) return false;
@@ -57,10 +57,10 @@ struct StoreEnv {
     return true;
   }
   // What describe() and error messages must name: the file, or the database.
-  std::string where() const { return backend == test::NamedStoreBackend::Sqlite ? db_path : pg->name; }
+  std::string where() const { return backend == test::StoreBackend::Sqlite ? db_path : pg->name; }
   // Runs one SQL statement on the backing database; the first column of each row.
   std::vector<std::string> sql(const std::string& q) {
-    if (backend == test::NamedStoreBackend::Postgres) return test::postgres_query(url, q);
+    if (backend == test::StoreBackend::Postgres) return test::postgres_query(url, q);
     sqlite3* db = nullptr;
     if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("sqlite3_open failed");
     sqlite3_stmt* st = nullptr;
@@ -106,21 +106,20 @@ struct StoreEnv {
 };
 
 // The behaviour every backend shares: each TEST_P runs against SQLite and PostgreSQL.
-struct StoreTest : ::testing::TestWithParam<test::NamedStoreBackend>, StoreEnv {
+struct StoreTest : ::testing::TestWithParam<test::StoreBackend>, StoreEnv {
   void SetUp() override {
     if (!open(GetParam())) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
 };
-INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, test::store_backends<test::NamedStoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, test::store_backends(), test::StoreBackendName{});
 
 struct SqliteStoreTest : ::testing::Test, StoreEnv {
-  void SetUp() override { open(test::NamedStoreBackend::Sqlite); }
+  void SetUp() override { open(test::StoreBackend::Sqlite); }
 };
 
 struct PostgresStoreTest : ::testing::Test, StoreEnv {
   void SetUp() override {
-    if (!open(test::NamedStoreBackend::Postgres)) GTEST_SKIP() << test::kPostgresSkipMessage;
+    if (!open(test::StoreBackend::Postgres)) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
   std::unique_ptr<JobStore> another() { return open_job_store(url, options()); }
 };

@@ -50,8 +50,7 @@ struct LeaseOrderTest : ::testing::TestWithParam<test::StoreBackend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, LeaseOrderTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, LeaseOrderTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(LeaseOrderTest, DeadlineThenPriorityThenAge) {
   const omicsd::Run old_plain = submit(T0, 0);

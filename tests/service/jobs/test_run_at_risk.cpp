@@ -80,8 +80,7 @@ struct AtRiskStoreTest : ::testing::TestWithParam<test::StoreBackend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, AtRiskStoreTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, AtRiskStoreTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(AtRiskStoreTest, StageDurationsAreMeasuredFromRecentCompletions) {
   EXPECT_TRUE(store->stage_estimates("germline").empty());

@@ -65,8 +65,7 @@ struct RunGroupTest : ::testing::TestWithParam<test::StoreBackend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, RunGroupTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, RunGroupTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(RunGroupTest, GroupsAreCreatedReplacedListedAndDeleted) {
   // The default group comes with the schema, without caps.

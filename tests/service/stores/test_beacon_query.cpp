@@ -112,7 +112,7 @@ TEST(BeaconQuery, VariantTypes) {
   EXPECT_EQ(beacon_variant_type({"c", 1, "A", "ACG"}), "INS");
 }
 
-class BeaconMatchTest : public ::testing::TestWithParam<test::NamedStoreBackend> {
+class BeaconMatchTest : public ::testing::TestWithParam<test::StoreBackend> {
  protected:
   void SetUp() override {
     url_ = test::store_database_url(GetParam(), dir_.path / "variants.db", pg_);
@@ -127,8 +127,7 @@ class BeaconMatchTest : public ::testing::TestWithParam<test::NamedStoreBackend>
   std::unique_ptr<VariantStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, BeaconMatchTest, test::store_backends<test::NamedStoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, BeaconMatchTest, test::store_backends(), test::StoreBackendName{});
 
 // Random cohorts of SNVs, MNPs and indels on two contigs; random sequence and range queries with
 // allele, wildcard and type filters; beacon_match equals the sites the model says are carried.

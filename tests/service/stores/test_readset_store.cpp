@@ -370,8 +370,7 @@ TEST(ReadSetMetadata, ValidatesTypesAndValues) {
   EXPECT_EQ(m.tags["cohort"], "giab");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReadSetStoreTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, ReadSetStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

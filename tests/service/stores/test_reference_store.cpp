@@ -738,8 +738,7 @@ TEST_P(ReferenceStoreTest, RoutesNeedTheClientScope) {
   EXPECT_EQ(router.dispatch(req).status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{.capitalised = true});
+INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

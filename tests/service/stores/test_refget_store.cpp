@@ -149,8 +149,7 @@ TEST_P(RefgetStoreTest, MigratesADatabaseFromBeforeRefgetAndBackfillsItsDigests)
   EXPECT_EQ(store.backfill_sequence_digests(), 0);  // nothing left to do
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, RefgetStoreTest, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Stores, RefgetStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

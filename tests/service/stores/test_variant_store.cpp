@@ -63,7 +63,7 @@ VariantSampleInfo sample(const std::string& id, const std::string& run,
   return s;
 }
 
-class VariantStoreTest : public ::testing::TestWithParam<test::NamedStoreBackend> {
+class VariantStoreTest : public ::testing::TestWithParam<test::StoreBackend> {
  protected:
   void SetUp() override {
     url_ = test::store_database_url(GetParam(), dir_.path / "variants.db", pg_);
@@ -109,8 +109,7 @@ class VariantStoreTest : public ::testing::TestWithParam<test::NamedStoreBackend
   std::unique_ptr<VariantStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, VariantStoreTest, test::store_backends<test::NamedStoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, VariantStoreTest, test::store_backends(), test::StoreBackendName{});
 
 TEST(VariantKeys, ParseAndNormalize) {
   EXPECT_EQ(parse_variant("chr22:123:a:g").to_string(), "chr22:123:A:G");
@@ -786,8 +785,7 @@ class VariantRoutesTest : public VariantStoreTest {
   http::Router router_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, VariantRoutesTest, test::store_backends<test::NamedStoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, VariantRoutesTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(VariantRoutesTest, CarriersRegionFrequencies) {
   Answer a = call("GET", "/v1/variants?chrom=c1&pos=100&ref=A&alt=G");

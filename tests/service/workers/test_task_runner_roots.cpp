@@ -232,8 +232,7 @@ TEST_P(TaskRunnerRootedInputs, IndexesNextToInputsAreOpenedBeneathTheRootsAndNev
   EXPECT_EQ(files_under(data / "meta" / "omi-of"), 1u) << "the built index was not kept";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, TaskRunnerRootedInputs, test::store_backends<test::StoreBackend>(),
-                         test::StoreBackendName{});
+INSTANTIATE_TEST_SUITE_P(Backends, TaskRunnerRootedInputs, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

@@ -152,6 +152,8 @@ std::string postgres_server_url() {
   return server.url;
 }
 
+void PrintTo(StoreBackend b, std::ostream* os) { *os << (b == StoreBackend::Sqlite ? "sqlite" : "postgres"); }
+
 std::vector<std::string> postgres_query(const std::string& url, const std::string& sql) {
   PGconn* c = PQconnectdb(url.c_str());
   if (PQstatus(c) != CONNECTION_OK) {

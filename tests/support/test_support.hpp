@@ -1,5 +1,9 @@
 #pragma once
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <memory>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -43,5 +47,37 @@ struct PostgresDatabase {
 // Runs one SQL statement on `url`; returns the first column of each row (NULL as "").
 // Throws std::runtime_error with the server's message on failure.
 std::vector<std::string> postgres_query(const std::string& url, const std::string& sql);
+
+// The parameter of a store test that runs on both backends (TestWithParam<StoreBackend>):
+//   INSTANTIATE_TEST_SUITE_P(Backends, MyTest, test::store_backends(),
+//                            test::StoreBackendName{});
+//   void SetUp() override {
+//     url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
+//     if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
+//   }
+enum class StoreBackend { Sqlite, Postgres };
+// gtest prints the parameter into each ctest name ("Backends/MyTest.Foo/sqlite  # GetParam() = sqlite");
+// without this, as the enum's bytes.
+void PrintTo(StoreBackend b, std::ostream* os);
+
+// Both backends, SQLite first: the parameter generator of INSTANTIATE_TEST_SUITE_P.
+inline auto store_backends() { return ::testing::Values(StoreBackend::Sqlite, StoreBackend::Postgres); }
+
+// The name generator of INSTANTIATE_TEST_SUITE_P: the end of each test's name, "sqlite" or "postgres".
+struct StoreBackendName {
+  std::string operator()(const ::testing::TestParamInfo<StoreBackend>& info) const {
+    return info.param == StoreBackend::Sqlite ? "sqlite" : "postgres";
+  }
+};
+
+// The URL of a fresh database for a store test on `backend`: "sqlite:" + sqlite_file, or a new database
+// on the PostgreSQL test server that *pg holds (replacing any it held: that one is dropped). "" when the
+// backend is PostgreSQL and there is no server: the test should GTEST_SKIP() << kPostgresSkipMessage.
+inline std::string store_database_url(StoreBackend backend, const std::filesystem::path& sqlite_file,
+                                      std::unique_ptr<PostgresDatabase>& pg) {
+  if (backend == StoreBackend::Sqlite) return "sqlite:" + sqlite_file.string();
+  pg = std::make_unique<PostgresDatabase>();
+  return pg->url;
+}
 
 }  // namespace omicsd::test

@@ -23,22 +23,15 @@ namespace {
 
 using sql::Value;
 
-enum class Backend { Sqlite, Postgres };
-
-struct SqlDbTest : ::testing::TestWithParam<Backend> {
+struct SqlDbTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
   std::unique_ptr<sql::Db> db;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "catalog.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     db = sql::open_db(url, "test store");
     db->exec_script("CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT, x DOUBLE PRECISION, note TEXT)");
   }
@@ -167,10 +160,7 @@ TEST_P(SqlDbTest, ChunkedStatementsCoverEveryRowOnce) {
                Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, SqlDbTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, SqlDbTest, test::store_backends(), test::StoreBackendName{});
 
 TEST(SqlDb, BadUrlsFailClearly) {
   EXPECT_THROW(sql::open_db("sqlite:/nonexistent-dir/x/y.db", "variant store"), Error);

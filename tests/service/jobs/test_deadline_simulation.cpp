@@ -32,8 +32,6 @@ const std::map<std::string, int64_t> kStageMs = {{"align", 800}, {"call", 500}, 
 constexpr int64_t kRunWork = 1500;  // the chain's length
 constexpr int kWorkers = 8;
 
-enum class Backend { Sqlite, Postgres };
-
 // One run the simulation will submit.
 struct Planned {
   int64_t arrival = 0;  // ms after T0
@@ -46,31 +44,22 @@ struct Planned {
   std::string id;  // once submitted
 };
 
-struct DeadlineSimulationTest : ::testing::TestWithParam<Backend> {
+struct DeadlineSimulationTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "jobs.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "jobs.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
   std::unique_ptr<sql::Db> raw() {
-    return GetParam() == Backend::Postgres ? sql::open_postgres_db(url, "test")
-                                           : sql::open_sqlite_db(url.substr(7), "test");
+    return GetParam() == test::StoreBackend::Postgres ? sql::open_postgres_db(url, "test")
+                                                      : sql::open_sqlite_db(url.substr(7), "test");
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, DeadlineSimulationTest,
-                         ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, DeadlineSimulationTest, test::store_backends(), test::StoreBackendName{});
 
 // The groups: "clinical" 3 runs and 3 tasks at once; "research" 2 tasks; "gpu" (tasks of 1 GPU and 2
 // CPU threads) 2 GPUs and 6 CPU threads.

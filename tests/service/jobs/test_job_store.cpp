@@ -38,37 +38,29 @@ TaskSpec spec(const std::string& name, const std::string& kind, std::vector<std:
   return t;
 }
 
-enum class Backend { Sqlite, Postgres };
-void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::Sqlite ? "sqlite" : "postgres"); }
-
 // One job store of either backend, in a fresh database: an SQLite file in a temp dir, or a new
 // database on the PostgreSQL test server (tests/support/test_support.hpp).
 struct StoreEnv {
   test::TempDir dir;
   std::string db_path = (dir.path / "jobs.db").string();
-  Backend backend = Backend::Sqlite;
+  test::StoreBackend backend = test::StoreBackend::Sqlite;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;  // what open_job_store gets
   std::unique_ptr<JobStore> store;
 
   // False when the backend is PostgreSQL and there is no server (skip).
-  bool open(Backend b) {
+  bool open(test::StoreBackend b) {
     backend = b;
-    if (b == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) return false;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + db_path;
-    }
+    url = test::store_database_url(b, db_path, pg);
+    if (url.empty()) return false;
     store = open_job_store(url, options());
     return true;
   }
   // What describe() and error messages must name: the file, or the database.
-  std::string where() const { return backend == Backend::Sqlite ? db_path : pg->name; }
+  std::string where() const { return backend == test::StoreBackend::Sqlite ? db_path : pg->name; }
   // Runs one SQL statement on the backing database; the first column of each row.
   std::vector<std::string> sql(const std::string& q) {
-    if (backend == Backend::Postgres) return test::postgres_query(url, q);
+    if (backend == test::StoreBackend::Postgres) return test::postgres_query(url, q);
     sqlite3* db = nullptr;
     if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) throw std::runtime_error("sqlite3_open failed");
     sqlite3_stmt* st = nullptr;
@@ -114,23 +106,20 @@ struct StoreEnv {
 };
 
 // The behaviour every backend shares: each TEST_P runs against SQLite and PostgreSQL.
-struct StoreTest : ::testing::TestWithParam<Backend>, StoreEnv {
+struct StoreTest : ::testing::TestWithParam<test::StoreBackend>, StoreEnv {
   void SetUp() override {
     if (!open(GetParam())) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
 };
-INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, test::store_backends(), test::StoreBackendName{});
 
 struct SqliteStoreTest : ::testing::Test, StoreEnv {
-  void SetUp() override { open(Backend::Sqlite); }
+  void SetUp() override { open(test::StoreBackend::Sqlite); }
 };
 
 struct PostgresStoreTest : ::testing::Test, StoreEnv {
   void SetUp() override {
-    if (!open(Backend::Postgres)) GTEST_SKIP() << test::kPostgresSkipMessage;
+    if (!open(test::StoreBackend::Postgres)) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
   std::unique_ptr<JobStore> another() { return open_job_store(url, options()); }
 };

@@ -21,21 +21,15 @@ namespace {
 constexpr int64_t T0 = 1'700'000'000'000;  // unix ms
 constexpr int64_t kMinute = 60'000;
 
-enum class Backend { Sqlite, Postgres };
-
-struct LeaseOrderTest : ::testing::TestWithParam<Backend> {
+struct LeaseOrderTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::unique_ptr<JobStore> store;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      store = open_job_store(pg->url);
-    } else {
-      store = open_job_store("sqlite:" + (dir.path / "jobs.db").string());
-    }
+    const std::string url = test::store_database_url(GetParam(), dir.path / "jobs.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
+    store = open_job_store(url);
   }
 
   // A run of one quick task.
@@ -56,10 +50,7 @@ struct LeaseOrderTest : ::testing::TestWithParam<Backend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, LeaseOrderTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, LeaseOrderTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(LeaseOrderTest, DeadlineThenPriorityThenAge) {
   const omicsd::Run old_plain = submit(T0, 0);

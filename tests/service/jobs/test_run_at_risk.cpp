@@ -52,22 +52,15 @@ TEST(RunAtRisk, RemainingWorkIsTheSumOfWhatIsLeftOfEachStage) {
   EXPECT_NE(r.reason.find("not yet measured, counted as 0 ms: mystery"), std::string::npos) << r.reason;
 }
 
-enum class Backend { Sqlite, Postgres };
-
-struct AtRiskStoreTest : ::testing::TestWithParam<Backend> {
+struct AtRiskStoreTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
   std::unique_ptr<JobStore> store;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "jobs.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "jobs.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     store = open_job_store(url);
   }
 
@@ -87,10 +80,7 @@ struct AtRiskStoreTest : ::testing::TestWithParam<Backend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, AtRiskStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, AtRiskStoreTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(AtRiskStoreTest, StageDurationsAreMeasuredFromRecentCompletions) {
   EXPECT_TRUE(store->stage_estimates("germline").empty());

@@ -21,30 +21,23 @@ namespace {
 
 constexpr int64_t T0 = 1'700'000'000'000;  // unix ms
 
-enum class Backend { Sqlite, Postgres };
-
-struct RunGroupTest : ::testing::TestWithParam<Backend> {
+struct RunGroupTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
   std::unique_ptr<JobStore> store;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "jobs.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "jobs.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     store = open_job_store(url);
   }
   // Another daemon on the same database.
   std::unique_ptr<JobStore> another() { return open_job_store(url); }
   // The database itself, for reading the lease history.
   std::unique_ptr<sql::Db> raw() {
-    return GetParam() == Backend::Postgres ? sql::open_postgres_db(url, "test")
-                                           : sql::open_sqlite_db(url.substr(7), "test");
+    return GetParam() == test::StoreBackend::Postgres ? sql::open_postgres_db(url, "test")
+                                                      : sql::open_sqlite_db(url.substr(7), "test");
   }
 
   static RunGroup group(const std::string& name) {
@@ -72,10 +65,7 @@ struct RunGroupTest : ::testing::TestWithParam<Backend> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, RunGroupTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, RunGroupTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(RunGroupTest, GroupsAreCreatedReplacedListedAndDeleted) {
   // The default group comes with the schema, without caps.

@@ -112,19 +112,11 @@ TEST(BeaconQuery, VariantTypes) {
   EXPECT_EQ(beacon_variant_type({"c", 1, "A", "ACG"}), "INS");
 }
 
-enum class Backend { Sqlite, Postgres };
-void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::Sqlite ? "sqlite" : "postgres"); }
-
-class BeaconMatchTest : public ::testing::TestWithParam<Backend> {
+class BeaconMatchTest : public ::testing::TestWithParam<test::StoreBackend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg_ = std::make_unique<test::PostgresDatabase>();
-      if (pg_->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url_ = pg_->url;
-    } else {
-      url_ = "sqlite:" + (dir_.path / "variants.db").string();
-    }
+    url_ = test::store_database_url(GetParam(), dir_.path / "variants.db", pg_);
+    if (url_.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     db_ = sql::open_db(url_, "variant store");
     store_ = std::make_unique<VariantStore>(*db_);
   }
@@ -135,10 +127,7 @@ class BeaconMatchTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<VariantStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, BeaconMatchTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const auto& info) {
-                           return info.param == Backend::Sqlite ? "sqlite" : "postgres";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, BeaconMatchTest, test::store_backends(), test::StoreBackendName{});
 
 // Random cohorts of SNVs, MNPs and indels on two contigs; random sequence and range queries with
 // allele, wildcard and type filters; beacon_match equals the sites the model says are carried.

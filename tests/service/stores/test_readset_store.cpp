@@ -20,25 +20,17 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-enum class Backend { Sqlite, Postgres };
-
 fs::path tiny_bam() { return test::shared_data_dir() / "na12878-chr22-tiny" / "NA12878.chr22.tiny.bam"; }
 
-struct ReadSetStoreTest : ::testing::TestWithParam<Backend> {
+struct ReadSetStoreTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::unique_ptr<sql::Db> db;
   std::unique_ptr<ReadSetStore> store;
 
   void SetUp() override {
-    std::string url;
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "catalog.db").string();
-    }
+    const std::string url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     db = sql::open_db(url, "read set store");
     store = std::make_unique<ReadSetStore>(*db, dir.path / "readsets", roots());
   }
@@ -378,10 +370,7 @@ TEST(ReadSetMetadata, ValidatesTypesAndValues) {
   EXPECT_EQ(m.tags["cohort"], "giab");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReadSetStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, ReadSetStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

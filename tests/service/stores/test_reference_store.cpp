@@ -36,8 +36,6 @@ using nlohmann::json;
 const fs::path kEcoli = "/usr/share/doc/bowtie/examples/genomes/NC_008253.fna.gz";
 const std::string kEcoliName = "gi|110640213|ref|NC_008253.1|";
 
-enum class Backend { Sqlite, Postgres };
-
 std::string sh_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -79,7 +77,7 @@ std::string samtools_region(const fs::path& fasta, const std::string& region) {
   return seq;
 }
 
-struct ReferenceStoreTest : ::testing::TestWithParam<Backend> {
+struct ReferenceStoreTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
@@ -89,13 +87,8 @@ struct ReferenceStoreTest : ::testing::TestWithParam<Backend> {
   ReferenceStoreOptions opts;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "catalog.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     inputs = dir.path / "inputs";
     fs::create_directories(inputs);
     opts.allow_roots = {inputs};
@@ -745,10 +738,7 @@ TEST_P(ReferenceStoreTest, RoutesNeedTheClientScope) {
   EXPECT_EQ(router.dispatch(req).status, 404);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const auto& info) {
-                           return info.param == Backend::Sqlite ? "Sqlite" : "Postgres";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

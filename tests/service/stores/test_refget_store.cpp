@@ -29,8 +29,6 @@ TEST(RefgetDigest, SpecificationVectors) {
   EXPECT_EQ(pieces.finish(), sha512t24u("ACGT"));
 }
 
-enum class Backend { Sqlite, Postgres };
-
 // The reference store's schema version 1, as databases made before refget hold it.
 const std::vector<std::string> kSchemaV1 = {
     "CREATE TABLE refstore_references ("
@@ -50,19 +48,14 @@ const std::vector<std::string> kSchemaV1 = {
     "CREATE INDEX refstore_sequences_md5 ON refstore_sequences (md5);",
 };
 
-struct RefgetStoreTest : ::testing::TestWithParam<Backend> {
+struct RefgetStoreTest : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir dir;
   std::unique_ptr<test::PostgresDatabase> pg;
   std::string url;
 
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    } else {
-      url = "sqlite:" + (dir.path / "catalog.db").string();
-    }
+    url = test::store_database_url(GetParam(), dir.path / "catalog.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
   }
 
   fs::path tiny_fasta() const {
@@ -156,10 +149,7 @@ TEST_P(RefgetStoreTest, MigratesADatabaseFromBeforeRefgetAndBackfillsItsDigests)
   EXPECT_EQ(store.backfill_sequence_digests(), 0);  // nothing left to do
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, RefgetStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const auto& info) {
-                           return info.param == Backend::Sqlite ? "sqlite" : "postgres";
-                         });
+INSTANTIATE_TEST_SUITE_P(Stores, RefgetStoreTest, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

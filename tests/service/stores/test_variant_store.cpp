@@ -29,9 +29,6 @@ namespace {
 
 constexpr int64_t T0 = 1'700'000'000'000;
 
-enum class Backend { Sqlite, Postgres };
-void PrintTo(Backend b, std::ostream* os) { *os << (b == Backend::Sqlite ? "sqlite" : "postgres"); }
-
 // VCF text: the header (contigs c1, c2, q) and one sample column.
 std::string vcf_header(const std::string& sample = "S") {
   return "##fileformat=VCFv4.2\n"
@@ -66,16 +63,11 @@ VariantSampleInfo sample(const std::string& id, const std::string& run,
   return s;
 }
 
-class VariantStoreTest : public ::testing::TestWithParam<Backend> {
+class VariantStoreTest : public ::testing::TestWithParam<test::StoreBackend> {
  protected:
   void SetUp() override {
-    if (GetParam() == Backend::Postgres) {
-      pg_ = std::make_unique<test::PostgresDatabase>();
-      if (pg_->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url_ = pg_->url;
-    } else {
-      url_ = "sqlite:" + (dir_.path / "variants.db").string();
-    }
+    url_ = test::store_database_url(GetParam(), dir_.path / "variants.db", pg_);
+    if (url_.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     reopen();
   }
   void reopen() {
@@ -117,10 +109,7 @@ class VariantStoreTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<VariantStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, VariantStoreTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const auto& info) {
-                           return info.param == Backend::Sqlite ? "sqlite" : "postgres";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, VariantStoreTest, test::store_backends(), test::StoreBackendName{});
 
 TEST(VariantKeys, ParseAndNormalize) {
   EXPECT_EQ(parse_variant("chr22:123:a:g").to_string(), "chr22:123:A:G");
@@ -572,12 +561,7 @@ TEST_P(VariantStoreTest, PropertyRandomCohortsMatchBruteForce) {
   for (uint32_t seed = 1; seed <= 3; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     if (seed > 1) {  // a fresh store per seed
-      if (GetParam() == Backend::Postgres) {
-        pg_ = std::make_unique<test::PostgresDatabase>();
-        url_ = pg_->url;
-      } else {
-        url_ = "sqlite:" + (dir_.path / ("v" + std::to_string(seed) + ".db")).string();
-      }
+      url_ = test::store_database_url(GetParam(), dir_.path / ("v" + std::to_string(seed) + ".db"), pg_);
       reopen();
     }
     std::mt19937 rng(seed);
@@ -801,10 +785,7 @@ class VariantRoutesTest : public VariantStoreTest {
   http::Router router_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, VariantRoutesTest, ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const auto& info) {
-                           return info.param == Backend::Sqlite ? "sqlite" : "postgres";
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, VariantRoutesTest, test::store_backends(), test::StoreBackendName{});
 
 TEST_P(VariantRoutesTest, CarriersRegionFrequencies) {
   Answer a = call("GET", "/v1/variants?chrom=c1&pos=100&ref=A&alt=G");

@@ -29,8 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-enum class Backend { Sqlite, Postgres };
-
 fs::path tiny() { return test::shared_data_dir() / "na12878-chr22-tiny"; }
 
 size_t files_under(const fs::path& dir) {
@@ -42,7 +40,7 @@ size_t files_under(const fs::path& dir) {
   return n;
 }
 
-struct TaskRunnerRootedInputs : ::testing::TestWithParam<Backend> {
+struct TaskRunnerRootedInputs : ::testing::TestWithParam<test::StoreBackend> {
   test::TempDir tmp;
   fs::path in, out, data;
   std::unique_ptr<test::PostgresDatabase> pg;
@@ -51,12 +49,8 @@ struct TaskRunnerRootedInputs : ::testing::TestWithParam<Backend> {
 
   void SetUp() override {
     if (!fs::exists(tiny() / "q.fa")) GTEST_SKIP() << "shared data not found at " << tiny();
-    std::string url = "sqlite:" + (tmp.path / "jobs.db").string();
-    if (GetParam() == Backend::Postgres) {
-      pg = std::make_unique<test::PostgresDatabase>();
-      if (pg->url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
-      url = pg->url;
-    }
+    const std::string url = test::store_database_url(GetParam(), tmp.path / "jobs.db", pg);
+    if (url.empty()) GTEST_SKIP() << test::kPostgresSkipMessage;
     jobs = open_job_store(url);
     in = tmp.path / "in";    // the only allowed root
     out = tmp.path / "out";  // outside it: the secrets
@@ -238,11 +232,7 @@ TEST_P(TaskRunnerRootedInputs, IndexesNextToInputsAreOpenedBeneathTheRootsAndNev
   EXPECT_EQ(files_under(data / "meta" / "omi-of"), 1u) << "the built index was not kept";
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, TaskRunnerRootedInputs,
-                         ::testing::Values(Backend::Sqlite, Backend::Postgres),
-                         [](const ::testing::TestParamInfo<Backend>& i) {
-                           return std::string(i.param == Backend::Sqlite ? "sqlite" : "postgres");
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, TaskRunnerRootedInputs, test::store_backends(), test::StoreBackendName{});
 
 }  // namespace
 }  // namespace omicsd

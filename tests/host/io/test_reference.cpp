@@ -93,6 +93,36 @@ TEST(Reference, MultiContigLowercaseNRunsCrlfAndBlankLines) {
   }
 }
 
+// Contigs of A/C/G/T/N get their MD5 from their codes after the file is read (several threads); a
+// contig switches to MD5 line by line at its first other letter, mid-line and after plain lines too.
+TEST(Reference, Md5OfEveryContigMatchesMd5sumWhereverAmbiguityCodesStart) {
+  test::TempDir dir;
+  const std::vector<std::pair<std::string, std::vector<std::string>>> contigs = {
+      {"plain", {"ACGTNacgtn", "GGCC"}},
+      {"late_iupac", {"acgtACGT", "ACGTN", "ACrYgt", "tt"}},
+      {"first_iupac", {"Racgt"}},
+      {"gap_and_u", {"ACGT", "AC-GT*U"}},
+      {"last_letter", {"ACGTACGT", "ACGw"}},
+      {"plain2", {"T"}},
+  };
+  std::string fasta;
+  for (const auto& [name, lines] : contigs) {
+    fasta += ">" + name + "\n";
+    for (const std::string& l : lines) fasta += l + "\n";
+  }
+  test::write_file(dir.path / "m.fa", fasta);
+  const Reference ref = Reference::load((dir.path / "m.fa").string());
+  ASSERT_EQ(ref.contigs().size(), contigs.size());
+  std::string all;
+  for (size_t i = 0; i < contigs.size(); ++i) {
+    std::string seq;
+    for (const std::string& l : contigs[i].second) seq += l;
+    EXPECT_EQ(ref.contigs()[i].md5, md5sum(dir, upper(seq))) << contigs[i].first;
+    all += ref.contigs()[i].md5;
+  }
+  EXPECT_EQ(ref.digest(), md5sum(dir, all));
+}
+
 TEST(Reference, LowercaseHasSameMd5AsUppercase) {
   test::TempDir dir;
   test::write_file(dir.path / "lo.fa", ">x\nacgtnnacgt\n");

@@ -6,6 +6,7 @@
 #include <htslib/sam.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 
 #include "host/align/mapper.hpp"
@@ -222,6 +223,23 @@ std::string substitute_inside(std::string s, std::mt19937& rng) {
   return s;
 }
 
+// A genome written as FASTA text, indexed, and a two-thread CPU mapper over it.
+struct FastaMapper {
+  test::TempDir dir;
+  std::unique_ptr<Reference> ref;
+  std::unique_ptr<MinimizerIndex> index;
+  std::unique_ptr<AlignBackend> backend = make_cpu_align_backend(2);
+  std::unique_ptr<Mapper> mapper;
+  explicit FastaMapper(const std::string& fasta) {
+    test::write_file(dir.path / "genome.fa", fasta);
+    ref = std::make_unique<Reference>(Reference::load((dir.path / "genome.fa").string()));
+    index = std::make_unique<MinimizerIndex>(MinimizerIndex::open_or_build(*ref, IndexParams{}));
+    MapperOptions opt;
+    opt.threads = 2;
+    mapper = std::make_unique<Mapper>(*ref, *index, *backend, opt);
+  }
+};
+
 // Paired reads from a region with sixteen copies 0.1% diverged from the source (more than the seeder's
 // max_chains per end: the two ends' top chains were different subsets, the copy that pairs as well as
 // the chosen one was never aligned, and pairs got MAPQ 20-30 at the wrong copy) get low MAPQ and are
@@ -241,14 +259,7 @@ TEST(MapqParalogs, PairsFromNearIdenticalCopiesGetLowMapqAndFromDivergedCopiesHi
   };
   for (int c = 0; c < 12; ++c) add_copy(read_name('n', c), near_source, 1);   // 0.05% from the source
   for (int c = 0; c < 10; ++c) add_copy(read_name('f', c), far_source, 200);  // 10%
-  test::TempDir dir;
-  test::write_file(dir.path / "copies.fa", fasta);
-  const Reference ref = Reference::load((dir.path / "copies.fa").string());
-  const MinimizerIndex index = MinimizerIndex::open_or_build(ref, IndexParams{});
-  auto backend = make_cpu_align_backend(2);
-  MapperOptions opt;
-  opt.threads = 2;
-  Mapper mapper(ref, index, *backend, opt);
+  FastaMapper genome(fasta);
 
   ReadBatch pairs;
   pairs.paired = true;
@@ -275,7 +286,7 @@ TEST(MapqParalogs, PairsFromNearIdenticalCopiesGetLowMapqAndFromDivergedCopiesHi
   for (int i = 0; i < 100; ++i)
     add_pair(13 + i % 10, 1000 + int64_t(rng() % 1500), 350 + int64_t(rng() % 101));
 
-  const auto& recs = mapper.map_batch(pairs);
+  const auto& recs = genome.mapper->map_batch(pairs);
   auto correct = [&](size_t read) {
     const Truth& t = truth[read / 2];
     const Mapped m = inspect(recs[read].get());
@@ -310,14 +321,7 @@ TEST(MapqParalogs, AUniqueMatePlacesTheEndInsideIdenticalCopies) {
     fasta += ">" + read_name('c', c) + "\n" + seq + "\n";
     seqs.push_back(seq);
   }
-  test::TempDir dir;
-  test::write_file(dir.path / "rrn.fa", fasta);
-  const Reference ref = Reference::load((dir.path / "rrn.fa").string());
-  const MinimizerIndex index = MinimizerIndex::open_or_build(ref, IndexParams{});
-  auto backend = make_cpu_align_backend(2);
-  MapperOptions opt;
-  opt.threads = 2;
-  Mapper mapper(ref, index, *backend, opt);
+  FastaMapper genome(fasta);
   ReadBatch pairs;
   pairs.paired = true;
   std::vector<std::pair<int32_t, int64_t>> truth;  // contig, start of the end inside the repeat
@@ -337,7 +341,7 @@ TEST(MapqParalogs, AUniqueMatePlacesTheEndInsideIdenticalCopies) {
     const int64_t end2 = 2000 + int64_t(rng() % 50);
     add_pair(int32_t(i % 10), end2 + 150 - insert, insert);
   }
-  const auto& recs = mapper.map_batch(pairs);
+  const auto& recs = genome.mapper->map_batch(pairs);
   int confident = 0;
   for (size_t p = first; p < truth.size(); ++p) {
     const Mapped m = inspect(recs[2 * p + 1].get());

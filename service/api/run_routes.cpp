@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "host/common/error.hpp"
+#include "service/api/run_batch_loop.hpp"
 #include "service/api/run_submission.hpp"
 #include "service/http/http_client.hpp"
 #include "service/http/http_paging.hpp"
@@ -82,7 +83,8 @@ struct RunRoutes {
   ObjectStore& objects;
   Catalog& catalog;  // resolves stored references and read sets; ingests finished germline runs
   std::shared_ptr<Metrics> metrics;
-  RunSubmitter submitter;  // run creation, shared with the WES routes
+  RunSubmitter submitter;              // run creation, shared with the WES routes
+  RunBatchLoop batch_loop{submitter};  // creates the runs of accepted batches
 
   json run_json(const Run& run) {
     json tasks = json::array();
@@ -229,13 +231,16 @@ struct RunRoutes {
     batch_body.max_bytes = kMaxBatchBodyBytes;
     r.add_streamed(
         "POST", "/v1/run-batches",
-        [this, keep_alive = self](Request& req) {
-          return guard([&] {
-            const json body = parse_json_input(read_body_file(req.body_file), "request body");
-            return Response::json(submitter.submit_batch(body));
-          });
-        },
+        [this, keep_alive = self](Request& req) { return guard([&] { return create_batch(req); }); },
         Scope::client, batch_body);
+    r.get(
+        "/v1/run-batches",
+        [this, keep_alive = self](Request& req) { return guard([&] { return list_batches(req); }); },
+        Scope::client);
+    r.get(
+        "/v1/run-batches/{id}",
+        [this, keep_alive = self](Request& req) { return guard([&] { return get_batch(req); }); },
+        Scope::client);
     r.get(
         "/v1/runs/{id}",
         [this, keep_alive = self](Request& req) {
@@ -374,6 +379,77 @@ struct RunRoutes {
     Response resp = Response::json(run_json(must_run(res.run.id)), res.existed ? 200 : 201);
     resp.set_header("Location", "/v1/runs/" + res.run.id);
     return resp;
+  }
+
+  static json batch_json(const RunBatch& b) {
+    return {{"id", b.id},
+            {"state", to_string(b.state)},
+            {"total", b.total},
+            {"submitted", b.submitted},
+            {"created", b.created},
+            {"existing", b.existing},
+            {"failed", b.failed},
+            {"created_at", b.created_at},
+            {"finished_at", opt_time(b.finished_at)}};
+  }
+
+  // 202 once the batch is stored (its runs are created in the background: GET /v1/run-batches/{id});
+  // 200 with the stored batch when its Idempotency-Key names one.
+  Response create_batch(Request& req) {
+    bool existed = false;
+    const RunBatch b =
+        submitter.accept_batch(read_body_file(req.body_file), req.header("Idempotency-Key"), existed);
+    if (!existed) batch_loop.wake();
+    Response resp = Response::json(batch_json(b), existed ? 200 : 202);
+    resp.set_header("Location", "/v1/run-batches/" + b.id);
+    return resp;
+  }
+
+  Response list_batches(Request& req) {
+    std::optional<RunBatchState> state;
+    if (auto s = req.query_param("state"); s && !s->empty()) state = parse_run_batch_state(*s);
+    const http::PageParams paging = http::page_params(req);
+    const int page_size = paging.page_size.value_or(50);
+    const std::vector<RunBatch> page = store.list_run_batches(state, paging.page_token, page_size);
+    json batches = json::array();
+    for (const RunBatch& b : page) batches.push_back(batch_json(b));
+    const bool full = int(page.size()) == std::min(page_size, http::kMaxPageSize);
+    return Response::json(
+        {{"batches", batches}, {"next_page_token", http::next_page_token_json(full ? page.back().id : "")}});
+  }
+
+  // The batch and the results of its requests submitted so far, a page at a time (by request index):
+  // {"index", "id", "state", "group", "existed"} or {"index", "error": {"code", "message"}}.
+  Response get_batch(Request& req) {
+    const std::optional<RunBatch> b = store.get_run_batch(req.param("id"));
+    if (!b) throw HttpError(404, "unknown run batch '" + req.param("id") + "'");
+    const http::PageParams paging = http::page_params(req);
+    const int page_size = paging.page_size.value_or(http::kMaxPageSize);
+    int64_t from = 0;
+    if (!paging.page_token.empty()) {
+      const std::string& t = paging.page_token;
+      if (t.size() > 18 || t.find_first_not_of("0123456789") != std::string::npos)
+        throw HttpError(400, "invalid page token '" + t + "'");
+      from = std::stoll(t);
+    }
+    json runs = json::array();
+    const std::vector<RunBatchItem> items = store.run_batch_items(b->id, from, page_size);
+    for (const RunBatchItem& it : items) {
+      if (it.run_id.empty()) {
+        runs.push_back({{"index", it.index}, {"error", {{"code", it.error_code}, {"message", it.error}}}});
+        continue;
+      }
+      runs.push_back({{"index", it.index},
+                      {"id", it.run_id},
+                      {"state", it.run_state},
+                      {"group", it.group},
+                      {"existed", it.existed}});
+    }
+    json out = batch_json(*b);
+    const bool more = !items.empty() && items.back().index + 1 < b->submitted;
+    out["runs"] = std::move(runs);
+    out["next_page_token"] = http::next_page_token_json(more ? std::to_string(items.back().index + 1) : "");
+    return Response::json(out);
   }
 
   Response list_runs(Request& req) {

@@ -8,6 +8,7 @@
 #include "omicsd_version.hpp"
 #include "service/http/http_client.hpp"
 #include "service/http/http_router.hpp"
+#include "service/http/json_input.hpp"
 #include "service/jobs/workflow.hpp"
 #include "service/objects/object_backend.hpp"
 #include "service/stores/catalog.hpp"
@@ -86,7 +87,10 @@ CreateRunResult RunSubmitter::submit(const json& body, const std::string& idempo
   return res;
 }
 
-json RunSubmitter::submit_batch(const json& body) {
+RunBatch RunSubmitter::accept_batch(const std::string& body_text, const std::string& idempotency_key,
+                                    bool& existed) {
+  if (idempotency_key.size() > 256) throw HttpError(400, "Idempotency-Key longer than 256 characters");
+  const json body = parse_json_input(body_text, "request body");
   if (!body.is_object() || !body.contains("runs") || !body["runs"].is_array())
     throw InputError("request body must be an object with a 'runs' array");
   for (const auto& [k, v] : body.items())
@@ -94,64 +98,83 @@ json RunSubmitter::submit_batch(const json& body) {
   const json& specs = body["runs"];
   if (specs.empty() || specs.size() > kMaxBatchRuns)
     throw InputError("'runs' must hold 1 to " + std::to_string(kMaxBatchRuns) + " run requests");
-  json results = json::array();
-  std::vector<NewRun> runs;
-  std::vector<size_t> index_of;  // runs[i] is specs[index_of[i]]
-  InputMemo memo;
-  runs.reserve(specs.size());
-  index_of.reserve(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) {
-    results.push_back({{"index", i}});
-    try {
-      const json& spec = specs[i];
-      std::string key;
-      if (spec.is_object() && spec.contains("idempotency_key")) {
-        if (!spec["idempotency_key"].is_string()) throw InputError("'idempotency_key' must be a string");
-        key = spec["idempotency_key"].get<std::string>();
-        json rest = spec;
-        rest.erase("idempotency_key");
-        runs.push_back(prepare(rest, key, json::object(), &memo));
-      } else {
-        runs.push_back(prepare(spec, key, json::object(), &memo));
-      }
-      index_of.push_back(i);
-    } catch (const HttpError& e) {
-      results[i]["error"] = {{"code", e.status()}, {"message", e.what()}};
-    } catch (const NotFoundError& e) {  // e.g. a reference id that is not in the store
-      results[i]["error"] = {{"code", 404}, {"message", e.what()}};
-    } catch (const ConflictError& e) {  // e.g. a read set still importing
-      results[i]["error"] = {{"code", 409}, {"message", e.what()}};
-    } catch (const InputError& e) {
-      results[i]["error"] = {{"code", 400}, {"message", e.what()}};
+  // The body as sent is what is stored: it is this JSON object, and writing it again would cost as
+  // much as parsing it.
+  return store_.create_run_batch(body_text, int64_t(specs.size()), idempotency_key, now_ms(), existed);
+}
+
+int64_t RunSubmitter::submit_pending_batches(const std::atomic<bool>& stop) {
+  int64_t submitted = 0;
+  while (!stop) {
+    const std::vector<RunBatch> pending = store_.list_run_batches(RunBatchState::Submitting, "", 100);
+    if (pending.empty()) break;
+    for (const RunBatch& b : pending) {
+      if (stop) break;
+      submitted += submit_batch_requests(b, stop);
     }
   }
-  const std::vector<BatchRunResult> stored = store_.create_runs(runs, now_ms());  // one transaction
-  int64_t created = 0, existing = 0;
-  std::map<std::string, int64_t> created_by_workflow;  // one metrics update per workflow, not per run
-  for (size_t r = 0; r < stored.size(); ++r) {
-    json& out = results[index_of[r]];
-    if (!stored[r].created) {
-      out["error"] = {{"code", 400}, {"message", stored[r].error}};
+  return submitted;
+}
+
+int64_t RunSubmitter::submit_batch_requests(const RunBatch& batch, const std::atomic<bool>& stop) {
+  const std::optional<std::string> text = store_.run_batch_requests(batch.id);
+  if (!text) return 0;  // submitted meanwhile by another daemon
+  const json body = json::parse(*text);
+  const json& specs = body.at("runs");
+  if (!specs.is_array() || int64_t(specs.size()) != batch.total)
+    throw Error("batch " + batch.id + ": its stored requests are not the " + std::to_string(batch.total) +
+                " it was accepted with");
+  InputMemo memo;
+  int64_t next = batch.submitted, submitted = 0;
+  while (next < batch.total && !stop) {
+    const int64_t count = std::min(kBatchChunkRuns, batch.total - next);
+    std::vector<NewRun> runs;
+    std::vector<int64_t> run_index;
+    std::vector<RunBatchRefusal> refused;
+    for (int64_t i = next; i < next + count; ++i) {
+      auto refuse = [&](int code, const char* message) { refused.push_back({i, code, message}); };
+      try {
+        const json& spec = specs[size_t(i)];
+        std::string key;
+        if (spec.is_object() && spec.contains("idempotency_key")) {
+          if (!spec["idempotency_key"].is_string()) throw InputError("'idempotency_key' must be a string");
+          key = spec["idempotency_key"].get<std::string>();
+          json rest = spec;
+          rest.erase("idempotency_key");
+          runs.push_back(prepare(rest, key, json::object(), &memo));
+        } else {
+          runs.push_back(prepare(spec, key, json::object(), &memo));
+        }
+        run_index.push_back(i);
+      } catch (const HttpError& e) {
+        refuse(e.status(), e.what());
+      } catch (const NotFoundError& e) {  // e.g. a reference id that is not in the store
+        refuse(404, e.what());
+      } catch (const ConflictError& e) {  // e.g. a read set still importing
+        refuse(409, e.what());
+      } catch (const InputError& e) {
+        refuse(400, e.what());
+      } catch (const std::exception& e) {  // checking the inputs failed (an object store not answering)
+        refuse(503, (std::string("could not check the run's inputs: ") + e.what()).c_str());
+      }
+    }
+    const auto stored =
+        store_.add_run_batch_results(batch.id, next, count, runs, run_index, refused, now_ms());
+    if (!stored) {  // another daemon wrote these results: go on from where the batch is now
+      const std::optional<RunBatch> now = store_.get_run_batch(batch.id);
+      if (!now || now->state == RunBatchState::Submitted) break;
+      next = now->submitted;
       continue;
     }
-    const Run& run = stored[r].created->run;
-    out["id"] = run.id;
-    out["state"] = to_string(run.state);
-    out["group"] = run.group;
-    out["existed"] = stored[r].created->existed;
-    if (stored[r].created->existed) {
-      ++existing;
-    } else {
-      ++created;
-      ++created_by_workflow[run.workflow];
-    }
+    std::map<std::string, int64_t> created_by_workflow;  // one metrics update per workflow, not per run
+    for (const BatchRunResult& r : *stored)
+      if (r.created && !r.created->existed) ++created_by_workflow[r.created->run.workflow];
+    for (const auto& [workflow, n] : created_by_workflow)
+      metrics_->inc("omicsd_runs_created_total", double(n), {{"workflow", workflow}});
+    next += count;
+    submitted += count;
   }
-  for (const auto& [workflow, n] : created_by_workflow)
-    metrics_->inc("omicsd_runs_created_total", double(n), {{"workflow", workflow}});
-  return {{"runs", std::move(results)},
-          {"created", created},
-          {"existing", existing},
-          {"failed", int64_t(specs.size()) - created - existing}};
+  return submitted;
 }
 
 }  // namespace omicsd

@@ -3,6 +3,7 @@
 // WES POST /ga4gh/wes/v1/runs. Parses the request, resolves stored reference and read-set ids,
 // checks inputs under the allow-roots, builds the task graph and creates the run, its tasks and
 // provenance in one JobStore transaction.
+#include <atomic>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,9 @@ class ObjectStore;
 
 // The most runs one POST /v1/run-batches may carry.
 inline constexpr size_t kMaxBatchRuns = 10000;
+// A batch's requests are submitted this many per transaction: small enough that the store's write
+// lock (SQLite) is held ~50 ms at a time while leases go on, large enough to cost few commits.
+inline constexpr int64_t kBatchChunkRuns = 500;
 
 class RunSubmitter {
  public:
@@ -31,12 +35,18 @@ class RunSubmitter {
   CreateRunResult submit(const nlohmann::json& body, const std::string& idempotency_key,
                          const nlohmann::json& extra_provenance = nlohmann::json::object());
 
-  // POST /v1/run-batches: {"runs": [run request + optional "idempotency_key", ...]} (1 to
-  // kMaxBatchRuns). Each run is checked as submit() checks it; those that pass are created in one
-  // JobStore transaction (all or none survive a crash). Answers {"runs": [{"index", "id", "state",
-  // "existed"} or {"index", "error": {"code", "message"}}], "created", "existing", "failed"}. Throws
-  // InputError for a body that is not such a list.
-  nlohmann::json submit_batch(const nlohmann::json& body);
+  // POST /v1/run-batches: `body_text` must be {"runs": [run request + optional "idempotency_key",
+  // ...]} with 1 to kMaxBatchRuns requests (InputError otherwise). Stores it as one batch
+  // (JobStore::create_run_batch, durable when this returns) whose runs submit_pending_batches creates.
+  // With an `idempotency_key` that names a stored batch, that batch is returned and `existed` set.
+  RunBatch accept_batch(const std::string& body_text, const std::string& idempotency_key, bool& existed);
+
+  // Submits the requests of every SUBMITTING batch (accepted by this daemon or by another sharing the
+  // store, before a restart included), kBatchChunkRuns at a time: each request is checked as submit()
+  // checks it, and a chunk's runs commit together with its results, so a crash loses no accepted
+  // request and creates none twice. A refused request gets its error (400, 404, 409) and the others go
+  // on. Returns the requests this call submitted, when no batch is left or once `stop` is set.
+  int64_t submit_pending_batches(const std::atomic<bool>& stop);
 
   const RunRoutesOptions& options() const { return opt_; }
 
@@ -50,6 +60,8 @@ class RunSubmitter {
   using InputMemo = std::map<std::string, ResolvedInputs>;
 
   void check_callback_url(const std::string& url) const;
+  // Submits batch `b`'s requests from its first one without a result (submit_pending_batches).
+  int64_t submit_batch_requests(const RunBatch& b, const std::atomic<bool>& stop);
   // A checked run request as the NewRun to store (InputError / HttpError(400) when it is not). With
   // `memo`, inputs that passed once in this batch are not resolved and checked again.
   NewRun prepare(const nlohmann::json& body, const std::string& idempotency_key,

@@ -179,8 +179,9 @@ std::vector<SampleRow> read_samplesheet(const std::string& path) {
 }
 
 // submit --batch: `run` is the request every row shares (workflow, reference, parameters, group...);
-// each row adds its sample and reads. One POST /v1/run-batches; prints "sample run-id" per created
-// run and the errors of the others; exit 1 when any row failed.
+// each row adds its sample and reads. One POST /v1/run-batches, then waits while the daemon creates
+// the runs; prints "sample run-id" per created run and the errors of the others; exit 1 when any row
+// failed.
 int submit_batch(const ClientOpts& c, const json& run, const std::string& samplesheet,
                  const std::string& key) {
   const std::vector<SampleRow> rows = read_samplesheet(samplesheet);
@@ -191,17 +192,33 @@ int submit_batch(const ClientOpts& c, const json& run, const std::string& sample
     json reads = json::array({normalize_uri(rows[i].fastq_1)});
     if (!rows[i].fastq_2.empty()) reads.push_back(normalize_uri(rows[i].fastq_2));
     one["inputs"]["reads"] = reads;
-    // With a key, each row gets its own derived from it: resubmitting the sheet creates nothing twice.
+    // With a key, each row gets its own derived from it: resubmitting the sheet creates nothing twice
+    // (which also makes the request safe to retry).
     if (!key.empty()) one["idempotency_key"] = key + "/" + std::to_string(i) + "/" + rows[i].sample;
     runs.push_back(one);
   }
   HttpClient client = make_client(c);
-  const json result = client.post_json("/v1/run-batches", {{"runs", runs}}, !key.empty());
+  json batch = client.post_json("/v1/run-batches", {{"runs", runs}}, !key.empty());
+  const std::string path = "/v1/run-batches/" + str(batch, "id");
+  for (int waited_ms = 0; str(batch, "state") != "SUBMITTED"; waited_ms += 200) {
+    if (waited_ms >= 600'000)
+      throw Error("batch " + str(batch, "id") + " is still being submitted after 10 minutes");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    batch = client.get_json(path + "?page_size=1");
+  }
+  json results = json::array();  // every request's result, a page at a time
+  for (std::string token;;) {
+    const json page = client.get_json(path + (token.empty() ? "" : "?page_token=" + token));
+    for (const json& r : page.value("runs", json::array())) results.push_back(r);
+    if (!page["next_page_token"].is_string()) break;
+    token = page["next_page_token"].get<std::string>();
+  }
+  batch["runs"] = results;
   if (c.json) {
-    std::printf("%s\n", result.dump(2).c_str());
+    std::printf("%s\n", batch.dump(2).c_str());
   } else {
     std::vector<std::vector<std::string>> table = {{"SAMPLE", "RUN", "STATE", "ERROR"}};
-    for (const json& r : result.value("runs", json::array())) {
+    for (const json& r : results) {
       const size_t i = r.value("index", size_t(0));
       const std::string sample = i < rows.size() ? rows[i].sample : "?";
       const std::string error = r.contains("error") ? str(r["error"], "message") : "";
@@ -209,7 +226,7 @@ int submit_batch(const ClientOpts& c, const json& run, const std::string& sample
     }
     print_table(table);
   }
-  return result.value("failed", int64_t(0)) > 0 ? 1 : 0;
+  return batch.value("failed", int64_t(0)) > 0 ? 1 : 0;
 }
 
 }  // namespace

@@ -35,6 +35,13 @@ const char* to_string(WebhookStatus s) {
   return "PENDING";
 }
 
+const char* to_string(RunBatchState s) { return s == RunBatchState::Submitted ? "SUBMITTED" : "SUBMITTING"; }
+RunBatchState parse_run_batch_state(const std::string& s) {
+  if (s == "SUBMITTING") return RunBatchState::Submitting;
+  if (s == "SUBMITTED") return RunBatchState::Submitted;
+  throw InputError("unknown batch state '" + s + "' (expected SUBMITTING or SUBMITTED)");
+}
+
 bool is_terminal(RunState s) {
   return s == RunState::Complete || s == RunState::Failed || s == RunState::Canceled;
 }

@@ -122,10 +122,47 @@ struct CreateRunResult {
   bool existed = false;  // the idempotency key matched an existing run; nothing was created
 };
 
-// One run of a batch (create_runs): the run created (or found by its idempotency key), or why not.
+// One run of a batch (add_run_batch_results): the run created (or found by its idempotency key), or why not.
 struct BatchRunResult {
   std::optional<CreateRunResult> created;
   std::string error;  // non-empty when this run was not created
+};
+
+// A batch of runs (POST /v1/run-batches), accepted as one durable record holding its run requests
+// and then submitted run by run in the background (RunSubmitter::submit_pending_batches), in chunks
+// whose runs and results commit together: a crash resumes at the first chunk not committed.
+enum class RunBatchState { Submitting, Submitted };
+const char* to_string(RunBatchState s);                     // SUBMITTING | SUBMITTED
+RunBatchState parse_run_batch_state(const std::string& s);  // InputError for another value
+
+struct RunBatch {
+  std::string id;
+  std::string idempotency_key;  // the request's Idempotency-Key, if it had one
+  RunBatchState state = RunBatchState::Submitting;
+  int64_t total = 0;      // run requests in the batch
+  int64_t submitted = 0;  // of them, those with a result (the next one to submit is this index)
+  int64_t created = 0, existing = 0, failed = 0;
+  int64_t created_at = 0;
+  std::optional<int64_t> finished_at;  // the last run's result was written
+};
+
+// One run request of a batch, once submitted: its run (created now or found by its idempotency key)
+// or why it was refused.
+struct RunBatchItem {
+  int64_t index = 0;
+  std::string run_id;     // empty when refused
+  std::string run_state;  // the run's state now ("" when refused)
+  std::string group;      // the run's group
+  bool existed = false;
+  int error_code = 0;  // HTTP status of the refusal (400, 404, 409), 0 when a run holds it
+  std::string error;
+};
+
+// A run request refused before it reached the store (parse errors, inputs), by its index in the batch.
+struct RunBatchRefusal {
+  int64_t index = 0;
+  int code = 400;
+  std::string message;
 };
 
 struct RunFilter {
@@ -200,10 +237,29 @@ class JobStore {
   // Runs. create_run validates the workflow and the task graph (InputError). With an
   // idempotency key that already exists it returns that run with existed = true.
   virtual CreateRunResult create_run(const NewRun& req, int64_t now) = 0;
-  // Many runs in one transaction (all of them are created or, on a crash, none): a run that
-  // create_run would refuse with InputError gets its error instead and the others go on.
-  virtual std::vector<BatchRunResult> create_runs(const std::vector<NewRun>& runs, int64_t now) = 0;
   virtual std::optional<Run> get_run(const std::string& run_id) = 0;
+
+  // Batches. create_run_batch stores the request (`runs_json`: its run requests, a JSON array of
+  // `total`) in one transaction; with an idempotency key already stored it returns that batch and sets
+  // `existed`. add_run_batch_results writes the results of the requests [first, first + count) in one
+  // transaction with the runs it creates (`runs[i]` is request `run_index[i]`; `refused` the others)
+  // and returns what became of each of `runs`: a run create_run would refuse with InputError gets its
+  // error, the others go on. Returns nullopt, writing nothing, unless the batch's next request is
+  // `first` (another daemon got there first). The batch is SUBMITTED, and its stored requests
+  // dropped, with its last result.
+  virtual RunBatch create_run_batch(const std::string& runs_json, int64_t total,
+                                    const std::string& idempotency_key, int64_t now, bool& existed) = 0;
+  virtual std::optional<RunBatch> get_run_batch(const std::string& id) = 0;
+  // Oldest first; with `state`, only those in it; after the batch `after_id` (paging), up to `limit`.
+  virtual std::vector<RunBatch> list_run_batches(std::optional<RunBatchState> state,
+                                                 const std::string& after_id, int limit) = 0;
+  // The stored run requests of a SUBMITTING batch (nullopt once it is SUBMITTED or unknown).
+  virtual std::optional<std::string> run_batch_requests(const std::string& id) = 0;
+  virtual std::optional<std::vector<BatchRunResult>> add_run_batch_results(
+      const std::string& batch_id, int64_t first, int64_t count, const std::vector<NewRun>& runs,
+      const std::vector<int64_t>& run_index, const std::vector<RunBatchRefusal>& refused, int64_t now) = 0;
+  // Results of the batch's requests from index `from`, in index order, up to `limit`.
+  virtual std::vector<RunBatchItem> run_batch_items(const std::string& batch_id, int64_t from, int limit) = 0;
   virtual RunPage list_runs(const RunFilter& filter) = 0;
   virtual std::vector<Task> list_tasks(const std::string& run_id) = 0;  // in creation order
   virtual std::optional<Task> get_task(const std::string& task_id) = 0;
@@ -288,7 +344,7 @@ class JobStore {
 };
 
 // The schema version this build writes; opening a newer database fails.
-inline constexpr int kJobStoreSchemaVersion = 7;
+inline constexpr int kJobStoreSchemaVersion = 8;
 
 std::unique_ptr<JobStore> open_sqlite_job_store(const std::string& path, const JobStoreOptions& opts = {});
 // PostgreSQL (libpq): a libpq connection URI "postgres://user@host:port/db?..." or

@@ -44,6 +44,24 @@ inline constexpr const char* kRunGroupCols =
     "name, max_runs, max_tasks, max_gpus, max_cpu_threads, max_run_seconds, default_priority, created_at, "
     "updated_at";
 
+inline constexpr const char* kRunBatchCols =
+    "id, idempotency_key, state, total, submitted, created, existing, failed, created_at, finished_at";
+
+inline RunBatch run_batch_from_row(const RowReader& st) {
+  RunBatch b;
+  b.id = st.text(0);
+  b.idempotency_key = st.text(1);
+  b.state = parse_run_batch_state(st.text(2));
+  b.total = st.i64(3);
+  b.submitted = st.i64(4);
+  b.created = st.i64(5);
+  b.existing = st.i64(6);
+  b.failed = st.i64(7);
+  b.created_at = st.i64(8);
+  b.finished_at = st.opt_i64(9);
+  return b;
+}
+
 inline RunGroup run_group_from_row(const RowReader& st) {
   RunGroup g;
   g.name = st.text(0);

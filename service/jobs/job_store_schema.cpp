@@ -272,6 +272,37 @@ DROP INDEX tasks_lease_order;
 DROP INDEX tasks_queue;
 )SQL",
      "", ""},
+    // v8: batches of runs (POST /v1/run-batches). A batch is accepted as one row holding its run
+    // requests (`requests`, dropped once all are submitted); the daemons submit them in chunks, each
+    // committing its runs, its rows of run_batch_items and the batch's progress (`submitted`) together.
+    // An item holds the run a request created or found, or why it was refused.
+    {R"SQL(
+CREATE TABLE run_batches (
+  seq             {SEQ},
+  id              TEXT NOT NULL UNIQUE,
+  idempotency_key TEXT UNIQUE,
+  state           TEXT NOT NULL CHECK (state IN ('SUBMITTING','SUBMITTED')),
+  total           BIGINT NOT NULL,
+  submitted       BIGINT NOT NULL DEFAULT 0,
+  created         BIGINT NOT NULL DEFAULT 0,
+  existing        BIGINT NOT NULL DEFAULT 0,
+  failed          BIGINT NOT NULL DEFAULT 0,
+  created_at      BIGINT NOT NULL,
+  finished_at     BIGINT,
+  requests        TEXT
+);
+CREATE INDEX run_batches_by_state ON run_batches(state, seq);
+CREATE TABLE run_batch_items (
+  batch_id   TEXT NOT NULL,
+  idx        BIGINT NOT NULL,
+  run_id     TEXT,
+  existed    BIGINT NOT NULL DEFAULT 0,
+  error_code BIGINT NOT NULL DEFAULT 0,
+  error      TEXT,
+  PRIMARY KEY (batch_id, idx)
+);
+)SQL",
+     "", ""},
 };
 constexpr int kKnownVersion = static_cast<int>(sizeof(kSteps) / sizeof(kSteps[0]));
 static_assert(kKnownVersion == kJobStoreSchemaVersion);

@@ -85,38 +85,163 @@ class SqlJobStore final : public JobStore {
     return std::move(*r.created);
   }
 
-  std::vector<BatchRunResult> create_runs(const std::vector<NewRun>& runs, int64_t now) override {
+  RunBatch create_run_batch(const std::string& runs_json, int64_t total, const std::string& idempotency_key,
+                            int64_t now, bool& existed) override {
+    return write([&] {
+      existed = false;
+      RunBatch b;
+      b.id = "batch-" + random_hex(16);
+      b.idempotency_key = idempotency_key;
+      b.total = total;
+      b.created_at = now;
+      // A concurrent batch with the same key (another daemon) makes this insert wait for it; once it
+      // commits, nothing is inserted and that batch is the answer.
+      const auto inserted = db_->query(
+          "INSERT INTO run_batches (id, idempotency_key, state, total, created_at, requests) VALUES (?, ?, "
+          "'SUBMITTING', ?, ?, ?) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+          {b.id, opt_text(idempotency_key), total, now, runs_json});
+      if (!inserted.empty()) return b;
+      auto stored = batch_where("idempotency_key = ?", idempotency_key);
+      if (!stored)
+        throw Error(where_ + ": create batch: idempotency key '" + idempotency_key +
+                    "' conflicts but no batch holds it");
+      existed = true;
+      return std::move(*stored);
+    });
+  }
+
+  std::optional<RunBatch> get_run_batch(const std::string& id) override { return batch_where("id = ?", id); }
+
+  std::vector<RunBatch> list_run_batches(std::optional<RunBatchState> state, const std::string& after_id,
+                                         int limit) override {
+    return read([&] {
+      std::string sql = std::string("SELECT ") + kRunBatchCols + " FROM run_batches WHERE 1 = 1";
+      std::vector<Value> params;
+      if (state) {
+        sql += " AND state = ?";
+        params.emplace_back(std::string(to_string(*state)));
+      }
+      if (!after_id.empty()) {
+        if (db_->query("SELECT 1 FROM run_batches WHERE id = ?", {after_id}).empty())
+          throw InputError("invalid page token '" + after_id + "'");
+        sql += " AND seq > (SELECT seq FROM run_batches WHERE id = ?)";
+        params.emplace_back(after_id);
+      }
+      sql += " ORDER BY seq LIMIT ?";
+      params.emplace_back(int64_t(std::clamp(limit, 1, 1000)));
+      std::vector<RunBatch> out;
+      for (const sql::Row& r : db_->query(sql, params))
+        out.push_back(run_batch_from_row({r, kRunBatchCols, where_}));
+      return out;
+    });
+  }
+
+  std::optional<std::string> run_batch_requests(const std::string& id) override {
+    const auto r = db_->query("SELECT requests FROM run_batches WHERE id = ? AND state = 'SUBMITTING'", {id});
+    if (r.empty() || r[0].is_null(0)) return std::nullopt;
+    return r[0].s(0);
+  }
+
+  std::optional<std::vector<BatchRunResult>> add_run_batch_results(
+      const std::string& batch_id, int64_t first, int64_t count, const std::vector<NewRun>& runs,
+      const std::vector<int64_t>& run_index, const std::vector<RunBatchRefusal>& refused,
+      int64_t now) override {
+    if (run_index.size() != runs.size() || int64_t(runs.size() + refused.size()) != count)
+      throw Error(where_ + ": batch " + batch_id + ": " + std::to_string(runs.size()) + " runs and " +
+                  std::to_string(refused.size()) + " refusals for " + std::to_string(count) + " requests");
+    // Task graphs are checked before the transaction: a bad one is that run's error.
     std::vector<BatchRunResult> out(runs.size());
-    std::vector<std::optional<std::vector<TaskSpec>>> tasks(runs.size());
-    std::vector<size_t> valid;  // the runs whose task graphs passed
+    std::vector<std::optional<std::vector<TaskSpec>>> graphs(runs.size());
+    std::vector<const NewRun*> reqs;
+    std::vector<const std::vector<TaskSpec>*> req_graphs;
+    std::vector<size_t> valid;  // runs[valid[k]] is reqs[k]
     for (size_t i = 0; i < runs.size(); ++i) try {
-        tasks[i] = checked_tasks(runs[i]);
+        graphs[i] = checked_tasks(runs[i]);
+        reqs.push_back(&runs[i]);
+        req_graphs.push_back(&*graphs[i]);
         valid.push_back(i);
       } catch (const InputError& e) {
         out[i].error = e.what();
       }
-    std::vector<const NewRun*> reqs;
-    std::vector<const std::vector<TaskSpec>*> graphs;
-    for (size_t i : valid) {
-      reqs.push_back(&runs[i]);
-      graphs.push_back(&*tasks[i]);
-    }
+    int64_t total = 0;
     // May rerun after a deadlock: each run's outcome is set afresh.
-    std::vector<BatchRunResult> stored = write([&] { return insert_runs(reqs, graphs, now); });
+    const bool written = write([&] {
+      const auto b = db_->query(
+          "SELECT submitted, total, state FROM run_batches WHERE id = ?" + locked(" FOR UPDATE"), {batch_id});
+      if (b.empty()) throw NotFoundError("run batch " + batch_id + " not found");
+      total = b[0].i(1);
+      if (b[0].i(0) != first || b[0].s(2) != "SUBMITTING") return false;
+      if (first + count > total)
+        throw Error(where_ + ": batch " + batch_id + ": results for requests past its last one");
+      std::vector<BatchRunResult> stored = insert_runs(reqs, req_graphs, now);
+      for (size_t k = 0; k < valid.size(); ++k) out[valid[k]] = std::move(stored[k]);
+      std::vector<Value> rows;
+      rows.reserve(size_t(count) * kItemRowParams);
+      int64_t created = 0, existing = 0, failed = int64_t(refused.size());
+      for (const RunBatchRefusal& f : refused)
+        rows.insert(rows.end(), {batch_id, f.index, nullptr, int64_t(0), int64_t(f.code), f.message});
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (!out[i].created) {
+          ++failed;
+          rows.insert(rows.end(), {batch_id, run_index[i], nullptr, int64_t(0), int64_t(400), out[i].error});
+          continue;
+        }
+        const bool existed = out[i].created->existed;
+        ++(existed ? existing : created);
+        rows.insert(rows.end(),
+                    {batch_id, run_index[i], out[i].created->run.id, int64_t(existed), int64_t(0), nullptr});
+      }
+      sql::query_rows(
+          *db_, "INSERT INTO run_batch_items (batch_id, idx, run_id, existed, error_code, error) VALUES ",
+          "(?, ?, ?, ?, ?, ?)", "", kItemRowParams, std::move(rows));
+      const bool last = first + count == total;
+      std::vector<Value> params = {first + count, created, existing, failed};
+      if (last) params.emplace_back(now);
+      params.emplace_back(batch_id);
+      db_->exec(
+          std::string("UPDATE run_batches SET submitted = ?, created = created + ?, existing = existing + ?, "
+                      "failed = failed + ?") +
+              (last ? ", state = 'SUBMITTED', finished_at = ?, requests = NULL" : "") + " WHERE id = ?",
+          params);
+      return true;
+    });
+    if (!written) return std::nullopt;
     // PostgreSQL plans each lease from table statistics that autovacuum refreshes about once a minute.
-    // A batch of thousands of runs changes the queue far more in one commit, and until the next
+    // A batch of thousands of runs changes the queue far more than that, and until the next
     // autoanalyze the lease's plan was built for the queue before it: measured 5 leases/s instead of
     // ~100 right after 10,000 runs were queued in capped groups (bench-service.sh --deep-queue), the
-    // same statement at 0.8 ms once analyzed. ANALYZE samples a fixed number of rows: ~0.1-0.3 s.
-    // The batch has committed: a failed ANALYZE (a lock timeout, a role that does not own the tables)
-    // leaves it to autovacuum rather than failing the request.
-    if (pg_ && reqs.size() >= kAnalyzeAfterRuns) {
+    // same statement at 0.8 ms once analyzed. ANALYZE samples a fixed number of rows (~0.1-0.3 s), so
+    // a large batch refreshes them twice: once it has queued kAnalyzeAfterRuns and at its end. The
+    // results have committed: a failed ANALYZE (a lock timeout, a role that does not own the tables)
+    // leaves it to autovacuum.
+    const int64_t done = first + count;
+    if (pg_ && ((first < kAnalyzeAfterRuns && done >= kAnalyzeAfterRuns) ||
+                (done == total && total >= kAnalyzeAfterRuns))) {
       try {
         db_->exec("ANALYZE runs, tasks, task_deps");
       } catch (const std::exception&) {
       }
     }
-    for (size_t k = 0; k < valid.size(); ++k) out[valid[k]] = std::move(stored[k]);
+    return out;
+  }
+
+  std::vector<RunBatchItem> run_batch_items(const std::string& batch_id, int64_t from, int limit) override {
+    std::vector<RunBatchItem> out;
+    for (const sql::Row& r : db_->query(
+             "SELECT i.idx, i.run_id, i.existed, i.error_code, i.error, r.state, r.group_name FROM "
+             "run_batch_items i LEFT JOIN runs r ON r.id = i.run_id WHERE i.batch_id = ? AND i.idx >= ? "
+             "ORDER BY i.idx LIMIT ?",
+             {batch_id, from, int64_t(std::clamp(limit, 1, 1000))})) {
+      RunBatchItem it;
+      it.index = r.i(0);
+      it.run_id = r.s(1);
+      it.existed = r.i(2) != 0;
+      it.error_code = int(r.i(3));
+      it.error = r.s(4);
+      it.run_state = r.s(5);
+      it.group = r.s(6);
+      out.push_back(std::move(it));
+    }
     return out;
   }
 
@@ -591,6 +716,13 @@ class SqlJobStore final : public JobStore {
   // A row-locking clause, on PostgreSQL only: SQLite's write transaction already locks everything.
   std::string locked(const char* clause) const { return pg_ ? clause : ""; }
 
+  std::optional<RunBatch> batch_where(const char* condition, const std::string& value) {
+    const auto r =
+        db_->query(std::string("SELECT ") + kRunBatchCols + " FROM run_batches WHERE " + condition, {value});
+    if (r.empty()) return std::nullopt;
+    return run_batch_from_row({r[0], kRunBatchCols, where_});
+  }
+
   std::optional<Run> load_run(const std::string& run_id) {
     const auto r = db_->query(std::string("SELECT ") + kRunCols + " FROM runs WHERE id = ?", {run_id});
     if (r.empty()) return std::nullopt;
@@ -742,8 +874,11 @@ class SqlJobStore final : public JobStore {
     return run;
   }
 
-  // A batch of at least this many runs refreshes PostgreSQL's statistics of the queue (create_runs).
-  static constexpr size_t kAnalyzeAfterRuns = 1000;
+  // A batch of at least this many runs refreshes PostgreSQL's statistics of the queue
+  // (add_run_batch_results).
+  static constexpr int64_t kAnalyzeAfterRuns = 1000;
+  // The parameters of one row of run_batch_items.
+  static constexpr size_t kItemRowParams = 6;
   // The parameters of one row of each insert in insert_runs, in its column order.
   static constexpr size_t kRunRowParams = 12, kTaskRowParams = 14, kDepRowParams = 3;
   static void append_run_row(std::vector<Value>& rows, const Run& run) {

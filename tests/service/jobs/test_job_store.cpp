@@ -333,9 +333,10 @@ TEST_P(StoreTest, IdempotencyKey) {
   EXPECT_EQ(store->list_runs({}).runs.size(), 2u);
 }
 
-// create_runs writes many runs with a few multi-row statements: every run gets its tasks and
+// add_run_batch_results writes many runs with a few multi-row statements: every run gets its tasks and
 // dependencies, a key repeated in the batch names the first run that took it (one that failed takes
-// nothing), a stored key is that run, and a refused run writes nothing.
+// nothing), a stored key is that run, and a refused run writes nothing. Each request gets its result
+// row, and the batch its counts; results for a chunk the batch is not at write nothing.
 TEST_P(StoreTest, BatchOfRunsWithRepeatedKeysAndErrors) {
   const auto stored = submit("germline", "kept");
   std::vector<NewRun> runs(300);
@@ -349,8 +350,45 @@ TEST_P(StoreTest, BatchOfRunsWithRepeatedKeysAndErrors) {
   runs[7].idempotency_key = "b-1";                    // a key taken earlier in the batch
   runs[8].idempotency_key = "kept";                   // a key stored before
   runs[9].tasks = {spec("a", "align", {"missing"})};  // a bad graph
-  const auto out = store->create_runs(runs, T0 + 5);
+  // Requests 0..299 are these runs; 300 and 301 were refused before the store.
+  bool existed = true;
+  const RunBatch batch = store->create_run_batch(R"({"runs": []})", 302, "", T0 + 4, existed);
+  EXPECT_FALSE(existed);
+  EXPECT_EQ(store->run_batch_requests(batch.id), R"({"runs": []})");
+  std::vector<int64_t> index(runs.size());
+  for (size_t i = 0; i < runs.size(); ++i) index[i] = int64_t(i);
+  const std::vector<RunBatchRefusal> refused = {{300, 404, "no such reference"}, {301, 400, "bad"}};
+  // Not where the batch is (another daemon's results went first): nothing is written.
+  EXPECT_FALSE(store->add_run_batch_results(batch.id, 2, 302, runs, index, refused, T0 + 5));
+  EXPECT_EQ(store->list_runs({}).runs.size(), 1u);
+  const auto written = store->add_run_batch_results(batch.id, 0, 302, runs, index, refused, T0 + 5);
+  ASSERT_TRUE(written);
+  const std::vector<BatchRunResult>& out = *written;
   ASSERT_EQ(out.size(), runs.size());
+  EXPECT_FALSE(store->add_run_batch_results(batch.id, 0, 302, runs, index, refused, T0 + 6));  // done
+  const auto b = store->get_run_batch(batch.id);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->state, RunBatchState::Submitted);
+  EXPECT_EQ(b->submitted, 302);
+  EXPECT_EQ(b->created, 296);
+  EXPECT_EQ(b->existing, 2);
+  EXPECT_EQ(b->failed, 4);
+  EXPECT_EQ(b->finished_at, T0 + 5);
+  EXPECT_FALSE(store->run_batch_requests(batch.id));  // dropped once submitted
+  const auto items = store->run_batch_items(batch.id, 5, 1000);
+  ASSERT_EQ(items.size(), 297u);
+  EXPECT_EQ(items[0].index, 5);
+  EXPECT_TRUE(items[0].run_id.empty());
+  EXPECT_EQ(items[0].error_code, 400);
+  EXPECT_NE(items[0].error.find("unknown run group"), std::string::npos) << items[0].error;
+  EXPECT_EQ(items[1].run_id, out[6].created->run.id);
+  EXPECT_EQ(items[1].run_state, "QUEUED");
+  EXPECT_EQ(items[1].group, "default");
+  EXPECT_FALSE(items[1].existed);
+  EXPECT_TRUE(items[2].existed);
+  EXPECT_EQ(items[295].error_code, 404);
+  EXPECT_EQ(items[295].error, "no such reference");
+  EXPECT_EQ(items[296].index, 301);
   EXPECT_FALSE(out[5].created);
   EXPECT_NE(out[5].error.find("unknown run group"), std::string::npos) << out[5].error;
   ASSERT_TRUE(out[6].created);

@@ -100,25 +100,59 @@ RunBatch RunSubmitter::accept_batch(const std::string& body_text, const std::str
     throw InputError("'runs' must hold 1 to " + std::to_string(kMaxBatchRuns) + " run requests");
   // The body as sent is what is stored: it is this JSON object, and writing it again would cost as
   // much as parsing it.
-  return store_.create_run_batch(body_text, int64_t(specs.size()), idempotency_key, now_ms(), existed);
+  RunBatch b = store_.create_run_batch(body_text, int64_t(specs.size()), idempotency_key, now_ms(), existed);
+  if (!existed) {
+    std::lock_guard lk(batches_mu_);
+    accepted_here_.insert(b.id);
+  }
+  return b;
+}
+
+bool RunSubmitter::may_submit(const RunBatch& b) {
+  std::lock_guard lk(batches_mu_);
+  if (accepted_here_.count(b.id)) return true;
+  const int64_t now = now_ms();
+  auto [seen, first] = seen_progress_.try_emplace(b.id, b.submitted, now);
+  if (first || seen->second.first != b.submitted) {  // moving: another daemon is on it
+    seen->second = {b.submitted, now};
+    return false;
+  }
+  return now - seen->second.second >= kBatchStallMs;
 }
 
 int64_t RunSubmitter::submit_pending_batches(const std::atomic<bool>& stop) {
   int64_t submitted = 0;
-  while (!stop) {
-    const std::vector<RunBatch> pending = store_.list_run_batches(RunBatchState::Submitting, "", 100);
-    if (pending.empty()) break;
-    for (const RunBatch& b : pending) {
-      if (stop) break;
-      submitted += submit_batch_requests(b, stop);
+  for (bool progress = true; progress && !stop;) {
+    progress = false;
+    std::set<std::string> pending_ids;
+    for (std::string after;;) {  // every SUBMITTING batch, oldest first, a page at a time
+      const std::vector<RunBatch> page = store_.list_run_batches(RunBatchState::Submitting, after, 100);
+      for (const RunBatch& b : page) {
+        pending_ids.insert(b.id);
+        if (stop || !may_submit(b)) continue;
+        const int64_t n = submit_batch_requests(b, stop);
+        submitted += n;
+        progress = progress || n > 0;
+      }
+      if (page.size() < 100) break;
+      after = page.back().id;
     }
+    std::lock_guard lk(batches_mu_);  // forget the progress of batches that are done
+    std::erase_if(seen_progress_, [&](const auto& kv) { return !pending_ids.count(kv.first); });
   }
   return submitted;
 }
 
 int64_t RunSubmitter::submit_batch_requests(const RunBatch& batch, const std::atomic<bool>& stop) {
+  const auto finished = [&] {
+    std::lock_guard lk(batches_mu_);
+    accepted_here_.erase(batch.id);
+  };
   const std::optional<std::string> text = store_.run_batch_requests(batch.id);
-  if (!text) return 0;  // submitted meanwhile by another daemon
+  if (!text) {  // submitted meanwhile by another daemon
+    finished();
+    return 0;
+  }
   const json body = json::parse(*text);
   const json& specs = body.at("runs");
   if (!specs.is_array() || int64_t(specs.size()) != batch.total)
@@ -174,6 +208,7 @@ int64_t RunSubmitter::submit_batch_requests(const RunBatch& batch, const std::at
     next += count;
     submitted += count;
   }
+  if (!stop) finished();  // every request has its result (here or by another daemon)
   return submitted;
 }
 

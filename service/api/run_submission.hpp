@@ -6,7 +6,9 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "service/api/run_routes.hpp"
@@ -20,6 +22,8 @@ class ObjectStore;
 
 // The most runs one POST /v1/run-batches may carry.
 inline constexpr size_t kMaxBatchRuns = 10000;
+// A batch accepted by another daemon (or before a restart) is taken over after this long without progress.
+inline constexpr int64_t kBatchStallMs = 3000;
 // A batch's requests are submitted this many per transaction: small enough that the store's write
 // lock (SQLite) is held ~50 ms at a time while leases go on, large enough to cost few commits.
 inline constexpr int64_t kBatchChunkRuns = 500;
@@ -41,11 +45,13 @@ class RunSubmitter {
   // With an `idempotency_key` that names a stored batch, that batch is returned and `existed` set.
   RunBatch accept_batch(const std::string& body_text, const std::string& idempotency_key, bool& existed);
 
-  // Submits the requests of every SUBMITTING batch (accepted by this daemon or by another sharing the
-  // store, before a restart included), kBatchChunkRuns at a time: each request is checked as submit()
-  // checks it, and a chunk's runs commit together with its results, so a crash loses no accepted
-  // request and creates none twice. A refused request gets its error (400, 404, 409) and the others go
-  // on. Returns the requests this call submitted, when no batch is left or once `stop` is set.
+  // Submits the requests of the SUBMITTING batches, kBatchChunkRuns at a time: each request is checked
+  // as submit() checks it, and a chunk's runs commit together with its results, so a crash loses no
+  // accepted request and creates none twice. A refused request gets its error (400, 404, 409) and the
+  // others go on. The batches this submitter accepted are submitted at once; one accepted elsewhere
+  // (another daemon sharing the store, or this one before a restart) once it has made no progress for
+  // kBatchStallMs, so two live daemons do not both work through one batch. Returns the requests this
+  // call submitted, when no batch it may take is left or once `stop` is set.
   int64_t submit_pending_batches(const std::atomic<bool>& stop);
 
   const RunRoutesOptions& options() const { return opt_; }
@@ -66,6 +72,13 @@ class RunSubmitter {
   // `memo`, inputs that passed once in this batch are not resolved and checked again.
   NewRun prepare(const nlohmann::json& body, const std::string& idempotency_key,
                  const nlohmann::json& extra_provenance, InputMemo* memo = nullptr) const;
+
+  // Whether submit_pending_batches may take `b` now (see there).
+  bool may_submit(const RunBatch& b);
+
+  std::mutex batches_mu_;
+  std::set<std::string> accepted_here_;  // batches this submitter accepted and has not finished
+  std::map<std::string, std::pair<int64_t, int64_t>> seen_progress_;  // other batches: submitted, since (ms)
 
   RunRoutesOptions opt_;
   JobStore& store_;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -37,6 +38,17 @@ json finished_batch(const Daemon& d, const std::string& id) {
   }
   b["runs"] = runs;
   return b;
+}
+
+// The runs stored, from the daemon's omicsd_runs gauges (listing 50,000 runs would take longer).
+int64_t stored_runs(const Daemon& d) {
+  const HttpResult m = d.get("/metrics");
+  EXPECT_EQ(m.status, 200);
+  int64_t count = 0;
+  std::istringstream lines(m.body);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("omicsd_runs{", 0) == 0) count += std::stoll(line.substr(line.rfind(' ') + 1));
+  return count;
 }
 
 // Waits until no batch is SUBMITTING (the daemon resumes the batches a kill interrupted).
@@ -153,6 +165,37 @@ TEST_P(RunBatchRoutes, SamplesheetThroughTheCli) {
   EXPECT_NE(out.find("column 'sample'"), std::string::npos) << out;
 }
 
+// Two daemons share one store: a batch whose daemon is killed right after accepting it is taken over by
+// the other once it has made no progress for a while (kBatchStallMs), and every request ends with one
+// result and every run is created once.
+TEST_P(RunBatchRoutes, AnotherDaemonTakesOverABatchItsDaemonLeft) {
+  constexpr int kRuns = 3000;
+  const std::string db =
+      GetParam() == "postgres" ? db_args : " --db " + q("sqlite:" + (data / "omicsd.db").string());
+  const std::string common = " --workers 0 --allow-root " + q(root.string());
+  Daemon a, b;
+  ASSERT_TRUE(a.start("--data-dir " + q(data.string()) + db + common, tmp.path / "a.log")) << log_of(a);
+  ASSERT_TRUE(b.start("--data-dir " + q((tmp.path / "data-b").string()) + db + common, tmp.path / "b.log"))
+      << log_of(b);
+  json runs = json::array();
+  for (int i = 0; i < kRuns; ++i) {
+    json r = json::parse(germline_body("T" + std::to_string(i)));
+    r["idempotency_key"] = "takeover-" + std::to_string(i);
+    runs.push_back(r);
+  }
+  const HttpResult r = a.post("/v1/run-batches", json{{"runs", runs}}.dump());
+  a.kill_now(SIGKILL);
+  ASSERT_EQ(r.status, 202) << r.body.substr(0, 500);
+  const json done = finished_batch(b, r.j()["id"]);
+  EXPECT_EQ(done["created"], kRuns) << done.dump().substr(0, 500);
+  EXPECT_EQ(done["failed"], 0);
+  ASSERT_EQ(done["runs"].size(), size_t(kRuns));
+  std::set<std::string> ids;
+  for (const json& item : done["runs"]) ids.insert(item["id"].get<std::string>());
+  EXPECT_EQ(ids.size(), size_t(kRuns));
+  EXPECT_EQ(stored_runs(b), kRuns);
+}
+
 // 10,000 runs in one request; a daemon killed with SIGKILL while it accepts the batch or creates its
 // runs leaves all of it or none once restarted (the batch is one transaction; a restarted daemon
 // resumes the runs of an accepted batch where the kill stopped them, and each chunk of runs commits
@@ -174,16 +217,6 @@ TEST_P(RunBatchRoutes, TenThousandRunsAllOrNoneUnderKill9) {
     return body;
   };
   const std::string args = data_args() + " --workers 0 --allow-root " + q(root.string());
-  // The runs stored, from the daemon's omicsd_runs gauges (listing 50,000 runs would take longer).
-  auto count_runs = [](Daemon& d) {
-    const HttpResult m = d.get("/metrics");
-    EXPECT_EQ(m.status, 200);
-    int64_t count = 0;
-    std::istringstream lines(m.body);
-    for (std::string line; std::getline(lines, line);)
-      if (line.rfind("omicsd_runs{", 0) == 0) count += std::stoll(line.substr(line.rfind(' ') + 1));
-    return count;
-  };
   // Round 0: the whole batch, timed from the request to its answer and to its last run.
   double accept_ms = 0, full_ms = 0;
   {
@@ -198,7 +231,7 @@ TEST_P(RunBatchRoutes, TenThousandRunsAllOrNoneUnderKill9) {
     full_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     EXPECT_EQ(b["created"], kRuns);
     EXPECT_EQ(b["runs"].size(), size_t(kRuns));
-    EXPECT_EQ(count_runs(d), kRuns);
+    EXPECT_EQ(stored_runs(d), kRuns);
   }
   std::mt19937 rng(std::random_device{}());
   const uint32_t seed = rng();
@@ -234,7 +267,7 @@ TEST_P(RunBatchRoutes, TenThousandRunsAllOrNoneUnderKill9) {
                                   : "its batch at " + std::to_string(pending[0]["submitted"].get<int64_t>()) +
                                         " of " + std::to_string(kRuns);
     wait_batches_submitted(d);
-    const int64_t count = count_runs(d);
+    const int64_t count = stored_runs(d);
     const int64_t added = count - expected;
     EXPECT_TRUE(added == 0 || added == kRuns)
         << added << " runs of the batch after kill -9 at " << kill_ms << " ms (seed " << seed << ")";
@@ -248,13 +281,13 @@ TEST_P(RunBatchRoutes, TenThousandRunsAllOrNoneUnderKill9) {
               kKillRounds);
   Daemon d;
   ASSERT_TRUE(d.start(args, tmp.path / "last.log")) << log_of(d);
-  const int64_t before = count_runs(d);
+  const int64_t before = stored_runs(d);
   HttpResult r = d.request("POST", "/v1/run-batches", read_file(last));
   ASSERT_EQ(r.status, 202) << r.body.substr(0, 500);
   const json b = finished_batch(d, r.j()["id"]);
   EXPECT_EQ(b["failed"], 0);
   EXPECT_EQ(b["created"].get<int64_t>() + b["existing"].get<int64_t>(), kRuns);
-  EXPECT_EQ(count_runs(d), before + b["created"].get<int64_t>());
+  EXPECT_EQ(stored_runs(d), before + b["created"].get<int64_t>());
   EXPECT_TRUE(b["existing"] == 0 || b["existing"] == kRuns) << b["existing"];
 }
 

@@ -240,7 +240,7 @@ TEST(LeaseOrderMigration, QueuedTasksOfAV3DatabaseKeepTheirOrder) {
   }
   std::string out;
   const std::string to_v3 =
-      "DROP INDEX tasks_group_queue; "
+      "DROP TABLE run_batch_items; DROP TABLE run_batches; DROP INDEX tasks_group_queue; "
       "DROP TRIGGER tasks_stage_sample; DROP TABLE stage_samples; ALTER TABLE runs DROP COLUMN at_risk_at; "
       "ALTER TABLE webhooks DROP COLUMN event; ALTER TABLE webhooks DROP COLUMN detail; "
       "DROP INDEX runs_by_group; ALTER TABLE tasks DROP COLUMN "
